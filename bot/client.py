@@ -1,0 +1,139 @@
+"""The Discord bot: loads the cogs, owns the engine, and turns command-layer
+replies into deferred, queued, streamed Discord answers."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .commands import (DESCRIPTION_LIMIT, Reply, build_request, clip, render_apology, render_error, render_partial,
+                       render_result, render_waiting)
+from .engine import Engine, EngineError, GenerationRequest, Job
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status")
+COLOURS = {"ok": discord.Colour.blurple(), "info": discord.Colour.light_grey(), "busy": discord.Colour.orange(),
+           "error": discord.Colour.red()}
+INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
+
+
+def to_embed(reply: Reply) -> discord.Embed:
+    """A Reply within Discord's embed limits (title 256, description 4096, fields 25 x 1024)."""
+    embed = discord.Embed(title=clip(reply.title, 256), description=clip(reply.text, DESCRIPTION_LIMIT) or None,
+                          colour=COLOURS.get(reply.tone, COLOURS["ok"]))
+    for name, value in reply.fields[:25]:
+        embed.add_field(name=clip(name, 256), value=clip(value, 1024) or "–", inline=False)
+    if reply.footer:
+        embed.set_footer(text=clip(reply.footer, 2048))
+    return embed
+
+
+class HFBot(commands.Bot):
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),  # no privileged intents: slash commands need none
+            # Model output and echoed input must never ping @everyone, roles or users.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.settings = settings
+        self.engine = engine or Engine(settings.engine)
+        self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
+        self.queue_interval = 2.0  # how often the queue position is refreshed
+        self.tree.on_error = self.on_app_command_error
+
+    async def setup_hook(self) -> None:
+        await self.engine.start()
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.settings.dev_guild_id:  # development: guild commands update instantly
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+            log.info("Synced commands to the development guild %s", self.settings.dev_guild_id)
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
+
+    # --- answering -------------------------------------------------------------------------
+    async def answer(self, interaction: discord.Interaction, command: str, private: bool, **options: Any) -> None:
+        """Defer, queue the request, show the queue position, stream if generating, then answer."""
+        # Bad input and a full queue are refused before deferring, so the refusal is private.
+        request = build_request(command, options, self.settings)
+        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        # Past the token's lifetime nobody can see the answer: drop it rather than run it.
+        timeout = min(self.settings.request_timeout, INTERACTION_LIFETIME - 30 - age)
+        job = self.engine.submit_job(request, user=str(interaction.user.id), timeout=timeout)
+        waiting: asyncio.Task | None = None
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=private)
+            waiting = asyncio.create_task(self._show_queue(interaction, job))
+            if isinstance(request, GenerationRequest):
+                await self._stream(interaction, job, request)
+            result = await job.result()
+        finally:
+            job.cancel()  # no-op once finished; frees the queue slot if we failed early
+            if waiting is not None:
+                waiting.cancel()
+        await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
+
+    async def _show_queue(self, interaction: discord.Interaction, job: Job) -> None:
+        shown = None
+        while True:
+            await asyncio.sleep(self.queue_interval)
+            position = job.position()
+            if position is None:
+                return
+            text = render_waiting(position, job.eta() or 0.0)
+            if text != shown:
+                await interaction.edit_original_response(content=text)
+                shown = text
+
+    async def _stream(self, interaction: discord.Interaction, job: Job, request: GenerationRequest) -> None:
+        text, last_edit = "", 0.0
+        loop = asyncio.get_running_loop()
+        async for sequence, delta in job.chunks():
+            if sequence != 0:
+                continue
+            text += delta
+            if loop.time() - last_edit >= self.stream_interval:
+                await interaction.edit_original_response(content=None, embed=to_embed(render_partial(request, text)))
+                last_edit = loop.time()
+
+    # --- one error handler for every command ---------------------------------------------
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, EngineError):
+            reply = render_error(cause)
+        elif isinstance(cause, app_commands.CommandOnCooldown):
+            reply = Reply("Slow down", [f"You can use this again in {cause.retry_after:.0f} s."], tone="busy")
+        elif isinstance(cause, app_commands.MissingPermissions):
+            reply = Reply("Not allowed", ["You need the " + ", ".join(p.replace("_", " ") for p in cause.missing_permissions)
+                                          + " permission for this."], tone="error")
+        elif isinstance(cause, app_commands.TransformerError):
+            reply = Reply("That didn't work", [f"I couldn't read the value {cause.value!r}: {clip(str(cause), 200)}"], tone="error")
+        elif isinstance(cause, app_commands.CheckFailure):
+            reply = Reply("Not allowed", ["You can't use this command here."], tone="error")
+        else:
+            error_id = secrets.token_hex(4)
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error("Error %s in /%s for user %s", error_id, command, interaction.user.id, exc_info=cause)
+            reply = render_apology(error_id)
+        try:
+            if interaction.response.is_done():
+                await interaction.edit_original_response(content=None, embed=to_embed(reply))
+            else:
+                await interaction.response.send_message(embed=to_embed(reply), ephemeral=True)
+        except discord.HTTPException:
+            log.warning("Could not deliver an error message for /%s", interaction.command and interaction.command.name)

@@ -1,0 +1,220 @@
+"""The command layer: each command's request building, validation and rendering,
+written once and shared by the Discord cogs and the console.
+
+A command turns its options into an engine request (validated again here even
+though Discord enforces ranges: the console and direct API calls do not), and an
+engine result into a neutral `Reply` that each front end draws its own way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult,
+                     SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
+from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
+from .engine.tasks.base import MAX_TEXT_CHARS, Request, split_sentences
+from .engine.tasks.fill_mask import MAX_TOP_K
+from .engine.tasks.generation import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES, MAX_TEMPERATURE, MAX_SEED
+from .engine.tasks.zero_shot import MAX_LABELS
+from .settings import Settings
+
+# Re-exported for the cogs, which declare the same ranges to Discord.
+__all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
+           "MAX_LABELS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "render_waiting", "render_status", "COMMANDS"]
+
+DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
+
+
+@dataclass
+class Reply:
+    """A front-end-neutral answer: a title, body lines, named fields and a footer."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    footer: str = ""
+    tone: str = "ok"  # ok | error | busy | info: the front end picks a colour
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def bar(score: float, width: int = 10) -> str:
+    filled = round(max(0.0, min(1.0, score)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut text to `limit` characters with a visible note, never mid-way silently."""
+    if len(text) <= limit:
+        return text
+    note = f"… [cut: {len(text) - limit} more characters]"
+    return text[: limit - len(note)].rstrip() + note
+
+
+def quote(text: str, limit: int = 200) -> str:
+    return "“" + clip(" ".join(text.split()), limit) + "”"
+
+
+# --- options -> requests ---------------------------------------------------------------------
+
+def parse_labels(labels: str) -> tuple[str, ...]:
+    # Empty items stay in, so the engine can say "one of the labels is empty".
+    parts = [part.strip() for part in labels.split(",")]
+    return tuple(parts) if any(parts) else ()
+
+
+def _sentiment(s: Settings, text: str) -> Request:
+    return SentimentRequest(tuple(split_sentences(text)))
+
+
+def _generate(s: Settings, prompt: str, max_new_tokens: int = 64, num_return_sequences: int = 1, temperature: float = 0.7,
+              top_p: float = 0.95, seed: int | None = None, mode: str = "complete") -> Request:
+    return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode)
+
+
+def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None) -> Request:
+    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
+
+
+def _fill(s: Settings, text: str, top_k: int = 5) -> Request:
+    return FillMaskRequest(text, top_k)
+
+
+def _tokens(s: Settings, text: str, model: str = "sentiment") -> Request:
+    return TokenizeRequest(text, model)
+
+
+# Command name -> request builder. /status needs no request (see render_status).
+COMMANDS: dict[str, Callable[..., Request]] = {
+    "sentiment": _sentiment, "generate": _generate, "label": _label, "fill": _fill, "tokens": _tokens,
+}
+
+
+def build_request(command: str, options: dict[str, Any], settings: Settings) -> Request:
+    """Options as the user gave them -> a validated engine request (raises InvalidInput)."""
+    builder = COMMANDS[command]
+    parameters = list(inspect.signature(builder).parameters.values())[1:]
+    unknown = sorted(set(options) - {p.name for p in parameters})
+    missing = [p.name for p in parameters if p.default is p.empty and p.name not in options]
+    if unknown or missing:
+        usage = " ".join(f"{p.name}:" if p.default is p.empty else f"[{p.name}:]" for p in parameters)
+        problem = f"unknown option {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        raise InvalidInput(f"/{command}: {problem}. Usage: /{command} {usage}")
+    request = builder(settings, **options)
+    request.validate()
+    return request
+
+
+# --- results -> replies ----------------------------------------------------------------------
+
+def render_result(result: Any) -> Reply:
+    return _RENDERERS[type(result)](result)
+
+
+def _render_sentiment(r: SentimentResult) -> Reply:
+    lines = []
+    for s in r.sentences:
+        face = "🙂" if s.label.upper().startswith("POS") else "🙁" if s.label.upper().startswith("NEG") else "😐"
+        lines.append(f"{face} **{s.label}** `{bar(s.score)}` {s.score:.2f} — {quote(s.text)}")
+    return Reply("Sentiment", lines, footer=f"{r.model} · {r.method}")
+
+
+def _render_zero_shot(r: ZeroShotResult) -> Reply:
+    width = max(len(label) for label in r.labels)
+    lines = [f"`{label.ljust(width)} {bar(score)}` {score:.2f}" for label, score in zip(r.labels, r.scores)]
+    kind = "independent scores" if r.multi_label else "scores sum to 1"
+    return Reply("Labels", [quote(r.text), "", *lines], footer=f"{r.model} · {r.method} · {kind}")
+
+
+def _render_fill(r: FillMaskResult) -> Reply:
+    lines = [f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}" for i, c in enumerate(r.candidates, 1)]
+    return Reply("Fill the mask", lines or ["The model found no word for this mask."], footer=r.model)
+
+
+def _render_tokens(r: TokenizeResult) -> Reply:
+    tokens = " │ ".join(f"**{t}**" if special else t for t, special in zip(r.tokens, r.special))
+    specials = ", ".join(dict.fromkeys(t for t, special in zip(r.tokens, r.special) if special)) or "none"
+    return Reply(
+        f"Tokens ({len(r.ids)})",
+        [quote(r.text)],
+        fields=[("Tokens", clip(tokens, 1024)), ("IDs", clip(" ".join(map(str, r.ids)), 1024)),
+                ("Special tokens added", clip(specials, 1024)), ("Decoded back", clip(r.decoded, 1024))],
+        footer=f"{r.model} tokenizer",
+    )
+
+
+def _render_generation(r: GenerationResult) -> Reply:
+    budget = (DESCRIPTION_LIMIT - 200) // max(1, len(r.texts))  # room for the prompt line
+    head = [] if r.mode == "chat" else [f"**{clip(r.prompt, 150)}**"]
+    body = []
+    for i, text in enumerate(r.texts, 1):
+        text = clip(text.strip(), budget) if text.strip() else "*(the model produced no text)*"
+        body.append(f"**{i}.** {text}" if len(r.texts) > 1 else text)
+    cut = sum(reason == "length" for reason in r.finish_reasons)
+    note = " · stopped at max_new_tokens" if cut else ""
+    return Reply("Chat" if r.mode == "chat" else "Generation", [*head, *body], footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+
+
+_RENDERERS: dict[type, Callable[[Any], Reply]] = {
+    SentimentResult: _render_sentiment, ZeroShotResult: _render_zero_shot, FillMaskResult: _render_fill,
+    TokenizeResult: _render_tokens, GenerationResult: _render_generation,
+}
+
+
+def render_partial(request: GenerationRequest, text: str) -> Reply:
+    """A generation still streaming (sequence 1 only; the final reply has them all)."""
+    head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
+    return Reply("Chat" if request.mode == "chat" else "Generation", [*head, clip(text, DESCRIPTION_LIMIT - 200) + " ▌"],
+                 footer="writing…", tone="info")
+
+
+def render_waiting(position: int, eta: float) -> str:
+    ahead = "you are next" if position == 0 else f"{position} ahead of you"
+    return f"⏳ In the queue: {ahead}, about {max(1, round(eta))} s."
+
+
+_ERROR_TITLES = {
+    InvalidInput: "That didn't work", Busy: "Busy", DeadlineExceeded: "Timed out", ModelUnavailable: "Model unavailable",
+    WorkerCrashed: "Please try again",
+}
+
+
+def render_error(error: EngineError) -> Reply:
+    title = next((t for cls, t in _ERROR_TITLES.items() if isinstance(error, cls)), "Sorry")
+    return Reply(title, [str(error)], tone="busy" if isinstance(error, Busy) else "error")
+
+
+def render_apology(error_id: str) -> Reply:
+    return Reply("Sorry", [f"Something went wrong on my side. It has been logged (error id `{error_id}`)."], tone="error")
+
+
+def render_status(status: EngineStatus, settings: Settings) -> Reply:
+    def ms(seconds: float | None) -> str:
+        return "–" if seconds is None else f"{seconds * 1000:.0f}"
+
+    lines = [
+        f"**Device** {status.device} {status.dtype} · profile {settings.profile}",
+        f"**Worker** {'running' if status.worker_alive else 'restarting'} · restarts {status.worker_restarts}",
+        f"**Queue** {status.queued} waiting · {status.running} running · {status.queued_background} background",
+    ]
+    if status.shed:
+        lines.append("**Refused or dropped** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(status.shed.items())))
+    models = "\n".join(f"{role}: {model}" for role, model in sorted(status.models.items())) or "none loaded yet (loaded on first use)"
+    fields = [("Loaded models", models)]
+    for task, t in status.tasks.items():
+        fields.append((task, f"served {t.served} · failed {t.failed}\nwait p50/p95 {ms(t.wait_p50)}/{ms(t.wait_p95)} ms\n"
+                             f"compute p50/p95 {ms(t.compute_p50)}/{ms(t.compute_p95)} ms\n"
+                             f"batch {t.mean_batch_size or 0:.1f} avg"))
+    return Reply("Status", lines, fields=fields[:25], tone="info")
+
+
+def result_data(result: Any) -> dict[str, Any]:
+    """A result as JSON-ready data (the console's --json output)."""
+    return dataclasses.asdict(result)

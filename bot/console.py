@@ -1,0 +1,188 @@
+"""The local console: the same commands and syntax as Discord, without Discord.
+
+    /label text: great goal! labels: sports, politics
+
+Interactive on a terminal (with history); otherwise one command per line, and
+with --json one JSON object per input line, for scripts and experiments.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from discord import AppCommandOptionType, app_commands
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from .client import EXTENSIONS, HFBot
+from .commands import COMMANDS, Reply, build_request, render_apology, render_error, render_result, render_status, result_data
+from .engine import Engine, EngineError, GenerationRequest
+from .engine.errors import InvalidInput
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+HISTORY = Path.home() / ".hf_discord_bot_history"
+TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
+CONSOLE_USER = "console"
+HELP = "Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "status"]) + ". Type /help, or quit with /exit or Ctrl-D."
+
+
+class CommandLine:
+    """Parses `/name option: value ...` with the option names, types and ranges the cogs declare."""
+
+    def __init__(self, tree: app_commands.CommandTree) -> None:
+        self.commands = {c.name: c for c in tree.get_commands() if isinstance(c, app_commands.Command)}
+
+    def parse(self, line: str) -> tuple[str, dict[str, Any]]:
+        match = re.match(r"\s*/?(\w+)\s*(.*)", line, re.DOTALL)
+        name = match.group(1).lower() if match else ""
+        command = self.commands.get(name)
+        if command is None or name == "sync":
+            raise InvalidInput(f"Unknown command '{line.strip()[:40]}'. {HELP}")
+        params = {p.name: p for p in command.parameters if p.name != "private"}
+        rest = match.group(2)
+        pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, params)) + r"):", re.IGNORECASE) if params else None
+        marks = list(pattern.finditer(rest)) if pattern else []
+        if rest.strip() and (not marks or rest[: marks[0].start()].strip()):
+            usage = " ".join(f"{p}:" if params[p].required else f"[{p}:]" for p in params)
+            raise InvalidInput(f"Write options as name: value. Usage: /{name} {usage}")
+        options: dict[str, Any] = {}
+        for mark, following in zip(marks, [*marks[1:], None]):
+            key = mark.group(1).lower()
+            value = rest[mark.end(): following.start() if following else len(rest)].strip()
+            options[key] = self._convert(params[key], value)
+        return name, options
+
+    @staticmethod
+    def _convert(param: app_commands.Parameter, raw: str) -> Any:
+        kind = param.type
+        try:
+            if kind is AppCommandOptionType.integer:
+                value: Any = int(raw)
+            elif kind is AppCommandOptionType.number:
+                value = float(raw)
+            elif kind is AppCommandOptionType.boolean:
+                if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError
+                value = raw.lower() in ("true", "yes", "1")
+            else:
+                value = raw
+        except ValueError:
+            raise InvalidInput(f"{param.name} must be {kind.name.replace('number', 'a number').replace('integer', 'a whole number').replace('boolean', 'true or false')}, not {raw!r}.") from None
+        if param.choices and value not in [c.value for c in param.choices]:
+            raise InvalidInput(f"{param.name} must be one of: {', '.join(str(c.value) for c in param.choices)}.")
+        return value  # ranges are checked by the command layer, as for Discord
+
+
+class ConsoleApp:
+    def __init__(self, settings: Settings, engine: Engine, out: TextIO = sys.stdout, json_mode: bool = False) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.json_mode = json_mode
+        self.out = out
+        self.rich = Console(file=out, highlight=False, soft_wrap=True)
+        self.parser: CommandLine | None = None
+
+    async def start(self) -> None:
+        # The cogs declare each command's options once; the console reads them from the tree.
+        declarations = HFBot(self.settings, self.engine)
+        for extension in EXTENSIONS:
+            await declarations.load_extension(extension)
+        self.parser = CommandLine(declarations.tree)
+        await self.engine.start()
+
+    async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
+        """Run one input line; in JSON mode return the object to print."""
+        command = None
+        try:
+            command, options = self.parser.parse(line)
+            if command == "status":
+                data = result_data(self.engine.status())
+                self.show(render_status(self.engine.status(), self.settings))
+            else:
+                request = build_request(command, options, self.settings)
+                job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
+                if isinstance(request, GenerationRequest) and not self.json_mode:
+                    async for sequence, delta in job.chunks():
+                        if sequence == 0:
+                            self.rich.print(delta, end="", markup=False)
+                    self.rich.print()
+                result = await job.result()
+                data = result_data(result)
+                self.show(render_result(result))
+            return {"line": number, "command": command, "ok": True, "result": data}
+        except EngineError as error:
+            self.show(render_error(error))
+            return {"line": number, "command": command, "ok": False, "error": {"kind": error.kind, "message": str(error)}}
+        except Exception:  # noqa: BLE001 - a console line must never end the session
+            error_id = secrets.token_hex(4)
+            log.exception("Error %s on console line %d", error_id, number)
+            self.show(render_apology(error_id))
+            return {"line": number, "command": command, "ok": False,
+                    "error": {"kind": "internal", "message": f"Something went wrong (error id {error_id})."}}
+
+    def show(self, reply: Reply) -> None:
+        if self.json_mode:
+            return
+        body = reply.text.replace("**", "").replace("`", "")
+        if reply.fields:
+            table = Table(show_header=False, box=None)
+            for name, value in reply.fields:
+                table.add_row(f"[bold]{name}[/]", value.replace("**", ""))
+            self.rich.print(Panel(body or "", title=reply.title, subtitle=reply.footer, border_style=TONES[reply.tone]))
+            self.rich.print(table)
+        else:
+            self.rich.print(Panel(body, title=reply.title, subtitle=reply.footer, border_style=TONES[reply.tone]))
+
+    async def run_stream(self, lines: TextIO) -> None:
+        """Non-interactive: one command per line; blank lines and # comments are skipped."""
+        for number, line in enumerate(lines, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            outcome = await self.run_line(line.rstrip("\n"), number)
+            if self.json_mode:
+                print(json.dumps(outcome, ensure_ascii=False), file=self.out, flush=True)
+
+    async def run_interactive(self) -> None:
+        import readline  # history and line editing on a terminal
+
+        if HISTORY.exists():
+            readline.read_history_file(HISTORY)
+        self.rich.print(f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{HELP}\n"
+                        "Example: /label text: great goal! labels: sports, politics")
+        number = 0
+        try:
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "› ")
+                except EOFError:
+                    break
+                number += 1
+                if line.strip() in ("/exit", "/quit", "exit", "quit"):
+                    break
+                if line.strip() in ("/help", "help", "?"):
+                    self.rich.print(HELP)
+                elif line.strip():
+                    await self.run_line(line, number)
+        finally:
+            readline.write_history_file(HISTORY)
+
+
+async def run_console(settings: Settings, *, json_mode: bool = False, stdin: TextIO = sys.stdin) -> None:
+    app = ConsoleApp(settings, Engine(settings.engine), json_mode=json_mode)
+    await app.start()
+    try:
+        if stdin.isatty() and not json_mode:
+            await app.run_interactive()
+        else:
+            await app.run_stream(stdin)
+    finally:
+        await app.engine.close()

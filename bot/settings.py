@@ -1,0 +1,85 @@
+"""One validated settings object, read from the environment (and `.env` via python-dotenv)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
+from .engine.config import setting_name
+
+PROFILES = ("online", "offline")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+LABEL_METHODS = ("nli", "embedding")
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message names the variable so start-up can say what to fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str | None
+    dev_guild_id: int | None
+    profile: str
+    engine: EngineConfig
+    label_method: str  # default method of /label
+    request_timeout: float  # seconds a request may wait; interaction tokens live 15 minutes
+    log_level: str
+
+    def __repr__(self) -> str:  # never print the token
+        return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, profile: str | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name, default).strip()
+
+        def parse(name: str, default: str, convert: Callable[[str], Any], what: str, check: Callable[[Any], bool] = lambda v: True) -> Any:
+            raw = get(name, default)
+            try:
+                value = convert(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not valid: expected {what}.") from None
+            if not check(value):
+                raise SettingsError(f"{name}={raw!r} is not valid: expected {what}.")
+            return value
+
+        def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+            return parse(name, default, str.lower, "one of " + ", ".join(choices), lambda v: v in choices)
+
+        chosen = profile or choice("MODEL_PROFILE", "online", PROFILES)
+        if chosen not in PROFILES:
+            raise SettingsError(f"--profile {chosen!r} is not valid: expected one of {', '.join(PROFILES)}.")
+        defaults = OFFLINE_MODELS if chosen == "offline" else ONLINE_MODELS
+        device = get("DEVICE", "auto").lower()
+        if device not in DEVICES and not device.startswith("cuda:"):
+            raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
+        positive = lambda v: v > 0  # noqa: E731
+        engine = EngineConfig(
+            models={role: get(setting_name(role), defaults[role]) for role in ROLES},
+            device=device,
+            dtype=choice("DTYPE", "auto", DTYPES),
+            offline=chosen == "offline",
+            cache_dir=Path(get("MODEL_CACHE_DIR", ".cache/models")),
+            max_queue=parse("MAX_QUEUE", "64", int, "a positive whole number", positive),
+            max_per_user=parse("MAX_PER_USER", "3", int, "a positive whole number", positive),
+            max_background=parse("MAX_BACKGROUND", "256", int, "a positive whole number", positive),
+            max_batch_tokens=parse("MAX_BATCH_TOKENS", "8192", int, "a positive whole number", positive),
+            max_batch_size=parse("MAX_BATCH_SIZE", "32", int, "a positive whole number", positive),
+            torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
+        )
+        return cls(
+            discord_token=get("DISCORD_TOKEN") or None,
+            dev_guild_id=parse("DEV_GUILD_ID", "0", int, "a Discord server id (a number)", lambda v: v >= 0) or None,
+            profile=chosen,
+            engine=engine,
+            label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", LABEL_METHODS),
+            request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
+            log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        )

@@ -1,0 +1,2072 @@
+"""Offline test harness for discord.py 2.x bots.
+
+Drives a bot's *real* ``app_commands.CommandTree`` / view store / event dispatch with
+*real* ``discord.Interaction`` and ``discord.Message`` objects built from raw gateway
+payloads, while the two HTTP exits of discord.py are replaced by a :class:`Recorder`:
+
+* ``client.http.request`` (REST: channel messages, reactions, DMs, command sync, ...)
+* the webhook adapter (``discord.webhook.async_.async_context``), through which every
+  interaction response, defer, followup and edit/delete of the original response goes.
+
+Everything above those two functions (payload building, ``allowed_mentions`` merging,
+file handling, ``InteractionMessage`` / ``WebhookMessage`` construction, view storage)
+is discord.py's own code.  The recorder plays "Discord server": it records each call and
+answers with plausible JSON (fresh snowflakes, timestamps, a message store that applies
+edits), so discord.py keeps working after the call.
+
+Usage::
+
+    harness = await FakeDiscord.create(bot)          # no login / gateway needed
+    await harness.invoke_slash("labelset add", {"name": "bug", "count": 3})
+    assert "bug" in harness.recorder.all_text()
+    await harness.close()
+
+See ``tests/test_discord_harness.py`` for complete examples.
+
+Things a test author must know (discord.py 2.7 behaviour, verified by the self-test):
+
+* Completion: each ``invoke_*`` / ``dispatch_message`` returns after every task the
+  dispatch started has finished (tree invoker, view/modal dispatch, ``on_*`` event
+  handlers, and whatever those spawn).  Tasks are tracked through a loop task factory
+  installed by :meth:`FakeDiscord.create`.  Pass ``wait=False`` for callbacks that block
+  on later input (``bot.wait_for``), then ``await harness.settle()``.
+* ``Range[int, 1, 5]``, ``Range[str, ...]`` and ``Literal[...]`` are **not** checked by
+  discord.py (identity transformers; Discord enforces them).  A forged out-of-range value
+  reaches the callback unchanged and no error is raised.  The harness rejects such values
+  itself with :class:`DiscordValidationError` unless ``validate=False``.  ``Enum`` and
+  ``Choice[T]`` parameters *are* converted locally, so a bad value becomes
+  ``app_commands.TransformerError`` at the tree's ``on_error``; an exception raised in a
+  callback arrives there as ``app_commands.CommandInvokeError`` (``.original``).
+* Default ``CommandTree.on_error`` / ``View.on_error`` / ``Client.on_error`` only *log*;
+  tests do not fail by themselves.  Use ``harness.errors`` / ``assert_no_errors()``.
+* The 3-second initial-response deadline and the 15-minute token lifetime are not
+  enforced (Discord does that); ``InteractionResponded`` for a second response *is*
+  raised by discord.py itself.  The recorder (``strict=True``) answers a followup /
+  ``edit_original_response`` sent before any initial response with 404 Unknown Webhook.
+* Without the ``message_content`` intent, guild messages that don't mention the bot
+  arrive with empty content (the harness blanks them like Discord; message context menu
+  targets keep their content).
+* ``interaction.permissions`` comes from the payload (``permissions=`` argument), while
+  ``Member.guild_permissions`` is computed by discord.py from cached roles; members are
+  only cached when the client's member cache flags allow it (members intent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import enum
+import json
+import logging
+import mimetypes
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from urllib.parse import unquote
+
+import discord
+from discord import app_commands
+from discord.http import Route
+from discord.webhook.async_ import AsyncWebhookAdapter, async_context
+
+__all__ = [
+    "FakeDiscord",
+    "Recorder",
+    "Record",
+    "RecordedFile",
+    "DispatchedEvent",
+    "DiscordValidationError",
+    "HarnessTimeout",
+    "make_http_error",
+    "next_snowflake",
+]
+
+_log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+#: Interaction callback (response) types, for readability in tests.
+PONG = 1
+CHANNEL_MESSAGE = 4
+DEFERRED_CHANNEL_MESSAGE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+AUTOCOMPLETE_RESULT = 8
+MODAL = 9
+
+EPHEMERAL = 1 << 6  # MessageFlags.ephemeral
+LOADING = 1 << 7  # MessageFlags.loading ("Bot is thinking...")
+
+#: Default attachment size limit put into interaction payloads (10 MiB, Discord's default).
+ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+
+#: Permissions the @everyone role gets in the fake guild.
+DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    read_message_history=True,
+    add_reactions=True,
+    embed_links=True,
+    attach_files=True,
+    use_application_commands=True,
+    use_external_emojis=True,
+    connect=True,
+    speak=True,
+    change_nickname=True,
+    create_instant_invite=True,
+)
+
+# Names of tasks that carry "work" triggered by a dispatched interaction/message and that
+# the harness waits for.  (View timeout tasks and ``delete_after`` sleepers are unnamed
+# or not listed here, so they are never waited for.)
+_WORK_TASK_PREFIXES = (
+    "CommandTree-invoker",  # app_commands.CommandTree._from_interaction
+    "discord-ui-view-dispatch-",  # View._dispatch_item
+    "discord-ui-modal-dispatch-",  # Modal._dispatch_submit
+    "discord-ui-dynamic-item-",  # ViewStore.dispatch_dynamic_items
+    "discord.py: ",  # Client._schedule_event (on_interaction, on_message, listeners ...)
+)
+
+
+# --------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------
+
+_last_snowflake = 0
+
+
+def next_snowflake() -> int:
+    """Return a fresh, strictly increasing snowflake whose timestamp is *now*."""
+    global _last_snowflake
+    now = discord.utils.time_snowflake(datetime.now(timezone.utc))
+    _last_snowflake = max(_last_snowflake + 1, now)
+    return _last_snowflake
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _snowflake_of(value: Any) -> int:
+    if isinstance(value, (int, str)):
+        return int(value)
+    return int(value.id)
+
+
+_HTTP_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+
+
+class _FakeResponse:
+    """Just enough of ``aiohttp.ClientResponse`` for ``discord.HTTPException``."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.reason = _HTTP_REASONS.get(status, "Error")
+        self.headers: dict[str, str] = {}
+
+
+def make_http_error(status: int, code: int = 0, message: str = "") -> discord.HTTPException:
+    """Build the ``discord.HTTPException`` subclass discord.py would raise for ``status``."""
+    data = {"code": code, "message": message}
+    resp: Any = _FakeResponse(status)
+    if status == 403:
+        return discord.Forbidden(resp, data)
+    if status == 404:
+        return discord.NotFound(resp, data)
+    if status >= 500:
+        return discord.DiscordServerError(resp, data)
+    return discord.HTTPException(resp, data)
+
+
+def _unknown_webhook() -> discord.HTTPException:
+    return make_http_error(404, 10015, "Unknown Webhook")
+
+
+def _unknown_message() -> discord.HTTPException:
+    return make_http_error(404, 10008, "Unknown Message")
+
+
+def _walk_components(components: Iterable[JSON]) -> Iterator[JSON]:
+    """Yield every component dict (action rows, containers, sections, labels, ...)."""
+    for comp in components or []:
+        if not isinstance(comp, dict):
+            continue
+        yield comp
+        yield from _walk_components(comp.get("components") or [])
+        for key in ("accessory", "component"):
+            child = comp.get(key)
+            if isinstance(child, dict):
+                yield from _walk_components([child])
+
+
+def payload_text(payload: Optional[Mapping[str, Any]]) -> list[str]:
+    """Human-visible text of a message payload: content, embed parts, text displays."""
+    if not payload:
+        return []
+    parts: list[str] = []
+    if payload.get("content"):
+        parts.append(str(payload["content"]))
+    for embed in payload.get("embeds") or []:
+        author = (embed.get("author") or {}).get("name")
+        for piece in (author, embed.get("title"), embed.get("description")):
+            if piece:
+                parts.append(str(piece))
+        for fld in embed.get("fields") or []:
+            parts.append(f"{fld.get('name', '')}: {fld.get('value', '')}")
+        footer = (embed.get("footer") or {}).get("text")
+        if footer:
+            parts.append(str(footer))
+    for comp in _walk_components(payload.get("components") or []):
+        if comp.get("type") == 10 and comp.get("content"):  # components v2 TextDisplay
+            parts.append(str(comp["content"]))
+    return parts
+
+
+# --------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedFile:
+    """A file uploaded with a request (bytes read at request time)."""
+
+    filename: str
+    data: bytes
+    description: Optional[str] = None
+    spoiler: bool = False
+
+
+@dataclass
+class Record:
+    """One outgoing Discord HTTP call.
+
+    ``payload`` is the message-like JSON body; for interaction callbacks (``kind ==
+    "response"``) it is the inner ``data`` object and ``response_type`` holds the callback
+    type (4 message, 5 deferred/thinking, 6 deferred update, 7 update message, 8
+    autocomplete, 9 modal).  ``body`` is the full JSON body exactly as sent.
+    """
+
+    kind: str
+    method: str
+    route: str
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+    payload: JSON = field(default_factory=dict)
+    body: Any = None
+    files: list[RecordedFile] = field(default_factory=list)
+    query: Optional[dict[str, Any]] = None
+    reason: Optional[str] = None
+    response_type: Optional[int] = None
+    interaction_id: Optional[int] = None
+    message_id: Optional[int] = None
+    channel_id: Optional[int] = None
+    dm_user_id: Optional[int] = None
+    result: Any = None
+    error: Optional[BaseException] = None
+    unhandled: bool = False
+
+    @property
+    def content(self) -> Optional[str]:
+        return self.payload.get("content")
+
+    @property
+    def embeds(self) -> list[JSON]:
+        return list(self.payload.get("embeds") or [])
+
+    @property
+    def components(self) -> list[JSON]:
+        return list(self.payload.get("components") or [])
+
+    @property
+    def flags(self) -> int:
+        return int(self.payload.get("flags") or 0)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def allowed_mentions(self) -> Optional[JSON]:
+        return self.payload.get("allowed_mentions")
+
+    @property
+    def filenames(self) -> list[str]:
+        return [f.filename for f in self.files]
+
+    def text(self) -> str:
+        """Content + embed texts of this record, newline separated."""
+        return "\n".join(payload_text(self.payload))
+
+
+@dataclass
+class DispatchedEvent:
+    """An event that went through ``client.dispatch`` (``on_<name>``)."""
+
+    name: str
+    args: tuple[Any, ...]
+
+
+@dataclass
+class _InteractionState:
+    interaction_id: int
+    interaction_type: int
+    channel_id: int
+    source_message_id: Optional[int] = None  # component/modal interactions: the clicked message
+    command_type: Optional[int] = None
+    responded: bool = False
+    response_type: Optional[int] = None
+    original_message_id: Optional[int] = None
+    followups: list[int] = field(default_factory=list)
+
+
+class DiscordValidationError(ValueError):
+    """Discord itself would have refused/never sent this interaction (harness-side check)."""
+
+
+class HarnessTimeout(TimeoutError):
+    """Work triggered by a dispatch did not finish in time."""
+
+
+# --------------------------------------------------------------------------------------
+# recorder / fake Discord server
+# --------------------------------------------------------------------------------------
+
+_MESSAGE_KINDS = frozenset(
+    {"response", "followup", "edit_original", "edit_followup", "send_message", "edit_message", "webhook_send"}
+)
+
+Handler = Callable[["Record", Any], Any]
+
+
+class Recorder:
+    """Captures every outgoing Discord HTTP call and answers like Discord would.
+
+    Also acts as the fake server's data store: ``messages`` (id -> current message JSON,
+    edits applied), ``users``/``members``/``roles``/``channels`` (raw payloads) and ``cdn``
+    (attachment url -> bytes, served to ``Attachment.read()``).
+    """
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.messages: dict[int, JSON] = {}
+        self.deleted_messages: set[int] = set()
+        self.cdn: dict[str, bytes] = {}
+        self.users: dict[int, JSON] = {}
+        self.members: dict[int, JSON] = {}  # guild member payloads without "user"
+        self.roles: dict[int, JSON] = {}
+        self.channels: dict[int, JSON] = {}
+        self.dm_channels: dict[int, int] = {}  # dm channel id -> user id
+        self.synced_commands: dict[Optional[int], list[JSON]] = {}
+        self.bot_user: JSON = {}
+        self.application_id: int = 0
+        self.guild_id: Optional[int] = None
+        self.owner_id: Optional[int] = None
+        #: When True, mimic Discord's refusals: followup/edit before the initial
+        #: response -> 404 Unknown Webhook, a second initial response -> 400 (40060).
+        self.strict: bool = True
+        self._interactions: dict[str, _InteractionState] = {}
+        self._failures: list[tuple[str, discord.HTTPException]] = []
+        self._handlers: dict[tuple[str, str], Handler] = {}
+
+    # ---------------------------------------------------------------- accessors
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def kinds(self) -> list[str]:
+        """Kinds of all records in order, e.g. ``["response", "edit_original"]``."""
+        return [r.kind for r in self.records]
+
+    def of_kind(self, *kinds: str) -> list[Record]:
+        """Records whose ``kind`` is one of ``kinds`` (all records if none given)."""
+        return [r for r in self.records if not kinds or r.kind in kinds]
+
+    def last(self, *kinds: str) -> Optional[Record]:
+        """Most recent record (optionally restricted to ``kinds``)."""
+        found = self.of_kind(*kinds)
+        return found[-1] if found else None
+
+    def message_records(self) -> list[Record]:
+        """Records that carry a message payload (responses, followups, sends, edits)."""
+        return [r for r in self.records if r.kind in _MESSAGE_KINDS]
+
+    def last_content(self, *kinds: str) -> Optional[str]:
+        """``content`` of the latest message-carrying record that set one."""
+        for rec in reversed(self.of_kind(*kinds) if kinds else self.message_records()):
+            if rec.payload.get("content") is not None:
+                return rec.payload["content"]
+        return None
+
+    def contents(self, *kinds: str) -> list[str]:
+        """All non-empty ``content`` values, in order."""
+        recs = self.of_kind(*kinds) if kinds else self.message_records()
+        return [r.payload["content"] for r in recs if r.payload.get("content")]
+
+    def embeds(self, *kinds: str) -> list[JSON]:
+        """All embed dicts sent, in order."""
+        recs = self.of_kind(*kinds) if kinds else self.message_records()
+        return [e for r in recs for e in r.embeds]
+
+    def all_text(self, *kinds: str) -> str:
+        """Content + embed author/title/description/fields/footer of all records, joined."""
+        recs = self.of_kind(*kinds) if kinds else self.message_records()
+        return "\n".join(part for r in recs for part in payload_text(r.payload))
+
+    def files(self, *kinds: str) -> list[RecordedFile]:
+        """All uploaded files, in order."""
+        return [f for r in self.of_kind(*kinds) for f in r.files]
+
+    def message(self, message_id: int) -> Optional[JSON]:
+        """Current server-side JSON of a message (edits applied), or None."""
+        return self.messages.get(int(message_id))
+
+    def last_message(self, channel_id: Optional[int] = None) -> Optional[JSON]:
+        """Newest stored message (optionally in ``channel_id``)."""
+        for mid in sorted(self.messages, reverse=True):
+            msg = self.messages[mid]
+            if channel_id is None or int(msg["channel_id"]) == int(channel_id):
+                return msg
+        return None
+
+    def clear(self) -> None:
+        """Forget recorded calls (the message store is kept)."""
+        self.records.clear()
+
+    # ---------------------------------------------------------------- fault injection
+    def fail_next(self, kind: str, status: int = 403, code: int = 50013, message: str = "Missing Permissions") -> None:
+        """Make the next call of ``kind`` raise the matching ``discord.HTTPException``."""
+        self._failures.append((kind, make_http_error(status, code, message)))
+
+    def set_handler(self, method: str, route: str, handler: Handler) -> None:
+        """Answer ``method route`` (template, e.g. ``/guilds/{guild_id}/bans``) with
+        ``handler(record, body) -> json``; the call is still recorded."""
+        self._handlers[(method.upper(), route)] = handler
+
+    # ---------------------------------------------------------------- interaction registry
+    def register_interaction(self, payload: JSON) -> None:
+        """Called by the harness before dispatching an interaction payload."""
+        message = payload.get("message")
+        self._interactions[payload["token"]] = _InteractionState(
+            interaction_id=int(payload["id"]),
+            interaction_type=int(payload["type"]),
+            channel_id=int(payload["channel_id"]),
+            source_message_id=int(message["id"]) if message else None,
+            command_type=(payload.get("data") or {}).get("type"),
+        )
+
+    def interaction_state(self, token: str) -> Optional[_InteractionState]:
+        return self._interactions.get(token)
+
+    # ---------------------------------------------------------------- message building
+    def _attachment(self, channel_id: int, filename: str, data: bytes, description: Optional[str] = None) -> JSON:
+        aid = next_snowflake()
+        url = f"https://cdn.discordapp.com/attachments/{channel_id}/{aid}/{filename}"
+        self.cdn[url] = data
+        att: JSON = {
+            "id": str(aid),
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
+            "content_type": mimetypes.guess_type(filename)[0] or "application/octet-stream",
+        }
+        if description is not None:
+            att["description"] = description
+        return att
+
+    def _attachments(self, body: JSON, files: list[RecordedFile], channel_id: int, existing: list[JSON]) -> list[JSON]:
+        specs = body.get("attachments")
+        if specs is None:
+            specs = [{"id": str(a["id"])} for a in existing] + [
+                {"id": i, "filename": f.filename} for i, f in enumerate(files)
+            ]
+        by_id = {str(a["id"]): a for a in existing}
+        result: list[JSON] = []
+        for spec in specs:
+            sid = str(spec.get("id"))
+            if sid in by_id:
+                result.append(by_id[sid])
+                continue
+            try:
+                f = files[int(spec["id"])]
+            except (KeyError, ValueError, IndexError, TypeError):
+                continue
+            result.append(self._attachment(channel_id, f.filename, f.data, spec.get("description", f.description)))
+        return result
+
+    def _mentions(self, content: str) -> tuple[list[JSON], list[str], bool]:
+        users = []
+        for uid in dict.fromkeys(int(x) for x in re.findall(r"<@!?(\d+)>", content or "")):
+            if uid in self.users:
+                users.append(dict(self.users[uid]))
+        roles = list(dict.fromkeys(re.findall(r"<@&(\d+)>", content or "")))
+        everyone = "@everyone" in (content or "") or "@here" in (content or "")
+        return users, roles, everyone
+
+    def new_message(
+        self,
+        body: JSON,
+        files: Sequence[RecordedFile] = (),
+        *,
+        channel_id: int,
+        author: Optional[JSON] = None,
+        msg_type: int = 0,
+        extra_flags: int = 0,
+        webhook: bool = False,
+    ) -> JSON:
+        """Create + store the JSON Discord would return for a newly created message."""
+        mid = next_snowflake()
+        content = body.get("content") or ""
+        mentions, mention_roles, everyone = self._mentions(content)
+        msg: JSON = {
+            "id": str(mid),
+            "channel_id": str(channel_id),
+            "type": msg_type,
+            "content": content,
+            "author": dict(author or self.bot_user),
+            "embeds": copy.deepcopy(body.get("embeds") or []),
+            "components": copy.deepcopy(body.get("components") or []),
+            "attachments": self._attachments(body, list(files), channel_id, []),
+            "mentions": mentions,
+            "mention_roles": mention_roles,
+            "mention_everyone": everyone,
+            "pinned": False,
+            "tts": bool(body.get("tts", False)),
+            "timestamp": _iso_now(),
+            "edited_timestamp": None,
+            "flags": int(body.get("flags") or 0) | extra_flags,
+            "reactions": [],
+        }
+        if webhook:
+            msg["webhook_id"] = str(self.application_id)
+            msg["application_id"] = str(self.application_id)
+        ref = body.get("message_reference")
+        if ref and ref.get("message_id"):
+            msg["type"] = 19  # REPLY
+            msg["message_reference"] = dict(ref, channel_id=str(ref.get("channel_id") or channel_id))
+            referenced = self.messages.get(int(ref["message_id"]))
+            if referenced is not None:
+                msg["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
+        self.messages[mid] = msg
+        return msg
+
+    def apply_edit(self, message_id: int, body: JSON, files: Sequence[RecordedFile] = ()) -> JSON:
+        """Apply an edit payload to a stored message and return its new JSON."""
+        msg = self.messages.get(int(message_id))
+        if msg is None:
+            raise _unknown_message()
+        if "content" in body:
+            msg["content"] = body["content"] or ""
+            msg["mentions"], msg["mention_roles"], msg["mention_everyone"] = self._mentions(msg["content"])
+        for key in ("embeds", "components"):
+            if key in body:
+                msg[key] = copy.deepcopy(body[key] or [])
+        if "attachments" in body or files:
+            msg["attachments"] = self._attachments(body, list(files), int(msg["channel_id"]), msg["attachments"])
+        flags = int(msg.get("flags") or 0) & ~LOADING
+        if body.get("flags") is not None:
+            flags = (flags & EPHEMERAL) | int(body["flags"])
+        msg["flags"] = flags
+        msg["edited_timestamp"] = _iso_now()
+        return msg
+
+    def find_component(self, custom_id: str, message_id: Optional[int] = None) -> tuple[Optional[int], Optional[JSON]]:
+        """Locate a component by ``custom_id`` (newest message first)."""
+        ids = [int(message_id)] if message_id is not None else sorted(self.messages, reverse=True)
+        for mid in ids:
+            msg = self.messages.get(mid)
+            if msg is None:
+                continue
+            for comp in _walk_components(msg.get("components") or []):
+                if comp.get("custom_id") == custom_id:
+                    return mid, comp
+        return (int(message_id) if message_id is not None else None), None
+
+    # ---------------------------------------------------------------- request plumbing
+    @staticmethod
+    def _route_params(route: Route) -> dict[str, str]:
+        pattern = re.escape(route.path)
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/?]+)", pattern)
+        m = re.fullmatch(Route.BASE.replace(".", r"\.") + pattern, route.url)
+        return {k: unquote(v) for k, v in (m.groupdict() if m else {}).items()}
+
+    @staticmethod
+    def _decode(payload: Any, multipart: Optional[Sequence[JSON]], files: Optional[Sequence[discord.File]]) -> tuple[Any, list[RecordedFile]]:
+        body = payload
+        for part in multipart or []:
+            if part.get("name") == "payload_json":
+                body = json.loads(part["value"])
+        recorded = []
+        for f in files or []:
+            fp = f.fp
+            pos = fp.tell()
+            data = fp.read()
+            fp.seek(pos)
+            recorded.append(RecordedFile(f.filename, data, getattr(f, "description", None), getattr(f, "spoiler", False)))
+        return body, recorded
+
+    def _check_failure(self, record: Record) -> None:
+        for i, (kind, exc) in enumerate(self._failures):
+            if kind == record.kind:
+                del self._failures[i]
+                raise exc
+
+    async def _finish(self, record: Record, body: Any, produce: Callable[[], Any]) -> Any:
+        self.records.append(record)
+        try:
+            self._check_failure(record)
+            custom = self._handlers.get((record.method, record.route))
+            result = custom(record, body) if custom else produce()
+            if asyncio.iscoroutine(result):
+                result = await result
+        except BaseException as exc:
+            record.error = exc
+            raise
+        record.result = result
+        return copy.deepcopy(result)
+
+    # ---------------------------------------------------------------- webhook adapter side
+    async def handle_webhook(
+        self,
+        route: Route,
+        *,
+        payload: Optional[JSON] = None,
+        multipart: Optional[list[JSON]] = None,
+        files: Optional[Sequence[discord.File]] = None,
+        reason: Optional[str] = None,
+        params: Optional[dict[str, Any]] = None,
+    ) -> Any:
+        """Entry point for every request of discord.py's webhook adapter."""
+        body, recorded = self._decode(payload, multipart, files)
+        token = route.webhook_token or ""
+        state = self._interactions.get(token)
+        path = route.path
+        rec = Record(
+            kind="webhook",
+            method=route.method,
+            route=path,
+            url=route.url,
+            params=self._route_params(route),
+            body=body,
+            payload=body if isinstance(body, dict) else {},
+            files=recorded,
+            query=params,
+            reason=reason,
+            interaction_id=state.interaction_id if state else None,
+            channel_id=state.channel_id if state else None,
+        )
+        produce: Callable[[], Any] = lambda: None  # noqa: E731
+        method = route.method
+
+        if path.endswith("/callback"):
+            rec.kind = "response"
+            rec.response_type = int(body["type"])
+            rec.payload = dict(body.get("data") or {})
+            produce = lambda: self._interaction_callback(rec, state, recorded)  # noqa: E731
+        elif path.endswith("/messages/@original"):
+            rec.kind = {"GET": "fetch_original", "PATCH": "edit_original", "DELETE": "delete_original"}[method]
+            produce = lambda: self._original(rec, state, body or {}, recorded)  # noqa: E731
+        elif path.endswith("/messages/{message_id}"):
+            rec.kind = {"GET": "fetch_followup", "PATCH": "edit_followup", "DELETE": "delete_followup"}[method]
+            rec.message_id = int(rec.params["message_id"])
+            produce = lambda: self._webhook_message(rec, body or {}, recorded)  # noqa: E731
+        elif path == "/webhooks/{webhook_id}/{webhook_token}" and method == "POST":
+            rec.kind = "followup" if state is not None else "webhook_send"
+            produce = lambda: self._execute_webhook(rec, state, body or {}, recorded, params or {})  # noqa: E731
+        else:
+            rec.kind = f"{method} {path}"
+            rec.unhandled = True
+        return await self._finish(rec, body, produce)
+
+    def _interaction_callback(self, rec: Record, state: Optional[_InteractionState], files: list[RecordedFile]) -> JSON:
+        if state is None:
+            raise make_http_error(404, 10062, "Unknown interaction")
+        if state.responded and self.strict:
+            raise make_http_error(400, 40060, "Interaction has already been acknowledged.")
+        rtype = rec.response_type or 0
+        data = rec.payload
+        state.responded = True
+        state.response_type = rtype
+        message: Optional[JSON] = None
+        if rtype in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+            msg_type = {1: 20, 2: 23, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
+            message = self.new_message(
+                data,
+                files,
+                channel_id=state.channel_id,
+                msg_type=msg_type,
+                extra_flags=LOADING if rtype == DEFERRED_CHANNEL_MESSAGE else 0,
+                webhook=True,
+            )
+            state.original_message_id = int(message["id"])
+        elif rtype == UPDATE_MESSAGE and state.source_message_id is not None:
+            message = self.apply_edit(state.source_message_id, data, files)
+            state.original_message_id = state.source_message_id
+        elif rtype == DEFERRED_UPDATE_MESSAGE:
+            state.original_message_id = state.source_message_id
+        rec.message_id = state.original_message_id
+        flags = int((message or data).get("flags") or 0)
+        inter: JSON = {"id": str(state.interaction_id), "type": state.interaction_type}
+        if state.original_message_id is not None and rtype in (4, 5, 6, 7):
+            inter["response_message_id"] = str(state.original_message_id)
+            inter["response_message_loading"] = rtype == DEFERRED_CHANNEL_MESSAGE
+            inter["response_message_ephemeral"] = bool(flags & EPHEMERAL)
+        result: JSON = {"interaction": inter}
+        if message is not None:
+            result["resource"] = {"type": rtype, "message": message}
+        return result
+
+    def _original(self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile]) -> Any:
+        if state is None or (self.strict and not state.responded):
+            raise _unknown_webhook()
+        mid = state.original_message_id
+        if mid is None or mid not in self.messages:
+            raise _unknown_message()
+        rec.message_id = mid
+        if rec.kind == "fetch_original":
+            return self.messages[mid]
+        if rec.kind == "delete_original":
+            self.deleted_messages.add(mid)
+            self.messages.pop(mid, None)
+            return None
+        return self.apply_edit(mid, body, files)
+
+    def _webhook_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> Any:
+        mid = rec.message_id or 0
+        if mid not in self.messages:
+            raise _unknown_message()
+        if rec.kind.startswith("fetch"):
+            return self.messages[mid]
+        if rec.kind.startswith("delete"):
+            self.deleted_messages.add(mid)
+            self.messages.pop(mid, None)
+            return None
+        return self.apply_edit(mid, body, files)
+
+    def _execute_webhook(
+        self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile], query: JSON
+    ) -> Any:
+        if state is not None:
+            if self.strict and not state.responded:
+                raise _unknown_webhook()
+            channel_id = state.channel_id
+        else:
+            channel_id = next(iter(self.channels), 0)
+        msg = self.new_message(body, files, channel_id=channel_id, webhook=True)
+        rec.message_id = int(msg["id"])
+        rec.channel_id = channel_id
+        if state is not None:
+            state.followups.append(rec.message_id)
+        return msg if query.get("wait") else None
+
+    # ---------------------------------------------------------------- REST side
+    async def handle_http(
+        self,
+        route: Route,
+        *,
+        files: Optional[Sequence[discord.File]] = None,
+        form: Optional[Iterable[JSON]] = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Replacement for ``HTTPClient.request``."""
+        body, recorded = self._decode(kwargs.get("json"), list(form) if form else None, files)
+        params = self._route_params(route)
+        rec = Record(
+            kind="http",
+            method=route.method,
+            route=route.path,
+            url=route.url,
+            params=params,
+            body=body,
+            payload=body if isinstance(body, dict) else {},
+            files=recorded,
+            query=kwargs.get("params"),
+            reason=kwargs.get("reason"),
+        )
+        if "channel_id" in params:
+            rec.channel_id = int(params["channel_id"])
+            rec.dm_user_id = self.dm_channels.get(rec.channel_id)
+        if "message_id" in params:
+            rec.message_id = int(params["message_id"])
+        key = (route.method, route.path)
+        handler = _HTTP_ROUTES.get(key)
+        if handler is None:
+            rec.kind = f"{route.method} {route.path}"
+            rec.unhandled = True
+            produce: Callable[[], Any] = lambda: None  # noqa: E731
+        else:
+            rec.kind, fn = handler
+            produce = lambda: fn(self, rec, body if body is not None else {}, recorded)  # noqa: E731
+        return await self._finish(rec, body, produce)
+
+    # REST handlers ----------------------------------------------------------------------
+    def _h_send_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
+        msg = self.new_message(body, files, channel_id=rec.channel_id or 0)
+        rec.message_id = int(msg["id"])
+        return msg
+
+    def _h_edit_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
+        return self.apply_edit(rec.message_id or 0, body, files)
+
+    def _h_delete_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
+        self.deleted_messages.add(rec.message_id or 0)
+        self.messages.pop(rec.message_id or 0, None)
+
+    def _h_fetch_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
+        msg = self.messages.get(rec.message_id or 0)
+        if msg is None:
+            raise _unknown_message()
+        return msg
+
+    def _h_history(self, rec: Record, body: JSON, files: list[RecordedFile]) -> list[JSON]:
+        limit = int((rec.query or {}).get("limit", 50))
+        msgs = [m for mid, m in sorted(self.messages.items(), reverse=True) if int(m["channel_id"]) == rec.channel_id]
+        return msgs[:limit]
+
+    def _h_add_reaction(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
+        msg = self.messages.get(rec.message_id or 0)
+        if msg is None:
+            raise _unknown_message()
+        emoji = rec.params.get("emoji", "")
+        name, _, eid = emoji.partition(":")
+        for reaction in msg.setdefault("reactions", []):
+            if reaction["emoji"].get("name") == name and reaction.get("me"):
+                return None
+        msg["reactions"].append(
+            {"emoji": {"id": eid or None, "name": name}, "count": 1, "me": True, "count_details": {"burst": 0, "normal": 1}, "burst_colors": [], "me_burst": False, "burst_count": 0}
+        )
+        return None
+
+    def _h_noop(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
+        return None
+
+    def _h_create_dm(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
+        uid = int(body["recipient_id"])
+        cid = next((c for c, u in self.dm_channels.items() if u == uid), None)
+        if cid is None:
+            cid = next_snowflake()
+            self.dm_channels[cid] = uid
+        user = self.users.get(uid) or {"id": str(uid), "username": f"user{uid}", "discriminator": "0", "avatar": None}
+        return {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None, "flags": 0}
+
+    def _h_sync(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
+        guild_id = int(rec.params["guild_id"]) if "guild_id" in rec.params else None
+        out = []
+        for cmd in body or []:
+            data = dict(cmd)
+            data.setdefault("type", 1)
+            data.setdefault("description", "")
+            data.setdefault("options", [])
+            data.update(id=str(next_snowflake()), application_id=str(self.application_id), version=str(next_snowflake()))
+            if guild_id is not None:
+                data["guild_id"] = str(guild_id)
+            out.append(data)
+        self.synced_commands[guild_id] = out
+        return out
+
+    def _h_fetch_commands(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
+        guild_id = int(rec.params["guild_id"]) if "guild_id" in rec.params else None
+        return self.synced_commands.get(guild_id, [])
+
+    def _h_fetch_user(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        user = self.users.get(int(rec.params["user_id"]))
+        if user is None:
+            raise make_http_error(404, 10013, "Unknown User")
+        return user
+
+    def _h_fetch_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        uid = int(rec.params["user_id"])
+        if uid not in self.members:
+            raise make_http_error(404, 10007, "Unknown Member")
+        return dict(self.members[uid], user=self.users[uid])
+
+    def _h_fetch_channel(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        ch = self.channels.get(rec.channel_id or 0)
+        if ch is None:
+            raise make_http_error(404, 10003, "Unknown Channel")
+        return ch
+
+    def _h_app_info(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        owner = self.users.get(self.owner_id or 0) or self.bot_user
+        return {
+            "id": str(self.application_id),
+            "name": self.bot_user.get("username", "HarnessBot"),
+            "icon": None,
+            "description": "",
+            "rpc_origins": [],
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "owner": owner,
+            "summary": "",
+            "verify_key": "0" * 64,
+            "flags": 0,
+            "bot": self.bot_user,
+        }
+
+
+_HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
+    ("POST", "/channels/{channel_id}/messages"): ("send_message", Recorder._h_send_message),
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}"): ("edit_message", Recorder._h_edit_message),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}"): ("delete_message", Recorder._h_delete_message),
+    ("GET", "/channels/{channel_id}/messages/{message_id}"): ("fetch_message", Recorder._h_fetch_message),
+    ("GET", "/channels/{channel_id}/messages"): ("history", Recorder._h_history),
+    ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("add_reaction", Recorder._h_add_reaction),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("remove_reaction", Recorder._h_noop),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): ("remove_reaction", Recorder._h_noop),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions"): ("clear_reactions", Recorder._h_noop),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}"): ("clear_reactions", Recorder._h_noop),
+    ("POST", "/channels/{channel_id}/typing"): ("typing", Recorder._h_noop),
+    ("POST", "/users/@me/channels"): ("create_dm", Recorder._h_create_dm),
+    ("PUT", "/applications/{application_id}/commands"): ("sync_commands", Recorder._h_sync),
+    ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): ("sync_commands", Recorder._h_sync),
+    ("GET", "/applications/{application_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
+    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
+    ("GET", "/users/{user_id}"): ("fetch_user", Recorder._h_fetch_user),
+    ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
+    ("GET", "/channels/{channel_id}"): ("fetch_channel", Recorder._h_fetch_channel),
+    ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
+}
+
+
+class _RecordingWebhookAdapter(AsyncWebhookAdapter):
+    """Webhook adapter whose single network method hands the request to the recorder."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    async def request(  # type: ignore[override]
+        self,
+        route: Route,
+        session: Any = None,
+        *,
+        payload: Optional[JSON] = None,
+        multipart: Optional[list[JSON]] = None,
+        proxy: Optional[str] = None,
+        proxy_auth: Any = None,
+        files: Optional[Sequence[discord.File]] = None,
+        reason: Optional[str] = None,
+        auth_token: Optional[str] = None,
+        params: Optional[JSON] = None,
+    ) -> Any:
+        return await self.recorder.handle_webhook(
+            route, payload=payload, multipart=multipart, files=files, reason=reason, params=params
+        )
+
+
+class _NoNetworkSession:
+    """Stands in for the aiohttp session: any real network use fails loudly."""
+
+    closed = False
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"discord_harness: network access attempted (session.{name}); Discord is offline in tests")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _ErrorLogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+# --------------------------------------------------------------------------------------
+# the harness
+# --------------------------------------------------------------------------------------
+
+OptionsArg = Union[Mapping[str, Any], Sequence[Any], None]
+
+
+class FakeDiscord:
+    """Offline Discord around an unconnected ``discord.Client`` / ``commands.Bot``.
+
+    Create with ``await FakeDiscord.create(bot)``; close with ``await harness.close()``
+    (or ``async with await FakeDiscord.create(bot) as harness``).
+    """
+
+    def __init__(self, client: discord.Client, *, timeout: float = 10.0, wait_unnamed_tasks: bool = False) -> None:
+        self.client = client
+        self.recorder = Recorder()
+        self.timeout = timeout
+        #: Also wait for unnamed tasks (``asyncio.create_task(...)`` in bot code) after a
+        #: dispatch.  Off by default because ``delete_after`` timers are unnamed sleepers.
+        self.wait_unnamed_tasks = wait_unnamed_tasks
+        self.events: list[DispatchedEvent] = []
+        self.app_command_errors: list[app_commands.AppCommandError] = []
+        self.task_errors: list[BaseException] = []
+        self._log_capture = _ErrorLogCapture()
+        self._adapter = _RecordingWebhookAdapter(self.recorder)
+        self._interactions: dict[int, discord.Interaction] = {}
+        self._messages_seen: dict[int, discord.Message] = {}
+        self._created_tasks: list[asyncio.Task[Any]] = []
+        self._command_ids: dict[tuple[str, int, Optional[int]], int] = {}
+        self._restore: list[Callable[[], None]] = []
+        self._ctx_token: Any = None
+        self._closed = False
+        self.guild_id: int = 0
+        self.channel_id: int = 0
+        self.user_id: int = 0
+        self.owner_id: int = 0
+        self.bot_id: int = 0
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    async def create(
+        cls,
+        client: discord.Client,
+        *,
+        application_id: Optional[int] = None,
+        guild_id: Optional[int] = None,
+        channel_id: Optional[int] = None,
+        user_id: Optional[int] = None,
+        run_setup_hook: bool = True,
+        mark_ready: bool = True,
+        timeout: float = 10.0,
+        wait_unnamed_tasks: bool = False,
+    ) -> "FakeDiscord":
+        """Install the recorder on ``client`` and populate a fake guild.
+
+        Creates: the bot user (id == application id), a guild with @everyone, an owner
+        member, a default member ``tester`` (``harness.user_id``) and a text channel
+        ``#general`` (``harness.channel_id``).  ``setup_hook`` is awaited unless
+        ``run_setup_hook=False`` (it runs with the recorder installed, so
+        ``tree.sync()`` inside it is recorded as ``sync_commands``).
+        """
+        self = cls(client, timeout=timeout, wait_unnamed_tasks=wait_unnamed_tasks)
+        await self._install(application_id, guild_id, channel_id, user_id)
+        if mark_ready and client._ready is not discord.utils.MISSING:
+            client._ready.set()
+        if run_setup_hook:
+            await client.setup_hook()
+            await self.settle()
+        return self
+
+    async def __aenter__(self) -> "FakeDiscord":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    @property
+    def state(self) -> Any:
+        """The client's ``ConnectionState``."""
+        return self.client._connection
+
+    @property
+    def tree(self) -> app_commands.CommandTree:
+        tree = self.state._command_tree
+        if tree is None:
+            raise RuntimeError("client has no app_commands.CommandTree")
+        return tree
+
+    @property
+    def guild(self) -> discord.Guild:
+        guild = self.client.get_guild(self.guild_id)
+        assert guild is not None
+        return guild
+
+    @property
+    def channel(self) -> discord.TextChannel:
+        channel = self.guild.get_channel(self.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        return channel
+
+    async def _install(
+        self, application_id: Optional[int], guild_id: Optional[int], channel_id: Optional[int], user_id: Optional[int]
+    ) -> None:
+        client, state, rec = self.client, self.client._connection, self.recorder
+        if client.loop is discord.client._loop:  # type: ignore[attr-defined]  # not logged in yet
+            await client._async_setup_hook()
+
+        # -- HTTP exits ------------------------------------------------------------
+        http = client.http
+        session_attr = "_HTTPClient__session"
+        old_session = getattr(http, session_attr, discord.utils.MISSING)
+        setattr(http, session_attr, _NoNetworkSession())
+        http.request = rec.handle_http  # type: ignore[method-assign]
+
+        async def get_from_cdn(url: str) -> bytes:
+            if url in rec.cdn:
+                return rec.cdn[url]
+            raise make_http_error(404, 0, "harness: unknown CDN url")
+
+        http.get_from_cdn = get_from_cdn  # type: ignore[method-assign]
+
+        def restore_http() -> None:
+            for name in ("request", "get_from_cdn"):
+                http.__dict__.pop(name, None)
+            setattr(http, session_attr, old_session)
+
+        self._restore.append(restore_http)
+        self._ctx_token = async_context.set(self._adapter)
+
+        # -- event capture -----------------------------------------------------------
+        original_dispatch = client.dispatch
+
+        def dispatch(event: str, /, *args: Any, **kwargs: Any) -> None:
+            self.events.append(DispatchedEvent(event, args))
+            if event == "interaction" and args:
+                self._interactions[args[0].id] = args[0]
+            elif event == "message" and args:
+                self._messages_seen[args[0].id] = args[0]
+            original_dispatch(event, *args, **kwargs)
+
+        client.dispatch = dispatch  # type: ignore[method-assign]
+        old_state_dispatch = state.dispatch
+        state.dispatch = dispatch
+
+        def restore_dispatch() -> None:
+            client.__dict__.pop("dispatch", None)
+            state.dispatch = old_state_dispatch
+
+        self._restore.append(restore_dispatch)
+
+        # -- task tracking (to know when dispatched work has finished) -----------------
+        loop = asyncio.get_running_loop()
+        previous_factory = loop.get_task_factory()
+
+        def factory(loop_: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            if previous_factory is not None:
+                task = previous_factory(loop_, coro, **kwargs)
+            else:
+                task = asyncio.Task(coro, loop=loop_, **kwargs)
+            self._created_tasks.append(task)
+            return task
+
+        loop.set_task_factory(factory)
+        self._restore.append(lambda: loop.set_task_factory(previous_factory))
+
+        logger = logging.getLogger("discord")
+        logger.addHandler(self._log_capture)
+        self._restore.append(lambda: logger.removeHandler(self._log_capture))
+
+        # -- identities ----------------------------------------------------------------
+        app_id = application_id or client.application_id or next_snowflake()
+        self.bot_id = app_id
+        self.guild_id = guild_id or next_snowflake()
+        self.channel_id = channel_id or next_snowflake()
+        self.owner_id = next_snowflake()
+        self.user_id = user_id or next_snowflake()
+        rec.application_id = app_id
+        rec.guild_id = self.guild_id
+        rec.owner_id = self.owner_id
+        rec.bot_user = {
+            "id": str(app_id),
+            "username": "HarnessBot",
+            "discriminator": "0",
+            "global_name": None,
+            "avatar": None,
+            "bot": True,
+            "verified": True,
+            "mfa_enabled": False,
+            "flags": 0,
+        }
+        rec.users[app_id] = rec.bot_user
+        state.application_id = app_id
+        state.user = user = discord.ClientUser(state=state, data=rec.bot_user)
+        state._users[user.id] = user
+
+        everyone: JSON = {
+            "id": str(self.guild_id),
+            "name": "@everyone",
+            "permissions": str(DEFAULT_EVERYONE_PERMISSIONS.value),
+            "position": 0,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": False,
+            "flags": 0,
+        }
+        rec.roles[self.guild_id] = everyone
+        rec.channels[self.channel_id] = self._text_channel_payload(self.channel_id, "general", 0)
+        self._register_member(app_id, rec.bot_user)
+        self._register_member(self.owner_id, self._user_payload(self.owner_id, "owner"))
+        self._register_member(self.user_id, self._user_payload(self.user_id, "tester"))
+
+        guild_payload: JSON = {
+            "id": str(self.guild_id),
+            "name": "Harness Guild",
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": list(rec.roles.values()),
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "vanity_url_code": None,
+            "premium_tier": 0,
+            "preferred_locale": "en-US",
+            "nsfw_level": 0,
+            "premium_progress_bar_enabled": False,
+            "member_count": len(rec.members),
+            "large": False,
+            "unavailable": False,
+            "joined_at": _iso_now(),
+            "members": [dict(m, user=rec.users[uid]) for uid, m in rec.members.items()],
+            "channels": list(rec.channels.values()),
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+        }
+        state._add_guild_from_data(guild_payload)
+
+    async def close(self) -> None:
+        """Stop views, undo all patches and close the client."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for mapping in list(self.state._view_store._views.values()):
+                for item in list(mapping.values()):
+                    if item.view is not None:
+                        item.view.stop()
+        except Exception:  # pragma: no cover - best effort
+            pass
+        try:
+            await self.client.close()
+        finally:
+            for undo in reversed(self._restore):
+                undo()
+            self._restore.clear()
+            if self._ctx_token is not None:
+                try:
+                    async_context.reset(self._ctx_token)
+                except ValueError:  # created in another context (e.g. a fixture)
+                    pass
+
+    # ------------------------------------------------------------------ fake guild data
+    @staticmethod
+    def _user_payload(user_id: int, name: str, *, bot: bool = False) -> JSON:
+        return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name, "avatar": None, "bot": bot}
+
+    def _text_channel_payload(self, channel_id: int, name: str, position: int) -> JSON:
+        return {
+            "id": str(channel_id),
+            "type": 0,
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "position": position,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+            "topic": None,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+        }
+
+    def _register_member(self, user_id: int, user: JSON, roles: Sequence[int] = (), nick: Optional[str] = None) -> JSON:
+        self.recorder.users[user_id] = user
+        member = {
+            "roles": [str(r) for r in roles],
+            "nick": nick,
+            "avatar": None,
+            "joined_at": _iso_now(),
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+        }
+        self.recorder.members[user_id] = member
+        return member
+
+    def add_member(
+        self,
+        user_id: Optional[int] = None,
+        name: Optional[str] = None,
+        *,
+        roles: Sequence[Union[int, discord.abc.Snowflake]] = (),
+        bot: bool = False,
+        nick: Optional[str] = None,
+    ) -> int:
+        """Add a guild member (cached only if the client's member cache flags allow it)."""
+        uid = user_id or next_snowflake()
+        role_ids = [_snowflake_of(r) for r in roles]
+        member = self._register_member(uid, self._user_payload(uid, name or f"user{uid}", bot=bot), role_ids, nick)
+        guild = self.client.get_guild(self.guild_id)
+        if guild is not None and (self.state.member_cache_flags.joined or uid == self.bot_id):
+            guild._add_member(discord.Member(data=dict(member, user=self.recorder.users[uid]), guild=guild, state=self.state))  # type: ignore[arg-type]
+        return uid
+
+    def add_user(self, user_id: Optional[int] = None, name: Optional[str] = None, *, bot: bool = False) -> int:
+        """Add a user that is *not* a member of the fake guild (e.g. for DMs)."""
+        uid = user_id or next_snowflake()
+        self.recorder.users[uid] = self._user_payload(uid, name or f"user{uid}", bot=bot)
+        return uid
+
+    def add_role(
+        self, name: str, *, permissions: Union[int, discord.Permissions] = 0, role_id: Optional[int] = None, position: int = 1
+    ) -> int:
+        """Create a guild role; returns its id."""
+        rid = role_id or next_snowflake()
+        perms = permissions.value if isinstance(permissions, discord.Permissions) else int(permissions)
+        payload = {
+            "id": str(rid),
+            "name": name,
+            "permissions": str(perms),
+            "position": position,
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": True,
+            "flags": 0,
+        }
+        self.recorder.roles[rid] = payload
+        self.guild._add_role(discord.Role(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
+        return rid
+
+    def add_channel(self, name: str, *, channel_id: Optional[int] = None) -> int:
+        """Create another text channel in the fake guild; returns its id."""
+        cid = channel_id or next_snowflake()
+        payload = self._text_channel_payload(cid, name, len(self.recorder.channels))
+        self.recorder.channels[cid] = payload
+        self.guild._add_channel(discord.TextChannel(state=self.state, guild=self.guild, data=payload))  # type: ignore[arg-type]
+        return cid
+
+    def member_permissions(self, user_id: int) -> discord.Permissions:
+        """Guild-level permissions of a member computed from its roles (owner/admin -> all)."""
+        if user_id == self.owner_id:
+            return discord.Permissions.all()
+        value = int(self.recorder.roles[self.guild_id]["permissions"])
+        for rid in (self.recorder.members.get(user_id) or {}).get("roles", []):
+            value |= int(self.recorder.roles.get(int(rid), {}).get("permissions", 0))
+        perms = discord.Permissions(value)
+        return discord.Permissions.all() if perms.administrator else perms
+
+    def dm_channel_id(self, user_id: int) -> int:
+        """Id of the DM channel between the bot and ``user_id`` (created on demand)."""
+        for cid, uid in self.recorder.dm_channels.items():
+            if uid == user_id:
+                return cid
+        cid = next_snowflake()
+        self.recorder.dm_channels[cid] = user_id
+        return cid
+
+    # ------------------------------------------------------------------ waiting
+    def _is_work(self, task: asyncio.Task[Any]) -> bool:
+        name = task.get_name()
+        if name.startswith(_WORK_TASK_PREFIXES):
+            return True
+        return self.wait_unnamed_tasks and name.startswith("Task-")
+
+    async def settle(self, timeout: Optional[float] = None) -> None:
+        """Wait until every work task created since the last settle has finished.
+
+        Work tasks are the tree invoker, view/modal/dynamic-item dispatches and
+        ``client.dispatch`` event handlers (plus unnamed tasks if ``wait_unnamed_tasks``),
+        including tasks they spawn.  Raises :class:`HarnessTimeout` listing what is still
+        running, and re-raises an exception that escaped a work task.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
+        current = asyncio.current_task()
+        watched: list[asyncio.Task[Any]] = []
+        while True:
+            await asyncio.sleep(0)
+            fresh, self._created_tasks = self._created_tasks, []
+            watched.extend(t for t in fresh if t is not current and self._is_work(t))
+            pending = [t for t in watched if not t.done()]
+            if not pending:
+                await asyncio.sleep(0)
+                if not self._created_tasks:
+                    break
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                names = ", ".join(f"{t.get_name()} ({t.get_coro()!r})" for t in pending)
+                raise HarnessTimeout(f"dispatched work still running after timeout: {names}")
+            await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        errors = [t.exception() for t in watched if not t.cancelled() and t.exception() is not None]
+        self.task_errors.extend(e for e in errors if e is not None)
+        if errors and errors[0] is not None:
+            raise errors[0]
+
+    # ------------------------------------------------------------------ errors
+    def _ensure_error_hook(self) -> None:
+        tree = self.state._command_tree
+        if tree is None:
+            return
+        current = tree.on_error
+        if getattr(current, "__harness__", None) is self:
+            return
+
+        async def on_error(interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+            self.app_command_errors.append(error)
+            await current(interaction, error)
+
+        on_error.__harness__ = self  # type: ignore[attr-defined]
+        had_instance_attr = "on_error" in tree.__dict__
+        tree.on_error = on_error  # type: ignore[method-assign]
+
+        def restore() -> None:
+            if tree.__dict__.get("on_error") is on_error:
+                if had_instance_attr:
+                    tree.on_error = current  # type: ignore[method-assign]
+                else:
+                    del tree.on_error
+
+        self._restore.append(restore)
+
+    @property
+    def logged_errors(self) -> list[logging.LogRecord]:
+        """ERROR log records emitted under the ``discord`` logger (default error handlers)."""
+        return list(self._log_capture.records)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """App command errors seen by the tree's on_error, logged exceptions, task errors."""
+        out: list[BaseException] = list(self.app_command_errors)
+        for r in self._log_capture.records:
+            if r.exc_info and r.exc_info[1] is not None and r.exc_info[1] not in out:
+                out.append(r.exc_info[1])
+        out.extend(e for e in self.task_errors if e not in out)
+        return out
+
+    def assert_no_errors(self) -> None:
+        """Fail if any command/view/event error happened or was logged."""
+        problems = [repr(e) for e in self.errors]
+        problems += [r.getMessage() for r in self._log_capture.records if not r.exc_info]
+        assert not problems, "errors during dispatch:\n" + "\n".join(problems)
+
+    # ------------------------------------------------------------------ dispatch core
+    async def dispatch_interaction(self, payload: JSON, *, wait: bool = True, timeout: Optional[float] = None) -> discord.Interaction:
+        """Feed a raw INTERACTION_CREATE payload through ``parse_interaction_create``."""
+        self._ensure_error_hook()
+        self.recorder.register_interaction(payload)
+        token = async_context.set(self._adapter)
+        try:
+            self.state.parse_interaction_create(payload)
+        finally:
+            async_context.reset(token)
+        interaction = self._interactions.pop(int(payload["id"]))
+        if wait:
+            await self.settle(timeout)
+        return interaction
+
+    def _interaction_payload(
+        self,
+        itype: int,
+        data: Optional[JSON],
+        *,
+        user_id: Optional[int],
+        permissions: Union[int, discord.Permissions, None],
+        guild: bool,
+        channel_id: Optional[int],
+        message: Optional[JSON] = None,
+        locale: str = "en-US",
+        app_permissions: Union[int, discord.Permissions, None] = None,
+    ) -> JSON:
+        uid = user_id or self.user_id
+        if uid not in self.recorder.users:
+            if guild:
+                self.add_member(uid)
+            else:
+                self.add_user(uid)
+        user = self.recorder.users[uid]
+        iid = next_snowflake()
+        app_perms = app_permissions if app_permissions is not None else discord.Permissions.all_channel()
+        payload: JSON = {
+            "id": str(iid),
+            "application_id": str(self.bot_id),
+            "type": itype,
+            "token": f"harness-{iid}-{secrets.token_hex(8)}",
+            "version": 1,
+            "locale": locale,
+            "app_permissions": str(int(app_perms.value if isinstance(app_perms, discord.Permissions) else app_perms)),
+            "entitlements": [],
+            "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+        }
+        if data is not None:
+            payload["data"] = data
+        if guild:
+            if uid not in self.recorder.members:
+                self._register_member(uid, user)
+            perms = permissions if permissions is not None else self.member_permissions(uid)
+            perm_value = perms.value if isinstance(perms, discord.Permissions) else int(perms)
+            cid = channel_id or self.channel_id
+            payload.update(
+                guild_id=str(self.guild_id),
+                guild_locale="en-US",
+                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
+                member=dict(self.recorder.members[uid], user=user, permissions=str(perm_value)),
+                context=0,
+                authorizing_integration_owners={"0": str(self.guild_id)},
+            )
+            channel = dict(self.recorder.channels.get(cid) or self._text_channel_payload(cid, f"channel-{cid}", 0))
+            channel["permissions"] = str(perm_value)
+        else:
+            cid = channel_id or self.dm_channel_id(uid)
+            payload.update(user=user, context=1, authorizing_integration_owners={"1": str(uid)})
+            channel = {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None, "flags": 0}
+        payload["channel_id"] = str(cid)
+        payload["channel"] = channel
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    # ------------------------------------------------------------------ app commands
+    def _command_id(self, name: str, ctype: int, guild_id: Optional[int]) -> int:
+        for cmd in self.recorder.synced_commands.get(guild_id, []):
+            if cmd.get("name") == name and int(cmd.get("type", 1)) == ctype:
+                return int(cmd["id"])
+        return self._command_ids.setdefault((name, ctype, guild_id), next_snowflake())
+
+    def _lookup(self, name: str, ctype: discord.AppCommandType, guild: bool) -> tuple[Any, Optional[int]]:
+        tree = self.tree
+        if guild:
+            cmd = tree.get_command(name, guild=discord.Object(self.guild_id), type=ctype)
+            if cmd is not None:
+                return cmd, self.guild_id
+        return tree.get_command(name, type=ctype), None
+
+    def _check_invocable(self, root: Any, *, guild: bool, permissions: discord.Permissions) -> None:
+        if not guild and getattr(root, "guild_only", False):
+            raise DiscordValidationError(f"/{root.name} is guild_only; Discord would not offer it in DMs")
+        default = getattr(root, "default_permissions", None)
+        if guild and default is not None and not permissions.administrator and not default.is_subset(permissions):
+            raise DiscordValidationError(
+                f"/{root.name} has default_permissions={default.value}; a member with permissions "
+                f"{permissions.value} cannot invoke it (pass validate=False to bypass)"
+            )
+
+    def _resolve_value(self, ptype: int, value: Any, resolved: JSON, *, guild: bool, validate: bool, channel_types: Sequence[discord.ChannelType] = ()) -> Any:
+        rec = self.recorder
+        if ptype == 6 or (ptype == 9 and _snowflake_of(value) not in rec.roles):
+            uid = _snowflake_of(value)
+            if uid not in rec.users:
+                name = getattr(value, "name", None)
+                self.add_user(uid, name, bot=bool(getattr(value, "bot", False)))
+            resolved.setdefault("users", {})[str(uid)] = rec.users[uid]
+            if guild and uid in rec.members:
+                perms = self.member_permissions(uid).value
+                resolved.setdefault("members", {})[str(uid)] = dict(rec.members[uid], permissions=str(perms))
+            return str(uid)
+        if ptype in (8, 9):
+            rid = _snowflake_of(value)
+            if rid not in rec.roles:
+                raise LookupError(f"unknown role {rid}; create it with harness.add_role()")
+            resolved.setdefault("roles", {})[str(rid)] = rec.roles[rid]
+            return str(rid)
+        if ptype == 7:
+            cid = _snowflake_of(value)
+            ch = rec.channels.get(cid)
+            if ch is None:
+                raise LookupError(f"unknown channel {cid}; create it with harness.add_channel()")
+            if validate and channel_types and discord.ChannelType(ch["type"]) not in channel_types:
+                raise DiscordValidationError(f"channel type {ch['type']} not allowed (allowed: {channel_types})")
+            resolved.setdefault("channels", {})[str(cid)] = {
+                "id": ch["id"],
+                "name": ch["name"],
+                "type": ch["type"],
+                "permissions": str(discord.Permissions.all_channel().value),
+                "parent_id": ch.get("parent_id"),
+                "flags": 0,
+            }
+            return str(cid)
+        if ptype == 11:
+            if isinstance(value, discord.File):
+                filename, data = value.filename, value.fp.read()
+            elif isinstance(value, (bytes, bytearray)):
+                filename, data = "file.bin", bytes(value)
+            else:
+                filename, data = value[0], bytes(value[1])
+            att = rec._attachment(self.channel_id, filename, data)
+            att["ephemeral"] = True
+            resolved.setdefault("attachments", {})[att["id"]] = att
+            return att["id"]
+        raise ValueError(f"unsupported option type {ptype}")
+
+    def _build_options(
+        self, command: app_commands.Command[Any, ..., Any], values: OptionsArg, resolved: JSON, *, guild: bool, validate: bool, focused: Optional[str] = None
+    ) -> list[JSON]:
+        if values is None:
+            values = {}
+        if isinstance(values, Sequence) and not isinstance(values, (str, bytes)) and values and isinstance(values[0], dict):
+            return [dict(v) for v in values]  # raw option dicts, sent verbatim
+        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        params = {p.display_name: p for p in command.parameters}
+        by_py_name = {p.name: p for p in command.parameters}
+        out: list[JSON] = []
+        given: set[str] = set()
+        for key, raw in items:
+            param = params.get(key) or by_py_name.get(key)
+            if param is None:
+                if validate:
+                    raise DiscordValidationError(f"/{command.qualified_name} has no option {key!r}; options: {sorted(params)}")
+                out.append({"name": key, "type": 3, "value": raw})
+                continue
+            given.add(param.display_name)
+            ptype = param.type.value
+            value = raw.value if isinstance(raw, (app_commands.Choice, enum.Enum)) else raw
+            option: JSON = {"name": param.display_name, "type": ptype}
+            if focused is not None and param.display_name in (focused, getattr(by_py_name.get(focused), "display_name", None)):
+                option["value"] = str(value)
+                option["focused"] = True
+                out.append(option)
+                continue
+            if ptype == 3:
+                value = str(value)
+                if validate:
+                    if param.min_value is not None and len(value) < param.min_value:
+                        raise DiscordValidationError(f"{key}: length {len(value)} < min_length {param.min_value}")
+                    if param.max_value is not None and len(value) > param.max_value:
+                        raise DiscordValidationError(f"{key}: length {len(value)} > max_length {param.max_value}")
+            elif ptype in (4, 10):
+                try:
+                    value = int(value) if ptype == 4 else float(value)
+                except (TypeError, ValueError):
+                    if validate:
+                        raise DiscordValidationError(f"{key}: {raw!r} is not a valid {param.type.name}") from None
+                if validate:
+                    if ptype == 4 and not -(2**53) <= value <= 2**53:
+                        raise DiscordValidationError(f"{key}: integer out of Discord's range")
+                    if param.min_value is not None and value < param.min_value:
+                        raise DiscordValidationError(f"{key}: {value} < min_value {param.min_value}")
+                    if param.max_value is not None and value > param.max_value:
+                        raise DiscordValidationError(f"{key}: {value} > max_value {param.max_value}")
+            elif ptype == 5:
+                value = bool(value)
+            else:
+                value = self._resolve_value(ptype, value, resolved, guild=guild, validate=validate, channel_types=param.channel_types)
+            if validate and param.choices and not param.autocomplete and value not in [c.value for c in param.choices]:
+                raise DiscordValidationError(f"{key}: {value!r} is not one of the choices {[c.value for c in param.choices]}")
+            option["value"] = value
+            out.append(option)
+        if validate and focused is None:
+            missing = [p.display_name for p in command.parameters if p.required and p.display_name not in given]
+            if missing:
+                raise DiscordValidationError(f"/{command.qualified_name}: missing required options {missing}")
+        return out
+
+    def _slash_data(self, name: str, options: OptionsArg, *, guild: bool, validate: bool, permissions: discord.Permissions, focused: Optional[str] = None) -> JSON:
+        path = name.strip().lstrip("/").split()
+        root, guild_id = self._lookup(path[0], discord.AppCommandType.chat_input, guild)
+        resolved: JSON = {}
+        if root is None:
+            if validate:
+                names = sorted(c.name for c in self.tree.get_commands(guild=discord.Object(self.guild_id)))
+                names += sorted(c.name for c in self.tree.get_commands())
+                raise DiscordValidationError(f"unknown slash command {name!r}; registered: {names}")
+            opts = [dict(o) for o in options] if isinstance(options, Sequence) else [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+            return {"id": str(next_snowflake()), "name": path[0], "type": 1, "options": opts}
+        if validate:
+            self._check_invocable(root, guild=guild, permissions=permissions)
+        chain = [root]
+        for part in path[1:]:
+            nxt = chain[-1].get_command(part) if isinstance(chain[-1], app_commands.Group) else None
+            if nxt is None:
+                raise DiscordValidationError(f"{' '.join(c.name for c in chain)!r} has no subcommand {part!r}")
+            chain.append(nxt)
+        leaf = chain[-1]
+        if isinstance(leaf, app_commands.Group):
+            raise DiscordValidationError(f"{name!r} is a group; name a subcommand, e.g. '{name} {leaf.commands[0].name}'")
+        opts = self._build_options(leaf, options, resolved, guild=guild, validate=validate, focused=focused)
+        for node in reversed(chain[1:]):
+            opts = [{"name": node.name, "type": 2 if isinstance(node, app_commands.Group) else 1, "options": opts}]
+        data: JSON = {"id": str(self._command_id(root.name, 1, guild_id)), "name": root.name, "type": 1, "options": opts}
+        if resolved:
+            data["resolved"] = resolved
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        return data
+
+    def _effective_permissions(self, user_id: Optional[int], permissions: Union[int, discord.Permissions, None]) -> discord.Permissions:
+        if permissions is None:
+            return self.member_permissions(user_id or self.user_id)
+        return permissions if isinstance(permissions, discord.Permissions) else discord.Permissions(int(permissions))
+
+    async def invoke_slash(
+        self,
+        name: str,
+        options: OptionsArg = None,
+        *,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        guild: bool = True,
+        channel_id: Optional[int] = None,
+        locale: str = "en-US",
+        app_permissions: Union[int, discord.Permissions, None] = None,
+        validate: bool = True,
+        wait: bool = True,
+        timeout: Optional[float] = None,
+    ) -> discord.Interaction:
+        """Invoke a slash command (``"cmd"``, ``"group sub"``, ``"group subgroup sub"``).
+
+        ``options`` maps option names (display or Python name) to plain values; their
+        Discord types come from the registered command (USER/ROLE/CHANNEL accept ids or
+        objects and get ``resolved`` data; ATTACHMENT accepts ``(filename, bytes)`` or a
+        ``discord.File``).  A list of raw option dicts is sent verbatim.  ``permissions``
+        is the invoking member's permission integer (default: computed from roles).  With
+        ``validate=True`` the checks Discord does *before* sending an interaction (min/max,
+        lengths, choices, required options, default_permissions, guild_only) raise
+        :class:`DiscordValidationError`; discord.py does not repeat them locally.
+        Returns the real ``discord.Interaction`` after all work finished (``wait=True``).
+        """
+        perms = self._effective_permissions(user_id, permissions)
+        data = self._slash_data(name, options, guild=guild, validate=validate, permissions=perms)
+        payload = self._interaction_payload(
+            2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=channel_id, locale=locale, app_permissions=app_permissions
+        )
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    async def invoke_autocomplete(
+        self,
+        name: str,
+        options: OptionsArg,
+        focused: str,
+        *,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        guild: bool = True,
+        timeout: Optional[float] = None,
+    ) -> list[JSON]:
+        """Send an APPLICATION_COMMAND_AUTOCOMPLETE interaction; returns the choices sent back."""
+        perms = self._effective_permissions(user_id, permissions)
+        data = self._slash_data(name, options, guild=guild, validate=False, permissions=perms, focused=focused)
+        payload = self._interaction_payload(4, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=None)
+        await self.dispatch_interaction(payload, timeout=timeout)
+        rec = self.recorder.last("response")
+        if rec is None or rec.interaction_id != int(payload["id"]):
+            return []
+        return list(rec.payload.get("choices") or [])
+
+    def _context_menu_data(self, name: str, ctype: discord.AppCommandType, guild: bool, validate: bool, permissions: discord.Permissions) -> tuple[JSON, Optional[int]]:
+        cmd, guild_id = self._lookup(name, ctype, guild)
+        if cmd is None and validate:
+            raise DiscordValidationError(f"no {ctype.name} context menu named {name!r}")
+        if cmd is not None and validate:
+            self._check_invocable(cmd, guild=guild, permissions=permissions)
+        data: JSON = {"id": str(self._command_id(name, ctype.value, guild_id)), "name": name, "type": ctype.value}
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        return data, guild_id
+
+    async def invoke_message_menu(
+        self,
+        name: str,
+        message: Union[discord.Message, JSON, str, int],
+        *,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        guild: bool = True,
+        validate: bool = True,
+        wait: bool = True,
+        timeout: Optional[float] = None,
+    ) -> discord.Interaction:
+        """Invoke a message context menu on ``message`` (a Message from :meth:`make_message`
+        or a stored id, a raw message payload, or a content string -> new user message)."""
+        if isinstance(message, str):
+            message = self.make_message(message, author_id=self.owner_id)
+        if isinstance(message, dict):
+            msg_payload = message
+        else:
+            mid = _snowflake_of(message)
+            stored = self.recorder.messages.get(mid)
+            if stored is None:
+                raise LookupError(f"message {mid} unknown to the harness; build it with make_message()")
+            msg_payload = stored
+        resolved_msg = {k: v for k, v in msg_payload.items() if k not in ("member", "guild_id")}
+        perms = self._effective_permissions(user_id, permissions)
+        data, _ = self._context_menu_data(name, discord.AppCommandType.message, guild, validate, perms)
+        data["target_id"] = str(msg_payload["id"])
+        data["resolved"] = {"messages": {str(msg_payload["id"]): resolved_msg}}
+        payload = self._interaction_payload(
+            2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=int(msg_payload["channel_id"]) if guild else None
+        )
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    async def invoke_user_menu(
+        self,
+        name: str,
+        target: Union[int, discord.abc.Snowflake],
+        *,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        guild: bool = True,
+        validate: bool = True,
+        wait: bool = True,
+        timeout: Optional[float] = None,
+    ) -> discord.Interaction:
+        """Invoke a user context menu on ``target``."""
+        perms = self._effective_permissions(user_id, permissions)
+        data, _ = self._context_menu_data(name, discord.AppCommandType.user, guild, validate, perms)
+        resolved: JSON = {}
+        data["target_id"] = self._resolve_value(6, target, resolved, guild=guild, validate=validate)
+        data["resolved"] = resolved
+        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=None)
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    # ------------------------------------------------------------------ components / modals
+    async def invoke_component(
+        self,
+        custom_id: str,
+        values: Optional[Sequence[Any]] = None,
+        *,
+        message_id: Optional[int] = None,
+        component_type: Optional[int] = None,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        validate: bool = True,
+        wait: bool = True,
+        timeout: Optional[float] = None,
+    ) -> discord.Interaction:
+        """Click a button / choose select ``values`` on a message the bot sent.
+
+        The message is found by ``custom_id`` among stored messages (newest first) unless
+        ``message_id`` is given; its stored JSON becomes ``interaction.message`` so the
+        view store routes the interaction to the view registered for that message id.
+        For user/role/channel/mentionable selects pass ids or objects.
+        """
+        mid, comp = self.recorder.find_component(custom_id, message_id)
+        if comp is None and validate:
+            raise LookupError(f"no component with custom_id {custom_id!r} in stored messages")
+        if mid is None or mid not in self.recorder.messages:
+            raise LookupError(f"message {mid} is not stored; cannot build interaction.message")
+        ctype = component_type or int((comp or {}).get("type", 2 if values is None else 3))
+        if validate and comp is not None and comp.get("disabled"):
+            raise DiscordValidationError(f"component {custom_id!r} is disabled")
+        data: JSON = {"custom_id": custom_id, "component_type": ctype}
+        message = copy.deepcopy(self.recorder.messages[mid])
+        guild = int(message["channel_id"]) not in self.recorder.dm_channels
+        if ctype in (3, 5, 6, 7, 8):
+            vals = list(values or [])
+            if validate and comp is not None:
+                lo, hi = int(comp.get("min_values", 1)), int(comp.get("max_values", 1))
+                if not lo <= len(vals) <= hi:
+                    raise DiscordValidationError(f"select {custom_id!r} needs {lo}..{hi} values, got {len(vals)}")
+                if ctype == 3:
+                    allowed = [o["value"] for o in comp.get("options", [])]
+                    bad = [v for v in vals if v not in allowed]
+                    if bad:
+                        raise DiscordValidationError(f"select {custom_id!r}: {bad} not in options {allowed}")
+            if ctype == 3:
+                data["values"] = [str(v) for v in vals]
+            else:
+                resolved: JSON = {}
+                kind = {5: 6, 6: 8, 7: 7, 8: 9}[ctype]
+                data["values"] = [self._resolve_value(kind, v, resolved, guild=guild, validate=validate) for v in vals]
+                data["resolved"] = resolved
+        elif values:
+            raise ValueError("values are only valid for select menus")
+        payload = self._interaction_payload(
+            3, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=int(message["channel_id"]), message=message
+        )
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    async def submit_modal(
+        self,
+        values: Mapping[str, Any],
+        *,
+        custom_id: Optional[str] = None,
+        user_id: Optional[int] = None,
+        permissions: Union[int, discord.Permissions, None] = None,
+        wait: bool = True,
+        timeout: Optional[float] = None,
+    ) -> discord.Interaction:
+        """Submit the most recently sent modal (or the one with ``custom_id``).
+
+        ``values`` maps each input's custom_id to its text (or list of values for selects).
+        """
+        modal_rec = next(
+            (r for r in reversed(self.recorder.of_kind("response")) if r.response_type == MODAL and (custom_id is None or r.payload.get("custom_id") == custom_id)),
+            None,
+        )
+        if modal_rec is None:
+            raise LookupError("no modal was sent")
+
+        def convert(comp: JSON) -> Optional[JSON]:
+            t = comp.get("type")
+            if t == 1:
+                inner = [c for c in (convert(x) for x in comp.get("components", [])) if c]
+                return {"type": 1, "components": inner}
+            if t == 18:
+                inner_c = convert(comp["component"])
+                return {"type": 18, "component": inner_c} if inner_c else None
+            cid = comp.get("custom_id")
+            if cid is None:
+                return None
+            if t == 4:
+                return {"type": 4, "custom_id": cid, "value": str(values.get(cid, comp.get("value") or ""))}
+            raw = values.get(cid, [])
+            return {"type": t, "custom_id": cid, "values": [str(v) for v in (raw if isinstance(raw, (list, tuple)) else [raw])]}
+
+        components = [c for c in (convert(c) for c in modal_rec.payload.get("components", [])) if c]
+        data = {"custom_id": modal_rec.payload["custom_id"], "components": components}
+        origin = next((s for s in self.recorder._interactions.values() if s.interaction_id == modal_rec.interaction_id), None)
+        message = None
+        if origin is not None and origin.source_message_id in self.recorder.messages:
+            message = copy.deepcopy(self.recorder.messages[origin.source_message_id])
+        payload = self._interaction_payload(
+            5, data, user_id=user_id, permissions=permissions, guild=True, channel_id=origin.channel_id if origin else None, message=message
+        )
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    # ------------------------------------------------------------------ messages
+    def message_payload(
+        self,
+        content: str = "",
+        *,
+        author_id: Optional[int] = None,
+        bot: bool = False,
+        webhook_id: Optional[int] = None,
+        channel_id: Optional[int] = None,
+        guild: bool = True,
+        embeds: Sequence[Union[discord.Embed, JSON]] = (),
+        attachments: Sequence[tuple[str, bytes]] = (),
+        reference: Optional[Union[discord.Message, int]] = None,
+        apply_intents: bool = True,
+    ) -> JSON:
+        """Build (and store) a gateway MESSAGE_CREATE payload from a user/bot/webhook.
+
+        With ``apply_intents`` (default) the returned gateway payload is blanked like
+        Discord does when the client lacks the message_content intent (guild message, not
+        mentioning the bot); the stored server copy keeps the real content, which is what
+        message context menus receive."""
+        rec = self.recorder
+        if webhook_id is not None:
+            author = {"id": str(webhook_id), "username": "Webhook", "discriminator": "0000", "avatar": None, "bot": True}
+            uid = webhook_id
+        else:
+            uid = author_id or self.owner_id
+            if uid not in rec.users:
+                if guild:
+                    self.add_member(uid, bot=bot)
+                else:
+                    self.add_user(uid, bot=bot)
+            author = dict(rec.users[uid])
+            if bot:
+                author["bot"] = True
+        mid = next_snowflake()
+        cid = channel_id or (self.channel_id if guild else self.dm_channel_id(uid))
+        mentions, mention_roles, everyone = rec._mentions(content)
+        msg: JSON = {
+            "id": str(mid),
+            "channel_id": str(cid),
+            "type": 0,
+            "content": content,
+            "author": author,
+            "embeds": [e.to_dict() if isinstance(e, discord.Embed) else dict(e) for e in embeds],
+            "components": [],
+            "attachments": [rec._attachment(cid, n, d) for n, d in attachments],
+            "mentions": [dict(m, member=rec.members[int(m["id"])]) if guild and int(m["id"]) in rec.members else m for m in mentions],
+            "mention_roles": mention_roles,
+            "mention_everyone": everyone,
+            "pinned": False,
+            "tts": False,
+            "timestamp": _iso_now(),
+            "edited_timestamp": None,
+            "flags": 0,
+            "nonce": str(mid),
+        }
+        if webhook_id is not None:
+            msg["webhook_id"] = str(webhook_id)
+        if guild:
+            msg["guild_id"] = str(self.guild_id)
+            if webhook_id is None and uid in rec.members:
+                msg["member"] = dict(rec.members[uid])
+        if reference is not None:
+            ref_id = _snowflake_of(reference)
+            msg["type"] = 19
+            msg["message_reference"] = {"message_id": str(ref_id), "channel_id": str(cid), "type": 0}
+            if guild:
+                msg["message_reference"]["guild_id"] = str(self.guild_id)
+            if ref_id in rec.messages:
+                msg["referenced_message"] = {k: v for k, v in rec.messages[ref_id].items() if k != "referenced_message"}
+        # Without the privileged message_content intent Discord blanks these fields for
+        # guild messages that don't mention the bot and aren't the bot's own.
+        if (
+            apply_intents
+            and guild
+            and not self.client.intents.message_content
+            and uid != self.bot_id
+            and str(self.bot_id) not in {m["id"] for m in mentions}
+        ):
+            gateway = dict(msg, content="", embeds=[], attachments=[], components=[])
+            rec.messages[mid] = msg  # the "server" keeps the full message (context menus see it)
+            return gateway
+        rec.messages[mid] = msg
+        return msg
+
+    def make_message(
+        self,
+        content: str = "",
+        *,
+        author_id: Optional[int] = None,
+        bot: bool = False,
+        webhook_id: Optional[int] = None,
+        channel_id: Optional[int] = None,
+        guild: bool = True,
+        embeds: Sequence[Union[discord.Embed, JSON]] = (),
+        attachments: Sequence[tuple[str, bytes]] = (),
+        reference: Optional[Union[discord.Message, int]] = None,
+        apply_intents: bool = True,
+    ) -> discord.Message:
+        """Build a real ``discord.Message`` from a gateway MESSAGE_CREATE payload, exactly
+        as ``parse_message_create`` does, without dispatching ``on_message``.  The message
+        is put in the client's message cache and the harness message store (so it can be
+        the target of :meth:`invoke_message_menu`, replies, reactions, fetches)."""
+        payload = self.message_payload(
+            content,
+            author_id=author_id,
+            bot=bot,
+            webhook_id=webhook_id,
+            channel_id=channel_id,
+            guild=guild,
+            embeds=embeds,
+            attachments=attachments,
+            reference=reference,
+            apply_intents=apply_intents,
+        )
+        channel, _ = self.state._get_guild_channel(payload)
+        message = discord.Message(state=self.state, channel=channel, data=payload)
+        if self.state._messages is not None:
+            self.state._messages.append(message)
+        return message
+
+    async def dispatch_message(self, content: str = "", *, wait: bool = True, timeout: Optional[float] = None, **kwargs: Any) -> discord.Message:
+        """Send a MESSAGE_CREATE through ``parse_message_create`` (runs on_message, prefix
+        commands, listeners) and wait for the handlers; returns the created Message.
+        Keyword arguments as :meth:`make_message`."""
+        payload = self.message_payload(content, **kwargs)
+        token = async_context.set(self._adapter)
+        try:
+            self.state.parse_message_create(payload)
+        finally:
+            async_context.reset(token)
+        message = self._messages_seen.pop(int(payload["id"]))
+        if wait:
+            await self.settle(timeout)
+        return message
+
+    def events_named(self, name: str) -> list[DispatchedEvent]:
+        """Dispatched events called ``name`` (e.g. ``"app_command_completion"``)."""
+        return [e for e in self.events if e.name == name]
