@@ -41,13 +41,19 @@ class Engine:
             max_batch_tokens=config.max_batch_tokens,
             max_batch_size=config.max_batch_size,
         )
+        self._started = False
 
     async def start(self) -> None:
+        """Start the worker and the scheduler; calling it again does nothing."""
+        if self._started:
+            return
+        self._started = True
         if isinstance(self.executor, WorkerProcess):
             await self.executor.start()
         self.scheduler.start()
 
     async def close(self) -> None:
+        self._started = False
         await self.scheduler.close()
         if isinstance(self.executor, WorkerProcess):
             await self.executor.close()
