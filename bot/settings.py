@@ -38,7 +38,8 @@ class Settings:
         env = os.environ if env is None else env
 
         def get(name: str, default: str = "") -> str:
-            return env.get(name, default).strip()
+            # An empty value (as in .env.example) means "use the default".
+            return env.get(name, "").strip() or default
 
         def parse(name: str, default: str, convert: Callable[[str], Any], what: str, check: Callable[[Any], bool] = lambda v: True) -> Any:
             raw = get(name, default)

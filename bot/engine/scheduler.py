@@ -245,7 +245,13 @@ class Scheduler:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._execute(batch)
+            try:
+                await self._execute(batch)
+            except Exception:  # a bug here must not leave requests waiting forever
+                log.exception("Scheduler failed on a batch of %d", len(batch))
+                for job in batch:
+                    if job.state is not JobState.DONE:
+                        self._release(job, EngineError("Something went wrong while running the model. Please try again."))
 
     def next_batch(self) -> list[Job]:
         """Take the next batch off the queues (called when the executor is free)."""
