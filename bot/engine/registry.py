@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,10 +175,13 @@ class ModelRegistry:
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            partial = target.with_name(target.name + ".partial")
+            partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
             model.save_pretrained(partial)
             tokenizer.save_pretrained(partial)
-            partial.replace(target)  # atomic: a crash mid-way never leaves a half folder
+            try:
+                partial.rename(target)  # atomic: a crash mid-way never leaves a half folder
+            except OSError:  # another process finished first; its copy is as good
+                shutil.rmtree(partial, ignore_errors=True)
 
         self._guard(role, convert)
         return target

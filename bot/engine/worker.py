@@ -53,7 +53,7 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
             return
         _, batch_id, task_name, requests = message
 
-        def emit(index: int, sequence: int, text: str, batch_id: int = batch_id) -> None:
+        def emit(index: int, sequence: int, text: str) -> None:
             conn.send(("chunk", batch_id, index, sequence, text))
 
         started = time.perf_counter()
