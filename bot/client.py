@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from typing import Any
 
@@ -15,10 +16,12 @@ from .commands import (DESCRIPTION_LIMIT, Reply, build_request, clip, render_apo
                        render_result, render_waiting)
 from .engine import Engine, EngineError, GenerationRequest, Job
 from .settings import Settings
+from .storage import StoreBusy, TagStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status")
+EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status",
+              "cogs.moderation")
 COLOURS = {"ok": discord.Colour.blurple(), "info": discord.Colour.light_grey(), "busy": discord.Colour.orange(),
            "error": discord.Colour.red()}
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
@@ -37,19 +40,23 @@ def to_embed(reply: Reply) -> discord.Embed:
 
 class HFBot(commands.Bot):
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        intents = discord.Intents.default()  # slash commands need no privileged intent;
+        intents.message_content = settings.autotag  # auto-tagging reads messages: privileged, opt-in
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),  # no privileged intents: slash commands need none
+            intents=intents,
             # Model output and echoed input must never ping @everyone, roles or users.
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
         self.engine = engine or Engine(settings.engine)
+        self.store = TagStore(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
+        await self.store.open()
         await self.engine.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -62,6 +69,7 @@ class HFBot(commands.Bot):
     async def close(self) -> None:
         await self.engine.close()
         await super().close()
+        await self.store.close()  # last: with the engine closed, no auto-tag result is left to write
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
@@ -78,6 +86,7 @@ class HFBot(commands.Bot):
         waiting: asyncio.Task | None = None
         try:
             await interaction.response.defer(thinking=True, ephemeral=private)
+            interaction.extras["public"] = not private
             waiting = asyncio.create_task(self._show_queue(interaction, job))
             if isinstance(request, GenerationRequest):
                 await self._stream(interaction, job, request)
@@ -101,7 +110,7 @@ class HFBot(commands.Bot):
                 shown = text
 
     async def _stream(self, interaction: discord.Interaction, job: Job, request: GenerationRequest) -> None:
-        text, last_edit = "", 0.0
+        text, last_edit = "", -math.inf  # the first chunk is always shown
         loop = asyncio.get_running_loop()
         async for sequence, delta in job.chunks():
             if sequence != 0:
@@ -123,6 +132,8 @@ class HFBot(commands.Bot):
                                           + " permission for this."], tone="error")
         elif isinstance(cause, app_commands.TransformerError):
             reply = Reply("That didn't work", [f"I couldn't read the value {cause.value!r}: {clip(str(cause), 200)}"], tone="error")
+        elif isinstance(cause, StoreBusy):
+            reply = Reply("Busy", [str(cause)], tone="busy")
         elif isinstance(cause, app_commands.CheckFailure):
             reply = Reply("Not allowed", ["You can't use this command here."], tone="error")
         else:
@@ -131,9 +142,13 @@ class HFBot(commands.Bot):
             log.error("Error %s in /%s for user %s", error_id, command, interaction.user.id, exc_info=cause)
             reply = render_apology(error_id)
         try:
-            if interaction.response.is_done():
-                await interaction.edit_original_response(content=None, embed=to_embed(reply))
-            else:
+            if not interaction.response.is_done():
                 await interaction.response.send_message(embed=to_embed(reply), ephemeral=True)
+            elif interaction.extras.get("public"):
+                # Refusals are for the asker only: drop the public "thinking…" and answer privately.
+                await interaction.delete_original_response()
+                await interaction.followup.send(embed=to_embed(reply), ephemeral=True)
+            else:
+                await interaction.edit_original_response(content=None, embed=to_embed(reply))
         except discord.HTTPException:
             log.warning("Could not deliver an error message for /%s", interaction.command and interaction.command.name)

@@ -54,8 +54,9 @@ def clip(text: str, limit: int) -> str:
     """Cut text to `limit` characters with a visible note, never mid-way silently."""
     if len(text) <= limit:
         return text
-    note = f"… [cut: {len(text) - limit} more characters]"
-    return text[: limit - len(note)].rstrip() + note
+    note = "… [cut: {} more characters]"
+    keep = limit - len(note.format(len(text)))  # the count never has more digits than the length
+    return text[:keep] + note.format(len(text) - keep)
 
 
 def quote(text: str, limit: int = 200) -> str:

@@ -41,24 +41,29 @@ class CommandLine:
     def __init__(self, tree: app_commands.CommandTree) -> None:
         self.commands = {c.name: c for c in tree.get_commands() if isinstance(c, app_commands.Command)}
 
-    def parse(self, line: str) -> tuple[str, dict[str, Any]]:
-        match = re.match(r"\s*/?(\w+)\s*(.*)", line, re.DOTALL)
+    def command_name(self, line: str) -> str | None:
+        """The command a line names, if it is one the console runs."""
+        match = re.match(r"\s*/?(\w+)", line)
         name = match.group(1).lower() if match else ""
-        command = self.commands.get(name)
-        if command is None or name == "sync":
+        return name if name in self.commands and name != "sync" else None
+
+    def parse(self, line: str) -> tuple[str, dict[str, Any]]:
+        name = self.command_name(line)
+        if name is None:
             raise InvalidInput(f"Unknown command '{line.strip()[:40]}'. {HELP}")
-        params = {p.name: p for p in command.parameters if p.name != "private"}
-        rest = match.group(2)
+        params = {p.name: p for p in self.commands[name].parameters}
+        rest = re.match(r"\s*/?\w+\s*(.*)", line, re.DOTALL).group(1)
         pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, params)) + r"):", re.IGNORECASE) if params else None
         marks = list(pattern.finditer(rest)) if pattern else []
         if rest.strip() and (not marks or rest[: marks[0].start()].strip()):
-            usage = " ".join(f"{p}:" if params[p].required else f"[{p}:]" for p in params)
+            usage = " ".join(f"{p}:" if params[p].required else f"[{p}:]" for p in params if p != "private")
             raise InvalidInput(f"Write options as name: value. Usage: /{name} {usage}")
         options: dict[str, Any] = {}
         for mark, following in zip(marks, [*marks[1:], None]):
             key = mark.group(1).lower()
             value = rest[mark.end(): following.start() if following else len(rest)].strip()
             options[key] = self._convert(params[key], value)
+        options.pop("private", None)  # accepted as on Discord; everything in a console is private
         return name, options
 
     @staticmethod
@@ -101,7 +106,7 @@ class ConsoleApp:
 
     async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
         """Run one input line; in JSON mode return the object to print."""
-        command = None
+        command = self.parser.command_name(line)
         try:
             command, options = self.parser.parse(line)
             if command == "status":

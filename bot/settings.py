@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,13 @@ PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 LABEL_METHODS = ("nli", "embedding")
+BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
+
+
+def boolean(raw: str) -> bool:
+    if raw.lower() not in BOOLEANS:
+        raise ValueError(raw)
+    return BOOLEANS[raw.lower()]
 
 
 class SettingsError(ValueError):
@@ -29,6 +37,8 @@ class Settings:
     label_method: str  # default method of /label
     request_timeout: float  # seconds a request may wait; interaction tokens live 15 minutes
     log_level: str
+    database_path: Path = Path("data/bot.sqlite3")  # moderators' label sets and tags (SQLite)
+    autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -59,7 +69,7 @@ class Settings:
             raise SettingsError(f"--profile {chosen!r} is not valid: expected one of {', '.join(PROFILES)}.")
         defaults = OFFLINE_MODELS if chosen == "offline" else ONLINE_MODELS
         device = get("DEVICE", "auto").lower()
-        if device not in DEVICES and not device.startswith("cuda:"):
+        if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
             raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
         positive = lambda v: v > 0  # noqa: E731
         engine = EngineConfig(
@@ -83,4 +93,6 @@ class Settings:
             label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", LABEL_METHODS),
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+            database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
+            autotag=parse("AUTOTAG", "false", boolean, "true or false"),
         )

@@ -35,6 +35,10 @@ class Executor(Protocol):
     async def execute(self, task: str, requests: list[Request], on_chunk: OnChunk) -> list[Any]: ...
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 class Priority(IntEnum):
     INTERACTIVE = 0
     BACKGROUND = 1
@@ -172,10 +176,10 @@ class Scheduler:
             if lane.size >= self.max_queue:
                 self.metrics.record_shed("queue_full")
                 retry = self._drain_estimate()
-                raise Busy(f"I'm busy right now ({lane.size} requests waiting). Please try again in about {retry:.0f} s.", retry_after=retry)
+                raise Busy(f"I'm busy right now ({plural(lane.size, 'request')} waiting). Please try again in about {retry:.0f} s.", retry_after=retry)
             if self.in_flight.get(user, 0) >= self.max_per_user:
                 self.metrics.record_shed("user_cap")
-                raise Busy(f"You already have {self.max_per_user} requests in progress. Wait for one to finish, then try again.",
+                raise Busy(f"You already have {plural(self.max_per_user, 'request')} in progress. Wait for one to finish, then try again.",
                            retry_after=self.metrics.seconds_per_request(request.task))
             self.in_flight[user] = self.in_flight.get(user, 0) + 1
         now = self.clock()
@@ -233,6 +237,11 @@ class Scheduler:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
+        # The batch that was running when the loop was cancelled has no one left to finish it.
+        running, self.running = self.running, []
+        for job in running:
+            if job.state is not JobState.DONE:
+                self._release(job, Cancelled("The bot is shutting down."))
         for lane in self.lanes.values():
             for job in lane.jobs():
                 lane.remove(job)

@@ -69,7 +69,8 @@ def check_number(value: object, name: str, low: float, high: float, *, integer: 
         raise InvalidInput(f"{name} must be a number.")
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput(f"{name} must be a real number, not {value}.")
-    if integer and not float(value).is_integer():
+    # A float such as 2.0 is refused too: tasks use these as counts (range(), topk()), where it would crash the batch.
+    if integer and not isinstance(value, int):
         raise InvalidInput(f"{name} must be a whole number.")
     if not low <= value <= high:
         raise InvalidInput(f"{name} must be between {low:g} and {high:g} (got {value:g}).")

@@ -55,6 +55,10 @@ class GenerationRequest(Request):
     def batch_key(self) -> tuple[Any, ...]:
         # One generate() call samples with one temperature/top_p and one RNG seed.
         sampling = (self.temperature, self.top_p, self.seed) if self.sampling else ()
+        if self.sampling and self.seed is not None:
+            # Rows of one call share the random draws, so a seed only gives the same text every
+            # time when its request is sampled alone: never batch a seeded request with another.
+            sampling += (id(self),)
         return (self.task, self.model_role(), self.sampling, *sampling)
 
 

@@ -1,0 +1,228 @@
+"""The local console through its real entry point (`python -m bot ...` in a subprocess),
+plus its command-line parser, which reads option names, types and choices from the cogs.
+
+The subprocesses get every setting explicitly (empty = the default), so a developer's
+`.env` cannot change what is tested: python-dotenv never overrides a variable that is set.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.client import EXTENSIONS, HFBot
+from bot.console import CommandLine
+from bot.engine import InvalidInput
+from bot.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ("DISCORD_TOKEN", "DEV_GUILD_ID", "MODEL_PROFILE", "SENTIMENT_MODEL", "GENERATION_MODEL", "ZERO_SHOT_MODEL",
+            "FILL_MASK_MODEL", "EMBEDDING_MODEL", "LABEL_METHOD", "MODEL_CACHE_DIR", "DEVICE", "DTYPE", "TORCH_THREADS",
+            "MAX_QUEUE", "MAX_PER_USER", "MAX_BACKGROUND", "MAX_BATCH_TOKENS", "MAX_BATCH_SIZE", "REQUEST_TIMEOUT",
+            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG")
+TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
+
+
+def console_env(tiny_models: dict, data_dir: Path, **overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({name: "" for name in SETTINGS})  # set, so a .env file can't fill them in
+    env.update(
+        SENTIMENT_MODEL=str(tiny_models["sentiment"]),
+        GENERATION_MODEL=str(tiny_models["gpt2"]),
+        ZERO_SHOT_MODEL=str(tiny_models["nli"]),
+        FILL_MASK_MODEL=str(tiny_models["fill_mask"]),
+        EMBEDDING_MODEL=str(tiny_models["embedding"]),
+        MODEL_PROFILE="offline",
+        MODEL_CACHE_DIR=str(data_dir / "models"),
+        DATABASE_PATH=str(data_dir / "bot.sqlite3"),
+        DEVICE="cpu",
+        TORCH_THREADS="1",  # several of these run at once on few cores
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+# --------------------------------------------------------------------------------------------- --json
+
+# (input line, expected command, expected ok, expected error kind, text the message must contain).
+# A line that names a known command but can't be parsed may report that command or null.
+SCRIPT = [
+    ("# a comment: skipped", None, None, None, None),
+    ("/label text: What a great goal! labels: sports, politics method: nli", "label", True, None, None),
+    ("", None, None, None, None),
+    ("/tokens text: Hello world model: generation", "tokens", True, None, None),
+    ("this is not a command", None, False, "invalid_input", "Unknown command"),
+    ("/frobnicate x: 1", None, False, "invalid_input", "Unknown command"),
+    ("/sync", None, False, "invalid_input", "Unknown command"),  # Discord-only
+    ("/fill Paris is the [MASK] of France", (None, "fill"), False, "invalid_input", "Write options as name: value. Usage: /fill text: [top_k:]"),
+    ("/fill text: Paris is the [MASK] top_k: many", (None, "fill"), False, "invalid_input", "top_k must be a whole number, not 'many'"),
+    ("/fill text: there is no mask here", "fill", False, "invalid_input", "Put exactly one mask"),
+    ("/generate prompt: hi max_new_tokens: 1000", "generate", False, "invalid_input", "max_new_tokens must be between 1 and 256"),
+    ("/label text: goal labels: sports, Sports", "label", False, "invalid_input", "given twice"),
+    ("/label text: goal labels: sports method: svm", (None, "label"), False, "invalid_input", "method must be one of: nli, embedding"),
+    ("/label text: goal", "label", False, "invalid_input", "missing labels"),
+    ("/generate prompt: Once upon a time max_new_tokens: 4 temperature: 0", "generate", True, None, None),
+    ("/status", "status", True, None, None),
+]
+
+
+class Runs:
+    """The entry-point runs this module checks, all started at once: they are independent, and
+    most of each is importing torch, which overlaps well on two cores. `get(name)` waits for one."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, subprocess.Popen] = {}
+        self.done: dict[str, subprocess.CompletedProcess] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str], stdin: str, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stdin.txt").write_text(stdin, encoding="utf-8")
+        with open(folder / "stdin.txt", encoding="utf-8") as lines:  # a file, not a terminal
+            self.started[name] = subprocess.Popen([sys.executable, "-m", "bot", *args], stdin=lines, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT, text=True)
+
+    def get(self, name: str) -> subprocess.CompletedProcess:
+        if name not in self.done:
+            process = self.started[name]
+            out, err = process.communicate(timeout=TIMEOUT)
+            self.done[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        return self.done[name]
+
+    def stop(self) -> None:
+        for process in self.started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_models, tmp_path_factory):
+    runs = Runs()
+    data = tmp_path_factory.mktemp("console-runs")
+    runs.start("json", ["console", "--json"], console_env(tiny_models, data / "json"),
+               "".join(line + "\n" for line, *_ in SCRIPT), data / "json")
+    # MODEL_PROFILE unset (so "online"): the fallback itself must switch to the offline profile.
+    runs.start("fallback", [], console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
+               "/status\n/tokens text: Hello world\n", data / "fallback")
+    runs.start("bad setting", ["console", "--json"], console_env(tiny_models, data / "bad", MAX_QUEUE="abc"),
+               "/tokens text: hi\n", data / "bad")
+    yield runs
+    runs.stop()
+
+
+def test_console_json_one_object_per_command_line(runs, tiny_models):
+    done = runs.get("json")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    out = done.stdout.splitlines()
+    objects = [json.loads(line) for line in out]  # stdout carries nothing but JSON (logs go to stderr)
+    expected = [(number, *rest) for number, (line, *rest) in enumerate(SCRIPT, 1) if line.strip() and not line.startswith("#")]
+    assert len(objects) == len(expected), done.stdout
+    for obj, (number, command, ok, kind, text) in zip(objects, expected):
+        assert obj["line"] == number, obj
+        assert obj["command"] in (command if isinstance(command, tuple) else (command,)), obj
+        assert obj["ok"] is ok, obj
+        if ok:
+            assert set(obj) == {"line", "command", "ok", "result"}, obj
+            assert isinstance(obj["result"], dict)
+        else:
+            assert set(obj) == {"line", "command", "ok", "error"}, obj
+            assert set(obj["error"]) == {"kind", "message"}
+            assert obj["error"]["kind"] == kind
+            assert text in obj["error"]["message"], obj
+            assert "Traceback" not in obj["error"]["message"]
+
+    results = {obj["line"]: obj["result"] for obj in objects if obj["ok"]}
+    label = results[2]
+    assert label["text"] == "What a great goal!" and sorted(label["labels"]) == ["politics", "sports"]
+    assert label["method"] == "nli" and abs(sum(label["scores"]) - 1) < 1e-4
+    assert label["model"] == str(tiny_models["nli"])
+    tokens = results[4]
+    assert tokens["text"] == "Hello world" and tokens["decoded"] == "Hello world"
+    assert len(tokens["tokens"]) == len(tokens["ids"]) == len(tokens["special"]) and not any(tokens["special"])
+    assert tokens["model"] == str(tiny_models["gpt2"])
+    generation = results[15]
+    assert generation["prompt"] == "Once upon a time" and len(generation["texts"]) == 1
+    assert 1 <= generation["new_tokens"][0] <= 4 and generation["mode"] == "complete"
+    status = results[16]
+    assert status["worker_alive"] is True and status["queued"] == 0 and status["device"] == "cpu"
+    assert status["models"]["zero_shot"] == str(tiny_models["nli"])
+
+
+# --------------------------------------------------------------------------------------------- start-up
+
+
+def test_without_a_token_python_m_bot_falls_back_to_the_console(runs):
+    done = runs.get("fallback")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "DISCORD_TOKEN is not set" in done.stderr and "console" in done.stderr
+    # Not a terminal, not --json: the panels are printed one command after the other.
+    assert "Status" in done.stdout and "profile offline" in done.stdout
+    assert "Tokens (" in done.stdout and "[CLS]" in done.stdout
+    assert not done.stdout.lstrip().startswith("{")
+
+
+def test_a_bad_setting_stops_start_up_with_exit_code_2(runs):
+    done = runs.get("bad setting")
+    assert done.returncode == 2
+    assert "Configuration error: MAX_QUEUE='abc' is not valid: expected a positive whole number" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # nothing ran
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def parser(tiny_models, tmp_path_factory):
+    """The console's parser over the cogs' declarations (no engine is started for it)."""
+    data = tmp_path_factory.mktemp("console-data")
+    settings = Settings.from_env(console_env(tiny_models, data))
+    declarations = HFBot(settings)
+    for extension in EXTENSIONS:
+        await declarations.load_extension(extension)
+    return CommandLine(declarations.tree)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("/label text: great goal! labels: sports, politics", ("label", {"text": "great goal!", "labels": "sports, politics"})),
+    # any order, any case of the command and option names; values may hold colons
+    ("/LABEL labels: a, b multi_label: yes TEXT: kick-off at 10:30", ("label", {"labels": "a, b", "multi_label": True,
+                                                                           "text": "kick-off at 10:30"})),
+    ("generate prompt: hi max_new_tokens: 12 temperature: 0.5 seed: 3 mode: chat",
+     ("generate", {"prompt": "hi", "max_new_tokens": 12, "temperature": 0.5, "seed": 3, "mode": "chat"})),
+    ("/status", ("status", {})),
+    ("  /tokens   text:   spaced out   ", ("tokens", {"text": "spaced out"})),
+])
+async def test_parser_reads_the_cogs_options(parser, line, expected):
+    name, options = parser.parse(line)
+    assert (name, options) == expected
+    assert all(type(v) is type(expected[1][k]) for k, v in options.items())
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("/multi_label x: 1", "Unknown command"),
+    ("/generate prompt: hi temperature: warm", "temperature must be a number, not 'warm'"),
+    ("/label text: a labels: b multi_label: maybe", "multi_label must be true or false, not 'maybe'"),
+    ("/tokens text: hi model: gpt5", "model must be one of: sentiment, generation, zero_shot, fill_mask, embedding"),
+    ("/status now please", "Write options as name: value. Usage: /status"),
+])
+async def test_parser_refusals_are_invalid_input(parser, line, message):
+    with pytest.raises(InvalidInput) as refused:
+        parser.parse(line)
+    assert message in str(refused.value)
+
+
+async def test_parser_does_not_glue_private_onto_another_value(parser):
+    try:
+        name, options = parser.parse("/label text: great goal labels: sports, politics private: true")
+    except InvalidInput as refused:  # refusing it clearly would do too
+        assert "private" in str(refused)
+        return
+    assert options.get("labels") == "sports, politics"

@@ -1,0 +1,141 @@
+"""Settings: defaults per profile, every bad value refused with its variable's name, no token in repr."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bot.engine import OFFLINE_MODELS, ONLINE_MODELS, ROLES
+from bot.engine.config import setting_name
+from bot.settings import Settings, SettingsError
+
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.super-secret-token-value"
+
+
+def test_online_defaults():
+    s = Settings.from_env({})
+    assert s.profile == "online"
+    assert s.engine.models == ONLINE_MODELS and not s.engine.offline
+    assert s.label_method == "nli"
+    assert (s.engine.device, s.engine.dtype) == ("auto", "auto")
+    assert s.engine.cache_dir == Path(".cache/models")
+    assert (s.engine.max_queue, s.engine.max_per_user, s.engine.max_background) == (64, 3, 256)
+    assert (s.engine.max_batch_tokens, s.engine.max_batch_size, s.engine.torch_threads) == (8192, 32, 0)
+    assert s.request_timeout == 840.0 and s.log_level == "INFO"
+    assert s.discord_token is None and s.dev_guild_id is None
+    assert s.database_path == Path("data/bot.sqlite3") and s.autotag is False
+
+
+def test_offline_defaults():
+    s = Settings.from_env({"MODEL_PROFILE": "offline"})
+    assert s.profile == "offline"
+    assert s.engine.models == OFFLINE_MODELS and s.engine.offline
+    assert s.label_method == "embedding"  # the offline profile has no NLI model by default
+    assert s.engine.max_queue == 64 and s.request_timeout == 840.0
+
+
+def test_profile_argument_overrides_model_profile():
+    assert Settings.from_env({"MODEL_PROFILE": "online"}, profile="offline").profile == "offline"
+    assert Settings.from_env({"MODEL_PROFILE": "offline"}, profile="online").engine.models == ONLINE_MODELS
+
+
+def test_empty_values_mean_the_default():
+    """As in .env.example, where every optional variable is present but empty."""
+    empty = {name: "" for name in ("DEV_GUILD_ID", "MODEL_PROFILE", "LABEL_METHOD", "DEVICE", "DTYPE", "MAX_QUEUE",
+                                   "REQUEST_TIMEOUT", "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "DISCORD_TOKEN",
+                                   *(setting_name(role) for role in ROLES))}
+    s = Settings.from_env(empty)
+    assert s == Settings.from_env({})
+
+
+def test_values_are_read_and_normalised():
+    s = Settings.from_env({
+        "DISCORD_TOKEN": f"  {TOKEN}  ", "DEV_GUILD_ID": "123456789012345678", "MODEL_PROFILE": " Offline ",
+        "SENTIMENT_MODEL": "/models/sst2", "ZERO_SHOT_MODEL": "org/nli", "LABEL_METHOD": "NLI", "DEVICE": "CUDA:1",
+        "DTYPE": "bfloat16", "MODEL_CACHE_DIR": "/tmp/cache", "MAX_QUEUE": " 5 ", "MAX_PER_USER": "1",
+        "MAX_BACKGROUND": "7", "MAX_BATCH_TOKENS": "100", "MAX_BATCH_SIZE": "2", "TORCH_THREADS": "0",
+        "REQUEST_TIMEOUT": "1.5", "LOG_LEVEL": "debug", "DATABASE_PATH": "/tmp/x.sqlite3", "AUTOTAG": "yes",
+    })
+    assert s.discord_token == TOKEN and s.dev_guild_id == 123456789012345678
+    assert s.profile == "offline" and s.label_method == "nli"
+    assert s.engine.models["sentiment"] == "/models/sst2" and s.engine.models["zero_shot"] == "org/nli"
+    assert s.engine.models["generation"] == OFFLINE_MODELS["generation"]  # unset roles keep the profile's model
+    assert (s.engine.device, s.engine.dtype, s.engine.cache_dir) == ("cuda:1", "bfloat16", Path("/tmp/cache"))
+    assert (s.engine.max_queue, s.engine.max_per_user, s.engine.max_background) == (5, 1, 7)
+    assert (s.engine.max_batch_tokens, s.engine.max_batch_size) == (100, 2)
+    assert s.request_timeout == 1.5 and s.log_level == "DEBUG"
+    assert s.database_path == Path("/tmp/x.sqlite3") and s.autotag is True
+
+
+def test_reads_os_environ_by_default(monkeypatch):
+    monkeypatch.setenv("MAX_QUEUE", "9")
+    monkeypatch.setenv("MODEL_PROFILE", "offline")
+    s = Settings.from_env()
+    assert s.engine.max_queue == 9 and s.profile == "offline"
+
+
+BAD = [
+    ("MODEL_PROFILE", "cloud"),
+    ("DEVICE", "tpu"),
+    ("DTYPE", "float64"),
+    ("LABEL_METHOD", "svm"),
+    ("LOG_LEVEL", "verbose"),
+    ("MAX_QUEUE", "abc"),
+    ("MAX_QUEUE", "0"),
+    ("MAX_QUEUE", "-3"),
+    ("MAX_QUEUE", "2.5"),
+    ("MAX_PER_USER", "0"),
+    ("MAX_BACKGROUND", "lots"),
+    ("MAX_BATCH_TOKENS", "1e4"),
+    ("MAX_BATCH_SIZE", "0"),
+    ("TORCH_THREADS", "-1"),
+    ("DEV_GUILD_ID", "my-server"),
+    ("DEV_GUILD_ID", "-5"),
+    ("REQUEST_TIMEOUT", "0"),
+    ("REQUEST_TIMEOUT", "900"),  # interaction tokens live 15 minutes
+    ("REQUEST_TIMEOUT", "nan"),
+    ("REQUEST_TIMEOUT", "inf"),
+    ("REQUEST_TIMEOUT", "soon"),
+    ("AUTOTAG", "maybe"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD, ids=[f"{n}={v}" for n, v in BAD])
+def test_every_bad_value_names_its_variable(name, value):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name}=")
+    assert repr(value.strip().lower() if name == "DEVICE" else value) in message
+    assert "expected" in message
+    assert isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize("device", ["cuda:abc", "cuda:", "cuda:-1"])
+def test_device_cuda_needs_a_number(device):
+    with pytest.raises(SettingsError, match="DEVICE"):
+        Settings.from_env({"DEVICE": device})
+
+
+def test_a_bad_profile_argument_is_named():
+    with pytest.raises(SettingsError, match="--profile 'cloud'"):
+        Settings.from_env({}, profile="cloud")
+
+
+def test_the_token_never_appears_in_repr_or_str():
+    s = Settings.from_env({"DISCORD_TOKEN": TOKEN, "DEV_GUILD_ID": "42"})
+    assert s.discord_token == TOKEN
+    for shown in (repr(s), str(s), f"{s}", f"{s!r}", repr([s]), repr({"settings": s})):
+        assert TOKEN not in shown and "super-secret" not in shown
+    assert "token=set" in repr(s) and "dev_guild_id=42" in repr(s)
+    assert "token=unset" in repr(Settings.from_env({}))
+    assert "super-secret" not in repr(s.engine)
+    # A copy (e.g. dataclasses.replace in a test or a reload) keeps the guarded repr.
+    assert TOKEN not in repr(dataclasses.replace(s, profile="offline"))
+
+
+def test_settings_are_immutable():
+    s = Settings.from_env({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.discord_token = TOKEN  # type: ignore[misc]

@@ -1,0 +1,210 @@
+"""TagStore against real SQLite files: migrations, restart, guild isolation, purge, locking."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.engine.errors import InvalidInput
+from bot.engine.tasks.zero_shot import MAX_LABELS
+from bot.storage import MIGRATIONS, Label, StoreBusy, Tag, TagStore, Watch
+
+GUILD_A, GUILD_B = 111, 222
+
+
+def tag(guild: int = GUILD_A, message: int = 1, label: str = "spam", *, auto: bool = False, at: float = 1000.0,
+        by: int = 42, score: float | None = 0.9, text: str | None = None) -> Tag:
+    return Tag(guild, 10, message, 7, label, score, "embedding", by, auto, at, text)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "bot.sqlite3"  # the folder does not exist yet: open() creates it
+
+
+@pytest.fixture
+async def store(db_path: Path):
+    async with TagStore(db_path) as opened:
+        yield opened
+
+
+async def test_migrates_an_empty_file_in_wal_mode(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.touch()  # an empty file, as left by a first start that crashed
+    async with TagStore(db_path) as store:
+        assert await store.schema_version() == len(MIGRATIONS)
+        assert await store.config(GUILD_A) == await store.config(GUILD_B)  # defaults, no rows needed
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"schema_version", "guild_settings", "labels", "watched_channels", "tags"} <= tables
+
+
+async def test_forward_migration_keeps_data_and_runs_once(db_path: Path) -> None:
+    async with TagStore(db_path) as store:
+        await store.add_tags([tag()])
+    newer = [*MIGRATIONS, ("ALTER TABLE tags ADD COLUMN note TEXT", "UPDATE tags SET note = 'migrated'")]
+    for _ in range(2):  # the second open finds version 2 and applies nothing
+        async with TagStore(db_path, migrations=newer) as store:
+            assert await store.schema_version() == len(newer)
+            assert [t.label for t in await store.recent(GUILD_A)] == ["spam"]
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT note FROM tags").fetchall() == [("migrated",)]
+
+
+async def test_a_failed_migration_changes_nothing(db_path: Path) -> None:
+    async with TagStore(db_path) as store:
+        await store.add_label(GUILD_A, "spam")
+    broken = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")]
+    with pytest.raises(sqlite3.OperationalError):
+        await TagStore(db_path, migrations=broken).open()
+    async with TagStore(db_path) as store:  # still version 1, and no half-applied table
+        assert await store.schema_version() == len(MIGRATIONS)
+        assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []
+
+
+async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
+    newer = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)]
+    async with TagStore(db_path, migrations=newer):
+        pass
+    with pytest.raises(RuntimeError, match="newer than this bot"):
+        await TagStore(db_path).open()
+
+
+async def test_reopen_keeps_everything(db_path: Path) -> None:
+    async with TagStore(db_path) as store:
+        await store.add_label(GUILD_A, "spam", "🚫")
+        await store.add_label(GUILD_A, "question", None, "How do I change my settings?")
+        await store.update_settings(GUILD_A, method="nli", threshold=0.3, store_text=True)
+        await store.watch(GUILD_A, 10, 0.7, 99)
+        await store.add_tags([tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)])
+    async with TagStore(db_path) as store:
+        config = await store.config(GUILD_A)
+        assert config.labels == (Label("spam", "🚫"), Label("question", None, "How do I change my settings?"))
+        assert (config.method, config.threshold, config.store_text) == ("nli", 0.3, True)
+        assert await store.watches(GUILD_A) == [Watch(10, 0.7, 99)]
+        assert await store.tags(GUILD_A) == [tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)]
+
+
+async def test_committed_tags_survive_a_crash(db_path: Path) -> None:
+    """A write that returned is on disk: another connection sees it while the first was never closed."""
+    crashed = TagStore(db_path)
+    await crashed.open()
+    await crashed.add_tags([tag()])
+    async with TagStore(db_path) as after_restart:
+        assert await after_restart.tags(GUILD_A) == [tag()]
+    await crashed.close()
+
+
+async def test_guilds_never_see_each_other(store: TagStore) -> None:
+    await store.add_label(GUILD_A, "spam")
+    await store.update_settings(GUILD_A, threshold=0.9)
+    await store.watch(GUILD_A, 10, None, None)
+    await store.add_tags([tag(GUILD_A, message=1), tag(GUILD_B, message=2, label="question")])
+
+    assert (await store.config(GUILD_B)).labels == () and (await store.config(GUILD_B)).threshold == 0.5
+    assert await store.watches(GUILD_B) == [] and await store.watch_of(GUILD_B, 10) is None
+    assert [t.message_id for t in await store.recent(GUILD_B)] == [2]
+    assert await store.label_counts(GUILD_B, since=0) == [("question", 1)]
+    assert [t.guild_id for t in await store.tags(GUILD_B)] == [GUILD_B]
+    # Undo and label removal by another guild touch nothing of guild A, even with A's message id.
+    assert await store.remove_tags(GUILD_B, 1) == []
+    assert not await store.remove_label(GUILD_B, "spam")
+    assert not await store.unwatch(GUILD_B, 10)
+    assert [t.message_id for t in await store.recent(GUILD_A)] == [1]
+    assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+
+
+async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
+    for guild in (GUILD_A, GUILD_B):
+        await store.add_label(guild, "spam")
+        await store.update_settings(guild, store_text=True)
+        await store.watch(guild, 10, None, None)
+        await store.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
+    deleted = await store.purge(GUILD_A)
+    assert deleted == {"tags": 2, "labels": 1, "watched_channels": 1, "guild_settings": 1}
+    assert await store.tags(GUILD_A) == [] and (await store.config(GUILD_A)).labels == ()
+    assert len(await store.tags(GUILD_B)) == 2 and (await store.config(GUILD_B)).store_text
+
+
+async def test_label_set_is_capped_and_case_insensitive(store: TagStore) -> None:
+    assert await store.add_label(GUILD_A, "Spam")
+    assert not await store.add_label(GUILD_A, "spam", "🚫")  # the same label: its emoji is updated
+    assert (await store.config(GUILD_A)).labels == (Label("Spam", "🚫"),)
+    for i in range(MAX_LABELS - 1):
+        await store.add_label(GUILD_A, f"label {i}")
+    with pytest.raises(InvalidInput, match="full"):
+        await store.add_label(GUILD_A, "one too many")
+    assert len((await store.config(GUILD_A)).labels) == MAX_LABELS
+    assert await store.remove_label(GUILD_A, "SPAM") and not await store.remove_label(GUILD_A, "SPAM")
+    assert await store.add_label(GUILD_A, "now there is room")
+    assert (await store.config(GUILD_A)).labels[-1].name == "now there is room"  # order of addition is kept
+
+
+async def test_a_moderator_tag_wins_over_an_auto_tag(store: TagStore) -> None:
+    await store.add_tags([tag(auto=True, by=1, score=0.6)])
+    await store.add_tags([tag(auto=False, by=42, score=0.6, at=2000.0)])  # confirmed by a moderator: replaces
+    await store.add_tags([tag(auto=True, by=1, score=0.99, at=3000.0)])  # a later auto-tag does not undo that
+    assert await store.tags(GUILD_A) == [tag(auto=False, by=42, score=0.6, at=2000.0)]
+
+
+async def test_reading_filters_counts_and_undo(store: TagStore) -> None:
+    await store.add_tags([
+        tag(message=1, label="spam", at=100.0), tag(message=2, label="spam", at=200.0),
+        tag(message=3, label="question", at=300.0), tag(message=3, label="bug", at=300.0),
+        Tag(GUILD_A, 20, 4, 7, "spam", 0.8, "nli", 42, False, 400.0),
+    ])
+    assert [t.message_id for t in await store.recent(GUILD_A, limit=2)] == [4, 3]
+    assert [t.message_id for t in await store.recent(GUILD_A, label="SPAM")] == [4, 2, 1]
+    assert [t.message_id for t in await store.recent(GUILD_A, channel_id=20)] == [4]
+    assert await store.label_counts(GUILD_A, since=150.0) == [("spam", 2), ("bug", 1), ("question", 1)]
+    assert [t.message_id for t in await store.tags(GUILD_A, since=250.0)] == [3, 3, 4]
+    removed = await store.remove_tags(GUILD_A, 3)
+    assert sorted(t.label for t in removed) == ["bug", "question"]
+    assert await store.remove_tags(GUILD_A, 3) == []
+    assert await store.label_counts(GUILD_A, since=0) == [("spam", 3)]
+
+
+async def test_concurrent_writes_all_land(store: TagStore) -> None:
+    """Auto-tags of many messages are written at once on the one connection."""
+    await asyncio.gather(*(store.add_tags([tag(message=i)]) for i in range(30)), store.add_label(GUILD_A, "spam"),
+                         store.purge(GUILD_B), store.watch(GUILD_A, 10, None, None))
+    assert sorted(t.message_id for t in await store.tags(GUILD_A)) == list(range(30))
+    assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+
+
+async def test_a_locked_database_waits_then_refuses_without_writing(db_path: Path) -> None:
+    async with TagStore(db_path, busy_timeout=0.2) as store:
+        other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreBusy, match="nothing was saved"):
+            await store.add_tags([tag()])
+        assert await store.tags(GUILD_A) == []  # WAL: reading still works while it is locked
+        other.execute("COMMIT")
+        await store.add_tags([tag()])  # the connection is usable again (no transaction left open)
+        assert await store.tags(GUILD_A) == [tag()]
+        other.close()
+
+
+async def test_a_write_waits_for_a_short_lock(db_path: Path) -> None:
+    async with TagStore(db_path, busy_timeout=30.0) as store:
+        other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(store.add_tags([tag()]))
+        with pytest.raises(TimeoutError):  # still waiting on the lock, not failed
+            await asyncio.wait_for(asyncio.shield(write), 0.3)
+        other.execute("COMMIT")
+        await write
+        assert await store.tags(GUILD_A) == [tag()]
+        other.close()
+
+
+async def test_using_a_closed_store_says_so(db_path: Path) -> None:
+    store = TagStore(db_path)
+    with pytest.raises(RuntimeError, match="not open"):
+        await store.config(GUILD_A)
+    await store.close()  # closing a store that never opened is harmless
