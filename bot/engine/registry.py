@@ -47,7 +47,10 @@ def resolve_device(name: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"DEVICE={name} but torch sees no CUDA GPU here; use DEVICE=auto or cpu.")
+    return device
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:

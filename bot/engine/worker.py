@@ -115,11 +115,21 @@ class WorkerProcess:
         self._conn: Connection | None = None
         self._batch: tuple[int, asyncio.Future, OnChunk] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._died_starting = asyncio.Event()
 
     async def start(self) -> None:
+        """Spawn the worker and wait until it is ready; fail fast if it dies on the way."""
         self._loop = asyncio.get_running_loop()
+        self._died_starting = asyncio.Event()
         self._spawn()
-        await asyncio.wait_for(self._ready.wait(), STARTUP_TIMEOUT)
+        ready = asyncio.ensure_future(self._ready.wait())
+        died = asyncio.ensure_future(self._died_starting.wait())
+        await asyncio.wait([ready, died], timeout=STARTUP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        died.cancel()
+        if not self._ready.is_set():
+            await self.close()
+            raise WorkerCrashed("The model worker could not start (see the log above for why).")
 
     async def execute(self, task: str, requests: list[Request], on_chunk: OnChunk) -> list[Any]:
         try:
@@ -204,6 +214,10 @@ class WorkerProcess:
 
     def _on_exit(self, generation: int, exitcode: int | None) -> None:
         if generation != self._generation or self._closing:
+            return
+        if self.info.device == "starting":  # never became ready: a restart would fail the same way
+            log.error("The inference worker exited with code %s before it was ready", exitcode)
+            self._died_starting.set()
             return
         self._ready.clear()
         self.info.alive = False
