@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Engine fixtures (this section): tiny random-weight models built once per session by
+`tests/model_factory.py`, loaded through the production path (`EngineConfig` ->
+`Engine` -> spawned worker process -> `ModelRegistry`). Starting a worker costs a few
+seconds, so each distinct model set gets one session-scoped engine that every test
+reuses; tests must leave it idle (await or cancel what they submit).
+
+    tiny_models            {kind: Path} of the tiny models (sentiment, nli, fill_mask, gpt2, llama, t5, embedding)
+    tiny_engine            every role on a tiny model, generation = gpt2 (no pad token, no chat template)
+    tiny_llama_engine      generation = tiny llama (chat template); every other role unconfigured
+    tiny_t5_engine         generation = tiny t5 (seq2seq); zero_shot = a Hub id that is not on this machine,
+                           fill_mask = the gpt2 folder (not a masked LM)
+    real_engine            the packaged real models (OFFLINE_MODELS); only for @pytest.mark.slow tests
+
+`tiny_engine_config(tiny_models, ...)` builds a config for tests that need a dedicated engine
+(e.g. killing the worker).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.engine import Engine, EngineConfig, OFFLINE_MODELS
+
+from .model_factory import build_all
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shared with `make console`: the packaged SmolLM2 GGUF is converted to safetensors once, here.
+REAL_MODEL_CACHE = REPO_ROOT / ".cache" / "models"
+# A Hub id that is certainly not in any local cache (the Hub is unreachable in tests).
+MISSING_MODEL_ID = "no-such-org/no-such-model-for-tests"
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_all(tmp_path_factory.mktemp("tiny-models"), size="tiny")
+
+
+def tiny_engine_config(tiny_models: dict[str, Path], *, generation: str = "gpt2", cache_dir: Path | None = None,
+                       **overrides: object) -> EngineConfig:
+    """Every role on a tiny model (generation = the `generation` kind); `overrides` replace EngineConfig fields,
+    and `models={...}` entries replace single roles."""
+    models = {
+        "sentiment": str(tiny_models["sentiment"]),
+        "generation": str(tiny_models[generation]),
+        "zero_shot": str(tiny_models["nli"]),
+        "fill_mask": str(tiny_models["fill_mask"]),
+        "embedding": str(tiny_models["embedding"]),
+    }
+    models.update(overrides.pop("models", {}))  # type: ignore[arg-type]
+    settings: dict[str, object] = {
+        "device": "cpu",  # tiny models: CPU everywhere, so batched == alone holds to float32 precision
+        "offline": True,
+        # Tiny tensors gain nothing from intra-op threads, and several workers share 2 cores in CI.
+        "torch_threads": 1,
+        "cache_dir": cache_dir or tiny_models["gpt2"].parent / "cache",
+    }
+    settings.update(overrides)
+    return EngineConfig(models=models, **settings)  # type: ignore[arg-type]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def tiny_engine(tiny_models):
+    async with Engine(tiny_engine_config(tiny_models)) as engine:  # spawns the worker; closes it at the end
+        yield engine
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def tiny_llama_engine(tiny_models):
+    unconfigured = {"sentiment": "", "zero_shot": "", "fill_mask": "", "embedding": ""}
+    async with Engine(tiny_engine_config(tiny_models, generation="llama", models=unconfigured)) as engine:
+        yield engine
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def tiny_t5_engine(tiny_models):
+    broken = {"zero_shot": MISSING_MODEL_ID, "fill_mask": str(tiny_models["gpt2"])}
+    async with Engine(tiny_engine_config(tiny_models, generation="t5", models=broken)) as engine:
+        yield engine
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def real_engine():
+    config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE)
+    async with Engine(config) as engine:
+        yield engine

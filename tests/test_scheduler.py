@@ -1,0 +1,517 @@
+"""Scheduler tests with a fake executor (no models, no worker) and a fake clock.
+
+The executor records every batch and holds it until the test releases it, so each
+test decides exactly what is running and what is queued when the next batch forms.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.engine import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidInput, ModelUnavailable, Priority,
+                        ResourceExhausted, Scheduler, WorkerCrashed)
+from bot.engine.scheduler import JobState
+from bot.engine.tasks import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
+                              ZeroShotRequest)
+
+WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Call:
+    """One batch handed to the executor."""
+
+    task: str
+    requests: list
+    on_chunk: Callable[[int, int, str], None]
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    outcomes: list | None = None
+    error: BaseException | None = None
+
+    def finish(self, outcomes: list | None = None, error: BaseException | None = None) -> None:
+        self.outcomes, self.error = outcomes, error
+        self.released.set()
+
+
+class FakeExecutor:
+    """Holds each batch until `finish()` (or answers at once once `hold` is False)."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.hold = True
+        self._started: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def execute(self, task: str, requests: list, on_chunk: Callable[[int, int, str], None]) -> list[Any]:
+        call = Call(task, list(requests), on_chunk)
+        self.calls.append(call)
+        self._started.put_nowait(call)
+        if self.hold:
+            await call.released.wait()
+        if call.error is not None:
+            raise call.error
+        return call.outcomes if call.outcomes is not None else [("done", r) for r in requests]
+
+    async def next_call(self) -> Call:
+        return await asyncio.wait_for(self._started.get(), WAIT)
+
+    def ran(self, request: Any) -> bool:
+        return any(r is request for call in self.calls for r in call.requests)
+
+    def run_freely(self) -> None:
+        """From now on answer every batch at once (and release the one being held)."""
+        self.hold = False
+        for call in self.calls:
+            call.released.set()
+
+
+def sent(text: str) -> SentimentRequest:
+    return SentimentRequest((text,))
+
+
+async def outcome(job) -> Any:
+    """The job's result, or the exception it ended with."""
+    try:
+        return await asyncio.wait_for(job.result(), WAIT)
+    except EngineError as error:
+        return error
+
+
+@pytest_asyncio.fixture
+async def make_scheduler():
+    made: list[Scheduler] = []
+
+    def make(**limits: Any) -> tuple[Scheduler, FakeExecutor, FakeClock]:
+        executor, clock = FakeExecutor(), FakeClock()
+        scheduler = Scheduler(executor, clock=clock, **limits)
+        scheduler.start()
+        made.append(scheduler)
+        return scheduler, executor, clock
+
+    yield make
+    for scheduler in made:
+        for call in scheduler.executor.calls:
+            call.released.set()
+        await scheduler.close()
+
+
+async def start_blocker(scheduler: Scheduler, executor: FakeExecutor, user: str = "blocker"):
+    """Occupy the executor with one held job, so later submissions queue up."""
+    job = scheduler.submit(sent("blocker"), user=user)
+    call = await executor.next_call()
+    assert call.requests == [job.request]
+    return job, call
+
+
+# --- admission ---------------------------------------------------------------------------
+
+async def test_full_queue_is_refused_with_busy_and_a_retry_hint(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_queue=2, max_per_user=10)
+    blocker, call = await start_blocker(scheduler, executor)
+    queued = [scheduler.submit(sent("one"), user="b"), scheduler.submit(sent("two"), user="c")]
+    assert scheduler.queue_depth() == 2
+
+    with pytest.raises(Busy) as refused:
+        scheduler.submit(sent("three"), user="d")
+    # Nothing measured yet: 1 s default per request, the running batch counts as 1 s -> 1 + 2 queued.
+    assert refused.value.retry_after == pytest.approx(3.0)
+    assert "busy" in str(refused.value).lower() and "3 s" in str(refused.value)
+    assert scheduler.metrics.shed["queue_full"] == 1
+    assert "d" not in scheduler.in_flight  # a refused request holds no slot
+
+    # The interactive bound does not apply to background work.
+    background = scheduler.submit(sent("bg"), user="d", priority=Priority.BACKGROUND)
+
+    call.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [q.request for q in queued] + [background.request]
+    assert scheduler.queue_depth() == 0
+    late = scheduler.submit(sent("three"), user="d")  # room again once the batch left the queue
+    batch.finish()
+    assert [await outcome(j) for j in (blocker, *queued, background)] == [
+        ("done", j.request) for j in (blocker, *queued, background)]
+    (await executor.next_call()).finish()
+    assert await outcome(late) == ("done", late.request)
+
+
+async def test_full_background_lane_is_refused(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_background=1)
+    await start_blocker(scheduler, executor)
+    scheduler.submit(sent("tag me"), user="a", priority=Priority.BACKGROUND)
+    with pytest.raises(Busy, match="Background work is backed up"):
+        scheduler.submit(sent("tag me too"), user="b", priority=Priority.BACKGROUND)
+    assert scheduler.metrics.shed["background_full"] == 1
+    scheduler.submit(sent("a person"), user="b")  # interactive still admitted
+
+
+async def test_per_user_cap_refuses_and_frees_when_a_job_ends(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=2)
+    first = scheduler.submit(sent("a1"), user="alice")
+    call = await executor.next_call()
+    second = scheduler.submit(sent("a2"), user="alice")
+
+    with pytest.raises(Busy) as refused:
+        scheduler.submit(sent("a3"), user="alice")
+    assert "You already have 2 requests in progress" in str(refused.value)
+    assert refused.value.retry_after == pytest.approx(1.0)  # default per-request estimate
+    assert scheduler.metrics.shed["user_cap"] == 1
+    other = scheduler.submit(sent("b1"), user="bob")  # the cap is per user
+    # Background work does not count against the cap.
+    scheduler.submit(sent("bg"), user="alice", priority=Priority.BACKGROUND)
+
+    call.finish()
+    assert await outcome(first) == ("done", first.request)
+    assert scheduler.in_flight["alice"] == 1
+    third = scheduler.submit(sent("a3"), user="alice")  # a slot was freed
+    with pytest.raises(Busy):
+        scheduler.submit(sent("a4"), user="alice")
+
+    executor.run_freely()
+    for job in (second, other, third):
+        assert await outcome(job) == ("done", job.request)
+    assert scheduler.in_flight == {}
+
+
+async def test_invalid_request_is_refused_before_it_takes_a_slot(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=1)
+    with pytest.raises(InvalidInput):
+        scheduler.submit(sent("   "), user="alice")
+    assert scheduler.in_flight == {} and scheduler.queue_depth() == 0
+    job = scheduler.submit(sent("fine"), user="alice")
+    (await executor.next_call()).finish()
+    assert await outcome(job) == ("done", job.request)
+
+
+# --- fairness and priority ---------------------------------------------------------------
+
+async def test_round_robin_puts_a_late_user_in_the_next_batch(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
+    _, call = await start_blocker(scheduler, executor)
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(20)]
+    late = scheduler.submit(sent("b"), user="B")
+    assert late.position() == 1  # only A's first request is ahead of it
+
+    call.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [flood[0].request, late.request, flood[1].request, flood[2].request]
+    batch.finish()
+    assert await outcome(late) == ("done", late.request)
+
+
+async def test_round_robin_serves_the_late_user_before_most_of_the_flood(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=1)
+    _, call = await start_blocker(scheduler, executor)
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(20)]
+    late = scheduler.submit(sent("b"), user="B")
+
+    executor.run_freely()
+    for job in [*flood, late]:
+        await outcome(job)
+    order = [call.requests[0] for call in executor.calls[1:]]  # after the blocker
+    assert len(order) == 21 and all(len(c.requests) == 1 for c in executor.calls)
+    assert order.index(late.request) == 1
+    assert order[:1] + order[2:] == [j.request for j in flood]  # A's own order is kept
+
+
+async def test_background_runs_only_when_no_interactive_work_waits(make_scheduler):
+    scheduler, executor, _ = make_scheduler()
+    _, call = await start_blocker(scheduler, executor)
+    tag = scheduler.submit(TokenizeRequest("auto-tag me"), user="mod", priority=Priority.BACKGROUND)
+    people = [scheduler.submit(sent("hello"), user="a"), scheduler.submit(sent("hi"), user="b")]
+    assert tag.position() == 2  # behind every interactive request
+
+    call.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [p.request for p in people]  # the older background job waits
+    batch.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [tag.request]  # no interactive work left: background runs
+
+    # Background jobs with the interactive head's key fill the rest of its batch.
+    fillers = [scheduler.submit(sent(f"tag {i}"), user=f"bg{i}", priority=Priority.BACKGROUND) for i in range(2)]
+    other_key = scheduler.submit(TokenizeRequest("tag"), user="bg9", priority=Priority.BACKGROUND)
+    person = scheduler.submit(sent("me first"), user="c")
+    batch.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [person.request] + [f.request for f in fillers]
+    batch.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [other_key.request]
+    batch.finish()
+    for job in (tag, *people, *fillers, other_key, person):
+        assert await outcome(job) == ("done", job.request)
+
+
+# --- deadlines and cancellation ----------------------------------------------------------
+
+async def test_expired_job_fails_with_deadline_and_never_runs(make_scheduler):
+    scheduler, executor, clock = make_scheduler()
+    _, call = await start_blocker(scheduler, executor)
+    expires = scheduler.submit(sent("hurry"), user="a", timeout=5)
+    patient = scheduler.submit(sent("patient"), user="b", timeout=60)
+    clock.advance(10)
+
+    call.finish()
+    error = await outcome(expires)
+    assert isinstance(error, DeadlineExceeded)
+    assert "waited too long" in str(error)
+    assert not executor.ran(expires.request)
+    assert scheduler.metrics.shed["deadline"] == 1
+    assert "a" not in scheduler.in_flight  # the slot is released
+
+    batch = await executor.next_call()
+    assert batch.requests == [patient.request]
+    batch.finish()
+    assert await outcome(patient) == ("done", patient.request)
+
+
+async def test_cancelled_queued_job_never_runs(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=1)
+    _, call = await start_blocker(scheduler, executor)
+    dropped = scheduler.submit(sent("never mind"), user="a")
+    kept = scheduler.submit(sent("keep"), user="b")
+    dropped.cancel()
+    assert isinstance(await outcome(dropped), Cancelled)
+    assert scheduler.queue_depth() == 1
+    again = scheduler.submit(sent("again"), user="a")  # the cap slot came back
+
+    call.finish()
+    batch = await executor.next_call()
+    batch.finish()
+    assert batch.requests == [kept.request, again.request]
+    assert not executor.ran(dropped.request)
+    assert scheduler.metrics.tasks()["sentiment"].failed == 0  # a cancellation is not a failure
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_job(make_scheduler):
+    scheduler, executor, _ = make_scheduler()
+    _, call = await start_blocker(scheduler, executor)
+    job = scheduler.submit(sent("slow reader"), user="a")
+    waiting = asyncio.Event()
+
+    async def caller():
+        waiting.set()
+        return await job.result()
+
+    task = asyncio.create_task(caller())
+    await waiting.wait()  # the caller is now suspended inside job.result()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert job.state is JobState.DONE
+    assert isinstance(job.future.exception(), Cancelled)
+    assert scheduler.queue_depth() == 0 and "a" not in scheduler.in_flight
+
+    call.finish()
+    follow = scheduler.submit(sent("next"), user="b")
+    (await executor.next_call()).finish()
+    await outcome(follow)
+    assert not executor.ran(job.request)
+
+
+async def test_close_fails_queued_and_running_jobs(make_scheduler):
+    scheduler, executor, _ = make_scheduler()
+    running, _ = await start_blocker(scheduler, executor)
+    queued = scheduler.submit(sent("queued"), user="a")
+    await scheduler.close()
+    for job in (running, queued):
+        error = await outcome(job)  # must not hang
+        assert isinstance(error, Cancelled) and "shutting down" in str(error)
+    assert scheduler.in_flight == {}
+
+
+# --- batching rules ------------------------------------------------------------------------
+
+async def test_only_requests_with_the_same_batch_key_share_a_batch(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10)
+    _, call = await start_blocker(scheduler, executor)
+    nli_a = scheduler.submit(ZeroShotRequest("text", ("x", "y")), user="a")
+    emb_b = scheduler.submit(ZeroShotRequest("text", ("x", "y"), method="embedding"), user="b")
+    nli_c = scheduler.submit(ZeroShotRequest("more", ("x", "y", "z"), multi_label=True), user="c")
+    warm1 = scheduler.submit(GenerationRequest("p", temperature=0.7, seed=1), user="d")
+    hot1 = scheduler.submit(GenerationRequest("p", temperature=0.9, seed=1), user="e")
+    warm2 = scheduler.submit(GenerationRequest("p", temperature=0.7, seed=2), user="f")
+    warm1_again = scheduler.submit(GenerationRequest("q", temperature=0.7, seed=1, max_new_tokens=5), user="g")
+    unseeded = [scheduler.submit(GenerationRequest(p, temperature=0.7), user=u) for p, u in (("p", "m"), ("q", "n"))]
+    greedy = scheduler.submit(GenerationRequest("p", temperature=0), user="h")
+    greedy_other_top_p = scheduler.submit(GenerationRequest("q", temperature=0, top_p=0.5, seed=3), user="i")
+    fill = scheduler.submit(FillMaskRequest("a [MASK] b"), user="j")
+    tok_sentiment = scheduler.submit(TokenizeRequest("t", model="sentiment"), user="k")
+    tok_generation = scheduler.submit(TokenizeRequest("t", model="generation"), user="l")
+
+    call.finish()
+    executor.run_freely()
+    jobs = [nli_a, emb_b, nli_c, warm1, hot1, warm2, warm1_again, *unseeded, greedy, greedy_other_top_p, fill,
+            tok_sentiment, tok_generation]
+    for job in jobs:
+        assert await outcome(job) == ("done", job.request)
+    batches = [call.requests for call in executor.calls[1:]]
+    assert batches == [
+        [nli_a.request, nli_c.request],
+        [emb_b.request],
+        [warm1.request],  # a seeded request is sampled alone, even next to the same seed (reproducible)
+        [hot1.request],
+        [warm2.request],
+        [warm1_again.request],
+        [unseeded[0].request, unseeded[1].request],  # same temperature and top_p, no seed: shared
+        [greedy.request, greedy_other_top_p.request],  # greedy ignores top_p and seed
+        [fill.request],
+        [tok_sentiment.request],
+        [tok_generation.request],
+    ]
+    assert [call.task for call in executor.calls[1:]] == [
+        "zero_shot", "zero_shot", *["generation"] * 6, "fill_mask", "tokenize", "tokenize"]
+
+
+async def test_token_budget_caps_a_batch_but_a_lone_request_always_runs(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_tokens=100)
+    _, call = await start_blocker(scheduler, executor)
+    # SentimentRequest.cost() = len(text) // 4 + 2
+    big_a = scheduler.submit(sent("x" * 232), user="a")  # 60
+    big_b = scheduler.submit(sent("y" * 232), user="b")  # 60: would make 120 > 100
+    small_c = scheduler.submit(sent("z" * 112), user="c")  # 30: fits next to big_a
+    huge = scheduler.submit(sent("h" * 1992), user="d")  # 500: over budget alone
+    assert [j.request.cost() for j in (big_a, big_b, small_c, huge)] == [60, 60, 30, 500]
+
+    call.finish()
+    executor.run_freely()
+    for job in (big_a, big_b, small_c, huge):
+        assert await outcome(job) == ("done", job.request)
+    batches = [call.requests for call in executor.calls[1:]]
+    assert batches == [[big_a.request, small_c.request], [big_b.request], [huge.request]]
+
+
+async def test_max_batch_size_caps_a_batch(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_size=3)
+    _, call = await start_blocker(scheduler, executor)
+    jobs = [scheduler.submit(sent(f"s{i}"), user=f"u{i % 2}") for i in range(7)]
+    call.finish()
+    executor.run_freely()
+    for job in jobs:
+        await outcome(job)
+    assert [len(call.requests) for call in executor.calls[1:]] == [3, 3, 1]
+    assert scheduler.metrics.tasks()["sentiment"].served == 8
+
+
+# --- waiting honestly --------------------------------------------------------------------
+
+async def test_position_and_eta_of_queued_jobs(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=10, max_batch_size=1)
+    # One measured batch: 2 s for one request.
+    first, call = await start_blocker(scheduler, executor)
+    clock.advance(2.0)
+    call.finish()
+    await outcome(first)
+    assert scheduler.metrics.seconds_per_request("sentiment") == pytest.approx(2.0)
+
+    running, call = await start_blocker(scheduler, executor)
+    assert running.position() is None and running.eta() is None
+    clock.advance(0.5)
+    a1, a2 = scheduler.submit(sent("a1"), user="A"), scheduler.submit(sent("a2"), user="A")
+    b1 = scheduler.submit(sent("b1"), user="B")
+    tag = scheduler.submit(sent("tag"), user="A", priority=Priority.BACKGROUND)
+    # Service order is a1, b1, a2 (round-robin), then the background lane.
+    assert [j.position() for j in (a1, b1, a2, tag)] == [0, 1, 2, 3]
+    # 1.5 s left of the running batch, then 2 s per request ahead.
+    assert [j.eta() for j in (a1, b1, a2, tag)] == pytest.approx([1.5, 3.5, 5.5, 7.5])
+
+    clock.advance(2.0)
+    call.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [a1.request]
+    assert a1.position() is None
+    assert [j.position() for j in (b1, a2, tag)] == [0, 1, 2]
+    executor.run_freely()
+    for job in (a1, b1, a2, tag):
+        await outcome(job)
+    assert a2.position() is None and a2.eta() is None
+
+
+# --- outcomes ------------------------------------------------------------------------------
+
+async def test_executor_exception_fails_every_job_in_the_batch(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10)
+    _, call = await start_blocker(scheduler, executor)
+    jobs = [scheduler.submit(sent(f"s{i}"), user=f"u{i}") for i in range(3)]
+    call.finish()
+    batch = await executor.next_call()
+    assert len(batch.requests) == 3
+    batch.finish(error=RuntimeError("CUDA driver exploded"))
+    for job in jobs:
+        error = await outcome(job)
+        assert type(error) is EngineError
+        assert "Something went wrong" in str(error) and "CUDA" not in str(error)
+
+    # A typed engine error from the executor reaches every job as is.
+    more = [scheduler.submit(sent(f"t{i}"), user=f"u{i}") for i in range(2)]
+    batch = await executor.next_call()
+    batch.finish(error=WorkerCrashed("The model worker stopped unexpectedly."))
+    for job in more:
+        assert isinstance(await outcome(job), WorkerCrashed)
+
+    # The scheduler keeps serving afterwards.
+    last = scheduler.submit(sent("fine"), user="z")
+    (await executor.next_call()).finish()
+    assert await outcome(last) == ("done", last.request)
+    assert scheduler.metrics.tasks()["sentiment"].failed == 5
+
+
+async def test_failure_outcomes_become_typed_errors(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10)
+    _, call = await start_blocker(scheduler, executor)
+    jobs = [scheduler.submit(sent(f"s{i}"), user=f"u{i}") for i in range(6)]
+    call.finish()
+    batch = await executor.next_call()
+    assert len(batch.requests) == 6
+    batch.finish([
+        Failure("invalid_input", "No chat template."),
+        Failure("model_unavailable", "Set FILL_MASK_MODEL."),
+        Failure("resource_exhausted", "Too big."),
+        Failure("deadline", "Too late."),
+        Failure("something_new", "Odd."),
+        "a plain result",
+    ])
+    outcomes = [await outcome(job) for job in jobs]
+    expected = [InvalidInput, ModelUnavailable, ResourceExhausted, DeadlineExceeded, EngineError]
+    for got, kind, message in zip(outcomes, expected, ["No chat template.", "Set FILL_MASK_MODEL.", "Too big.",
+                                                        "Too late.", "Odd."]):
+        assert type(got) is kind and str(got) == message
+    assert outcomes[5] == "a plain result"
+    stats = scheduler.metrics.tasks()["sentiment"]
+    assert (stats.served, stats.failed) == (2, 5)  # blocker + the plain result
+
+
+async def test_streamed_chunks_reach_each_job_in_order(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10)
+    _, call = await start_blocker(scheduler, executor)
+    first = scheduler.submit(GenerationRequest("one", temperature=0), user="a")
+    second = scheduler.submit(GenerationRequest("two", temperature=0, num_return_sequences=2), user="b")
+    call.finish()
+    batch = await executor.next_call()
+    assert batch.requests == [first.request, second.request]
+    for index, sequence, text in [(0, 0, "Hel"), (1, 0, "x"), (1, 1, "y"), (0, 0, "lo"), (1, 0, "z"), (0, 0, "!")]:
+        batch.on_chunk(index, sequence, text)
+    batch.finish(["r1", "r2"])
+
+    async def collect(job):
+        return [chunk async for chunk in job.chunks()]
+
+    got_first, got_second = await asyncio.wait_for(asyncio.gather(collect(first), collect(second)), WAIT)
+    assert got_first == [(0, "Hel"), (0, "lo"), (0, "!")]
+    assert got_second == [(0, "x"), (1, "y"), (0, "z")]
+    assert (await outcome(first), await outcome(second)) == ("r1", "r2")
