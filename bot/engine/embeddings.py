@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, PretrainedConfig
 
 from .registry import LoadedModel, ModelRegistry
-from .tasks.base import padded_chunks
+from .tasks.base import FORWARD_TOKENS, forward_rows, padded_chunks
 
 # Cosine similarities of MiniLM-style models sit in a narrow band; scaling before the
 # softmax spreads them into usable probabilities (as in contrastive training).
@@ -24,10 +24,9 @@ def embedding_class(config: PretrainedConfig) -> type:
 
 
 class Embedder:
-    def __init__(self, registry: ModelRegistry, role: str = "embedding", forward_tokens: int = 8192) -> None:
+    def __init__(self, registry: ModelRegistry, role: str = "embedding") -> None:
         self.registry = registry
         self.role = role
-        self.forward_tokens = forward_tokens
         self._label_cache: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
@@ -40,7 +39,7 @@ class Embedder:
         loaded = self.loaded
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
         out = torch.empty(len(texts), loaded.config.hidden_size)
-        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+        for chunk in padded_chunks([len(ids) for ids in encoded], FORWARD_TOKENS, forward_rows(loaded.device)):
             batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
             batch = {k: v.to(loaded.device) for k, v in batch.items()}
             hidden = loaded.model(**batch).last_hidden_state

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForMaskedLM, PretrainedConfig
 
 from ..errors import InvalidInput, ModelUnavailable
-from .base import Emit, Request, Task, check_number, check_text, failure, padded_chunks
+from .base import Emit, Request, Task, check_number, check_text, failure
 
 MASK_PATTERN = re.compile(r"\[MASK\]|<mask>|_{3,}", re.IGNORECASE)
 MAX_TOP_K = 10
@@ -70,7 +70,7 @@ class FillMaskTask(Task):
         tokenizer = loaded.tokenizer
         encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
         probs: list[torch.Tensor | None] = [None] * len(texts)
-        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+        for chunk in self.chunks([len(ids) for ids in encoded]):
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
             logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
             for row, index in enumerate(chunk):

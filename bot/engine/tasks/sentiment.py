@@ -14,7 +14,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, Pretrain
 
 from ..embeddings import Embedder
 from ..errors import InvalidInput
-from .base import Emit, Request, Task, check_text, estimate_tokens, padded_chunks
+from .base import Emit, Request, Task, check_text, estimate_tokens
 
 MAX_SENTENCES = 10
 MAX_LENGTH = 512
@@ -67,7 +67,7 @@ class SentimentTask(Task):
 
     def __init__(self, registry: Any) -> None:
         super().__init__(registry)
-        self.embedder = Embedder(registry, role="sentiment", forward_tokens=self.forward_tokens)
+        self.embedder = Embedder(registry, role="sentiment")
 
     def preprocess(self, requests: list[SentimentRequest]) -> list[str]:
         return [text for request in requests for text in request.texts]  # flatten; regrouped later
@@ -79,7 +79,7 @@ class SentimentTask(Task):
             return self.embedder.score(texts, list(EMBEDDING_LABELS.values()), multi_label=False)
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
         probs = torch.empty(len(texts), loaded.config.num_labels)
-        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+        for chunk in self.chunks([len(ids) for ids in encoded]):
             batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
             logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
             probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu()

@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
 from ..embeddings import Embedder
 from ..errors import InvalidInput, ModelUnavailable
-from .base import Emit, Request, Task, check_choice, check_text, estimate_tokens, padded_chunks
+from .base import Emit, Request, Task, check_choice, check_text, estimate_tokens
 
 MAX_LABELS = 25  # a guild label set holds at most 25 (Discord's choice limit)
 MAX_LABEL_CHARS = 100
@@ -93,7 +93,7 @@ class ZeroShotTask(Task):
 
     def __init__(self, registry: Any) -> None:
         super().__init__(registry)
-        self.embedder = Embedder(registry, forward_tokens=self.forward_tokens)
+        self.embedder = Embedder(registry)
 
     def preprocess(self, requests: list[ZeroShotRequest]) -> list[tuple[str, str]]:
         # One batch holds one method (it is part of the batch key).
@@ -109,7 +109,7 @@ class ZeroShotTask(Task):
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
         # Keep only the two logits the scores need: [contradiction, entailment].
         logits = torch.empty(len(pairs), 2)
-        for chunk in padded_chunks([len(ids) for ids in encoded], self.forward_tokens):
+        for chunk in self.chunks([len(ids) for ids in encoded]):
             batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
             out = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits.float().cpu()
             logits[chunk] = out[:, [contra, entail]]

@@ -1,0 +1,215 @@
+"""The two in-process references the engine is compared with.
+
+- naive: one transformers `pipeline()` call per request (the pipeline object is built
+  once; each request is one call with one input), for generation one `model.generate`
+  per request. Served one at a time from a single thread.
+- ceiling: the same request set pre-tokenized (tokenization not timed), sorted by
+  length, run as batched forward passes in this process: no queue, no IPC, least
+  padding. Its throughput is the upper bound for the engine.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Rows per forward pass; the ceiling is the best of these. 32 is the engine's default
+# max_batch_size (and with max_batch_tokens 8192 the engine runs such a batch as ONE
+# padded forward); on a 2-core CPU smaller length-sorted chunks can be faster.
+CEILING_ROWS = (8, 32)
+
+
+@dataclass
+class Ceiling:
+    seconds: float  # timed forward passes (or the one batched generate), best row count
+    tokenize_seconds: float  # not part of `seconds`; shown for the engine comparison
+    rows: int  # sequences run (zero-shot: request x label pairs)
+    padded_tokens: int  # tokens fed including padding
+    real_tokens: int
+    new_tokens: int = 0  # generation only
+    rows_per_forward: int = 0  # the best row count
+    seconds_by_rows: dict[int, float] | None = None  # every row count tried
+
+
+def _chunks(lengths: Sequence[int], rows: int) -> list[list[int]]:
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + rows] for i in range(0, len(order), rows)]
+
+
+def _run_chunks(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable[[torch.Tensor, dict, list[int]], None],
+                rows: int) -> tuple[float, int]:
+    chunks = _chunks([len(ids) for ids in encoded], rows)
+    batches = [tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
+    padded = sum(b["input_ids"].numel() for b in batches)
+    with torch.inference_mode():
+        model(**batches[len(batches) // 2])  # warm-up (one-off allocator / oneDNN setup)
+        started = time.perf_counter()
+        for chunk, batch in zip(chunks, batches):
+            after(model(**batch).logits, batch, chunk)
+        return time.perf_counter() - started, padded
+
+
+def _best(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable, tokenize: float) -> Ceiling:
+    by_rows, padded_by_rows = {}, {}
+    for rows in CEILING_ROWS:
+        by_rows[rows], padded_by_rows[rows] = _run_chunks(model, tokenizer, encoded, after, rows)
+    best = min(by_rows, key=by_rows.__getitem__)
+    return Ceiling(by_rows[best], tokenize, len(encoded), padded_by_rows[best], sum(map(len, encoded)),
+                   rows_per_forward=best, seconds_by_rows=by_rows)
+
+
+# --- classification-style tasks ----------------------------------------------------------
+
+def naive_sentiment(path: Path) -> tuple[Callable[[str], Any], Any]:
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(path), device="cpu")
+    return (lambda text: pipe(text)), pipe
+
+
+def naive_zero_shot(path: Path, labels: Sequence[str], template: str) -> tuple[Callable[[str], Any], Any]:
+    from transformers import pipeline
+
+    pipe = pipeline("zero-shot-classification", model=str(path), device="cpu")
+    return (lambda text: pipe(text, candidate_labels=list(labels), hypothesis_template=template)), pipe
+
+
+def naive_fill_mask(path: Path) -> tuple[Callable[[str], Any], Any]:
+    from transformers import pipeline
+
+    pipe = pipeline("fill-mask", model=str(path), device="cpu")
+    return (lambda text: pipe(text, top_k=5)), pipe
+
+
+def ceiling_sentiment(pipe: Any, texts: Sequence[str]) -> Ceiling:
+    tok, model = pipe.tokenizer, pipe.model.eval()
+    t = time.perf_counter()
+    encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
+    tokenize = time.perf_counter() - t
+
+    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
+        torch.softmax(logits.float(), dim=-1)
+
+    return _best(model, tok, encoded, after, tokenize)
+
+
+def ceiling_zero_shot(pipe: Any, texts: Sequence[str], labels: Sequence[str], template: str) -> Ceiling:
+    tok, model = pipe.tokenizer, pipe.model.eval()
+    pairs = [(text, template.format(label)) for text in texts for label in labels]
+    t = time.perf_counter()
+    encoded = [tok(a, b, truncation="only_first", max_length=512)["input_ids"] for a, b in pairs]
+    tokenize = time.perf_counter() - t
+    label2id = {k.lower(): v for k, v in model.config.label2id.items()}
+    keep = [label2id["contradiction"], label2id["entailment"]]
+    out = torch.empty(len(pairs), 2)
+
+    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
+        out[chunk] = logits.float()[:, keep]
+
+    ceiling = _best(model, tok, encoded, after, tokenize)
+    t = time.perf_counter()
+    torch.softmax(out[:, 1].view(len(texts), len(labels)), dim=-1)  # per-request scores
+    ceiling.seconds += time.perf_counter() - t
+    return ceiling
+
+
+def ceiling_fill_mask(pipe: Any, texts: Sequence[str]) -> Ceiling:
+    tok, model = pipe.tokenizer, pipe.model.eval()
+    t = time.perf_counter()
+    encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
+    tokenize = time.perf_counter() - t
+
+    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
+        rows, cols = (batch["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
+        torch.softmax(logits[rows, cols].float(), dim=-1).topk(5)
+
+    return _best(model, tok, encoded, after, tokenize)
+
+
+def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) -> float:
+    """Seconds for the same request set when the LM head runs only at the mask position
+    (the encoder, then the vocab projection of one row per text) instead of at every token,
+    as the naive pipeline, the engine and the ceiling all do. Informational: what the
+    task could save; not used for any ratio."""
+    tok, model = pipe.tokenizer, pipe.model.eval()
+    base = getattr(model, model.base_model_prefix)
+    encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
+    chunks = _chunks([len(ids) for ids in encoded], rows)
+    batches = [tok.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
+    with torch.inference_mode():
+        def run(batch: dict) -> None:
+            hidden = base(**batch).last_hidden_state
+            r, c = (batch["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
+            torch.softmax(model.lm_head(hidden[r, c]).float(), dim=-1).topk(5)
+
+        run(batches[len(batches) // 2])
+        started = time.perf_counter()
+        for batch in batches:
+            run(batch)
+        return time.perf_counter() - started
+
+
+# --- generation ------------------------------------------------------------------------
+
+@dataclass
+class Generator:
+    """SmolLM2 in this process, greedy, the engine's stop tokens."""
+
+    model: Any
+    tokenizer: Any
+    stop_ids: set[int]
+    max_new_tokens: int
+
+    @classmethod
+    def load(cls, folder: Path, max_new_tokens: int) -> Generator:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"  # decoder-only: continue from the right edge (as the engine does)
+        stop = model.generation_config.eos_token_id
+        ids = stop if isinstance(stop, (list, tuple)) else [stop] if stop is not None else []
+        stops = {*ids, *([tok.eos_token_id] if tok.eos_token_id is not None else [])}
+        return cls(model, tok, stops, max_new_tokens)
+
+    def _count(self, new_ids: torch.Tensor) -> list[int]:
+        counts = []
+        for row in new_ids.tolist():
+            n = 0
+            for token in row:
+                if token in self.stop_ids:
+                    break
+                n += 1
+            counts.append(n)
+        return counts
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[int]:
+        """New tokens per prompt (stop token excluded, as the engine counts them)."""
+        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=len(prompts) > 1)
+        out = self.model.generate(**batch, max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
+                                  temperature=None, top_p=None, top_k=None,
+                                  pad_token_id=self.tokenizer.pad_token_id)
+        return self._count(out[:, batch["input_ids"].shape[1]:])
+
+    def naive(self, prompt: str) -> int:
+        return self.generate([prompt])[0]
+
+
+def ceiling_generation(gen: Generator, prompts: Sequence[str]) -> Ceiling:
+    gen.generate(prompts[:2], max_new_tokens=4)  # warm-up
+    t = time.perf_counter()
+    batch = gen.tokenizer(list(prompts), padding=True)
+    tokenize = time.perf_counter() - t
+    started = time.perf_counter()
+    counts = gen.generate(prompts)
+    seconds = time.perf_counter() - started
+    padded = len(prompts) * len(batch["input_ids"][0])
+    real = sum(sum(mask) for mask in batch["attention_mask"])
+    return Ceiling(seconds, tokenize, len(prompts), padded, real, new_tokens=sum(counts), rows_per_forward=len(prompts))

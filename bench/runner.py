@@ -1,0 +1,463 @@
+"""Orchestrates one benchmark run: for each task naive -> ceiling -> engine, then
+generation with 16 users, then fairness; returns one result dict."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from bot.engine import (Cancelled, Engine, EngineError, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
+                        SentimentResult, ZeroShotRequest, ZeroShotResult)
+from bot.engine.tasks.zero_shot import DEFAULT_TEMPLATE
+
+from . import baselines, workload
+from .load import CpuProbe, LagProbe, RunResult, TimedWorker, batch_summary, closed_loop, now, open_loop, single_thread_server
+from .models import SHAPES, build_models, engine_config, generation_folder
+
+log = logging.getLogger("bench")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    requests: dict[str, int]  # per classification-style task
+    gen_requests: int
+    gen_users: int = 16
+    max_new_tokens: int = 32
+    light_requests: int = 8  # light user, one a second, idle and under flood
+    flood_concurrency: int = 192  # the heavy user's outstanding requests
+    calibration_seconds: float = 2.0  # sequential naive calls (at least 3) to estimate the naive rate
+    naive_load: float = 2.0  # open-loop rate shared by naive and engine: x the naive rate
+    saturate: float = 1.25  # throughput run: x the ceiling rate (so the engine is saturated)
+
+
+PROFILES = {
+    "quick": Profile("quick", {"sentiment": 80, "zero_shot": 8, "fill_mask": 40}, gen_requests=32, light_requests=8),
+    "full": Profile("full", {"sentiment": 400, "zero_shot": 48, "fill_mask": 240}, gen_requests=96,
+                    light_requests=30, calibration_seconds=5.0),
+    # A fast end-to-end check of the bench itself; its numbers mean little.
+    "smoke": Profile("smoke", {"sentiment": 24, "zero_shot": 6, "fill_mask": 16}, gen_requests=16, max_new_tokens=8,
+                     light_requests=3, flood_concurrency=48, calibration_seconds=0.5),
+}
+
+USER_POOL = 64  # open-loop requests come from this many simulated users
+SEEDS = {"sentiment": 11, "zero_shot": 22, "fill_mask": 33, "generation": 44, "light": 55}
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+class Bench:
+    def __init__(self, profile: Profile, wait_quiet: float = 0.0) -> None:
+        self.p = profile
+        self.wait_quiet = wait_quiet
+        self.waited: dict[str, float] = {}
+        self.threads = os.cpu_count() or 1
+        self.lag_saturated: list[float] = []
+        self.lag_phases: dict[str, dict[str, Any]] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+        self._last_lag: list[float] = []
+
+    # --- helpers -------------------------------------------------------------------------
+    def _pids(self) -> list[int]:
+        pid = self.worker.info.pid if hasattr(self, "worker") else None
+        return [os.getpid()] + ([pid] if pid else [])
+
+    async def _quiet(self, label: str) -> None:
+        """Wait (at most `wait_quiet` s) until other processes use < 0.3 cores over a second."""
+        if self.wait_quiet <= 0:
+            return
+        t = time.perf_counter()
+        while time.perf_counter() - t < self.wait_quiet:
+            with CpuProbe(self._pids) as cpu:
+                await asyncio.sleep(1.0)
+            if cpu.cores["other_processes"] < 0.3:
+                break
+        waited = time.perf_counter() - t
+        self.waited[label] = round(waited, 1)
+        log.info("  waited %.0fs for a quiet machine before %s (other processes now %.2f cores)", waited, label,
+                 cpu.cores["other_processes"])
+
+    def _cpu(self, name: str, cpu: CpuProbe, run: RunResult | None) -> None:
+        """Cores used during the phase, and CPU seconds (bench + worker) per unit served: less
+        sensitive than wall time to other processes sharing the cores."""
+        per_unit = round(1000 * cpu.own_cpu_seconds / run.units, 2) if run and run.units else None
+        self.cpu[name] = cpu.cores | {"wall_s": round(cpu.wall, 2), "own_cpu_s": round(cpu.own_cpu_seconds, 2),
+                                      "own_cpu_ms_per_unit": per_unit}
+
+    async def _engine_phase(self, name: str, coro_fn, *, saturated: bool, lengths=None,
+                            per_unit: bool = True) -> tuple[RunResult, dict[str, Any]]:
+        first = len(self.worker.batches)
+        with LagProbe() as lag, CpuProbe(self._pids) as cpu:
+            run = await coro_fn()
+        self._cpu(name, cpu, run if per_unit else None)
+        self.lag_phases[name] = {"p50_ms": _r(lag.ms(50)), "p99_ms": _r(lag.ms(99)), "max_ms": _r(lag.ms(100)), "samples": len(lag.samples)}
+        self._last_lag = lag.samples
+        if saturated:
+            self.lag_saturated += lag.samples
+        batches = batch_summary(self.worker.batches[first:], cpu.wall, lengths)
+        log.info("  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  batches %s  loop lag p99 %.1f ms  cpu %s",
+                 name, run.rate, run.ms(50) or 0, run.ms(99) or 0, batches.get("mean_batch_size"), lag.ms(99) or 0, cpu.cores)
+        if run.failed or run.refused:
+            log.warning("  %s: %d failed, %d refused %s", name, run.failed, run.refused, run.errors[:3])
+        return run, batches
+
+    async def _plain_phase(self, name: str, coro_fn, per_unit: bool = True) -> RunResult:
+        with CpuProbe(self._pids) as cpu:
+            run = await coro_fn()
+        self._cpu(name, cpu, run if per_unit else None)
+        log.info("  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  cpu %s", name, run.rate, run.ms(50) or 0, run.ms(99) or 0, cpu.cores)
+        return run
+
+    # --- the run -------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        torch.set_num_threads(self.threads)
+        paths = build_models()
+        # One engine for the whole run. The per-user cap is raised (default 3) so the fairness
+        # flood can come from ONE user id, and the queue bound is raised so open-loop overload
+        # is queued, not refused (refusals are still counted).
+        self.config = engine_config(paths, torch_threads=self.threads, max_queue=100_000, max_per_user=1_000_000)
+        self.gen_folder = generation_folder(self.config)
+        self.worker = TimedWorker(self.config)
+        self.engine = Engine(self.config, executor=self.worker)
+        log.info("starting the engine worker (torch threads %d in the worker and in this process)", self.threads)
+        t = time.perf_counter()
+        await self.engine.start()
+        await self._warm_engine()
+        log.info("engine ready and warm in %.1fs", time.perf_counter() - t)
+
+        tasks: dict[str, Any] = {}
+        try:
+            for task in ("sentiment", "zero_shot", "fill_mask"):
+                await self._quiet(task)
+                tasks[task] = await self._guarded(task, self._classify(task, paths[task]))
+            await self._quiet("generation")
+            tasks["generation"] = await self._guarded("generation", self._generation())
+            await self._quiet("fairness")
+            fairness = await self._guarded("fairness", self._fairness())
+            status = self.engine.status()
+        finally:
+            await self.engine.close()
+
+        lag99 = workload.pct(self.lag_saturated, 99)
+        return {
+            "tasks": tasks,
+            "loop_lag_p99_ms": _r(None if lag99 is None else lag99 * 1000),
+            "light_user_p99_ms": (fairness or {}).get("light_user_p99_ms"),
+            "light_user_idle_p99_ms": (fairness or {}).get("light_user_idle_p99_ms"),
+            "fairness": fairness,
+            "loop_lag_phases": self.lag_phases,
+            "cpu_cores_by_phase": self.cpu,
+            "waited_for_quiet_s": self.waited,
+            "engine_status_tasks": {k: {f: _r(v, 4) if isinstance(v, float) else v for f, v in asdict(s).items()}
+                                    for k, s in status.tasks.items()},
+            "engine_shed": dict(status.shed),
+            "engine_settings": {
+                "max_batch_size": self.config.max_batch_size, "max_batch_tokens": self.config.max_batch_tokens,
+                "max_queue": self.config.max_queue, "max_per_user": self.config.max_per_user,
+                "torch_threads": self.config.torch_threads, "device": status.device, "dtype": status.dtype,
+            },
+            "profile": self.p.name,
+            "profile_settings": asdict(self.p),
+            "models": SHAPES,
+            "device": "cpu",
+            "torch_threads": self.threads,
+            "machine": {"cpu_cores": os.cpu_count(), "cpu": _cpu_name(), "memory_gib": _mem_gib(), "platform": platform.platform()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": _tf_version()},
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "runtime_s": round(time.perf_counter() - started, 1),
+        }
+
+    async def _guarded(self, name: str, coro) -> Any:
+        try:
+            return await coro
+        except Exception as error:  # keep going: a partial report beats none
+            log.exception("%s failed", name)
+            return {"error": f"{type(error).__name__}: {error}"}
+
+    async def _warm_engine(self) -> None:
+        """Load every model in the worker and run each task once, before anything is timed."""
+        samples = [
+            SentimentRequest(texts=("A warm-up sentence for the sentiment model.",)),
+            ZeroShotRequest(text="A warm-up sentence about football.", labels=workload.ZERO_SHOT_LABELS),
+            FillMaskRequest(text="Paris is the <mask> of France."),
+            GenerationRequest(prompt="Once upon a time", max_new_tokens=4, temperature=0.0),
+        ]
+        for request in samples:
+            for _ in range(2):  # the first call loads the model
+                result = await self.engine.submit(request, user="warmup")
+            log.info("  warm %-10s -> %s", request.task, type(result).__name__)
+        self.worker.batches.clear()
+
+    # --- classification-style tasks --------------------------------------------------------
+    def _requests(self, task: str, n: int) -> tuple[list[str], list[Any], Any]:
+        seed = SEEDS[task]
+        if task == "sentiment":
+            xs = workload.texts(seed, n)
+            return xs, [SentimentRequest(texts=(x,)) for x in xs], SentimentResult
+        if task == "zero_shot":
+            xs = workload.texts(seed, n)
+            return xs, [ZeroShotRequest(text=x, labels=workload.ZERO_SHOT_LABELS) for x in xs], ZeroShotResult
+        xs = workload.masked_texts(seed, n)
+        return xs, [FillMaskRequest(text=x, top_k=5) for x in xs], FillMaskResult
+
+    async def _classify(self, task: str, path) -> dict[str, Any]:
+        n = self.p.requests[task]
+        texts, requests, result_type = self._requests(task, n)
+        log.info("[%s] %d requests (%s)", task, n, SHAPES[task])
+
+        if task == "sentiment":
+            call, pipe = baselines.naive_sentiment(path)
+        elif task == "zero_shot":
+            call, pipe = baselines.naive_zero_shot(path, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE)
+        else:
+            call, pipe = baselines.naive_fill_mask(path)
+
+        # Warm up, then time sequential calls on other texts (>= 3 calls and ~2 s) to set the offered rate.
+        spare = (workload.masked_texts if task == "fill_mask" else workload.texts)(SEEDS[task] + 1000, 32)
+        call(spare[0])
+        t, calls = time.perf_counter(), 0
+        for x in spare[1:]:
+            call(x)
+            calls += 1
+            if calls >= 3 and time.perf_counter() - t >= self.p.calibration_seconds:
+                break
+        calibrated = calls / (time.perf_counter() - t)
+
+        with CpuProbe(self._pids) as cpu:
+            if task == "sentiment":
+                ceiling = baselines.ceiling_sentiment(pipe, texts)
+            elif task == "zero_shot":
+                ceiling = baselines.ceiling_zero_shot(pipe, texts, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE)
+            else:
+                ceiling = baselines.ceiling_fill_mask(pipe, texts)
+        mask_only = None
+        if task == "fill_mask" and hasattr(pipe.model, "lm_head"):
+            mask_only = n / baselines.fill_mask_head_at_mask_only(pipe, texts)
+            log.info("  %-26s %7.2f /s  (informational: LM head at the mask position only, 8-row chunks)", "ceiling, mask-only head", mask_only)
+        # (every row count tried, plus tokenizing: CPU ms per request is an upper estimate here)
+        self._cpu(f"{task}: ceiling (all row counts)", cpu, RunResult(units=n * len(baselines.CEILING_ROWS)))
+        ceiling_rps = n / ceiling.seconds
+        log.info("  %-26s %7.2f /s  (best of rows/forward %s: %s; %.0f%% padding; tokenizing, not timed: %.2fs)", "ceiling",
+                 ceiling_rps, baselines.CEILING_ROWS, {r: round(n / s, 2) for r, s in ceiling.seconds_by_rows.items()},
+                 100 * (1 - ceiling.real_tokens / ceiling.padded_tokens), ceiling.tokenize_seconds)
+
+        # One open-loop schedule, shared by the naive loop and the engine.
+        offered = self.p.naive_load * calibrated
+        offsets = workload.poisson_offsets(SEEDS[task], n, offered)
+        serve = single_thread_server(call)
+        naive = await self._plain_phase(f"{task}: naive @{offered:.1f}/s", lambda: open_loop(lambda i: serve(texts[i]), offsets))
+        tokenizer = pipe.tokenizer
+        del call, pipe, serve
+        gc.collect()
+
+        def lengths(batch: list) -> list[int]:
+            """Token lengths of the sequences the worker runs for a batch (as the task builds them)."""
+            if task == "zero_shot":
+                return [len(tokenizer(r.text, h, truncation="only_first", max_length=512)["input_ids"]) for r in batch for h in r.hypotheses()]
+            if task == "sentiment":
+                return [len(tokenizer(t, truncation=True, max_length=512)["input_ids"]) for r in batch for t in r.texts]
+            return [len(tokenizer(r.text, truncation=True, max_length=512)["input_ids"]) for r in batch]
+
+        users = workload.users(SEEDS[task], n, USER_POOL)
+        bad: list[str] = []
+
+        async def engine_call(i: int) -> float:
+            out = await self.engine.submit(requests[i], user=users[i])
+            if not isinstance(out, result_type):
+                bad.append(type(out).__name__)
+            return 1.0
+
+        same, same_batches = await self._engine_phase(f"{task}: engine @{offered:.1f}/s", lambda: open_loop(engine_call, offsets),
+                                                      saturated=False, lengths=lengths)
+        # Throughput is only measured when the offered rate exceeds capacity. If the engine kept
+        # up with this schedule, run it again on a faster one (above the ceiling) to find its capacity.
+        arrival_rate = (n - 1) / offsets[-1] if offsets[-1] > 0 else float("inf")
+        kept_up = same.rate >= 0.9 * arrival_rate
+        naive_kept_up = naive.rate >= 0.9 * arrival_rate  # then naive_rps is the offered rate, not its capacity
+        if naive_kept_up:
+            log.warning("  the naive loop kept up with %.1f/s: naive_rps is a lower bound of its capacity", offered)
+        result: dict[str, Any] = {}
+        if not kept_up:  # the engine was saturated by this schedule: its loop lag counts
+            self.lag_saturated += self._last_lag
+        if kept_up:
+            sat_rate = max(self.p.saturate * ceiling_rps, 2 * offered)
+            sat_offsets = workload.poisson_offsets(SEEDS[task] + 7, n, sat_rate)
+            sat, sat_batches = await self._engine_phase(f"{task}: engine @{sat_rate:.1f}/s", lambda: open_loop(engine_call, sat_offsets),
+                                                        saturated=True, lengths=lengths)
+            sat_arrival = (n - 1) / sat_offsets[-1]
+            result |= {"saturation_offered_rps": _r(sat_rate), "saturation_p50_ms": _r(sat.ms(50), 1),
+                       "saturation_p99_ms": _r(sat.ms(99), 1), "engine_batches_saturated": sat_batches,
+                       "engine_rps_is_lower_bound": sat.rate >= 0.9 * sat_arrival}
+            runs = (same, sat)
+        else:
+            sat, sat_batches = same, same_batches
+            result |= {"engine_batches_saturated": same_batches, "engine_rps_is_lower_bound": False}
+            runs = (same,)
+        engine_rps = sat.rate
+        return {
+            "naive_rps": _r(naive.rate), "ceiling_rps": _r(ceiling_rps), "engine_rps": _r(engine_rps),
+            "engine_over_naive": _r(engine_rps / naive.rate), "engine_over_ceiling": _r(engine_rps / ceiling_rps),
+            "p50_ms": _r(same.ms(50), 1), "p99_ms": _r(same.ms(99), 1),
+            "naive_p50_ms": _r(naive.ms(50), 1), "naive_p99_ms": _r(naive.ms(99), 1),
+            "offered_rps": _r(offered), "naive_calibrated_rps": _r(calibrated),
+            "engine_at_offered_rps": _r(same.rate), "engine_kept_up_with_offered": kept_up,
+            "naive_rps_is_lower_bound": naive_kept_up,
+            "requests": n, "completed": sum(r.completed for r in runs), "refused": sum(r.refused for r in runs),
+            "failed": sum(r.failed for r in runs) + naive.failed, "wrong_result_type": len(bad),
+            "ceiling": {"seconds": _r(ceiling.seconds, 3), "tokenize_seconds": _r(ceiling.tokenize_seconds, 3), "rows": ceiling.rows,
+                        "padding_fraction": _r(1 - ceiling.real_tokens / ceiling.padded_tokens, 3),
+                        "mean_tokens_per_row": _r(ceiling.real_tokens / ceiling.rows, 1),
+                        "rows_per_forward": ceiling.rows_per_forward,
+                        "rps_by_rows_per_forward": {str(r): _r(n / sec) for r, sec in ceiling.seconds_by_rows.items()}}
+                       | ({"mask_only_lm_head_rps": _r(mask_only)} if mask_only else {}),
+            "engine_batches_at_offered": same_batches,
+        } | result
+
+    # --- generation ------------------------------------------------------------------------
+    async def _generation(self) -> dict[str, Any]:
+        p = self.p
+        prompts = workload.prompts(SEEDS["generation"], p.gen_requests)
+        log.info("[generation] %d requests, %d concurrent users (closed loop), greedy, max_new_tokens=%d (%s)",
+                 p.gen_requests, p.gen_users, p.max_new_tokens, SHAPES["generation"])
+        gen = baselines.Generator.load(self.gen_folder, p.max_new_tokens)
+        gen.naive(prompts[0])  # warm-up
+        with CpuProbe(self._pids) as cpu:
+            ceiling = baselines.ceiling_generation(gen, prompts)
+        self._cpu("generation: ceiling (incl. warm-up)", cpu, RunResult(units=ceiling.new_tokens))
+        ceiling_tps = ceiling.new_tokens / ceiling.seconds
+        log.info("  %-26s %7.2f tok/s  (one generate of %d rows, %d new tokens in %.1fs)", "ceiling", ceiling_tps,
+                 ceiling.rows, ceiling.new_tokens, ceiling.seconds)
+        serve = single_thread_server(gen.naive, units=float)
+        naive = await self._plain_phase(f"generation: naive, {p.gen_users} users",
+                                        lambda: closed_loop(lambda i: serve(prompts[i]), p.gen_requests, p.gen_users))
+        del gen, serve
+        gc.collect()
+
+        async def engine_call(i: int) -> float:
+            request = GenerationRequest(prompt=prompts[i], max_new_tokens=p.max_new_tokens, temperature=0.0, mode="complete")
+            out: GenerationResult = await self.engine.submit(request, user=f"gen{i % p.gen_users}")
+            return float(out.new_tokens[0])
+
+        run, batches = await self._engine_phase(f"generation: engine, {p.gen_users} users",
+                                                lambda: closed_loop(engine_call, p.gen_requests, p.gen_users), saturated=True)
+        return {
+            "naive_rps": _r(naive.rate), "ceiling_rps": _r(ceiling_tps), "engine_rps": _r(run.rate),
+            "engine_over_naive": _r(run.rate / naive.rate), "engine_over_ceiling": _r(run.rate / ceiling_tps),
+            "p50_ms": _r(run.ms(50), 1), "p99_ms": _r(run.ms(99), 1),
+            "naive_p50_ms": _r(naive.ms(50), 1), "naive_p99_ms": _r(naive.ms(99), 1),
+            "unit": "tokens/s", "requests": p.gen_requests, "users": p.gen_users, "max_new_tokens": p.max_new_tokens,
+            "new_tokens": {"naive": int(naive.units), "engine": int(run.units), "ceiling": ceiling.new_tokens},
+            "requests_per_s": {"naive": _r(naive.completed / naive.seconds, 3), "engine": _r(run.completed / run.seconds, 3)},
+            "failed": run.failed + naive.failed,
+            "ceiling": {"seconds": _r(ceiling.seconds, 3), "rows": ceiling.rows,
+                        "padding_fraction": _r(1 - ceiling.real_tokens / ceiling.padded_tokens, 3)},
+            "engine_batches": batches,
+        }
+
+    # --- fairness --------------------------------------------------------------------------
+    async def _fairness(self) -> dict[str, Any]:
+        p = self.p
+        light_texts = workload.texts(SEEDS["light"], p.light_requests, 10, 25)
+        flood_texts = workload.texts(SEEDS["sentiment"] + 500, 512)
+        offsets = [float(i) for i in range(p.light_requests)]  # one request a second
+
+        async def light(i: int) -> float:
+            await self.engine.submit(SentimentRequest(texts=(light_texts[i],)), user="light-user")
+            return 1.0
+
+        log.info("[fairness] light user: %d sentiment requests, one a second; heavy user: %d outstanding (one user id)",
+                 p.light_requests, p.flood_concurrency)
+        idle = await self._plain_phase("light user, engine idle", lambda: open_loop(light, offsets), per_unit=False)
+
+        stop = False
+        queued = 0
+        heavy = RunResult()
+        heavy.started = now()
+        jobs: set = set()
+
+        async def flooder(k: int) -> None:
+            i = k
+            while not stop:
+                sent = now()
+                try:
+                    job = self.engine.submit_job(SentimentRequest(texts=(flood_texts[i % len(flood_texts)],)), user="heavy-user")
+                except EngineError:  # refused (Busy): counted, and this flooder stops
+                    heavy.refused += 1
+                    return
+                jobs.add(job)
+                try:
+                    await job.result()
+                except Cancelled:
+                    return
+                except EngineError:
+                    heavy.failed += 1
+                    continue
+                finally:
+                    jobs.discard(job)
+                heavy.record(sent, 1.0)
+                i += p.flood_concurrency
+
+        async def flooded() -> RunResult:
+            nonlocal stop, queued
+            floods = [asyncio.create_task(flooder(k)) for k in range(p.flood_concurrency)]
+            await asyncio.sleep(1.5)  # let the queue fill
+            queued = self.engine.status().queued
+            run = await open_loop(light, offsets)
+            stop = True
+            for job in list(jobs):
+                job.cancel()  # queued ones are dropped; the running batch finishes
+            await asyncio.gather(*floods)
+            return run
+
+        busy, batches = await self._engine_phase("light user, heavy flood", flooded, saturated=True, per_unit=False)
+        heavy_rps = heavy.completed / heavy.seconds
+        return {
+            "light_user_p99_ms": _r(busy.ms(99), 1), "light_user_idle_p99_ms": _r(idle.ms(99), 1),
+            "light_user_p50_ms": _r(busy.ms(50), 1), "light_user_idle_p50_ms": _r(idle.ms(50), 1),
+            "light_requests": p.light_requests, "light_failed": busy.failed + busy.refused,
+            "heavy_user_outstanding": p.flood_concurrency, "heavy_queue_depth_at_start": queued,
+            "heavy_rps": _r(heavy_rps), "heavy_p50_ms": _r(heavy.ms(50), 1), "heavy_refused": heavy.refused, "heavy_failed": heavy.failed,
+            # What the light user would wait in a plain FIFO queue behind the flood.
+            "fifo_wait_estimate_ms": _r(1000 * p.flood_concurrency / heavy_rps, 1) if heavy_rps else None,
+            "flood_user_ids": 1, "max_per_user": self.config.max_per_user,
+            "engine_batches": batches,
+        }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def _tf_version() -> str:
+    import transformers
+
+    return transformers.__version__
+
+
+async def run(profile: str, wait_quiet: float = 0.0) -> dict[str, Any]:
+    return await Bench(PROFILES[profile], wait_quiet).run()
