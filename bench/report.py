@@ -160,11 +160,9 @@ def _limits(result: dict[str, Any]) -> list[str]:
         small_ok = all(r.get("8", 0) >= 0.95 * r.get("32", 0) for r in by_rows if r)
         notes.append(
             "So the engine's main loss against the ceiling is **padding**: its compute per request scaled down to the real "
-            f"(unpadded) tokens comes close to the ceiling ({'; '.join(padded)}). A batch of requests of random lengths runs as "
-            "ONE padded forward: the tasks' `padded_chunks` sorts within the batch but only splits it above `forward_tokens` "
-            "= 8192 padded tokens, which a 32-request batch of chat messages never reaches; the ceiling sorts the whole "
-            "request set. Splitting each sorted batch into chunks of similar length (a few rows each, or whenever padding "
-            "would pass ~10-20%) should recover most of the gap on CPU" + (
+            f"(unpadded) tokens comes close to the ceiling ({'; '.join(padded)}). The engine sorts by length only within "
+            "one batch (the few requests that arrived while the worker was busy) before `padded_chunks` splits it into "
+            "passes, while the ceiling sorts the whole request set at once, so it finds closer neighbours" + (
                 "; in this run the ceiling's 8-row chunks were no slower than its 32-row ones." if small_ok else
                 "; note that in this run the ceiling's 32-row chunks beat its 8-row ones, so the chunk size needs care."))
 

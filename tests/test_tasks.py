@@ -315,10 +315,11 @@ def test_padded_chunks_groups_similar_lengths_under_both_caps():
     from bot.engine.tasks.base import padded_chunks
 
     lengths = [5, 50, 6, 49, 7, 48, 8, 47, 9, 46, 300, 10]
-    chunks = padded_chunks(lengths, max_tokens=400, max_rows=4)
+    chunks = padded_chunks(lengths, max_tokens=150, max_rows=4)
     assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
     for chunk in chunks:
         assert len(chunk) <= 4
-        assert len(chunk) * max(lengths[i] for i in chunk) <= 400 or len(chunk) == 1
-    # Sorted first, so each pass holds neighbours in length; the 300-token text is padded alone.
-    assert [sorted(lengths[i] for i in chunk) for chunk in chunks] == [[5, 6, 7, 8], [9, 10, 46, 47], [48, 49, 50], [300]]
+        assert len(chunk) * max(lengths[i] for i in chunk) <= 150 or len(chunk) == 1
+    # Sorted first, so each pass holds neighbours in length; 9 and 10 are not padded to 46,
+    # and 46..49 fit 4 rows but not the 150-token cap.
+    assert [sorted(lengths[i] for i in chunk) for chunk in chunks] == [[5, 6, 7, 8], [9, 10], [46, 47, 48], [49, 50], [300]]

@@ -87,6 +87,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 FORWARD_TOKENS = 8192  # padded tokens in one forward pass; bounds activation memory
+MAX_PADDING = 0.25  # a longer text starts a new pass rather than pad the pass past this share
 
 
 def forward_rows(device: Any) -> int:
@@ -96,18 +97,21 @@ def forward_rows(device: Any) -> int:
 
 
 def padded_chunks(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
-    """Group indices sorted by length into forward passes of at most `max_rows` rows
-    and `max_tokens` padded tokens. Sorting first means each pass pads little.
+    """Group indices sorted by length into forward passes of at most `max_rows` rows,
+    `max_tokens` padded tokens and MAX_PADDING padding. Sorting first means each pass pads little.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     chunks: list[list[int]] = []
     current: list[int] = []
+    real = 0
     for index in order:
         # Sorted ascending, so this length is the chunk's padded width.
-        if current and (len(current) >= max_rows or (len(current) + 1) * lengths[index] > max_tokens):
+        padded = (len(current) + 1) * lengths[index]
+        if current and (len(current) >= max_rows or padded > max_tokens or padded > (1 + MAX_PADDING) * (real + lengths[index])):
             chunks.append(current)
-            current = []
+            current, real = [], 0
         current.append(index)
+        real += lengths[index]
     if current:
         chunks.append(current)
     return chunks
