@@ -2016,36 +2016,13 @@ class FakeDiscord:
         rec.messages[mid] = msg
         return msg
 
-    def make_message(
-        self,
-        content: str = "",
-        *,
-        author_id: Optional[int] = None,
-        bot: bool = False,
-        webhook_id: Optional[int] = None,
-        channel_id: Optional[int] = None,
-        guild: bool = True,
-        embeds: Sequence[Union[discord.Embed, JSON]] = (),
-        attachments: Sequence[tuple[str, bytes]] = (),
-        reference: Optional[Union[discord.Message, int]] = None,
-        apply_intents: bool = True,
-    ) -> discord.Message:
+    def make_message(self, content: str = "", **options: Any) -> discord.Message:
         """Build a real ``discord.Message`` from a gateway MESSAGE_CREATE payload, exactly
         as ``parse_message_create`` does, without dispatching ``on_message``.  The message
         is put in the client's message cache and the harness message store (so it can be
-        the target of :meth:`invoke_message_menu`, replies, reactions, fetches)."""
-        payload = self.message_payload(
-            content,
-            author_id=author_id,
-            bot=bot,
-            webhook_id=webhook_id,
-            channel_id=channel_id,
-            guild=guild,
-            embeds=embeds,
-            attachments=attachments,
-            reference=reference,
-            apply_intents=apply_intents,
-        )
+        the target of :meth:`invoke_message_menu`, replies, reactions, fetches).
+        Keyword arguments as :meth:`message_payload`."""
+        payload = self.message_payload(content, **options)
         channel, _ = self.state._get_guild_channel(payload)
         message = discord.Message(state=self.state, channel=channel, data=payload)
         if self.state._messages is not None:
@@ -2055,7 +2032,7 @@ class FakeDiscord:
     async def dispatch_message(self, content: str = "", *, wait: bool = True, timeout: Optional[float] = None, **kwargs: Any) -> discord.Message:
         """Send a MESSAGE_CREATE through ``parse_message_create`` (runs on_message, prefix
         commands, listeners) and wait for the handlers; returns the created Message.
-        Keyword arguments as :meth:`make_message`."""
+        Keyword arguments as :meth:`message_payload`."""
         payload = self.message_payload(content, **kwargs)
         token = async_context.set(self._adapter)
         try:
