@@ -64,6 +64,20 @@ async def test_worker_killed_mid_batch_fails_the_request_and_restarts(crash_engi
     assert after.tasks["generation"].failed == before.tasks["generation"].failed + 1
 
 
+async def test_worker_killed_while_idle_is_invisible_to_the_next_request(crash_engine):
+    short = GenerationRequest("Hello", max_new_tokens=4, temperature=0)
+    reference = await asyncio.wait_for(crash_engine.submit(short, user="u"), TIMEOUT)
+    restarts = crash_engine.status().worker_restarts
+    pid = crash_engine.executor.info.pid
+    os.kill(pid, signal.SIGKILL)
+    # Submitted at once, before or after the parent notices the death: the worker never started
+    # this batch, so it is sent again to the restarted worker instead of failing.
+    answer = await asyncio.wait_for(crash_engine.submit(short, user="u"), TIMEOUT)
+    assert answer.texts == reference.texts
+    assert crash_engine.status().worker_restarts == restarts + 1
+    assert crash_engine.executor.info.pid not in (None, pid)
+
+
 # --- out-of-memory splitting (run_batch, in this process) -----------------------------------
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
         if message[0] == "stop":
             return
         _, batch_id, task_name, requests = message
+        conn.send(("started", batch_id))
 
         def emit(index: int, sequence: int, text: str) -> None:
             conn.send(("chunk", batch_id, index, sequence, text))
@@ -116,6 +117,7 @@ class WorkerProcess:
         self._batch: tuple[int, asyncio.Future, OnChunk] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._died_starting = asyncio.Event()
+        self._batch_started = False
 
     async def start(self) -> None:
         """Spawn the worker and wait until it is ready; fail fast if it dies on the way."""
@@ -132,21 +134,30 @@ class WorkerProcess:
             raise WorkerCrashed("The model worker could not start (see the log above for why).")
 
     async def execute(self, task: str, requests: list[Request], on_chunk: OnChunk) -> list[Any]:
-        try:
-            await asyncio.wait_for(self._ready.wait(), STARTUP_TIMEOUT)
-        except TimeoutError:
-            raise WorkerCrashed("The model worker is restarting. Please try again in a minute.") from None
-        batch_id = next(self._ids)
-        future = self._loop.create_future()
-        self._batch = (batch_id, future, on_chunk)
-        try:
-            # Sent from a thread: a large batch could fill the pipe while the child is busy.
-            await asyncio.to_thread(self._conn.send, ("run", batch_id, task, requests))
-            return await future
-        except (BrokenPipeError, ConnectionError, OSError):
-            raise WorkerCrashed("The model worker stopped unexpectedly. Please try again.") from None
-        finally:
-            self._batch = None
+        # A batch the worker never started (it died idle, before we noticed) is sent once more to
+        # the restarted worker; one it started is not, since it may be what killed the worker.
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await asyncio.wait_for(self._ready.wait(), STARTUP_TIMEOUT)
+            except TimeoutError:
+                raise WorkerCrashed("The model worker is restarting. Please try again in a minute.") from None
+            batch_id = next(self._ids)
+            future = self._loop.create_future()
+            self._batch = (batch_id, future, on_chunk)
+            self._batch_started = False
+            try:
+                # Sent from a thread: a large batch could fill the pipe while the child is busy.
+                await asyncio.to_thread(self._conn.send, ("run", batch_id, task, requests))
+                return await future
+            except (WorkerCrashed, BrokenPipeError, ConnectionError, OSError):
+                if self._batch_started or attempts == 2:
+                    raise WorkerCrashed("The model worker stopped unexpectedly while answering (it is restarting). "
+                                        "Please try again.") from None
+                log.warning("The worker died before starting a batch of %d %s requests; resending it", len(requests), task)
+            finally:
+                self._batch = None
 
     async def close(self) -> None:
         self._closing = True
@@ -203,7 +214,9 @@ class WorkerProcess:
             self.info.pid, self.info.device, self.info.dtype = info["pid"], info["device"], info["dtype"]
             self._ready.set()
         elif self._batch is not None and message[1] == self._batch[0]:
-            if kind == "chunk":
+            if kind == "started":
+                self._batch_started = True
+            elif kind == "chunk":
                 self._batch[2](*message[2:])
             elif kind == "done":
                 _, _, outcomes, _seconds, models = message
