@@ -1458,15 +1458,19 @@ class FakeDiscord:
         assert not problems, "errors during dispatch:\n" + "\n".join(problems)
 
     # ------------------------------------------------------------------ dispatch core
+    def _feed(self, parse: Callable[[JSON], None], payload: JSON) -> None:
+        """Run a gateway parser with the recording adapter in context, so tasks it creates keep it."""
+        token = async_context.set(self._adapter)
+        try:
+            parse(payload)
+        finally:
+            async_context.reset(token)
+
     async def dispatch_interaction(self, payload: JSON, *, wait: bool = True, timeout: Optional[float] = None) -> discord.Interaction:
         """Feed a raw INTERACTION_CREATE payload through ``parse_interaction_create``."""
         self._ensure_error_hook()
         self.recorder.register_interaction(payload)
-        token = async_context.set(self._adapter)
-        try:
-            self.state.parse_interaction_create(payload)
-        finally:
-            async_context.reset(token)
+        self._feed(self.state.parse_interaction_create, payload)
         interaction = self._interactions.pop(int(payload["id"]))
         if wait:
             await self.settle(timeout)
@@ -2034,11 +2038,7 @@ class FakeDiscord:
         commands, listeners) and wait for the handlers; returns the created Message.
         Keyword arguments as :meth:`message_payload`."""
         payload = self.message_payload(content, **kwargs)
-        token = async_context.set(self._adapter)
-        try:
-            self.state.parse_message_create(payload)
-        finally:
-            async_context.reset(token)
+        self._feed(self.state.parse_message_create, payload)
         message = self._messages_seen.pop(int(payload["id"]))
         if wait:
             await self.settle(timeout)
