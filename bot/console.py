@@ -110,8 +110,9 @@ class ConsoleApp:
         try:
             command, options = self.parser.parse(line)
             if command == "status":
-                data = result_data(self.engine.status())
-                self.show(render_status(self.engine.status(), self.settings))
+                status = self.engine.status()
+                data = result_data(status)
+                self.show(render_status(status, self.settings))
             else:
                 request = build_request(command, options, self.settings)
                 job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
