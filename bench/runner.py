@@ -16,7 +16,7 @@ import torch
 
 from bot.engine import (Cancelled, Engine, EngineError, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
                         SentimentResult, ZeroShotRequest, ZeroShotResult)
-from bot.engine.tasks.zero_shot import DEFAULT_TEMPLATE
+from bot.engine.requests.zero_shot import DEFAULT_TEMPLATE
 
 from . import baselines, workload
 from .load import CpuProbe, LagProbe, RunResult, TimedWorker, batch_summary, closed_loop, now, open_loop, single_thread_server

@@ -16,10 +16,10 @@ from typing import Any
 from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult,
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
-from .engine.tasks.base import MAX_TEXT_CHARS, Request, split_sentences
-from .engine.tasks.fill_mask import MAX_TOP_K
-from .engine.tasks.generation import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES, MAX_TEMPERATURE, MAX_SEED
-from .engine.tasks.zero_shot import MAX_LABELS
+from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
+from .engine.requests.fill_mask import MAX_TOP_K
+from .engine.requests.generation import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES, MAX_TEMPERATURE, MAX_SEED
+from .engine.requests.zero_shot import MAX_LABELS
 from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.

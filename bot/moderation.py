@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from .commands import Reply, bar, clip, quote, render_result
 from .engine import ZeroShotRequest, ZeroShotResult
 from .engine.errors import InvalidInput
-from .engine.tasks.base import MAX_TEXT_CHARS
-from .engine.tasks.zero_shot import MAX_LABEL_CHARS, MAX_LABELS
+from .engine.requests.base import MAX_TEXT_CHARS
+from .engine.requests.zero_shot import MAX_LABEL_CHARS, MAX_LABELS
 from .storage import GuildConfig, Label, Tag, Watch
 
 MESSAGE_LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+|@me)/(\d+)/(\d+)")

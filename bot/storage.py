@@ -19,7 +19,7 @@ from pathlib import Path
 import aiosqlite
 
 from .engine.errors import InvalidInput
-from .engine.tasks.zero_shot import MAX_LABELS
+from .engine.requests.zero_shot import MAX_LABELS
 
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5

@@ -16,8 +16,8 @@ from bot.client import HFBot, to_embed
 from bot.commands import Reply, clip
 from bot.engine import Busy, EngineError, ZeroShotResult
 from bot.engine.errors import InvalidInput
-from bot.engine.tasks.base import check_choice, check_number
-from bot.engine.tasks.zero_shot import MAX_LABEL_CHARS, METHODS
+from bot.engine.requests.base import check_choice, check_number
+from bot.engine.requests.zero_shot import MAX_LABEL_CHARS, METHODS
 from bot.moderation import (AUTOTAG_OFF, PURGE_PROMPT, auto_labels, known_label, label_request, message_text,
                             named, parse_message_ref, render_autotag_log, require_labels, render_labelset, render_purged, render_stats,
                             render_suggestion, render_tagged, render_tags, render_undo, render_watches, stats_chart,

@@ -28,7 +28,7 @@ from discord import app_commands
 from bot.client import HFBot, to_embed
 from bot.commands import DESCRIPTION_LIMIT, clip, render_result
 from bot.engine import Busy, Engine, GenerationResult, InvalidInput
-from bot.engine.tasks import TokenizeRequest
+from bot.engine.requests import TokenizeRequest
 from bot.settings import Settings
 
 from .discord_harness import DEFERRED_CHANNEL_MESSAGE, EPHEMERAL, FakeDiscord, Record

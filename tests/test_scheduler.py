@@ -16,7 +16,7 @@ import pytest_asyncio
 from bot.engine import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidInput, ModelUnavailable, Priority,
                         ResourceExhausted, Scheduler, WorkerCrashed)
 from bot.engine.scheduler import JobState
-from bot.engine.tasks import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
+from bot.engine.requests import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
                               ZeroShotRequest)
 
 WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine.errors import InvalidInput
-from bot.engine.tasks.zero_shot import MAX_LABELS
+from bot.engine.requests.zero_shot import MAX_LABELS
 from bot.storage import MIGRATIONS, Label, StoreBusy, Tag, TagStore, Watch
 
 GUILD_A, GUILD_B = 111, 222

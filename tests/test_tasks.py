@@ -14,7 +14,7 @@ import pytest
 
 from bot.engine import (FillMaskRequest, GenerationRequest, InvalidInput, ModelUnavailable, SentimentRequest,
                         TokenizeRequest, ZeroShotRequest)
-from bot.engine.tasks.base import Request
+from bot.engine.requests.base import Request
 
 from .conftest import MISSING_MODEL_ID
 

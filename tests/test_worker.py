@@ -12,7 +12,8 @@ import torch
 
 from bot.engine import Engine, GenerationRequest, WorkerCrashed
 from bot.engine.errors import ModelUnavailable
-from bot.engine.tasks.base import Failure, Request, Task
+from bot.engine.requests.base import Failure, Request
+from bot.engine.tasks.base import Task
 from bot.engine.worker import run_batch
 
 from .conftest import tiny_engine_config

@@ -4,7 +4,7 @@ from .engine import Engine, EngineStatus
 from .errors import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidInput, ModelUnavailable,
                      ResourceExhausted, WorkerCrashed)
 from .scheduler import Job, Priority, Scheduler
-from .tasks import (FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
+from .requests import (FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
                     SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 
 __all__ = [

@@ -7,7 +7,7 @@ from typing import Any
 from .config import EngineConfig
 from .metrics import Metrics, TaskStats
 from .scheduler import Executor, Job, Priority, Scheduler
-from .tasks.base import Request
+from .requests.base import Request
 from .worker import WorkerInfo, WorkerProcess
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from .errors import Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
-from .tasks.base import Failure, Request
+from .requests.base import Failure, Request
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from typing import Any
 from .config import EngineConfig
 from .errors import EngineError, ResourceExhausted, WorkerCrashed
 from .scheduler import OnChunk
-from .tasks.base import Emit, Request, Task, failure
+from .requests.base import Request, failure
+from .tasks.base import Emit, Task
 
 log = logging.getLogger(__name__)
 

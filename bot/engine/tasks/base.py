@@ -1,89 +1,19 @@
-"""What every task shares: the request contract (checked in the bot process) and
-the worker-side pipeline split of transformers (preprocess -> forward -> postprocess).
+"""What every worker-side task shares: the transformers pipeline split
+(preprocess -> forward -> postprocess) and length-sorted forward passes.
 """
 from __future__ import annotations
 
-import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import EngineError, InvalidInput
+from ..requests.base import Request
 
 if TYPE_CHECKING:
     from ..registry import ModelRegistry
 
-MAX_TEXT_CHARS = 2000  # a Discord message is at most 2000 characters
-
 # Called by a task while it runs: (request index, sequence index, text delta).
 Emit = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A per-request error as it crosses the process boundary (exceptions pickle badly)."""
-
-    kind: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Request:
-    """Base of every task's request. Subclasses are frozen dataclasses of plain values."""
-
-    task: ClassVar[str]
-
-    def validate(self) -> None:
-        """Raise InvalidInput with a chat-friendly message when the request is wrong."""
-
-    def model_role(self) -> str:
-        """Which configured model (a key of EngineConfig.models) runs this request."""
-        return self.task
-
-    def cost(self) -> int:
-        """Estimated tokens this request adds to a batch (the scheduler's budget unit)."""
-        return estimate_tokens(getattr(self, "text", ""))
-
-    def batch_key(self) -> tuple[Any, ...]:
-        """Requests with equal keys may share a forward pass."""
-        return (self.task, self.model_role())
-
-
-def estimate_tokens(text: str) -> int:
-    # About four characters per token for English BPE/WordPiece; +2 for special tokens.
-    return len(text) // 4 + 2
-
-
-def check_text(text: object, name: str = "text", max_chars: int = MAX_TEXT_CHARS) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput(f"The {name} is empty. Please give me some text to work with.")
-    if len(text) > max_chars:
-        raise InvalidInput(f"The {name} is too long ({len(text)} characters); the limit is {max_chars}.")
-    return text
-
-
-def check_number(value: object, name: str, low: float, high: float, *, integer: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInput(f"{name} must be a number.")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidInput(f"{name} must be a real number, not {value}.")
-    # A float such as 2.0 is refused too: tasks use these as counts (range(), topk()), where it would crash the batch.
-    if integer and not isinstance(value, int):
-        raise InvalidInput(f"{name} must be a whole number.")
-    if not low <= value <= high:
-        raise InvalidInput(f"{name} must be between {low:g} and {high:g} (got {value:g}).")
-
-
-def check_choice(value: object, name: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise InvalidInput(f"{name} must be one of: {', '.join(choices)}.")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Several texts in one message: separated by new lines or `|`."""
-    return [part.strip() for part in re.split(r"[\n|]", text) if part.strip()]
 
 
 FORWARD_TOKENS = 8192  # padded tokens in one forward pass; bounds activation memory
@@ -144,7 +74,3 @@ class Task(ABC):
 
     @abstractmethod
     def postprocess(self, outputs: Any, requests: list[Request]) -> list[Any]: ...
-
-
-def failure(error: EngineError) -> Failure:
-    return Failure(*error.to_wire())

@@ -1,52 +1,18 @@
 """Fill-mask: the model's best guesses for one masked word.
 
-Users write `[MASK]`, `<mask>` or `___`; each model has its own mask token, so the
-placeholder is swapped for it in the worker.
+Each model has its own mask token, so the user's placeholder is swapped for it here.
 """
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 import torch
 from transformers import AutoModelForMaskedLM, PretrainedConfig
 
 from ..errors import InvalidInput, ModelUnavailable
-from .base import Emit, Request, Task, check_number, check_text, failure
+from ..requests.base import failure
+from ..requests.fill_mask import MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult
+from .base import Emit, Task
 
-MASK_PATTERN = re.compile(r"\[MASK\]|<mask>|_{3,}", re.IGNORECASE)
-MAX_TOP_K = 10
 MAX_LENGTH = 512
-
-
-@dataclass(frozen=True)
-class FillMaskRequest(Request):
-    task = "fill_mask"
-    text: str
-    top_k: int = 5
-
-    def validate(self) -> None:
-        check_text(self.text)
-        check_number(self.top_k, "top_k", 1, MAX_TOP_K, integer=True)
-        masks = len(MASK_PATTERN.findall(self.text))
-        if masks == 0:
-            raise InvalidInput("Put exactly one mask in the text, written [MASK], <mask> or ___ (e.g. `Paris is the ___ of France`).")
-        if masks > 1:
-            raise InvalidInput(f"I found {masks} masks; I can fill exactly one. Keep one [MASK], <mask> or ___.")
-
-
-@dataclass(frozen=True)
-class FillCandidate:
-    token: str
-    score: float
-    sequence: str
-
-
-@dataclass(frozen=True)
-class FillMaskResult:
-    text: str
-    candidates: list[FillCandidate]
-    model: str
 
 
 def masked_lm_class(config: PretrainedConfig) -> type:

@@ -6,51 +6,17 @@ positive and a negative description instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, PretrainedConfig
 
 from ..embeddings import Embedder
-from ..errors import InvalidInput
-from .base import Emit, Request, Task, check_text, estimate_tokens
+from ..requests.sentiment import SentenceSentiment, SentimentRequest, SentimentResult
+from .base import Emit, Task
 
-MAX_SENTENCES = 10
 MAX_LENGTH = 512
 EMBEDDING_LABELS = {"NEGATIVE": "a negative, unhappy, angry text", "POSITIVE": "a positive, happy, enthusiastic text"}
-
-
-@dataclass(frozen=True)
-class SentimentRequest(Request):
-    task = "sentiment"
-    texts: tuple[str, ...]
-
-    def validate(self) -> None:
-        if not self.texts:
-            raise InvalidInput("The text is empty. Please give me at least one sentence.")
-        if len(self.texts) > MAX_SENTENCES:
-            raise InvalidInput(f"That is {len(self.texts)} sentences; I take at most {MAX_SENTENCES} at once.")
-        for text in self.texts:
-            check_text(text)
-
-    def cost(self) -> int:
-        return sum(estimate_tokens(t) for t in self.texts)
-
-
-@dataclass(frozen=True)
-class SentenceSentiment:
-    text: str
-    label: str
-    score: float
-    scores: dict[str, float]
-
-
-@dataclass(frozen=True)
-class SentimentResult:
-    sentences: list[SentenceSentiment]
-    model: str
-    method: str  # "classifier" or "embedding"
 
 
 def is_classifier(config: PretrainedConfig) -> bool:

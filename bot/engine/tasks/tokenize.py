@@ -1,34 +1,8 @@
 """Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..config import ROLES
-from .base import Emit, Request, Task, check_choice, check_text
-
-
-@dataclass(frozen=True)
-class TokenizeRequest(Request):
-    task = "tokenize"
-    text: str
-    model: str = "sentiment"  # a model role: whose tokenizer to show
-
-    def validate(self) -> None:
-        check_text(self.text)
-        check_choice(self.model, "model", ROLES)
-
-    def model_role(self) -> str:
-        return self.model
-
-
-@dataclass(frozen=True)
-class TokenizeResult:
-    text: str
-    tokens: list[str]
-    ids: list[int]
-    special: list[bool]  # per token: added by the tokenizer (e.g. [CLS]) rather than from the text
-    decoded: str
-    model: str
+from ..requests.tokenize import TokenizeRequest, TokenizeResult
+from .base import Emit, Task
 
 
 class TokenizeTask(Task):
