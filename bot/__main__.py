@@ -14,6 +14,7 @@ import sys
 import discord
 from dotenv import load_dotenv
 
+from .engine import Engine
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("bot")
@@ -48,18 +49,28 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run_console(settings, json_mode=args.json))
         return 0
-    from .client import HFBot
-
-    bot = HFBot(settings)
     if mode == "sync":
-        return asyncio.run(_sync(bot, settings.discord_token, args.guild))
-    bot.run(settings.discord_token, log_handler=None)  # logging is already set up
+        return asyncio.run(_sync(settings, args.guild))
+    try:
+        asyncio.run(_run(settings))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
-async def _sync(bot: discord.Client, token: str, guild_id: int | None) -> int:
-    async with bot:
-        await bot.login(token)
+async def _run(settings: Settings) -> None:
+    from .client import HFBot
+
+    # The caller owns what it injects (discord.py's advanced_startup): the engine outlives the bot.
+    async with Engine(settings.engine) as engine, HFBot(settings, engine) as bot:
+        await bot.start(settings.discord_token)
+
+
+async def _sync(settings: Settings, guild_id: int | None) -> int:
+    from .client import HFBot
+
+    async with Engine(settings.engine) as engine, HFBot(settings, engine) as bot:
+        await bot.login(settings.discord_token)
         await bot.setup_hook()
         guild = discord.Object(id=guild_id) if guild_id else None
         if guild:

@@ -39,7 +39,7 @@ def to_embed(reply: Reply) -> discord.Embed:
 
 
 class HFBot(commands.Bot):
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         intents.message_content = settings.autotag  # auto-tagging reads messages: privileged, opt-in
         super().__init__(
@@ -49,7 +49,7 @@ class HFBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.settings = settings
-        self.engine = engine or Engine(settings.engine)
+        self.engine = engine  # the caller's: whoever creates the engine closes it (after the bot)
         self.store = TagStore(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
@@ -67,9 +67,8 @@ class HFBot(commands.Bot):
             log.info("Synced commands to the development guild %s", self.settings.dev_guild_id)
 
     async def close(self) -> None:
-        await self.engine.close()
-        await super().close()
-        await self.store.close()  # last: with the engine closed, no auto-tag result is left to write
+        await super().close()  # unloads the cogs, which stop their background work
+        await self.store.close()
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
@@ -92,7 +91,9 @@ class HFBot(commands.Bot):
                 await self._stream(interaction, job, request)
             result = await job.result()
         finally:
-            job.cancel()  # no-op once finished; frees the queue slot if we failed early
+            # No-op once finished. Otherwise (an edit failed: the interaction can no longer be
+            # answered) it frees the queue slot, or stops a running generation at its next step.
+            job.cancel()
             if waiting is not None:
                 waiting.cancel()
         await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
@@ -106,7 +107,11 @@ class HFBot(commands.Bot):
                 return
             text = render_waiting(position, job.eta() or 0.0)
             if text != shown:
-                await interaction.edit_original_response(content=text)
+                try:
+                    await interaction.edit_original_response(content=text)
+                except discord.NotFound:  # the interaction is gone (deleted, or expired): nobody will see the answer
+                    job.cancel()
+                    return
                 shown = text
 
     async def _stream(self, interaction: discord.Interaction, job: Job, request: GenerationRequest) -> None:

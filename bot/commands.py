@@ -200,9 +200,14 @@ def render_status(status: EngineStatus, settings: Settings) -> Reply:
     def ms(seconds: float | None) -> str:
         return "–" if seconds is None else f"{seconds * 1000:.0f}"
 
+    by_dtype: dict[str, list[str]] = {}  # roles that share a dtype are listed together
+    for role, dtype in status.dtypes.items():
+        by_dtype.setdefault(dtype, []).append(role)
+    batching = f" · {status.generation_batching} batching" if status.generation_batching else ""
     lines = [
-        f"**Device** {status.device} {status.dtype} · profile {settings.profile}",
-        f"**Worker** {'running' if status.worker_alive else 'restarting'} · restarts {status.worker_restarts}",
+        f"**Device** {status.device} · profile {settings.profile}",
+        "**Precision** " + " · ".join(f"{dtype}: {', '.join(roles)}" for dtype, roles in by_dtype.items()),
+        f"**Worker** {status.worker_state} · restarts {status.worker_restarts}{batching}",
         f"**Queue** {status.queued} waiting · {status.running} running · {status.queued_background} background",
     ]
     if status.shed:

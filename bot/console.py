@@ -102,7 +102,6 @@ class ConsoleApp:
         for extension in EXTENSIONS:
             await declarations.load_extension(extension)
         self.parser = CommandLine(declarations.tree)
-        await self.engine.start()
 
     async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
         """Run one input line; in JSON mode return the object to print."""
@@ -183,12 +182,10 @@ class ConsoleApp:
 
 
 async def run_console(settings: Settings, *, json_mode: bool = False, stdin: TextIO = sys.stdin) -> None:
-    app = ConsoleApp(settings, Engine(settings.engine), json_mode=json_mode)
-    await app.start()
-    try:
+    async with Engine(settings.engine) as engine:
+        app = ConsoleApp(settings, engine, json_mode=json_mode)
+        await app.start()
         if stdin.isatty() and not json_mode:
             await app.run_interactive()
         else:
             await app.run_stream(stdin)
-    finally:
-        await app.engine.close()

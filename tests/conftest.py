@@ -53,10 +53,13 @@ def tiny_engine_config(tiny_models: dict[str, Path], *, generation: str = "gpt2"
     models.update(overrides.pop("models", {}))  # type: ignore[arg-type]
     settings: dict[str, object] = {
         "device": "cpu",  # tiny models: CPU everywhere, so batched == alone holds to float32 precision
+        "dtype": "float32",  # DTYPE=auto may pick bf16 here; test_dtype.py compares the two
         "offline": True,
         # Tiny tensors gain nothing from intra-op threads, and several workers share 2 cores in CI.
         "torch_threads": 1,
         "cache_dir": cache_dir or tiny_models["gpt2"].parent / "cache",
+        # Wide passes, so the batching tests can put every request of a test into one unit.
+        "forward_rows": 32,
     }
     settings.update(overrides)
     return EngineConfig(models=models, **settings)  # type: ignore[arg-type]

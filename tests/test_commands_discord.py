@@ -90,18 +90,12 @@ async def small_engine(small_settings):
     await engine.close()
 
 
-class _KeepRunning:
-    """Stands in for the module's engine while a bot closes: the engine outlives every bot."""
-
-    async def close(self) -> None:
-        pass
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_bot():
     """`bot, h = await make_bot(settings, engine)`: a fresh HFBot (cogs loaded by its setup_hook) in a fake Discord.
 
-    Teardown closes each bot (Discord side and tag store) through HFBot.close, but not the module's engine.
+    Teardown closes each bot (Discord side and tag store) through HFBot.close; the module's engine
+    outlives every bot (whoever creates an engine closes it).
     """
     made: list[tuple[HFBot, FakeDiscord]] = []
 
@@ -113,8 +107,7 @@ async def make_bot():
         return bot, h
 
     yield make
-    for bot, h in made:
-        bot.engine = _KeepRunning()
+    for _, h in made:
         await h.close()
 
 
@@ -135,14 +128,14 @@ class Gate:
         self.entered = asyncio.Event()
         self.opened = asyncio.Event()
         self.jobs: list = []
-        real = engine.executor.execute
+        real = engine.executor.run
 
-        async def held(task: str, requests: list, on_chunk: Any) -> list:
+        async def held(task: str, jobs: list, events: Any) -> None:
             self.entered.set()
             await self.opened.wait()
-            return await real(task, requests, on_chunk)
+            await real(task, jobs, events)
 
-        monkeypatch.setattr(engine.executor, "execute", held)
+        monkeypatch.setattr(engine.executor, "run", held)
 
     def submit(self, user: str, text: str = "blocker") -> Any:
         job = self.engine.submit_job(TokenizeRequest(text), user=user)
@@ -174,16 +167,27 @@ async def gate(monkeypatch):
         await g.drain()
 
 
-def wrap_outcomes(monkeypatch: pytest.MonkeyPatch, engine: Engine,
-                  change: Callable[[str, Any, Callable[[int, int, str], None], int], Any]) -> None:
-    """Let the real worker run, then pass each outcome through `change(task, outcome, on_chunk, index)`."""
-    real = engine.executor.execute
+class ChangedEvents:
+    """Passes each job's outcome through `change(task, outcome, chunk)`; `chunk(sequence, text)` streams more."""
 
-    async def execute(task: str, requests: list, on_chunk: Any) -> list:
-        outcomes = await real(task, requests, on_chunk)
-        return [change(task, outcome, on_chunk, i) for i, outcome in enumerate(outcomes)]
+    def __init__(self, task: str, events: Any, change: Callable[..., Any]) -> None:
+        self.task, self.events, self.change = task, events, change
 
-    monkeypatch.setattr(engine.executor, "execute", execute)
+    def chunk(self, job_id: int, sequence: int, text: str) -> None:
+        self.events.chunk(job_id, sequence, text)
+
+    def done(self, job_id: int, outcome: Any) -> None:
+        self.events.done(job_id, self.change(self.task, outcome, lambda sequence, text: self.events.chunk(job_id, sequence, text)))
+
+
+def wrap_outcomes(monkeypatch: pytest.MonkeyPatch, engine: Engine, change: Callable[[str, Any, Callable[[int, str], None]], Any]) -> None:
+    """Let the real worker run, then pass each outcome through `change(task, outcome, chunk)`."""
+    real = engine.executor.run
+
+    async def run(task: str, jobs: list, events: Any) -> None:
+        await real(task, jobs, ChangedEvents(task, events, change))
+
+    monkeypatch.setattr(engine.executor, "run", run)
 
 
 def count_chunks(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> list[tuple[int, str]]:
@@ -400,8 +404,13 @@ async def test_status(env):
     assert reply.allowed_mentions == NO_PINGS
     embed = reply.embeds[0]
     assert embed["title"] == "Status"
-    assert "**Device** cpu float32 · profile offline" in embed["description"]
-    assert "**Worker** running · restarts 0" in embed["description"]
+    assert "**Device** cpu · profile offline" in embed["description"]
+    dtypes = bot.engine.status().dtypes
+    if len(set(dtypes.values())) == 1:
+        assert f"**Precision** {dtypes['generation']}: sentiment, generation, zero_shot, fill_mask, embedding" in embed["description"]
+    else:  # DTYPE=auto on a CPU with bf16 instructions: the encoders in bf16, generation in float32
+        assert "**Precision** bfloat16: sentiment, zero_shot, fill_mask, embedding · float32: generation" in embed["description"]
+    assert "**Worker** running · restarts 0 · continuous batching" in embed["description"]
     assert "**Queue** 0 waiting · 0 running · 0 background" in embed["description"]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert "Loaded models" in fields
@@ -650,9 +659,9 @@ async def test_mentions_in_prompt_and_output_never_ping(env, engine, monkeypatch
     bot, h = env
     bot.stream_interval = 0
 
-    def add_mentions(task: str, outcome: Any, on_chunk: Any, index: int) -> Any:
+    def add_mentions(task: str, outcome: Any, chunk: Any) -> Any:
         if isinstance(outcome, GenerationResult):  # the model "writes" mentions too
-            on_chunk(index, 0, " " + MENTIONS)
+            chunk(0, " " + MENTIONS)
             return dataclasses.replace(outcome, texts=[t + " " + MENTIONS for t in outcome.texts])
         return outcome
 
@@ -728,9 +737,9 @@ async def test_long_generation_through_discord(env, engine, monkeypatch):
     bot, h = env
     bot.stream_interval = 0
 
-    def lengthen(task: str, outcome: Any, on_chunk: Any, index: int) -> Any:
+    def lengthen(task: str, outcome: Any, chunk: Any) -> Any:
         if isinstance(outcome, GenerationResult):
-            on_chunk(index, 0, "x" * 5000)  # a long stream is cut in the partial edits too
+            chunk(0, "x" * 5000)  # a long stream is cut in the partial edits too
             return dataclasses.replace(outcome, texts=["y" * 5000])
         return outcome
 

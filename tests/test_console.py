@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from bot.client import EXTENSIONS, HFBot
+from bot.engine import Engine
 from bot.console import CommandLine
 from bot.engine import InvalidInput
 from bot.settings import Settings
@@ -151,7 +152,7 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     assert generation["prompt"] == "Once upon a time" and len(generation["texts"]) == 1
     assert 0 < generation["new_tokens"][0] <= 4 and generation["mode"] == "complete"
     status = results[16]
-    assert status["worker_alive"] is True and status["queued"] == 0 and status["device"] == "cpu"
+    assert status["worker_state"] == "running" and status["queued"] == 0 and status["device"] == "cpu"
     assert status["models"]["zero_shot"] == str(tiny_models["nli"])
 
 
@@ -184,7 +185,7 @@ async def parser(tiny_models, tmp_path_factory):
     """The console's parser over the cogs' declarations (no engine is started for it)."""
     data = tmp_path_factory.mktemp("console-data")
     settings = Settings.from_env(console_env(tiny_models, data))
-    declarations = HFBot(settings)
+    declarations = HFBot(settings, Engine(settings.engine))  # never started: only the cogs' declarations are read
     for extension in EXTENSIONS:
         await declarations.load_extension(extension)
     return CommandLine(declarations.tree)

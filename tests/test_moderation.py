@@ -26,6 +26,7 @@ from discord import app_commands
 
 from bot.client import HFBot
 from bot.engine import Engine, ZeroShotRequest, ZeroShotResult
+from bot.engine.scheduler import ExecutorInfo
 from bot.settings import Settings
 from bot.storage import Tag, TagStore
 
@@ -42,16 +43,24 @@ class KeywordExecutor:
     """Stands in for the worker: a label scores high when its words occur in the text. `gate` holds batches."""
 
     def __init__(self) -> None:
+        self.info = ExecutorInfo(state="running")
         self.batches: list[list[ZeroShotRequest]] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.started = asyncio.Event()
 
-    async def execute(self, task: str, requests: list[Any], on_chunk: Any) -> list[ZeroShotResult]:
-        self.batches.append(list(requests))
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def cancel(self, job_id: int) -> None: ...
+
+    async def run(self, task: str, jobs: list[tuple[int, Any]], events: Any) -> None:
+        self.batches.append([request for _, request in jobs])
         self.started.set()
         await self.gate.wait()
-        return [self.label(r) for r in requests]
+        for job_id, request in jobs:
+            events.done(job_id, self.label(request))
 
     @staticmethod
     def label(r: ZeroShotRequest) -> ZeroShotResult:
@@ -66,9 +75,17 @@ class Borrowed:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.info = engine.executor.info
 
-    async def execute(self, task: str, requests: list[Any], on_chunk: Any) -> list[Any]:
-        return await self.engine.executor.execute(task, requests, on_chunk)
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def cancel(self, job_id: int) -> None:
+        self.engine.executor.cancel(job_id)
+
+    async def run(self, task: str, jobs: list[tuple[int, Any]], events: Any) -> None:
+        await self.engine.executor.run(task, jobs, events)
 
 
 class SubmitSpy:
@@ -133,13 +150,16 @@ Start = Callable[..., Awaitable[Env]]
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
     """start(**env) -> a bot on the fake Discord; DATABASE_PATH defaults to one file per test."""
     harnesses: list[FakeDiscord] = []
+    engines: list[Engine] = []
 
     async def start_bot(executor: Any = None, busy_timeout: float | None = None, guild_id: int | None = None,
                         channel_id: int | None = None, timeout: float = 10.0, **env: str) -> Env:
         env = {"DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "AUTOTAG": "true"} | env
         settings = Settings.from_env(env, profile="offline")
         executor = executor or KeywordExecutor()
-        bot = HFBot(settings, Engine(settings.engine, executor=executor))
+        engine = Engine(settings.engine, executor=executor)
+        engines.append(engine)
+        bot = HFBot(settings, engine)
         if busy_timeout is not None:
             bot.store = TagStore(settings.database_path, busy_timeout=busy_timeout)
         h = await FakeDiscord.create(bot, guild_id=guild_id, channel_id=channel_id, timeout=timeout)
@@ -149,6 +169,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
     yield start_bot
     for h in harnesses:
         await h.close()
+    for engine in engines:  # whoever creates an engine closes it, after the bot
+        await engine.close()
 
 
 @pytest.fixture

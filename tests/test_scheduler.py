@@ -1,12 +1,11 @@
 """Scheduler tests with a fake executor (no models, no worker) and a fake clock.
 
-The executor records every batch and holds it until the test releases it, so each
-test decides exactly what is running and what is queued when the next batch forms.
+The executor records every unit and holds it until the test releases it, so each
+test decides exactly what is running and what is queued when the next unit forms.
 """
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +14,9 @@ import pytest_asyncio
 
 from bot.engine import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidInput, ModelUnavailable, Priority,
                         ResourceExhausted, Scheduler, WorkerCrashed)
-from bot.engine.scheduler import JobState
 from bot.engine.requests import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
-                              ZeroShotRequest)
+                                 ZeroShotRequest)
+from bot.engine.scheduler import ExecutorInfo, JobEvents, JobState
 
 WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it
 
@@ -35,37 +34,57 @@ class FakeClock:
 
 @dataclass
 class Call:
-    """One batch handed to the executor."""
+    """One unit handed to the executor."""
 
     task: str
+    job_ids: list[int]
     requests: list
-    on_chunk: Callable[[int, int, str], None]
+    events: JobEvents
     released: asyncio.Event = field(default_factory=asyncio.Event)
-    outcomes: list | None = None
     error: BaseException | None = None
 
+    def on_chunk(self, index: int, sequence: int, text: str) -> None:
+        self.events.chunk(self.job_ids[index], sequence, text)
+
     def finish(self, outcomes: list | None = None, error: BaseException | None = None) -> None:
-        self.outcomes, self.error = outcomes, error
+        """Report an outcome per job (default: ("done", request)), or fail the unit as a whole."""
+        if error is None:
+            for job_id, outcome in zip(self.job_ids, outcomes or [("done", r) for r in self.requests]):
+                self.events.done(job_id, outcome)
+        self.error = error
         self.released.set()
 
 
 class FakeExecutor:
-    """Holds each batch until `finish()` (or answers at once once `hold` is False)."""
+    """Holds each unit until `finish()` (or answers at once once `hold` is False)."""
 
     def __init__(self) -> None:
+        self.info = ExecutorInfo(state="running", forward_rows=64)
         self.calls: list[Call] = []
+        self.cancelled: list[int] = []
         self.hold = True
         self._started: asyncio.Queue[Call] = asyncio.Queue()
 
-    async def execute(self, task: str, requests: list, on_chunk: Callable[[int, int, str], None]) -> list[Any]:
-        call = Call(task, list(requests), on_chunk)
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def cancel(self, job_id: int) -> None:
+        self.cancelled.append(job_id)
+        for call in self.calls:  # as the worker does: a cancelled job's unit ends at the next step
+            if job_id in call.job_ids and len(call.job_ids) == 1:
+                call.released.set()
+
+    async def run(self, task: str, jobs: list, events: JobEvents) -> None:
+        call = Call(task, [job_id for job_id, _ in jobs], [request for _, request in jobs], events)
         self.calls.append(call)
         self._started.put_nowait(call)
         if self.hold:
             await call.released.wait()
+        elif not call.released.is_set():
+            call.finish()
         if call.error is not None:
             raise call.error
-        return call.outcomes if call.outcomes is not None else [("done", r) for r in requests]
 
     async def next_call(self) -> Call:
         return await asyncio.wait_for(self._started.get(), WAIT)
@@ -74,10 +93,11 @@ class FakeExecutor:
         return any(r is request for call in self.calls for r in call.requests)
 
     def run_freely(self) -> None:
-        """From now on answer every batch at once (and release the one being held)."""
+        """From now on answer every unit at once (and release the one being held)."""
         self.hold = False
         for call in self.calls:
-            call.released.set()
+            if not call.released.is_set():
+                call.finish()
 
 
 def sent(text: str) -> SentimentRequest:
@@ -128,9 +148,9 @@ async def test_full_queue_is_refused_with_busy_and_a_retry_hint(make_scheduler):
 
     with pytest.raises(Busy) as refused:
         scheduler.submit(sent("three"), user="d")
-    # Nothing measured yet: 1 s default per request, the running batch counts as 1 s -> 1 + 2 queued.
-    assert refused.value.retry_after == pytest.approx(3.0)
-    assert "busy" in str(refused.value).lower() and "3 s" in str(refused.value)
+    # Nothing measured yet: 1 s default per queued request.
+    assert refused.value.retry_after == pytest.approx(2.0)
+    assert "busy" in str(refused.value).lower() and "2 s" in str(refused.value)
     assert scheduler.metrics.shed["queue_full"] == 1
     assert "d" not in scheduler.in_flight  # a refused request holds no slot
 
@@ -337,45 +357,94 @@ async def test_close_fails_queued_and_running_jobs(make_scheduler):
 
 # --- batching rules ------------------------------------------------------------------------
 
-async def test_only_requests_with_the_same_batch_key_share_a_batch(make_scheduler):
+async def test_only_requests_with_the_same_batch_key_share_a_unit(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=10)
     _, call = await start_blocker(scheduler, executor)
     nli_a = scheduler.submit(ZeroShotRequest("text", ("x", "y")), user="a")
     emb_b = scheduler.submit(ZeroShotRequest("text", ("x", "y"), method="embedding"), user="b")
     nli_c = scheduler.submit(ZeroShotRequest("more", ("x", "y", "z"), multi_label=True), user="c")
-    warm1 = scheduler.submit(GenerationRequest("p", temperature=0.7, seed=1), user="d")
-    hot1 = scheduler.submit(GenerationRequest("p", temperature=0.9, seed=1), user="e")
-    warm2 = scheduler.submit(GenerationRequest("p", temperature=0.7, seed=2), user="f")
-    warm1_again = scheduler.submit(GenerationRequest("q", temperature=0.7, seed=1, max_new_tokens=5), user="g")
-    unseeded = [scheduler.submit(GenerationRequest(p, temperature=0.7), user=u) for p, u in (("p", "m"), ("q", "n"))]
-    greedy = scheduler.submit(GenerationRequest("p", temperature=0), user="h")
-    greedy_other_top_p = scheduler.submit(GenerationRequest("q", temperature=0, top_p=0.5, seed=3), user="i")
     fill = scheduler.submit(FillMaskRequest("a [MASK] b"), user="j")
     tok_sentiment = scheduler.submit(TokenizeRequest("t", model="sentiment"), user="k")
     tok_generation = scheduler.submit(TokenizeRequest("t", model="generation"), user="l")
 
     call.finish()
     executor.run_freely()
-    jobs = [nli_a, emb_b, nli_c, warm1, hot1, warm2, warm1_again, *unseeded, greedy, greedy_other_top_p, fill,
-            tok_sentiment, tok_generation]
+    jobs = [nli_a, emb_b, nli_c, fill, tok_sentiment, tok_generation]
     for job in jobs:
         assert await outcome(job) == ("done", job.request)
-    batches = [call.requests for call in executor.calls[1:]]
-    assert batches == [
-        [nli_a.request, nli_c.request],
-        [emb_b.request],
-        [warm1.request],  # a seeded request is sampled alone, even next to the same seed (reproducible)
-        [hot1.request],
-        [warm2.request],
-        [warm1_again.request],
-        [unseeded[0].request, unseeded[1].request],  # same temperature and top_p, no seed: shared
-        [greedy.request, greedy_other_top_p.request],  # greedy ignores top_p and seed
-        [fill.request],
-        [tok_sentiment.request],
-        [tok_generation.request],
-    ]
-    assert [call.task for call in executor.calls[1:]] == [
-        "zero_shot", "zero_shot", *["generation"] * 6, "fill_mask", "tokenize", "tokenize"]
+    assert [call.requests for call in executor.calls[1:]] == [
+        [nli_a.request, nli_c.request], [emb_b.request], [fill.request], [tok_sentiment.request], [tok_generation.request]]
+    assert [call.task for call in executor.calls[1:]] == ["zero_shot", "zero_shot", "fill_mask", "tokenize", "tokenize"]
+
+
+async def test_generation_starts_alongside_running_work_one_request_per_unit(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10)
+    _, blocker = await start_blocker(scheduler, executor)  # a classification pass is running
+    gens = [scheduler.submit(GenerationRequest("p", temperature=0.7, seed=1), user="d"),
+            scheduler.submit(GenerationRequest("q", temperature=0.9), user="e"),
+            scheduler.submit(GenerationRequest("r", temperature=0), user="f")]
+    # None waits for the classification pass, nor for each other: they decode side by side.
+    calls = [await executor.next_call() for _ in gens]
+    assert [c.requests for c in calls] == [[g.request] for g in gens]
+    assert all(c.task == "generation" for c in calls)
+
+    # One classification unit at a time: the queue (and so fairness) stays in the scheduler.
+    waiting = scheduler.submit(sent("next pass"), user="z")
+    await asyncio.sleep(0.05)
+    assert not executor.ran(waiting.request) and waiting.position() == 0
+    blocker.finish()
+    assert (await executor.next_call()).requests == [waiting.request]
+    executor.run_freely()
+    for job in [*gens, waiting]:
+        assert await outcome(job) == ("done", job.request)
+
+
+async def test_generation_rows_are_capped_and_freed_as_each_request_ends(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_size=4)
+    two_a = scheduler.submit(GenerationRequest("a", num_return_sequences=2), user="a")
+    two_b = scheduler.submit(GenerationRequest("b", num_return_sequences=2), user="b")
+    one_c = scheduler.submit(GenerationRequest("c"), user="c")
+    first, second = await executor.next_call(), await executor.next_call()
+    await asyncio.sleep(0.05)
+    assert len(executor.calls) == 2 and one_c.position() == 0  # 4 of 4 rows decoding
+    # A classification request does not wait for decoding rows.
+    quick = scheduler.submit(sent("quick"), user="d")
+    assert (await executor.next_call()).requests == [quick.request]
+
+    first.finish()  # two rows free: the waiting request joins at once
+    assert (await executor.next_call()).requests == [one_c.request]
+    executor.run_freely()
+    for job in (two_a, two_b, one_c, quick):
+        assert await outcome(job) == ("done", job.request)
+    assert second.released.is_set()
+
+
+async def test_cancel_reaches_a_running_generation(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=1)
+    job = scheduler.submit(GenerationRequest("tell me a long story", max_new_tokens=256), user="a")
+    call = await executor.next_call()
+    call.on_chunk(0, 0, "Once")
+    job.cancel()
+    assert isinstance(await outcome(job), Cancelled)
+    assert executor.cancelled == [job.id]  # the worker stops it at its next step
+    assert [chunk async for chunk in job.chunks()] == [(0, "Once")]
+    assert "a" not in scheduler.in_flight  # the user may ask again at once
+    call.finish(["too late"])  # what the worker still sends for it is dropped
+    again = scheduler.submit(GenerationRequest("shorter"), user="a")
+    (await executor.next_call()).finish()
+    assert await outcome(again) == ("done", again.request)
+    assert scheduler.metrics.tasks()["generation"].failed == 0
+
+
+async def test_deadline_stops_a_running_generation(make_scheduler):
+    scheduler, executor, clock = make_scheduler()
+    job = scheduler.submit(GenerationRequest("tell me a long story", max_new_tokens=256), user="a", timeout=30)
+    await executor.next_call()
+    clock.advance(31)
+    error = await outcome(job)  # noticed at the scheduler's next tick
+    assert isinstance(error, DeadlineExceeded) and "took too long" in str(error)
+    assert executor.cancelled == [job.id]
+    assert scheduler.metrics.shed["deadline"] == 1
 
 
 async def test_token_budget_caps_a_batch_but_a_lone_request_always_runs(make_scheduler):
@@ -427,8 +496,8 @@ async def test_position_and_eta_of_queued_jobs(make_scheduler):
     tag = scheduler.submit(sent("tag"), user="A", priority=Priority.BACKGROUND)
     # Service order is a1, b1, a2 (round-robin), then the background lane.
     assert [j.position() for j in (a1, b1, a2, tag)] == [0, 1, 2, 3]
-    # 1.5 s left of the running batch, then 2 s per request ahead.
-    assert [j.eta() for j in (a1, b1, a2, tag)] == pytest.approx([1.5, 3.5, 5.5, 7.5])
+    # 2 s per request ahead (the pass running now ends within a step).
+    assert [j.eta() for j in (a1, b1, a2, tag)] == pytest.approx([0.0, 2.0, 4.0, 6.0])
 
     clock.advance(2.0)
     call.finish()
@@ -498,15 +567,14 @@ async def test_failure_outcomes_become_typed_errors(make_scheduler):
 
 async def test_streamed_chunks_reach_each_job_in_order(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=10)
-    _, call = await start_blocker(scheduler, executor)
     first = scheduler.submit(GenerationRequest("one", temperature=0), user="a")
     second = scheduler.submit(GenerationRequest("two", temperature=0, num_return_sequences=2), user="b")
-    call.finish()
-    batch = await executor.next_call()
-    assert batch.requests == [first.request, second.request]
-    for index, sequence, text in [(0, 0, "Hel"), (1, 0, "x"), (1, 1, "y"), (0, 0, "lo"), (1, 0, "z"), (0, 0, "!")]:
-        batch.on_chunk(index, sequence, text)
-    batch.finish(["r1", "r2"])
+    calls = [await executor.next_call(), await executor.next_call()]
+    assert [c.requests for c in calls] == [[first.request], [second.request]]
+    for unit, sequence, text in [(0, 0, "Hel"), (1, 0, "x"), (1, 1, "y"), (0, 0, "lo"), (1, 0, "z"), (0, 0, "!")]:
+        calls[unit].on_chunk(0, sequence, text)
+    calls[1].finish(["r2"])  # each request ends on its own
+    calls[0].finish(["r1"])
 
     async def collect(job):
         return [chunk async for chunk in job.chunks()]

@@ -12,10 +12,17 @@ import pytest_asyncio
 
 from bot.engine import (Engine, EngineConfig, FillMaskRequest, GenerationRequest, InvalidInput, SentimentRequest,
                         TokenizeRequest, ZeroShotRequest)
+from bot.engine.scheduler import ExecutorInfo
 
 
 class NeverExecutor:
-    async def execute(self, task, requests, on_chunk):  # pragma: no cover - failing is the point
+    info = ExecutorInfo()
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def run(self, task, jobs, events):  # pragma: no cover - failing is the point
         raise AssertionError("an invalid request reached the executor")
 
 

@@ -32,12 +32,15 @@ def setting_name(role: str) -> str:
 class EngineConfig:
     models: dict[str, str] = field(default_factory=lambda: dict(ONLINE_MODELS))
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    dtype: str = "auto"  # auto (per role, from what the hardware runs natively) | float32 | float16 | bfloat16
     offline: bool = False  # never contact the Hub (HF_HUB_OFFLINE=1 in the worker)
     cache_dir: Path = Path(".cache/models")
     max_queue: int = 64  # waiting interactive requests before Busy
     max_per_user: int = 3  # queued + running per user
     max_background: int = 256  # waiting background (auto-tagging) requests
     max_batch_tokens: int = 8192  # estimated tokens in one batch
-    max_batch_size: int = 32
+    max_batch_size: int = 32  # rows decoding at once; a forward pass of classification takes at most this many
+    forward_rows: int = 0  # rows in one classification forward pass; 0: by device (8 on a CPU, 64 on a GPU)
+    generation_batching: str = "auto"  # auto | continuous | static (see tasks/generation.py)
+    stall_timeout: float = 120.0  # seconds without progress before the worker is restarted (the upper bound)
     torch_threads: int = 0  # 0: torch's default (one per core)

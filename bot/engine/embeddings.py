@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, PretrainedConfig
 
 from .registry import LoadedModel, ModelRegistry
-from .tasks.base import FORWARD_TOKENS, forward_rows, padded_chunks
+from .tasks.base import padded_forward
 
 # Cosine similarities of MiniLM-style models sit in a narrow band; scaling before the
 # softmax spreads them into usable probabilities (as in contrastive training).
@@ -38,15 +38,14 @@ class Embedder:
         """L2-normalised mean-pooled embeddings, one row per text, in input order."""
         loaded = self.loaded
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
-        out = torch.empty(len(texts), loaded.config.hidden_size)
-        for chunk in padded_chunks([len(ids) for ids in encoded], FORWARD_TOKENS, forward_rows(loaded.device)):
-            batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+
+        def pooled(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             hidden = loaded.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            out[chunk] = F.normalize(pooled.float(), dim=-1).cpu()
-        return out
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return F.normalize(mean.float(), dim=-1).cpu()
+
+        return torch.stack(padded_forward(loaded, encoded, pooled))
 
     def label_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
         key = tuple(prompts)

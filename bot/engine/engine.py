@@ -1,4 +1,4 @@
-"""The engine's front door: a scheduler feeding one worker process, plus status."""
+"""The engine's front door: a scheduler feeding one executor (the worker process), plus status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,16 +6,17 @@ from typing import Any
 
 from .config import EngineConfig
 from .metrics import Metrics, TaskStats
-from .scheduler import Executor, Job, Priority, Scheduler
 from .requests.base import Request
-from .worker import WorkerInfo, WorkerProcess
+from .scheduler import Executor, Job, Priority, Scheduler
+from .supervisor import WorkerProcess
 
 
 @dataclass(frozen=True)
 class EngineStatus:
     device: str
-    dtype: str
-    worker_alive: bool
+    dtypes: dict[str, str]  # role -> dtype its model runs in
+    generation_batching: str  # continuous | static
+    worker_state: str  # starting | running | restarting | stalled, restarting | stopped
     worker_restarts: int
     models: dict[str, str]  # loaded models: role -> id
     queued: int
@@ -24,9 +25,15 @@ class EngineStatus:
     shed: dict[str, int]
     tasks: dict[str, TaskStats]
 
+    @property
+    def worker_alive(self) -> bool:
+        return self.worker_state == "running"
+
 
 class Engine:
-    """`await engine.submit(request, user=...)` -> result dataclass, or a typed EngineError."""
+    """`await engine.submit(request, user=...)` -> result dataclass, or a typed EngineError.
+
+    Whoever creates an engine closes it (`async with Engine(config) as engine:`)."""
 
     def __init__(self, config: EngineConfig, executor: Executor | None = None) -> None:
         self.config = config
@@ -48,15 +55,13 @@ class Engine:
         if self._started:
             return
         self._started = True
-        if isinstance(self.executor, WorkerProcess):
-            await self.executor.start()
+        await self.executor.start()
         self.scheduler.start()
 
     async def close(self) -> None:
         self._started = False
         await self.scheduler.close()
-        if isinstance(self.executor, WorkerProcess):
-            await self.executor.close()
+        await self.executor.close()
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -74,11 +79,12 @@ class Engine:
         return await self.submit_job(request, user=user, background=background, timeout=timeout).result()
 
     def status(self) -> EngineStatus:
-        info = self.executor.info if isinstance(self.executor, WorkerProcess) else WorkerInfo(device="n/a", alive=True)
+        info = self.executor.info
         return EngineStatus(
             device=info.device,
-            dtype=info.dtype,
-            worker_alive=info.alive,
+            dtypes=dict(info.dtypes),
+            generation_batching=info.generation_batching,
+            worker_state=info.state,
             worker_restarts=info.restarts,
             models=dict(info.models),
             queued=self.scheduler.queue_depth(Priority.INTERACTIVE),

@@ -53,6 +53,12 @@ class WorkerCrashed(EngineError):
     kind = "worker_crashed"
 
 
+class WorkerStalled(WorkerCrashed):
+    """The worker stopped making progress (hung) and was restarted by the watchdog."""
+
+    kind = "worker_stalled"
+
+
 class Cancelled(EngineError):
     kind = "cancelled"
 
@@ -64,7 +70,7 @@ class ResourceExhausted(EngineError):
 
 
 _KINDS = {cls.kind: cls for cls in (EngineError, InvalidInput, Busy, DeadlineExceeded,
-                                     ModelUnavailable, WorkerCrashed, Cancelled, ResourceExhausted)}
+                                     ModelUnavailable, WorkerCrashed, WorkerStalled, Cancelled, ResourceExhausted)}
 
 
 def from_wire(kind: str, message: str) -> EngineError:

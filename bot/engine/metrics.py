@@ -41,11 +41,15 @@ class Metrics:
     def record_wait(self, task: str, seconds: float) -> None:
         self.waits[task].append(seconds)
 
-    def record_batch(self, task: str, size: int, seconds: float) -> None:
-        self.computes[task].append(seconds)
+    def record_unit(self, task: str, size: int) -> None:
+        """A unit of `size` requests went to the worker."""
         self.batch_sizes[task].append(size)
+
+    def record_compute(self, task: str, seconds: float, sharing: int) -> None:
+        """A unit ran for `seconds`, its device time shared by `sharing` requests."""
+        self.computes[task].append(seconds)
         # Moving average of amortised seconds per request: what the ETA is built from.
-        sample = seconds / max(size, 1)
+        sample = seconds / max(sharing, 1)
         previous = self._per_request.get(task)
         self._per_request[task] = sample if previous is None else 0.8 * previous + 0.2 * sample
 
@@ -57,10 +61,6 @@ class Metrics:
 
     def seconds_per_request(self, task: str, default: float = 1.0) -> float:
         return self._per_request.get(task, default)
-
-    def batch_seconds(self, task: str, default: float = 1.0) -> float:
-        recent = self.computes.get(task)
-        return recent[-1] if recent else default
 
     def tasks(self) -> dict[str, TaskStats]:
         names = sorted(set(self.served) | set(self.failed) | set(self.computes))

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
-from .config import EngineConfig, setting_name
+from .config import ROLES, EngineConfig, setting_name
 from .errors import ModelUnavailable
+from .turns import DeviceTurns
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,17 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     config: PretrainedConfig
     load_seconds: float
+    forward_rows: int  # rows in one classification forward pass
 
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+
+def default_forward_rows(device: torch.device) -> int:
+    """Rows per forward pass. A CPU gains little from wide batches and pays for their
+    padding (measured in bench/: 8-row chunks beat 32-row ones); a GPU wants them wide."""
+    return 8 if device.type == "cpu" else 64
 
 
 def resolve_device(name: str) -> torch.device:
@@ -53,22 +61,46 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32  # half precision is slow or unsupported on most CPUs
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Decoding on a CPU is bound by memory and per-step overhead, and bf16 made it slower in
+# our measurements (bench/); the encoders gain 1.7-5x where the CPU has bf16 instructions.
+CPU_BF16_ROLES = ("sentiment", "zero_shot", "fill_mask", "embedding")
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX-512 BF16 or AMX: oneDNN then runs bf16 matrix products in hardware, not emulated."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_dtype(name: str, device: torch.device, role: str) -> torch.dtype:
+    """The fastest dtype that keeps results correct for this role on this device (DTYPE=auto)."""
+    if name != "auto":
+        return DTYPES[name]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and role in CPU_BF16_ROLES and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 class ModelRegistry:
-    def __init__(self, config: EngineConfig) -> None:
+    """`turns` (optional) is attached to every model loaded, so forward passes take turns on the device."""
+
+    def __init__(self, config: EngineConfig, turns: DeviceTurns | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
-        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.forward_rows = config.forward_rows or default_forward_rows(self.device)
+        self.turns = turns
+        self.loading: str | None = None  # the role being loaded right now (the watchdog allows for it)
         self._models: dict[str, LoadedModel] = {}
         self._tokenizers: dict[str, PreTrainedTokenizerBase] = {}
         self._failures: dict[str, ModelUnavailable] = {}
+
+    def dtype(self, role: str) -> torch.dtype:
+        return resolve_dtype(self.config.dtype, self.device, role)
+
+    def dtypes(self) -> dict[str, str]:
+        return {role: str(self.dtype(role)).removeprefix("torch.") for role in ROLES}
 
     def loaded(self) -> dict[str, str]:
         return {role: loaded.model_id for role, loaded in self._models.items()}
@@ -88,11 +120,16 @@ class ModelRegistry:
             return self._models[role]
         if role in self._failures:  # don't hit a missing Hub again for every request
             raise self._failures[role]
+        self.loading = role
         try:
             loaded = self._load(role, pick_class)
         except ModelUnavailable as error:
             self._failures[role] = error
             raise
+        finally:
+            self.loading = None
+        if self.turns is not None:
+            self.turns.attach(loaded.model)
         self._models[role] = loaded
         return loaded
 
@@ -107,7 +144,8 @@ class ModelRegistry:
     def _load(self, role: str, pick_class: ClassPicker) -> LoadedModel:
         model_id = self.model_id(role)
         source, kwargs = self._source(role)
-        log.info("Loading %s model %s on %s (%s)...", role, model_id, self.device, self.dtype)
+        dtype = self.dtype(role)
+        log.info("Loading %s model %s on %s (%s)...", role, model_id, self.device, dtype)
         started = time.perf_counter()
 
         def load() -> tuple[Any, Any, Any]:
@@ -116,15 +154,15 @@ class ModelRegistry:
             model_class = pick_class(config)
             if self.device.type == "cuda":
                 # accelerate places layers across GPUs (and CPU) when a model does not fit one.
-                model = model_class.from_pretrained(source, dtype=self.dtype, device_map="auto", **kwargs)
+                model = model_class.from_pretrained(source, dtype=dtype, device_map="auto", **kwargs)
             else:
-                model = model_class.from_pretrained(source, dtype=self.dtype, **kwargs).to(self.device)
+                model = model_class.from_pretrained(source, dtype=dtype, **kwargs).to(self.device)
             return config, tokenizer, model.eval()
 
         config, tokenizer, model = self._guard(role, load)
         seconds = time.perf_counter() - started
         log.info("Loaded %s model %s in %.1fs", role, model_id, seconds)
-        return LoadedModel(role, model_id, model, tokenizer, config, seconds)
+        return LoadedModel(role, model_id, model, tokenizer, config, seconds, self.forward_rows)
 
     def _guard(self, role: str, load: Callable[[], Any]) -> Any:
         """Turn the many ways loading fails (no Hub, bad path, wrong kind) into one clear error."""

@@ -1,16 +1,22 @@
-"""The asyncio side of the engine: a bounded, fair queue that forms batches.
+"""The asyncio side of the engine: a bounded, fair queue that hands the worker work
+one step at a time.
 
 - Bounded: a full queue or a user over their in-flight cap is refused at once
   with `Busy` and a retry hint, instead of waiting without end.
 - Fair: each lane serves users round-robin, so one user's flood cannot starve others.
 - Two lanes: people first; background work (auto-tagging) only fills what is left.
-- Batches are formed when the executor is free (no timer, as in
-  text-embeddings-inference): the head request fixes the batch key, compatible
-  requests join in round-robin order until the token budget or size cap is hit.
+- Step-sized units: the worker gets one classification unit at a time — one forward
+  pass, formed when the previous one is done (no timer, as in text-embeddings-inference):
+  the head request fixes the batch key, compatible requests join round-robin under the
+  token budget and the device's rows per pass. Generation requests go to the worker
+  one by one as long as rows are free, and decode alongside each other; so a request
+  that arrives while others run waits for about one step, not for a whole batch.
+- Cancel and deadlines reach running generations: they stop at the next step.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -26,13 +32,50 @@ from .requests.base import Failure, Request
 
 log = logging.getLogger(__name__)
 
-OnChunk = Callable[[int, int, str], None]
+CLASSIFY_WINDOW = 1  # classification units at the worker at once: the queue, and so fairness, stays here
+TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
+FAILED = "Something went wrong while running the model. Please try again."
+
+
+@dataclass
+class ExecutorInfo:
+    """What the executor tells `/status`, and the step size it wants."""
+
+    state: str = "starting"  # starting | running | restarting | stalled, restarting | stopped
+    pid: int | None = None
+    device: str = "starting"
+    dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype
+    restarts: int = 0
+    models: dict[str, str] = field(default_factory=dict)  # role -> model id, once loaded
+    generation_batching: str = ""
+    forward_rows: int = 64  # rows one classification forward pass takes
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "running"
+
+
+class JobEvents(Protocol):
+    """Where an executor reports each job of a unit: text deltas, then exactly one outcome."""
+
+    def chunk(self, job_id: int, sequence: int, text: str) -> None: ...
+
+    def done(self, job_id: int, outcome: Any) -> None: ...
 
 
 class Executor(Protocol):
-    """Runs one batch at a time: one outcome (result or Failure) per request, in order."""
+    """Runs units of work. `run` returns once every job of the unit has been reported to
+    `events` (or was cancelled), and raises an EngineError when the unit failed as a whole."""
 
-    async def execute(self, task: str, requests: list[Request], on_chunk: OnChunk) -> list[Any]: ...
+    info: ExecutorInfo
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None: ...
+
+    def cancel(self, job_id: int) -> None: ...
 
 
 def plural(count: int, noun: str) -> str:
@@ -85,7 +128,7 @@ class Job:
         return self.scheduler.position(self) if self.state is JobState.QUEUED else None
 
     def eta(self) -> float | None:
-        """Estimated seconds until this job's batch starts running."""
+        """Estimated seconds until this job starts running."""
         return self.scheduler.eta(self) if self.state is JobState.QUEUED else None
 
     def cancel(self) -> None:
@@ -152,15 +195,17 @@ class Scheduler:
         self.max_per_user = max_per_user
         self.max_background = max_background
         self.max_batch_tokens = max_batch_tokens
-        self.max_batch_size = max_batch_size
+        self.max_batch_size = max_batch_size  # rows decoding at once; the cap of a classification unit too
         self.clock = clock
         self.lanes = {priority: Lane() for priority in Priority}
         self.in_flight: dict[str, int] = {}  # interactive jobs queued or running, per user
-        self.running: list[Job] = []
-        self._running_since = 0.0
+        self.running: dict[int, Job] = {}  # job id -> job, at the executor
+        self._classifying = 0  # classification units at the executor
+        self._decoding_rows = 0  # generation rows at the executor
         self._ids = itertools.count(1)
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
+        self._units: set[asyncio.Task] = set()
 
     # --- admission -------------------------------------------------------------------------
     def submit(self, request: Request, *, user: str, priority: Priority = Priority.INTERACTIVE,
@@ -191,10 +236,14 @@ class Scheduler:
     async def run(self, request: Request, **kwargs: Any) -> Any:
         return await self.submit(request, **kwargs).result()
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job: Job, error: EngineError | None = None) -> None:
+        """Drop a queued job, or stop a running one at the worker's next step."""
+        error = error or Cancelled("Cancelled.")
         if job.state is JobState.QUEUED and self.lanes[job.priority].remove(job):
-            self._release(job, Cancelled("Cancelled."))
-        # A running job finishes with its batch; its result is simply not awaited.
+            self._release(job, error)
+        elif job.state is JobState.RUNNING and self.running.pop(job.id, None) is job:
+            self.executor.cancel(job.id)
+            self._release(job, error)
 
     # --- waiting honestly ------------------------------------------------------------------
     def queue_depth(self, priority: Priority = Priority.INTERACTIVE) -> int:
@@ -214,20 +263,13 @@ class Scheduler:
         return ahead + k
 
     def eta(self, job: Job) -> float:
-        return self._running_left() + self.position(job) * self.metrics.seconds_per_request(job.request.task)
-
-    def _running_left(self) -> float:
-        if not self.running:
-            return 0.0
-        expected = self.metrics.batch_seconds(self.running[0].request.task)
-        return max(0.0, expected - (self.clock() - self._running_since))
+        return self.position(job) * self.metrics.seconds_per_request(job.request.task)
 
     def _drain_estimate(self) -> float:
         jobs = self.lanes[Priority.INTERACTIVE].jobs()
-        per_request = sum(self.metrics.seconds_per_request(j.request.task) for j in jobs)
-        return max(1.0, self._running_left() + per_request)
+        return max(1.0, sum(self.metrics.seconds_per_request(j.request.task) for j in jobs))
 
-    # --- the batching loop -----------------------------------------------------------------
+    # --- handing out work ------------------------------------------------------------------
     def start(self) -> None:
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._serve(), name="scheduler")
@@ -237,11 +279,13 @@ class Scheduler:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
             self._loop_task = None
-        # The batch that was running when the loop was cancelled has no one left to finish it.
-        running, self.running = self.running, []
-        for job in running:
-            if job.state is not JobState.DONE:
-                self._release(job, Cancelled("The bot is shutting down."))
+        units, self._units = self._units, set()
+        for unit in units:
+            unit.cancel()
+        await asyncio.gather(*units, return_exceptions=True)
+        for job in list(self.running.values()):
+            self.running.pop(job.id)
+            self._release(job, Cancelled("The bot is shutting down."))
         for lane in self.lanes.values():
             for job in lane.jobs():
                 lane.remove(job)
@@ -249,51 +293,66 @@ class Scheduler:
 
     async def _serve(self) -> None:
         while True:
-            batch = self.next_batch()
-            if not batch:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+            self._expire()
+            unit = self.next_unit()
+            if unit:
+                self._dispatch(unit)
                 continue
-            try:
-                await self._execute(batch)
-            except Exception:  # a bug here must not leave requests waiting forever
-                log.exception("Scheduler failed on a batch of %d", len(batch))
-                for job in batch:
-                    if job.state is not JobState.DONE:
-                        self._release(job, EngineError("Something went wrong while running the model. Please try again."))
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):  # (asyncio.wait_for could swallow a cancel here)
+                async with asyncio.timeout(TICK):
+                    await self._wakeup.wait()
 
-    def next_batch(self) -> list[Job]:
-        """Take the next batch off the queues (called when the executor is free)."""
-        self._drop_expired()
-        head_lane = next((lane for lane in self.lanes.values() if lane.size), None)
-        if head_lane is None:
+    def next_unit(self) -> list[Job]:
+        """Take the next unit of work off the queues, if the executor has room for it."""
+        head = self._head()
+        if head is None:
             return []
-        head = next(iter(head_lane.users.values()))[0]
+        if head.request.streams:
+            self.lanes[head.priority].remove(head)
+            self.lanes[head.priority].served([head.user])
+            return [head]  # one request decodes alongside the others
         key = head.request.batch_key()
-        batch, tokens = [], 0
+        unit: list[Job] = []
+        tokens = rows = 0
+        max_rows = min(self.max_batch_size, self.executor.info.forward_rows)
         for lane in self.lanes.values():  # interactive first; background fills what is left
             served: list[str] = []
             progress = True
-            while progress and len(batch) < self.max_batch_size:
+            while progress and rows < max_rows:
                 progress = False
                 for user, queue in list(lane.users.items()):  # one job per user per round
                     job = next((j for j in queue if j.request.batch_key() == key), None)
                     if job is None:
                         continue
-                    cost = job.request.cost()
-                    if batch and tokens + cost > self.max_batch_tokens:
+                    # The first job always runs, even over the budget alone.
+                    if unit and (tokens + job.request.cost() > self.max_batch_tokens or rows + job.request.rows() > max_rows):
                         continue
                     lane.remove(job)
-                    batch.append(job)
-                    tokens += cost
+                    unit.append(job)
+                    tokens += job.request.cost()
+                    rows += job.request.rows()
                     served.append(user)
                     progress = True
-                    if len(batch) >= self.max_batch_size:
-                        break
             lane.served(list(dict.fromkeys(served)))
-        return batch
+        return unit
 
-    def _drop_expired(self) -> None:
+    def _head(self) -> Job | None:
+        """The first job in round-robin order whose kind of work has room at the executor."""
+        room_to_classify = self._classifying < CLASSIFY_WINDOW
+        free_rows = self.max_batch_size - self._decoding_rows
+        for lane in self.lanes.values():
+            for queue in lane.users.values():
+                job = queue[0]
+                if job.request.streams:
+                    # A request wider than the whole cap still runs, alone.
+                    if job.request.rows() <= free_rows or not self._decoding_rows:
+                        return job
+                elif room_to_classify:
+                    return job
+        return None
+
+    def _expire(self) -> None:
         now = self.clock()
         for lane in self.lanes.values():
             for job in lane.jobs():
@@ -301,30 +360,62 @@ class Scheduler:
                     lane.remove(job)
                     self.metrics.record_shed("deadline")
                     self._release(job, DeadlineExceeded("This request waited too long in the queue and was dropped. Please try again."))
+        for job in list(self.running.values()):
+            # A classification pass ends within a step anyway; a generation is stopped at its next one.
+            if job.request.streams and job.deadline is not None and now >= job.deadline:
+                self.metrics.record_shed("deadline")
+                self.cancel(job, DeadlineExceeded("The answer took too long and was stopped. Please try a shorter one."))
 
-    async def _execute(self, batch: list[Job]) -> None:
-        task = batch[0].request.task
-        self.running, self._running_since = batch, self.clock()
-        for job in batch:
+    def _dispatch(self, unit: list[Job]) -> None:
+        """Take the unit's room at the executor (before the next unit forms), then run it."""
+        task, started = unit[0].request.task, self.clock()
+        if unit[0].request.streams:
+            self._decoding_rows += sum(job.request.rows() for job in unit)
+        else:
+            self._classifying += 1
+        self.metrics.record_unit(task, len(unit))
+        for job in unit:
             job.state = JobState.RUNNING
-            self.metrics.record_wait(task, self._running_since - job.enqueued_at)
+            self.running[job.id] = job
+            self.metrics.record_wait(task, started - job.enqueued_at)
+        runner = asyncio.create_task(self._execute(unit, started), name=f"unit-{task}")
+        self._units.add(runner)
+        runner.add_done_callback(self._units.discard)
 
-        def on_chunk(index: int, sequence: int, text: str) -> None:
-            batch[index]._chunks.put_nowait((sequence, text))
-
+    async def _execute(self, unit: list[Job], started: float) -> None:
+        task = unit[0].request.task
+        rows = sum(job.request.rows() for job in unit)
+        streams = unit[0].request.streams
+        error: EngineError | None = None
         try:
-            outcomes = await self.executor.execute(task, [job.request for job in batch], on_chunk)
-        except EngineError as error:
-            outcomes = [error] * len(batch)
-        except Exception:
-            log.exception("Batch of %d %s requests failed", len(batch), task)
-            outcomes = [EngineError("Something went wrong while running the model. Please try again.")] * len(batch)
-        self.metrics.record_batch(task, len(batch), self.clock() - self._running_since)
-        self.running = []
-        for job, outcome in zip(batch, outcomes):
-            if isinstance(outcome, Failure):
-                outcome = from_wire(outcome.kind, outcome.message)
-            self._release(job, outcome)
+            await self.executor.run(task, [(job.id, job.request) for job in unit], self)
+        except EngineError as failed:
+            error = failed
+        except Exception:  # a bug here must not leave requests waiting forever
+            log.exception("A unit of %d %s requests failed", len(unit), task)
+            error = EngineError(FAILED)
+        finally:
+            if streams:
+                self._decoding_rows -= rows
+            else:
+                self._classifying -= 1
+            self._wakeup.set()
+        # A unit's pass is shared by its jobs; a generation's steps by the rows decoding with it.
+        self.metrics.record_compute(task, self.clock() - started, len(unit) if not streams else self._decoding_rows + rows)
+        for job in unit:
+            if self.running.pop(job.id, None) is job:  # not reported: the unit failed as a whole
+                self._release(job, error or EngineError(FAILED))
+
+    # --- JobEvents: what the executor reports ------------------------------------------------
+    def chunk(self, job_id: int, sequence: int, text: str) -> None:
+        job = self.running.get(job_id)
+        if job is not None:
+            job._chunks.put_nowait((sequence, text))
+
+    def done(self, job_id: int, outcome: Any) -> None:
+        job = self.running.pop(job_id, None)
+        if job is not None:
+            self._release(job, from_wire(outcome.kind, outcome.message) if isinstance(outcome, Failure) else outcome)
 
     def _release(self, job: Job, outcome: Any) -> None:
         if job.priority is Priority.INTERACTIVE:

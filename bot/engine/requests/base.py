@@ -30,6 +30,9 @@ class Request:
     """Base of every task's request. Subclasses are frozen dataclasses of plain values."""
 
     task: ClassVar[str]
+    # Decodes over many steps (generation): each request is its own unit and runs alongside
+    # the others, instead of one forward pass answering the whole unit.
+    streams: ClassVar[bool] = False
 
     def validate(self) -> None:
         """Raise InvalidInput with a chat-friendly message when the request is wrong."""

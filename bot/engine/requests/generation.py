@@ -15,6 +15,7 @@ MODES = ("complete", "chat")
 @dataclass(frozen=True)
 class GenerationRequest(Request):
     task = "generation"
+    streams = True
     prompt: str
     max_new_tokens: int = 64
     num_return_sequences: int = 1
@@ -40,14 +41,8 @@ class GenerationRequest(Request):
     def cost(self) -> int:
         return (estimate_tokens(self.prompt) + self.max_new_tokens) * self.num_return_sequences
 
-    def batch_key(self) -> tuple[Any, ...]:
-        # One generate() call samples with one temperature/top_p and one RNG seed.
-        sampling = (self.temperature, self.top_p, self.seed) if self.sampling else ()
-        if self.sampling and self.seed is not None:
-            # Rows of one call share the random draws, so a seed only gives the same text every
-            # time when its request is sampled alone: never batch a seeded request with another.
-            sampling += (id(self),)
-        return (self.task, self.model_role(), self.sampling, *sampling)
+    def rows(self) -> int:
+        return self.num_return_sequences
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ class SentimentRequest(Request):
     def cost(self) -> int:
         return sum(estimate_tokens(t) for t in self.texts)
 
+    def rows(self) -> int:
+        return len(self.texts)
+
 
 @dataclass(frozen=True)
 class SentenceSentiment:

@@ -48,6 +48,9 @@ class ZeroShotRequest(Request):
             return estimate_tokens(self.text)  # label embeddings are cached
         return sum(estimate_tokens(self.text + self.hypothesis_template.format(l)) for l in self.labels)
 
+    def rows(self) -> int:
+        return 1 if self.method == "embedding" else len(self.labels)
+
     def hypotheses(self) -> list[str]:
         return [self.hypothesis_template.format(label) for label in self.labels]
 

@@ -6,7 +6,7 @@ from .sentiment import SentimentTask
 from .tokenize import TokenizeTask
 from .zero_shot import ZeroShotTask
 
-TASKS: dict[str, type[Task]] = {
+TASKS: dict[str, type[Task] | type[GenerationTask]] = {
     task.name: task for task in (SentimentTask, GenerationTask, ZeroShotTask, FillMaskTask, TokenizeTask)
 }
 

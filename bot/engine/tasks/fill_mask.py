@@ -10,7 +10,7 @@ from transformers import AutoModelForMaskedLM, PretrainedConfig
 from ..errors import InvalidInput, ModelUnavailable
 from ..requests.base import failure
 from ..requests.fill_mask import MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult
-from .base import Emit, Task
+from .base import Emit, Task, padded_forward
 
 MAX_LENGTH = 512
 
@@ -35,15 +35,17 @@ class FillMaskTask(Task):
         loaded = self.registry.get("fill_mask", masked_lm_class)
         tokenizer = loaded.tokenizer
         encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
-        probs: list[torch.Tensor | None] = [None] * len(texts)
-        for chunk in self.chunks([len(ids) for ids in encoded]):
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-            logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
-            for row, index in enumerate(chunk):
-                where = (batch["input_ids"][row] == tokenizer.mask_token_id).nonzero()
-                if len(where):  # None: truncation cut the mask off
-                    probs[index] = torch.softmax(logits[row, where[0, 0]].float(), dim=-1).cpu()
-        return probs
+
+        def mask_probabilities(batch: dict[str, torch.Tensor]) -> list[torch.Tensor | None]:
+            logits = loaded.model(**batch).logits
+            rows: list[torch.Tensor | None] = []
+            for row, ids in enumerate(batch["input_ids"]):
+                where = (ids == tokenizer.mask_token_id).nonzero()
+                # None: truncation cut the mask off
+                rows.append(torch.softmax(logits[row, where[0, 0]].float(), dim=-1).cpu() if len(where) else None)
+            return rows
+
+        return padded_forward(loaded, encoded, mask_probabilities)
 
     def postprocess(self, probs: list[torch.Tensor | None], requests: list[FillMaskRequest]) -> list:
         loaded = self.registry.get("fill_mask", masked_lm_class)

@@ -1,154 +1,351 @@
 """Text generation with causal LMs (gpt2, SmolLM2) and seq2seq models (flan-t5),
-picked from the model's config. Continuation, or chat through the tokenizer's
-chat template. Requests with the same sampling settings share one `generate`
-call; each row keeps its own token limit and streams its own text.
+picked from the model's config. Continuation, or chat through the tokenizer's chat template.
+
+Each request decodes alongside the others and finishes on its own; a request that
+arrives while others stream starts at the next step. Two ways to run it:
+
+- continuous: transformers' continuous batching (`init_continuous_batching`). One
+  manager holds every running row in a paged KV cache; a new row joins at the next
+  step, a finished or cancelled one leaves at once, and each row keeps its own
+  max_new_tokens, temperature and top_p (greedy rows sample with top_k=1).
+- static: one `generate` call per request, in a thread of its own, for what continuous
+  batching cannot do: seq2seq models, and seeded sampling (the manager has one random
+  generator). Rows stop at their own limit or when cancelled (a stopping criterion).
+
+Both only ever run a forward pass while holding the device turn (see turns.py), so
+classification passes and decode steps alternate. `auto` picks continuous where it can.
 """
 from __future__ import annotations
 
+import logging
+import random
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, PretrainedConfig, StoppingCriteria
+from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationConfig, LogitsProcessor, LogitsProcessorList,
+                          PretrainedConfig, StoppingCriteria, TemperatureLogitsWarper, TopPLogitsWarper)
+from transformers.generation import ContinuousBatchingConfig
 from transformers.generation.streamers import BaseStreamer
 
-from ..errors import InvalidInput
-from ..requests.base import Failure, failure
-from ..requests.generation import GenerationRequest, GenerationResult
-from .base import Emit, Task
+from ..errors import EngineError, InvalidInput, ResourceExhausted
+from ..registry import LoadedModel, ModelRegistry
+from ..requests.base import failure
+from ..requests.generation import MAX_NEW_TOKENS, GenerationRequest, GenerationResult
+from .base import JobSink
+
+log = logging.getLogger(__name__)
 
 SEQ2SEQ_MAX_INPUT = 512  # T5-style models have no position limit; keep inputs sane
+KV_PAGE_TOKENS = 64  # continuous batching's KV cache page; small pages waste little on short chats
+PREFILL_TOKENS = 256  # prompt tokens per continuous step: a long prompt is prefilled over several steps
+FAILED = "Something went wrong while writing the answer. Please try again."
 
 
 def generation_class(config: PretrainedConfig) -> type:
     return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
 
 
-class RowLimits(StoppingCriteria):
-    """Per-row max_new_tokens, so requests with different limits can share a batch."""
+class TextStream:
+    """One row's tokens, decoded incrementally into text deltas."""
 
-    def __init__(self, limits: torch.Tensor, start: int) -> None:
-        self.limits = limits
+    def __init__(self, tokenizer: Any, stop_ids: set[int]) -> None:
+        self.tokenizer = tokenizer
+        self.stop_ids = stop_ids
+        self.tokens: list[int] = []
+        self.sent = ""
+        self.stopped = False  # an end-of-text token came
+
+    def extend(self, tokens: Sequence[int], limit: int) -> str:
+        """Take new tokens (up to `limit` in all, none after a stop token); returns the new text."""
+        for token in tokens:
+            if self.stopped or len(self.tokens) >= limit:
+                break
+            if token in self.stop_ids:
+                self.stopped = True
+                break
+            self.tokens.append(token)
+        return self.delta(final=False)
+
+    def delta(self, final: bool) -> str:
+        text = self.text()
+        if not final and text.endswith("\ufffd"):
+            return ""  # half of a multi-byte character: wait for the next token
+        if text.startswith(self.sent) and len(text) > len(self.sent):
+            new, self.sent = text[len(self.sent):], text
+            return new
+        return ""
+
+    def text(self) -> str:
+        return self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+
+
+@dataclass
+class RunningJob:
+    """A request being decoded: one TextStream per returned sequence."""
+
+    job_id: int
+    request: GenerationRequest
+    streams: list[TextStream]
+    model: str
+    finished: set[int] = field(default_factory=set)  # sequence indices that are done
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def add(self, sequence: int, tokens: Sequence[int], sink: JobSink) -> None:
+        delta = self.streams[sequence].extend(tokens, self.request.max_new_tokens)
+        if delta:
+            sink.chunk(self.job_id, sequence, delta)
+
+    def finish(self, sequence: int, sink: JobSink) -> bool:
+        """Mark a sequence done; when all are, send the result. True when the job is complete."""
+        delta = self.streams[sequence].delta(final=True)
+        if delta:
+            sink.chunk(self.job_id, sequence, delta)
+        self.finished.add(sequence)
+        if len(self.finished) < len(self.streams):
+            return False
+        sink.done(self.job_id, GenerationResult(
+            prompt=self.request.prompt,
+            texts=[s.text() for s in self.streams],
+            new_tokens=[len(s.tokens) for s in self.streams],
+            finish_reasons=["stop" if s.stopped else "length" for s in self.streams],
+            mode=self.request.mode,
+            model=self.model,
+        ))
+        return True
+
+
+class RowStops(StoppingCriteria):
+    """Static decoding: each row stops at its own max_new_tokens, and every row when the job is cancelled."""
+
+    def __init__(self, limit: int, start: int, cancelled: threading.Event) -> None:
+        self.limit = limit
         self.start = start
+        self.cancelled = cancelled
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return (input_ids.shape[1] - self.start) >= self.limits.to(input_ids.device)
+        done = self.cancelled.is_set() or input_ids.shape[1] - self.start >= self.limit
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class SeededSampler(LogitsProcessor):
+    """Samples with a private random generator (the Gumbel-max trick): generate() then runs greedy,
+    argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T), and a seed gives the same
+    text whatever else runs in the process at the same time."""
+
+    def __init__(self, temperature: float, top_p: float, seed: int) -> None:
+        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)])
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = self.warpers(input_ids, scores.float())
+        uniform = torch.rand(scores.shape, generator=self.generator).clamp_(1e-20, 1.0).to(scores.device)
+        return scores - torch.log(-torch.log(uniform))
 
 
 class RowStreamer(BaseStreamer):
-    """Collects each row's tokens as `generate` produces them and emits text deltas."""
+    """Static decoding: hands each step's tokens to the job's streams."""
 
-    def __init__(self, tokenizer: Any, rows: list[tuple[int, int]], limits: list[int], stop_ids: set[int], emit: Emit) -> None:
-        self.tokenizer = tokenizer
-        self.rows = rows  # (request index, sequence index) per batch row
-        self.limits = limits
-        self.stop_ids = stop_ids
-        self.emit = emit
-        self.tokens: list[list[int]] = [[] for _ in rows]
-        self.stopped = [False] * len(rows)
-        self.sent = [""] * len(rows)
+    def __init__(self, job: RunningJob, sink: JobSink) -> None:
+        self.job = job
+        self.sink = sink
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:  # the first call carries the prompt (or decoder start) ids
             self.prompt_seen = True
             return
-        for row, token in enumerate(value.view(-1).tolist()):
-            if self.stopped[row] or len(self.tokens[row]) >= self.limits[row]:
-                continue
-            if token in self.stop_ids:
-                self.stopped[row] = True
-                continue
-            self.tokens[row].append(token)
-            self._flush(row, final=False)
+        for sequence, token in enumerate(value.view(-1).tolist()):
+            self.job.add(sequence, [token], self.sink)
 
     def end(self) -> None:
-        for row in range(len(self.rows)):
-            self._flush(row, final=True)
-
-    def text(self, row: int) -> str:
-        return self.tokenizer.decode(self.tokens[row], skip_special_tokens=True)
-
-    def _flush(self, row: int, final: bool) -> None:
-        text = self.text(row)
-        if not final and text.endswith("\ufffd"):
-            return  # half of a multi-byte character: wait for the next token
-        if text.startswith(self.sent[row]) and len(text) > len(self.sent[row]):
-            self.emit(*self.rows[row], text[len(self.sent[row]):])
-            self.sent[row] = text
+        pass
 
 
-class GenerationTask(Task):
+class GenerationTask:
+    """Not a `Task`: a request is started, streams for many steps and finishes on its own."""
+
     name = "generation"
     request_type = GenerationRequest
 
-    def preprocess(self, requests: list[GenerationRequest]) -> dict[str, Any]:
-        loaded = self.registry.get("generation", generation_class)
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self.jobs: dict[int, RunningJob] = {}
+        self.manager: Any = None  # the continuous batching manager, made on first use
+        self.rows: dict[str, tuple[int, int]] = {}  # manager request id -> (job id, sequence)
+        self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
+        self.sink: JobSink | None = None
+
+    # --- the worker's interface ----------------------------------------------------------
+    def batching(self) -> str:
+        """What a new unseeded request of the configured model gets: "continuous" or "static"."""
+        choice = self.registry.config.generation_batching
+        if choice != "auto":
+            return choice
+        return "continuous"
+
+    def start(self, job_id: int, request: GenerationRequest, sink: JobSink) -> None:
+        """Begin decoding a request; chunks and the result go to `sink` as they come."""
+        self.sink = sink
+        try:
+            loaded = self.registry.get("generation", generation_class)
+            prompt_ids = self._prompt_ids(loaded, request)
+        except EngineError as error:
+            sink.done(job_id, failure(error))
+            return
+        stop_ids = self._stop_ids(loaded)
+        job = RunningJob(job_id, request, [TextStream(loaded.tokenizer, stop_ids) for _ in range(request.num_return_sequences)],
+                         loaded.model_id)
+        with self.lock:
+            self.jobs[job_id] = job
+        if self._continuous(loaded, request):
+            self._start_continuous(loaded, job, prompt_ids)
+        else:
+            threading.Thread(target=self._decode_static, args=(loaded, job, prompt_ids), daemon=True,
+                             name=f"generate-{job_id}").start()
+
+    def cancel(self, job_id: int) -> bool:
+        """Stop a job at the next step; True when it was running here."""
+        job, rows = self._forget(job_id)
+        if job is None:
+            return False
+        job.cancelled.set()  # static decoding stops at its next step
+        for rid in rows:
+            self.manager.cancel_request(rid)
+        return True
+
+    def close(self) -> None:
+        if self.manager is not None:
+            self.manager.stop(block=True, timeout=5)
+
+    # --- continuous batching -------------------------------------------------------------
+    def _continuous(self, loaded: LoadedModel, request: GenerationRequest) -> bool:
+        seeded = request.sampling and request.seed is not None
+        return self.batching() == "continuous" and not loaded.config.is_encoder_decoder and not seeded
+
+    def _start_continuous(self, loaded: LoadedModel, job: RunningJob, prompt_ids: list[int]) -> None:
+        if self.manager is None or not self.manager.is_running():
+            self.manager = self._make_manager(loaded)
+            threading.Thread(target=self._collect, args=(self.manager,), daemon=True, name="generate-results").start()
+        request = job.request
+        # Greedy rows sample from the single likeliest token; one manager has one do_sample.
+        sampling = {"temperature": float(request.temperature), "top_p": float(request.top_p)} if request.sampling \
+            else {"temperature": 1.0, "top_p": 1.0, "top_k": 1}
+        for sequence in range(request.num_return_sequences):
+            rid = f"{job.job_id}:{sequence}"
+            with self.lock:
+                self.rows[rid] = (job.job_id, sequence)
+            self.manager.add_request(prompt_ids, request_id=rid, max_new_tokens=request.max_new_tokens, streaming=True,
+                                     **sampling)
+
+    def _make_manager(self, loaded: LoadedModel) -> Any:
+        stop_ids = sorted(self._stop_ids(loaded))
+        rows = self.registry.config.max_batch_size
+        context = self._max_positions(loaded.config)
+        generation = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=MAX_NEW_TOKENS,
+                                      eos_token_id=stop_ids or -1, pad_token_id=loaded.tokenizer.pad_token_id)
+        # Sized from our limits, not from free memory (the default would take most of the RAM on a CPU).
+        pages = rows * -(-min(context, 1024 + MAX_NEW_TOKENS) // KV_PAGE_TOKENS)
+        config = ContinuousBatchingConfig(page_size=KV_PAGE_TOKENS, num_blocks=pages, max_batch_tokens=PREFILL_TOKENS + rows,
+                                          max_requests_per_batch=rows, per_request_processors=True, allow_block_sharing=False)
+        manager = loaded.model.init_continuous_batching(generation_config=generation, continuous_batching_config=config)
+        manager.start()
+        log.info("Continuous batching started: %d rows, %d KV pages of %d tokens", rows, pages, KV_PAGE_TOKENS)
+        return manager
+
+    def _collect(self, manager: Any) -> None:
+        """Thread: route the manager's streamed outputs to their jobs until it stops."""
+        while manager.is_running() or not manager.output_router.output_queue.empty():
+            output = manager.get_result(timeout=0.2)
+            if output is not None:
+                self._on_output(output)
+        with self.lock:
+            orphans = {owner for owner, _ in self.rows.values()}
+        if orphans:  # the manager died under them
+            log.error("Continuous batching stopped (%s); failing %d job(s)", manager.background_thread_status.fatal_error, len(orphans))
+        for job_id in orphans:
+            self._fail(job_id, EngineError(FAILED))
+
+    def _on_output(self, output: Any) -> None:
+        with self.lock:
+            owner = self.rows.get(output.request_id)
+            job = self.jobs.get(owner[0]) if owner else None
+            if owner and output.is_finished():
+                del self.rows[output.request_id]
+        if job is None:
+            return  # cancelled
+        sequence = owner[1]
+        if output.error:
+            log.error("Generation row %s failed: %s", output.request_id, output.error)
+            self._fail(job.job_id, EngineError(FAILED))
+            return
+        stream = job.streams[sequence]
+        job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped:], self.sink)
+        if output.is_finished() and job.finish(sequence, self.sink):
+            with self.lock:
+                self.jobs.pop(job.job_id, None)
+
+    # --- static decoding -----------------------------------------------------------------
+    @torch.inference_mode()
+    def _decode_static(self, loaded: LoadedModel, job: RunningJob, prompt_ids: list[int]) -> None:
+        request, tokenizer = job.request, loaded.tokenizer
+        try:
+            inputs = torch.tensor([prompt_ids] * request.num_return_sequences, device=loaded.device)
+            start = 1 if loaded.config.is_encoder_decoder else inputs.shape[1]
+            sampler = [SeededSampler(request.temperature, request.top_p, request.seed if request.seed is not None
+                                     else random.getrandbits(63))] if request.sampling else []
+            loaded.model.generate(
+                input_ids=inputs,
+                attention_mask=torch.ones_like(inputs),
+                max_new_tokens=request.max_new_tokens,
+                do_sample=False,
+                temperature=None, top_p=None, top_k=None,  # sampling, if any, is the SeededSampler's
+                logits_processor=LogitsProcessorList(sampler),
+                stopping_criteria=[RowStops(request.max_new_tokens, start, job.cancelled)],
+                pad_token_id=tokenizer.pad_token_id,
+                streamer=RowStreamer(job, self.sink),
+            )
+        except torch.OutOfMemoryError:
+            self._fail(job.job_id, ResourceExhausted("This request needs more memory than the device has. "
+                                                     "Try fewer tokens or fewer answers."))
+            return
+        except Exception:
+            log.exception("Static generation failed")
+            self._fail(job.job_id, EngineError(FAILED))
+            return
+        with self.lock:
+            if self.jobs.pop(job.job_id, None) is None:
+                return  # cancelled meanwhile
+        for sequence in range(request.num_return_sequences):
+            job.finish(sequence, self.sink)
+
+    # --- shared --------------------------------------------------------------------------
+    def _forget(self, job_id: int) -> tuple[RunningJob | None, list[str]]:
+        """Drop a job and its continuous rows; returns them."""
+        with self.lock:
+            job = self.jobs.pop(job_id, None)
+            rows = [rid for rid, (owner, _) in self.rows.items() if owner == job_id]
+            for rid in rows:
+                del self.rows[rid]
+        return job, rows
+
+    def _fail(self, job_id: int, error: EngineError) -> None:
+        job, _ = self._forget(job_id)
+        if job is not None:
+            self.sink.done(job_id, failure(error))
+
+    def _prompt_ids(self, loaded: LoadedModel, request: GenerationRequest) -> list[int]:
         tokenizer = loaded.tokenizer
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token  # gpt2 has no pad token
         encoder_decoder = loaded.config.is_encoder_decoder
-        # Decoder-only models continue from the right edge, so pad and truncate on the left.
-        tokenizer.padding_side = tokenizer.truncation_side = "right" if encoder_decoder else "left"
-        max_input = SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - max(r.max_new_tokens for r in requests)
-        rows: list[tuple[int, int]] = []
-        ids: list[list[int]] = []
-        limits: list[int] = []
-        failures: dict[int, Failure] = {}
-        for index, request in enumerate(requests):
-            try:
-                text, special = self._prompt(tokenizer, request)
-            except InvalidInput as error:
-                failures[index] = failure(error)
-                continue
-            prompt_ids = tokenizer(text, add_special_tokens=special, truncation=True, max_length=max_input)["input_ids"]
-            for sequence in range(request.num_return_sequences):  # expanded here so n may differ per request
-                rows.append((index, sequence))
-                ids.append(prompt_ids)
-                limits.append(request.max_new_tokens)
-        return {"loaded": loaded, "rows": rows, "ids": ids, "limits": limits, "failures": failures, "requests": requests}
-
-    @torch.inference_mode()
-    def forward(self, inputs: dict[str, Any], emit: Emit) -> tuple[RowStreamer | None, dict[int, Failure]]:
-        if not inputs["rows"]:
-            return None, inputs["failures"]
-        loaded, requests = inputs["loaded"], inputs["requests"]
-        tokenizer, model = loaded.tokenizer, loaded.model
-        batch = tokenizer.pad({"input_ids": inputs["ids"]}, return_tensors="pt").to(loaded.device)
-        limits = torch.tensor(inputs["limits"])
-        streamer = RowStreamer(tokenizer, inputs["rows"], inputs["limits"], self._stop_ids(loaded), emit)
-        first = requests[0]  # every request in the batch shares these (see batch_key)
-        sampling: dict[str, Any] = {"do_sample": first.sampling}
-        if first.sampling:
-            sampling.update(temperature=first.temperature, top_p=first.top_p)
-            if first.seed is not None:
-                torch.manual_seed(first.seed)
-        else:
-            sampling.update(temperature=None, top_p=None, top_k=None)  # silence sampling defaults
-        start = 1 if loaded.config.is_encoder_decoder else batch["input_ids"].shape[1]
-        model.generate(
-            **batch,
-            max_new_tokens=int(limits.max()),
-            pad_token_id=tokenizer.pad_token_id,
-            stopping_criteria=[RowLimits(limits, start)],
-            streamer=streamer,
-            **sampling,
-        )
-        return streamer, inputs["failures"]
-
-    def postprocess(self, generated: tuple[RowStreamer | None, dict[int, Failure]], requests: list[GenerationRequest]) -> list[Any]:
-        streamer, failures = generated
-        outputs: list[Any] = [failures.get(index) for index in range(len(requests))]
-        model_id = self.registry.model_id("generation")
-        if streamer is not None:
-            for row, (index, _) in enumerate(streamer.rows):
-                if outputs[index] is None:
-                    outputs[index] = GenerationResult(requests[index].prompt, [], [], [], requests[index].mode, model_id)
-                result = outputs[index]
-                result.texts.append(streamer.text(row))
-                result.new_tokens.append(len(streamer.tokens[row]))
-                result.finish_reasons.append("stop" if streamer.stopped[row] else "length")
-        return outputs
+        # Decoder-only models continue from the right edge, so long prompts lose their start.
+        tokenizer.truncation_side = "right" if encoder_decoder else "left"
+        max_input = SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - request.max_new_tokens
+        text, special = self._prompt(tokenizer, request)
+        return tokenizer(text, add_special_tokens=special, truncation=True, max_length=max_input)["input_ids"]
 
     @staticmethod
     def _prompt(tokenizer: Any, request: GenerationRequest) -> tuple[str, bool]:
@@ -166,7 +363,7 @@ class GenerationTask(Task):
         return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048
 
     @staticmethod
-    def _stop_ids(loaded: Any) -> set[int]:
+    def _stop_ids(loaded: LoadedModel) -> set[int]:
         stop = loaded.model.generation_config.eos_token_id
         ids: Sequence[int] = stop if isinstance(stop, (list, tuple)) else [stop] if stop is not None else []
         return {*ids, *([loaded.tokenizer.eos_token_id] if loaded.tokenizer.eos_token_id is not None else [])}

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, Pretrain
 
 from ..embeddings import Embedder
 from ..requests.sentiment import SentenceSentiment, SentimentRequest, SentimentResult
-from .base import Emit, Task
+from .base import Emit, Task, padded_forward
 
 MAX_LENGTH = 512
 EMBEDDING_LABELS = {"NEGATIVE": "a negative, unhappy, angry text", "POSITIVE": "a positive, happy, enthusiastic text"}
@@ -44,12 +44,8 @@ class SentimentTask(Task):
         if not is_classifier(loaded.config):
             return self.embedder.score(texts, list(EMBEDDING_LABELS.values()), multi_label=False)
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
-        probs = torch.empty(len(texts), loaded.config.num_labels)
-        for chunk in self.chunks([len(ids) for ids in encoded]):
-            batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-            logits = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits
-            probs[chunk] = torch.softmax(logits.float(), dim=-1).cpu()
-        return probs
+        rows = padded_forward(loaded, encoded, lambda batch: torch.softmax(loaded.model(**batch).logits.float(), dim=-1).cpu())
+        return torch.stack(rows)
 
     def postprocess(self, probs: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
         loaded = self.registry.get("sentiment", sentiment_class)

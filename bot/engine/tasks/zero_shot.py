@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 from ..embeddings import Embedder
 from ..errors import ModelUnavailable
 from ..requests.zero_shot import ZeroShotRequest, ZeroShotResult
-from .base import Emit, Task
+from .base import Emit, Task, padded_forward
 
 MAX_LENGTH = 512
 
@@ -54,12 +54,8 @@ class ZeroShotTask(Task):
         encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
         # Keep only the two logits the scores need: [contradiction, entailment].
-        logits = torch.empty(len(pairs), 2)
-        for chunk in self.chunks([len(ids) for ids in encoded]):
-            batch = tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-            out = loaded.model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits.float().cpu()
-            logits[chunk] = out[:, [contra, entail]]
-        return logits
+        rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu()[:, [contra, entail]])
+        return torch.stack(rows)
 
     def run(self, requests: list[ZeroShotRequest], emit: Emit) -> list[ZeroShotResult]:
         if requests[0].method == "embedding":

@@ -1,0 +1,87 @@
+"""Typed messages between the bot process and the worker process (pickled over a pipe).
+
+The parent hands the worker *units* of work: a classification unit is one forward
+pass worth of requests; a generation unit is one request, which decodes alongside
+the others. Results come back per job, so each request finishes on its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .requests.base import Request
+
+# --- parent -> worker ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunUnit:
+    unit_id: int
+    task: str
+    jobs: list[tuple[int, Request]]  # (job id, request)
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """Stop a job at the next step (its caller went away or its deadline passed)."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class StopWorker:
+    pass
+
+
+ToWorker = RunUnit | CancelJob | StopWorker
+
+# --- worker -> parent ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    pid: int
+    device: str
+    dtypes: dict[str, str]  # role -> dtype the role's model runs in
+    generation_batching: str  # "continuous" or "static": what new generation requests get
+    forward_rows: int  # rows one classification forward pass takes on this device
+
+
+@dataclass(frozen=True)
+class UnitStarted:
+    unit_id: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    job_id: int
+    sequence: int
+    text: str
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job_id: int
+    outcome: Any  # a result dataclass or a Failure
+
+
+@dataclass(frozen=True)
+class UnitDone:
+    """Every job of the unit has an outcome (or was cancelled): its slot is free again."""
+
+    unit_id: int
+    seconds: float
+    models: dict[str, str]  # role -> model id, loaded ones (the unit may have loaded one)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Sent twice a second by the worker; the parent's watchdog reads it."""
+
+    steps: int  # forward passes completed so far
+    step_running_for: float | None  # seconds the current forward pass has been running
+    loading: bool  # a model is being loaded (slow, but progress)
+    models: dict[str, str] = field(default_factory=dict)  # role -> model id, loaded ones
+
+
+FromWorker = WorkerReady | UnitStarted | Chunk | JobDone | UnitDone | Heartbeat
