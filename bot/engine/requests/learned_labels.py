@@ -14,7 +14,8 @@ from .zero_shot import MAX_LABELS, ZeroShotRequest
 
 NONE_OF_THESE = ""  # the class of "None of these" answers: a message that has none of the labels
 LEARNED = "learned"  # the method named in results for labels scored by the head
-MAX_EXAMPLES = 256 * MAX_LABELS  # per training request; the bot sends each label's newest
+MAX_EXAMPLES_PER_LABEL = 256  # the bot sends each label's newest: bounded work, and it follows drift
+MAX_EXAMPLES = MAX_EXAMPLES_PER_LABEL * (MAX_LABELS + 1)  # per request; + 1: "None of these"
 MAX_FOLDS = 10
 
 
