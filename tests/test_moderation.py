@@ -25,7 +25,8 @@ import pytest
 from discord import app_commands
 
 from bot.client import HFBot
-from bot.engine import Engine, ZeroShotRequest, ZeroShotResult
+from bot.engine import Engine
+from bot.engine.requests.learned_labels import LabelMessageRequest, LabelMessageResult
 from bot.settings import Settings
 from bot.storage import Tag, TagStore
 
@@ -35,6 +36,7 @@ MOD = discord.Permissions(view_channel=True, send_messages=True, manage_messages
 MEMBER = discord.Permissions(view_channel=True, send_messages=True, read_message_history=True)
 ADMIN = discord.Permissions(administrator=True)
 PASSWORD_QUESTION = "How do I reset my password? The login page keeps failing"
+VECTOR = bytes(16)  # what KeywordExecutor returns as a message's embedding
 REAL_WORKER_TIMEOUT = 180.0  # a real worker loads its model on first use: seconds on a busy 2-core machine
 
 
@@ -42,23 +44,24 @@ class KeywordExecutor:
     """Stands in for the worker: a label scores high when its words occur in the text. `gate` holds batches."""
 
     def __init__(self) -> None:
-        self.batches: list[list[ZeroShotRequest]] = []
+        self.batches: list[list[LabelMessageRequest]] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.started = asyncio.Event()
 
-    async def execute(self, task: str, requests: list[Any], on_chunk: Any) -> list[ZeroShotResult]:
+    async def execute(self, task: str, requests: list[Any], on_chunk: Any) -> list[LabelMessageResult]:
         self.batches.append(list(requests))
         self.started.set()
         await self.gate.wait()
         return [self.label(r) for r in requests]
 
     @staticmethod
-    def label(r: ZeroShotRequest) -> ZeroShotResult:
+    def label(r: LabelMessageRequest) -> LabelMessageResult:
         words = set(re.findall(r"\w+", r.text.lower()))
-        raw = [1.0 + 4.0 * sum(w in words for w in re.findall(r"\w+", label.lower())) for label in r.labels]
+        raw = [1.0 + 4.0 * sum(w in words for w in re.findall(r"\w+", prompt.lower())) for prompt in r.prompts]
         order = sorted(range(len(raw)), key=lambda i: -raw[i])
-        return ZeroShotResult(r.text, [r.labels[i] for i in order], [raw[i] / sum(raw) for i in order], False, r.method, "keywords")
+        return LabelMessageResult(r.text, [r.labels[i] for i in order], [raw[i] / sum(raw) for i in order], [r.method] * len(raw),
+                                  "keywords", VECTOR)
 
 
 class Borrowed:
@@ -163,10 +166,26 @@ async def suggest(env: Env, text: str, **kwargs: Any) -> discord.Message:
     return message
 
 
-def component(env: Env, custom_id: str) -> dict[str, Any]:
-    _, found = env.h.recorder.find_component(custom_id)
-    assert found is not None, f"no component {custom_id}"
+def custom_id(env: Env, action: str, message_id: int | None = None) -> str:
+    """The custom_id of the newest button or menu for `action` (custom_ids carry their target: mod:ACTION:channel:message:...)."""
+    ids = [message_id] if message_id is not None else sorted(env.h.recorder.messages, reverse=True)
+    for mid in ids:
+        for row in env.h.recorder.messages[mid].get("components") or []:
+            for item in row.get("components", []):
+                if item.get("custom_id", "").startswith(f"mod:{action}:"):
+                    return item["custom_id"]
+    raise AssertionError(f"no component for {action}")
+
+
+def component(env: Env, action: str) -> dict[str, Any]:
+    _, found = env.h.recorder.find_component(custom_id(env, action))
     return found
+
+
+async def click(env: Env, action: str, values: list[str] | None = None, *, permissions: discord.Permissions = MOD,
+                message_id: int | None = None, **kwargs: Any) -> discord.Interaction:
+    """A moderator clicks the newest button (or picks in the newest menu) for `action`."""
+    return await env.h.invoke_component(custom_id(env, action, message_id), values, permissions=permissions, **kwargs)
 
 
 # --- label sets --------------------------------------------------------------------------------
@@ -254,11 +273,11 @@ async def test_tag_message_confirms_the_top_label_and_reacts(env: Env) -> None:
     defer, shown = env.h.recorder.of_kind("response")[-1], env.h.recorder.last("edit_original")
     assert defer.response_type == 5 and defer.ephemeral  # "thinking", privately
     assert "Tag this message?" in shown.text() and "Confirm **question**" in shown.text()
-    assert component(env, "tag:top")["label"] == "Tag as question"
-    assert [o["value"] for o in component(env, "tag:pick")["options"]] == ["question", "spam", "bug report"]
+    assert component(env, "tag")["label"] == "Tag as question"
+    assert [o["value"] for o in component(env, "pick")["options"]] == ["question", "spam", "bug report"]
     assert await env.store.tags(env.guild_id) == []  # nothing is stored before a moderator confirms
 
-    await env.h.invoke_component("tag:top")
+    await click(env, "tag")
     [saved] = await env.store.tags(env.guild_id)
     assert (saved.message_id, saved.channel_id, saved.author_id) == (message.id, message.channel.id, message.author.id)
     assert (saved.label, saved.tagged_by, saved.auto, saved.method) == ("question", env.h.user_id, False, "embedding")
@@ -273,7 +292,7 @@ async def test_tag_message_confirms_the_top_label_and_reacts(env: Env) -> None:
 async def test_select_menu_picks_another_label(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question",))
     message = await suggest(env, "is this a question?")
-    await env.h.invoke_component("tag:pick", ["spam"])
+    await click(env, "pick", ["spam"])
     [saved] = await env.store.tags(env.guild_id)
     assert saved.label == "spam" and saved.score == pytest.approx(1 / 6) and saved.text is None  # store_text is off
     assert env.h.recorder.last("add_reaction").params["emoji"] == "🚫"
@@ -288,7 +307,7 @@ async def test_select_menu_picks_another_label(env: Env) -> None:
 async def test_none_of_these_stores_nothing(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question",))
     await suggest(env, "spam?")
-    await env.h.invoke_component("tag:none")
+    await click(env, "none")
     assert "Not tagged" in env.said() and env.h.recorder.last("response").components == []
     assert await env.store.tags(env.guild_id) == [] and env.h.recorder.last("add_reaction") is None
 
@@ -309,7 +328,7 @@ async def test_confirming_on_a_deleted_message_keeps_the_tag_and_says_so(env: En
     await env.labels(("spam", "🚫"))
     message = await suggest(env, "spam spam")
     del env.h.recorder.messages[message.id]  # deleted while the moderator was deciding
-    await env.h.invoke_component("tag:top")
+    await click(env, "tag")
     assert [t.label for t in await env.store.tags(env.guild_id)] == ["spam"]
     assert "has been deleted, so I could not react" in env.said()
     env.h.assert_no_errors()
@@ -321,13 +340,13 @@ async def test_a_locked_database_loses_no_confirmed_tag(start: Start) -> None:
     await suggest(env, "spam offer")
     other = sqlite3.connect(env.db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # e.g. a backup script holding the write lock
-    await env.h.invoke_component("tag:top")
+    await click(env, "tag")
     assert "Busy" in env.said() and "nothing was saved" in env.said()
     assert env.h.recorder.last("add_reaction") is None  # not reacted: it was not saved
-    component(env, "tag:top")  # the buttons stay, so the moderator can try again
+    component(env, "tag")  # the buttons stay, so the moderator can try again
     other.execute("COMMIT")
     other.close()
-    await env.h.invoke_component("tag:top")
+    await click(env, "tag")
     assert [t.label for t in await env.store.tags(env.guild_id)] == ["spam"] and "Tag saved" in env.said()
 
 
@@ -336,11 +355,11 @@ async def test_tag_message_through_the_real_worker(start: Start, tiny_engine: En
     env = await start(executor=Borrowed(tiny_engine), timeout=REAL_WORKER_TIMEOUT)
     await env.labels(("spam",), ("question", None, "How do I change my settings?"), ("bug report",))
     await suggest(env, PASSWORD_QUESTION)
-    options = component(env, "tag:pick")["options"]
+    options = component(env, "pick")["options"]
     assert sorted(o["value"] for o in options) == ["bug report", "question", "spam"]  # names, not the prompts sent
     scores = [float(o["description"].removeprefix("score ")) for o in options]
     assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1, abs=0.02)
-    await env.h.invoke_component("tag:pick", [options[-1]["value"]])
+    await click(env, "pick", [options[-1]["value"]])
     [saved] = await env.store.tags(env.guild_id)
     assert saved.label == options[-1]["value"] and saved.method == "embedding"
     env.h.assert_no_errors()
@@ -462,7 +481,7 @@ async def test_everything_survives_a_restart(start: Start) -> None:
     await first.slash("autotag enable", {"channel": first.h.channel_id})
     await first.h.dispatch_message("spam spam spam", author_id=first.h.add_member())
     await suggest(first, "a question")
-    await first.h.invoke_component("tag:top")
+    await click(first, "tag")
     await first.h.close()
 
     # A new process on the same file; Discord keeps the guild and channel ids.
@@ -562,7 +581,7 @@ async def test_purge_needs_an_admin_and_a_confirmation(env: Env) -> None:
     await env.h.invoke_component("purge:confirm", user_id=env.h.add_member(), permissions=ADMIN)  # someone else's prompt
     assert len(await env.store.tags(env.guild_id)) == 1
     await env.h.invoke_component("purge:confirm")
-    assert "Deleted 1 tags, 1 labels and 0 auto-tagged channels" in env.said()
+    assert "Deleted 1 tags, 1 labels, 0 auto-tagged channels, 0 other answers, 0 pending reviews and 0 learned models" in env.said()
     assert await env.store.tags(env.guild_id) == [] and (await env.store.config(env.guild_id)).labels == ()
     assert [label.name for label in (await env.store.config(env.guild_id + 1)).labels] == ["kept"]
     assert [type(e) for e in env.h.errors] == [app_commands.MissingPermissions]  # the moderator's attempt, nothing else
@@ -602,9 +621,9 @@ async def test_real_model_tags_a_support_question_as_question(start: Start, real
     env = await start(executor=Borrowed(real_engine), timeout=REAL_WORKER_TIMEOUT)
     await env.labels(*DESCRIBED_LABELS)
     await suggest(env, PASSWORD_QUESTION)
-    options = component(env, "tag:pick")["options"]
-    assert options[0]["value"] == "question" and component(env, "tag:top")["label"] == "Tag as question"
-    await env.h.invoke_component("tag:top")
+    options = component(env, "pick")["options"]
+    assert options[0]["value"] == "question" and component(env, "tag")["label"] == "Tag as question"
+    await click(env, "tag")
     [saved] = await env.store.tags(env.guild_id)
     assert saved.label == "question" and env.h.recorder.last("add_reaction").params["emoji"] == "❓"
 
