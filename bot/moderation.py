@@ -239,13 +239,12 @@ def identical_notes(identical: Sequence[tuple[str, str]]) -> list[str]:
 def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
     e = evaluation
     width = max(len(label) for label in e.labels)
-    lines = [f"`{label.ljust(width)}` {n} examples{'' if learned else f' · zero-shot until {min_examples}'}"
-             for label, n, learned in zip(e.labels, e.counts, e.learned)]
-    fields = []
-    if e.learned_accuracy is not None:
-        fields.append(("Accuracy on your own examples (cross-validated)",
-                       f"learned labels **{100 * e.learned_accuracy:.0f}%** · zero-shot {100 * e.zero_shot_accuracy:.0f}% "
-                       f"({e.evaluated} examples)"))
+    lines = [f"`{label.ljust(width)}` {n} examples{f' · zero-shot until {min_examples}' if n < min_examples else ''}"
+             for label, n in zip(e.labels, e.counts)]
+    learned = (f"learned labels **{100 * e.learned_accuracy:.0f}%**" if e.learned_accuracy is not None else
+               f"learned labels: not measurable yet (each example is held out in turn, so a label needs {min_examples + 1})")
+    fields = [("Right on your own examples (cross-validated)",
+               f"{learned} · zero-shot {100 * e.zero_shot_accuracy:.0f}% ({e.evaluated} examples)")]
     confused = sorted(((e.confusion[t][p], e.labels[t], e.labels[p]) for t in range(len(e.labels)) for p in range(len(e.labels))
                        if t != p and e.confusion[t][p]), reverse=True)[:3]
     if confused:

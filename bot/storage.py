@@ -462,6 +462,12 @@ class TagStore:
                 out.append((message_id, example))
         return out
 
+    async def example_counts(self, guild_id: int) -> dict[str, int]:
+        """Moderators' tags per label (casefolded): the positive examples each label has."""
+        rows = await self._read("SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
+                                "GROUP BY label COLLATE NOCASE", (guild_id,))
+        return {label.casefold(): n for label, n in rows}
+
     async def new_examples(self, guild_id: int, since: float) -> int:
         """Moderators' answers given after `since`."""
         rows = await self._read("SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "

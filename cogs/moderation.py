@@ -304,6 +304,18 @@ class Moderation(commands.Cog):
             await self.store.save_model(guild_id, LabelModel(trained.head, config.label_set, trained.used, until, time.time()))
         return trained, identical_labels(pairs, config)
 
+    async def training_due(self, guild_id: int) -> bool:
+        """Due when the label set or the embedding model changed since the last training, when a label has just
+        reached enough examples to be learned, or after RETRAIN_EVERY new answers."""
+        config, model = await self.store.config(guild_id), await self.store.label_model(guild_id)
+        counts = await self.store.example_counts(guild_id)
+        learnable = {label.name.casefold() for label in config.labels if counts.get(label.name.casefold(), 0) >= self.bot.settings.min_examples}
+        if model is None or not model.fits(config, self.embedding_model):
+            return bool(learnable)
+        if not learnable <= {label.casefold() for label in model.head.labels}:
+            return True
+        return await self.store.new_examples(guild_id, model.examples_until) >= self.bot.settings.retrain_every
+
     def schedule_training(self, guild_id: int) -> None:
         """Retrain in the background lane when due; at most one training per server at a time."""
         running = self.trainings.get(guild_id)
@@ -312,15 +324,8 @@ class Moderation(commands.Cog):
 
     async def _train_if_due(self, guild_id: int) -> None:
         try:
-            config, model = await self.store.config(guild_id), await self.store.label_model(guild_id)
-            if not config.labels:
-                return
-            # Due: the label set or embedding model changed, or enough new answers came in (the first model: enough to learn one label).
-            due = self.bot.settings.retrain_every if model is not None else self.bot.settings.min_examples
-            if (model is None or model.fits(config, self.embedding_model)) and \
-                    await self.store.new_examples(guild_id, model.examples_until if model else 0.0) < due:
-                return
-            await self.train(guild_id, user=f"guild:{guild_id}", background=True)
+            if await self.training_due(guild_id):
+                await self.train(guild_id, user=f"guild:{guild_id}", background=True)
         except (EngineError, StoreBusy) as error:  # the examples are safe in the database: the next answer retries
             log.warning("Background retraining for guild %s did not finish: %s", guild_id, error)
         except Exception:

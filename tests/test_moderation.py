@@ -26,7 +26,8 @@ from discord import app_commands
 
 from bot.client import HFBot
 from bot.engine import Engine
-from bot.engine.requests.learned_labels import LabelMessageRequest, LabelMessageResult
+from bot.engine.errors import InvalidInput
+from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
 from bot.settings import Settings
 from bot.storage import Tag, TagStore
 
@@ -304,12 +305,15 @@ async def test_select_menu_picks_another_label(env: Env) -> None:
     assert await env.store.tags(env.guild_id) == []
 
 
-async def test_none_of_these_stores_nothing(env: Env) -> None:
+async def test_none_of_these_stores_no_tag_but_a_negative_example(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question",))
-    await suggest(env, "spam?")
+    message = await suggest(env, "spam?")
     await click(env, "none")
-    assert "Not tagged" in env.said() and env.h.recorder.last("response").components == []
+    shown = env.h.recorder.last("edit_original")
+    assert "Not tagged" in shown.text() and shown.components == []
     assert await env.store.tags(env.guild_id) == [] and env.h.recorder.last("add_reaction") is None
+    # store_text is off: the example keeps the message's embedding, not its text.
+    assert await env.store.examples(env.guild_id) == [(message.id, Example(NONE_OF_THESE, True, None, VECTOR, "keywords"))]
 
 
 async def test_tag_message_refusals(env: Env) -> None:
@@ -662,3 +666,147 @@ async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
     assert env.bot.tree.get_command("labelset") is None
     await env.bot.load_extension("cogs.moderation")  # and back, as on a reload
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is not None
+
+
+# --- learned labels ------------------------------------------------------------------------------
+
+async def trainings_done(env: Env) -> None:
+    """Wait for the background retrainings the cog started."""
+    await asyncio.gather(*env.bot.get_cog("Moderation").trainings.values())
+
+
+async def learning(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path], **env: str) -> Env:
+    """A bot on the tiny embedding model in the real worker: learns from 2 examples a label, retrains after 4 answers."""
+    return await start(executor=Borrowed(tiny_engine), timeout=REAL_WORKER_TIMEOUT,
+                       **{"EMBEDDING_MODEL": str(tiny_models["embedding"]), "MIN_EXAMPLES": "2", "RETRAIN_EVERY": "4"} | env)
+
+
+TEACHING = {"spam": ["free nitro, click here to claim", "cheap followers, buy now", "win a free phone at this link"],
+            "question": ["how do I reset my password?", "where can I read the rules?", "can someone help me log in?"]}
+
+
+async def teach(env: Env) -> dict[str, list[discord.Message]]:
+    """Tag each TEACHING message with its label through "Tag message" and its menu."""
+    tagged: dict[str, list[discord.Message]] = {}
+    for label, texts in TEACHING.items():
+        for text in texts:
+            tagged.setdefault(label, []).append(await suggest(env, text))
+            await click(env, "pick", [label])
+    await trainings_done(env)
+    return tagged
+
+
+def suggestion_lines(env: Env) -> dict[str, str]:
+    """label -> its line in the latest suggestion."""
+    text = env.h.recorder.last("edit_original").text()
+    return {label: line for line in text.splitlines() for label in ("spam", "question", "off-topic") if line.startswith(f"`{label} ")}
+
+
+async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(start: Start, tiny_engine: Engine,
+                                                                             tiny_models: dict[str, Path]) -> None:
+    env = await learning(start, tiny_engine, tiny_models)
+    await env.labels(("spam", "🚫"), ("question",))
+    await suggest(env, "free nitro, click here to claim")
+    assert "Labelled by zero-shot (embedding similarity)" in env.h.recorder.last("edit_original").text()
+    await click(env, "none")  # one answer: not enough to learn anything yet
+    await trainings_done(env)
+    assert await env.store.label_model(env.guild_id) is None
+
+    await teach(env)  # trained in the background as spam, then question, reached 2 examples
+    model = await env.store.label_model(env.guild_id)
+    assert model is not None and model.head.labels == ("spam", "question") and model.examples == 6  # 2 + 3 + "None of these"
+    assert model.fits(await env.store.config(env.guild_id), str(tiny_models["embedding"]))
+    assert all(e.vector is not None and e.text is None for _, e in await env.store.examples(env.guild_id))  # store_text is off
+
+    for label, texts in TEACHING.items():
+        await suggest(env, texts[0])
+        shown = env.h.recorder.last("edit_original").text()
+        assert "Labelled by learned labels" in shown and component(env, "tag")["label"] == f"Tag as {label}"
+        assert all(line.endswith("· learned") for line in suggestion_lines(env).values())
+    await click(env, "tag")
+    saved = next(t for t in await env.store.tags(env.guild_id) if t.message_id == env.h.recorder.last("edit_original").message_id
+                 or t.label == "question" and t.method == "learned")
+    assert saved.method == "learned" and "Labelled by learned labels" in env.said()
+
+    # A new label changes the label set: the stored model no longer fits, so zero-shot labels until the retraining ...
+    await env.slash("labelset add", {"label": "off-topic"})
+    await trainings_done(env)
+    # ... which learned spam and question again, and leaves off-topic (no examples) to zero-shot, on the same scale.
+    assert (await env.store.label_model(env.guild_id)).label_set == ("off-topic", "question", "spam")
+    await suggest(env, TEACHING["spam"][1])
+    lines = suggestion_lines(env)
+    assert lines["spam"].endswith("· learned") and lines["question"].endswith("· learned") and not lines["off-topic"].endswith("learned")
+    scores = [float(o["description"].removeprefix("score ")) for o in component(env, "pick")["options"]]
+    assert sum(scores) <= 1.0 + 1e-6 and scores == sorted(scores, reverse=True)
+    env.h.assert_no_errors()
+
+
+async def test_labelset_train_and_report(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]) -> None:
+    env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
+    await env.labels(("spam",), ("question",), ("off-topic",))
+    await env.slash("labelset report")
+    assert "There are no examples yet" in env.h.recorder.last("response").text()
+    await teach(env)
+    await env.slash("labelset train")
+    trained = env.h.recorder.last("edit_original").text()
+    assert "Learned labels: **spam**, **question**, from 6 examples" in trained and "off-topic (0/2)" in trained
+
+    await env.slash("labelset report")
+    shown = env.h.recorder.last("edit_original")
+    [chart] = env.h.recorder.files("edit_original")
+    assert chart.filename == "labels-report.png" and chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert shown.embeds[0]["image"]["url"] == "attachment://labels-report.png"
+    report = shown.text()
+    assert re.search(r"learned labels \*\*\d+%\*\* · zero-shot \d+% \(6 examples\)", report)
+    assert "`spam     ` 3 examples\n" in report and "`off-topic` 0 examples · zero-shot until 2" in report
+    assert "**off-topic**: 0 of the 2 examples it needs to be learned" in report  # the label to tag next
+    assert [type(e.original) for e in env.h.errors] == [InvalidInput]  # the report asked for before any example
+
+
+async def test_learning_bad_input_gets_clear_messages(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]) -> None:
+    env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
+    await env.labels(("spam",))
+    await env.slash("labelset report")
+    assert "add at least two labels" in env.h.recorder.last("response").text()
+    for text in TEACHING["spam"]:
+        await suggest(env, text)
+        await click(env, "tag")
+    await env.slash("labelset train")  # one label, nothing that is not it
+    assert "only one label has enough examples" in env.said() and await env.store.label_model(env.guild_id) is None
+
+    # Two labels tagged on exactly the same messages.
+    await env.labels(("junk",))
+    for message_id in [t.message_id for t in await env.store.tags(env.guild_id)]:
+        await env.store.add_tags([Tag(env.guild_id, env.h.channel_id, message_id, 7, "junk", None, "embedding", env.h.user_id, False,
+                                      time.time(), "x")])
+    await env.slash("labelset train")
+    assert "**spam** and **junk** were tagged on exactly the same messages" in env.said()
+
+    # A label removed after training: its examples stay, the stale model is not used.
+    await env.slash("labelset remove", {"label": "junk"})
+    assert "Its tags and examples are kept" in env.said()
+    await suggest(env, TEACHING["spam"][0])
+    assert "Labelled by zero-shot" in env.h.recorder.last("edit_original").text()
+    await env.store.remove_label(env.guild_id, "spam")  # while a suggestion is shown, the label goes
+    await env.labels(("question",))
+    await click(env, "tag")
+    assert "That label has been removed from the label set since" in env.said()
+
+
+async def test_a_locked_database_during_a_retrain_loses_nothing(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]) -> None:
+    env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
+    env.bot.store.busy_timeout = 0.2
+    await env.labels(("spam",), ("question",))
+    await teach(env)
+    before = await env.store.label_model(env.guild_id)  # trained in the background as labels became learnable
+    other = sqlite3.connect(env.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. a backup holding the write lock while the model is saved
+    try:
+        await env.slash("labelset train")
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert "Busy" in env.said() and "nothing was saved" in env.said()
+    assert await env.store.label_model(env.guild_id) == before and len(await env.store.examples(env.guild_id)) == 6
+    await env.slash("labelset train")
+    assert (await env.store.label_model(env.guild_id)).trained_at > before.trained_at

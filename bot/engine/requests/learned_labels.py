@@ -159,8 +159,7 @@ class EvaluateLabelsRequest(Request):
 class LabelEvaluation:
     labels: list[str]
     counts: list[int]  # usable positive examples per label
-    learned: list[bool]  # per label: scored by the head (enough examples) in the evaluation
-    learned_accuracy: float | None  # top-1 over held-out folds; None without anything to learn
+    learned_accuracy: float | None  # top-1 over held-out folds; None when no fold had a label to learn
     zero_shot_accuracy: float | None
     learned_recall: list[float | None]  # per label
     zero_shot_recall: list[float | None]

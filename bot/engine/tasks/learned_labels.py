@@ -216,7 +216,7 @@ class EvaluateLabelsTask(_ExamplesTask):
         folds = stratified_folds([examples[i].label for i in scored], r.folds)
         truth = [label_index[examples[i].label] for i in scored]
         learned_pred = [0] * len(scored)
-        learned_any = [False] * len(r.labels)
+        learned_any = False
         for fold in range(r.folds):
             held = {scored[k] for k in range(len(scored)) if folds[k] == fold}
             if not held:
@@ -228,15 +228,14 @@ class EvaluateLabelsTask(_ExamplesTask):
                 head_row = head_probabilities(head, vectors[i][None])[0] if head is not None else None
                 scores, methods = combine(r.labels, head, head_row, zero_shot[i].tolist(), "embedding")
                 learned_pred[k] = max(range(len(scores)), key=scores.__getitem__)
-                learned_any[truth[k]] |= methods[truth[k]] == LEARNED
+                learned_any |= LEARNED in methods
         zero_shot_pred = [int(zero_shot[i].argmax()) for i in scored]
         confusion = [[0] * len(r.labels) for _ in r.labels]
         for t, p in zip(truth, learned_pred):
             confusion[t][p] += 1
         counts = [truth.count(i) for i in range(len(r.labels))]
         return LabelEvaluation(
-            labels=list(r.labels), counts=counts, learned=learned_any,
-            learned_accuracy=accuracy(truth, learned_pred) if any(learned_any) else None,
+            labels=list(r.labels), counts=counts, learned_accuracy=accuracy(truth, learned_pred) if learned_any else None,
             zero_shot_accuracy=accuracy(truth, zero_shot_pred),
             learned_recall=recall(truth, learned_pred, len(r.labels)), zero_shot_recall=recall(truth, zero_shot_pred, len(r.labels)),
             confusion=confusion, evaluated=len(scored), skipped=skipped, model=model)
