@@ -591,14 +591,16 @@ def suggestion_view(target: Target, result: LabelMessageResult) -> discord.ui.Vi
 def log_view(target: Target, review: Review | None = None, config: GuildConfig | None = None) -> discord.ui.View:
     """Under a log entry: Delete message and Timeout author, and for a review Confirm, another label, or Not this."""
     view = discord.ui.View(timeout=None)
+    row = 0
     if review is not None and config is not None:
         view.add_item(ModerationButton(target, "confirm", clip(f"Confirm {review.label}", 80), discord.ButtonStyle.success, row=0))
         view.add_item(ModerationButton(target, "reject", "Not this", discord.ButtonStyle.secondary, row=0))
         options = [discord.SelectOption(label=label.name, value=label.name) for label in config.labels]
         view.add_item(ModerationSelect(target, "relabel", "Another label", options, row=1))
-    view.add_item(ModerationButton(target, "delete", "Delete message", discord.ButtonStyle.danger, row=2))
+        row = 2
+    view.add_item(ModerationButton(target, "delete", "Delete message", discord.ButtonStyle.danger, row=row))
     durations = [discord.SelectOption(label=name, value=str(seconds)) for name, seconds in TIMEOUTS.items()]
-    view.add_item(ModerationSelect(target, "timeout", "Timeout author…", durations, row=3))
+    view.add_item(ModerationSelect(target, "timeout", "Timeout author…", durations, row=row + 1))
     return view
 
 

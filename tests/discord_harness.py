@@ -880,7 +880,7 @@ class Recorder:
         return user
 
     def _h_fetch_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
-        uid = int(rec.params["user_id"])
+        uid = int(rec.params.get("user_id") or rec.params["member_id"])  # Guild.fetch_member's route names it member_id
         if uid not in self.members:
             raise make_http_error(404, 10007, "Unknown Member")
         return dict(self.members[uid], user=self.users[uid])
@@ -936,6 +936,7 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/applications/{application_id}/guilds/{guild_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
     ("GET", "/users/{user_id}"): ("fetch_user", Recorder._h_fetch_user),
     ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
+    ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
     ("GET", "/channels/{channel_id}"): ("fetch_channel", Recorder._h_fetch_channel),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),

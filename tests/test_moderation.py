@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -810,3 +811,134 @@ async def test_a_locked_database_during_a_retrain_loses_nothing(start: Start, ti
     assert await env.store.label_model(env.guild_id) == before and len(await env.store.examples(env.guild_id)) == 6
     await env.slash("labelset train")
     assert (await env.store.label_model(env.guild_id)).trained_at > before.trained_at
+
+
+# --- the review queue and the log channel's actions ---------------------------------------------------
+
+async def reviewing(start: Start, **env_vars: Any) -> tuple[Env, int]:
+    """Three labels (a keyword match scores 5/7 = 0.71), auto-tag at 0.8, review from 0.3, a log channel."""
+    env = await start(**env_vars)
+    await env.labels(("spam", "🚫"), ("question",), ("bug report",))
+    await env.slash("labelset threshold", {"value": 0.8, "review": 0.3})
+    log_channel = env.h.add_channel("mod-log", channel_id=env_vars.get("log_channel_id"))
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "log_channel": log_channel})
+    return env, log_channel
+
+
+def actions(record: Any) -> list[str]:
+    return [item["custom_id"].split(":")[1] for row in record.components for item in row["components"]]
+
+
+async def test_review_queue_answers_become_examples(start: Start) -> None:
+    env, log_channel = await reviewing(start)
+    author = env.h.add_member()
+    first = await env.h.dispatch_message("spam now", author_id=author)
+    posted = env.h.recorder.last("send_message")
+    assert posted.channel_id == log_channel and "Review this auto-tag" in posted.text() and "**spam**? score 0.71" in posted.text()
+    assert actions(posted) == ["confirm", "reject", "relabel", "delete", "timeout"]
+    assert await env.store.tags(env.guild_id) == []  # below the threshold: nothing is tagged until a moderator answers
+
+    await click(env, "confirm", message_id=posted.message_id)
+    [saved] = await env.store.tags(env.guild_id)
+    assert (saved.message_id, saved.label, saved.auto, saved.tagged_by) == (first.id, "spam", False, env.h.user_id)
+    assert saved.score == pytest.approx(5 / 7) and env.h.recorder.last("add_reaction").params["emoji"] == "🚫"
+    answer, defer = env.h.recorder.last("edit_original"), env.h.recorder.last("response")
+    assert defer.response_type == 5 and defer.ephemeral and "Answer saved" in answer.text() and f"✅ tagged **spam** by <@{env.h.user_id}>" in answer.text()
+    entry = env.h.recorder.last("edit_message")
+    assert entry.message_id == posted.message_id and actions(entry) == ["delete", "timeout"]  # answered: the review buttons go
+    assert f"✅ tagged **spam** by <@{env.h.user_id}>" in entry.text()
+
+    relabelled = await env.h.dispatch_message("spam or a question?", author_id=author)
+    await click(env, "relabel", ["bug report"])
+    rejected = await env.h.dispatch_message("spam, really?", author_id=author)
+    await click(env, "reject")
+    examples = dict(await env.store.examples(env.guild_id))
+    assert examples[first.id] == Example("spam", True, None, VECTOR, "keywords")
+    assert examples[relabelled.id] == Example("bug report", True, None, VECTOR, "keywords")
+    assert examples[rejected.id] == Example("spam", False, None, VECTOR, "keywords")
+    assert {t.label for t in await env.store.tags(env.guild_id) if t.message_id == relabelled.id} == {"bug report"}
+    env.h.assert_no_errors()
+
+
+async def test_a_review_answered_after_undo_or_without_permission_changes_nothing(start: Start) -> None:
+    env, _ = await reviewing(start)
+    message = await env.h.dispatch_message("spam now", author_id=env.h.add_member())
+    await click(env, "confirm", permissions=MEMBER)
+    reply = env.h.recorder.last("response")
+    assert reply.ephemeral and "Not allowed" in reply.text() and "manage messages" in reply.text()
+    await click(env, "timeout", ["60"])  # Manage Messages is not Moderate Members
+    assert "moderate members" in env.h.recorder.last("response").text()
+    await env.slash("tags undo", {"message": str(message.id)})
+    await click(env, "confirm")
+    assert "already answered, or the message's tags were undone" in env.said()
+    assert await env.store.tags(env.guild_id) == [] and await env.store.examples(env.guild_id) == []
+
+
+async def test_buttons_work_after_a_restart(start: Start) -> None:
+    first, log_channel = await reviewing(start)
+    author = first.h.add_member()
+    reviewed = await first.h.dispatch_message("spam now", author_id=author)
+    log_entry = first.h.recorder.last("send_message").message_id
+    suggested = await suggest(first, "a question about bugs")
+    suggestion = first.h.recorder.last("edit_original").message_id
+    kept = {mid: first.h.recorder.messages[mid] for mid in (reviewed.id, log_entry, suggested.id, suggestion)}
+    await first.h.close()
+
+    # A new process on the same file; Discord keeps the channels, the messages and their buttons.
+    again = await start(guild_id=first.guild_id, channel_id=first.h.channel_id)
+    again.h.add_channel("mod-log", channel_id=log_channel)
+    again.h.recorder.messages.update(kept)
+    await click(again, "confirm", message_id=log_entry)
+    await click(again, "tag", message_id=suggestion)  # its label is recomputed from the message, fetched again
+    tags = {t.message_id: t for t in await again.store.tags(again.guild_id)}
+    assert tags[reviewed.id].label == "spam" and not tags[reviewed.id].auto
+    assert tags[suggested.id].label == "question" and tags[suggested.id].score == pytest.approx(5 / 7)
+    assert len(await again.store.examples(again.guild_id)) == 2 and "Tag saved" in again.said()
+    again.h.assert_no_errors()
+
+
+async def test_delete_and_timeout_from_the_log_with_audit_reasons(start: Start) -> None:
+    env, _ = await reviewing(start)
+    powers = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True, moderate_members=True)
+    env.h.add_member(env.h.bot_id, "HarnessBot", roles=[env.h.add_role("bot", permissions=powers, position=3)], bot=True)
+    moderator = env.h.add_member(name="mod", roles=[env.h.add_role("mods", permissions=powers, position=2)])
+    author = env.h.add_member(name="poster")
+    message = await env.h.dispatch_message("spam now", author_id=author)
+
+    await click(env, "delete", user_id=moderator, permissions=powers)
+    deleted = env.h.recorder.last("delete_message")
+    assert deleted.message_id == message.id and deleted.reason == f"Deleted by mod ({moderator}) from the auto-tag log (message {message.id})"
+    assert "Message deleted" in env.said()
+
+    await click(env, "timeout", ["600"], user_id=moderator, permissions=powers)
+    timed_out = env.h.recorder.last("edit_member")
+    until = datetime.fromisoformat(timed_out.body["communication_disabled_until"])
+    assert timed_out.params["user_id"] == str(author) and abs((until - discord.utils.utcnow()).total_seconds() - 600) < 60
+    assert timed_out.reason.startswith("Timed out for 0:10:00 by mod") and "is timed out for 0:10:00" in env.said()
+
+    refusals = [
+        (dict(values=[str(29 * 86400)], validate=False), "at most 28 days"),  # a forged menu value
+        (dict(values=["60"], user_id=env.h.add_member(name="new mod")), "their highest role is not below yours"),
+    ]
+    for kwargs, expected in refusals:
+        await click(env, "timeout", kwargs.pop("values"), permissions=powers, **{"user_id": moderator} | kwargs)
+        assert expected in env.said()
+    del env.h.recorder.members[author]  # the author left
+    await click(env, "timeout", ["60"], user_id=moderator, permissions=powers)
+    assert "is no longer a member of this server" in env.said()
+    env.h.add_member(env.h.bot_id, "HarnessBot", bot=True)  # the bot lost its role
+    await click(env, "delete", user_id=moderator, permissions=powers)
+    assert "I need the Manage Messages permission" in env.said()
+    assert len(env.h.recorder.of_kind("delete_message")) == 1 and len(env.h.recorder.of_kind("edit_member")) == 1
+
+
+async def test_threads_under_a_watched_channel_are_auto_tagged(env: Env) -> None:
+    await env.labels(("spam",), ("question",))
+    await env.slash("autotag enable", {"channel": env.h.channel_id})
+    author = env.h.add_member()
+    thread = env.h.add_thread("help")
+    elsewhere = env.h.add_thread("chat", parent_id=env.h.add_channel("unwatched"))
+    message = await env.h.dispatch_message("spam in a thread", author_id=author, channel_id=thread)
+    await env.h.dispatch_message("spam in another thread", author_id=author, channel_id=elsewhere)
+    [saved] = await env.store.tags(env.guild_id)
+    assert (saved.message_id, saved.channel_id, saved.label, saved.auto) == (message.id, thread, "spam", True)
