@@ -942,3 +942,41 @@ async def test_threads_under_a_watched_channel_are_auto_tagged(env: Env) -> None
     await env.h.dispatch_message("spam in another thread", author_id=author, channel_id=elsewhere)
     [saved] = await env.store.tags(env.guild_id)
     assert (saved.message_id, saved.channel_id, saved.label, saved.auto) == (message.id, thread, "spam", True)
+
+
+@pytest.mark.slow
+async def test_real_model_learned_labels_beat_zero_shot(start: Start, real_engine: Engine) -> None:
+    """Bare label names, the packaged MiniLM, and eight tagged messages per label from the bench's intent set (one per
+    train template): suggestions for messages of other templates get better, and the report says so."""
+    from bench.intents import messages
+
+    env = await start(executor=Borrowed(real_engine), timeout=REAL_WORKER_TIMEOUT)
+    labels = ("question", "bug report", "spam", "off-topic", "feedback")
+    await env.labels(*[(label,) for label in labels])
+    per_label = {label: [m for m in messages() if m.label == label] for label in labels}
+    held_out = [m for label in labels for m in [m for m in per_label[label] if m.split == "test"][::15][:3]]
+
+    async def right() -> int:
+        tops = []
+        for m in held_out:
+            await suggest(env, m.text)
+            tops.append(component(env, "tag")["label"] == f"Tag as {m.label}")
+        return sum(tops)
+
+    zero_shot = await right()
+    assert "Labelled by zero-shot" in env.h.recorder.last("edit_original").text()
+    taught = [m for label in labels for m in [m for m in per_label[label] if m.split == "train"][::15][:8]]
+    for i, m in enumerate(taught):
+        await env.store.add_tags([Tag(env.guild_id, env.h.channel_id, 5000 + i, 7, m.label, None, "embedding", env.h.user_id, False,
+                                      time.time(), m.text)])  # tagged with store_text on: trained from the text
+    await env.slash("labelset train")
+    assert "Learned labels: **question**, **bug report**, **spam**, **off-topic**, **feedback**, from 40 examples" in env.said()
+    learned = await right()
+    assert "Labelled by learned labels" in env.h.recorder.last("edit_original").text()
+    assert learned > zero_shot, (learned, zero_shot)
+
+    await env.slash("labelset report")
+    report = env.h.recorder.last("edit_original").text()
+    learned_share, zero_shot_share = map(int, re.search(r"learned labels \*\*(\d+)%\*\* · zero-shot (\d+)%", report).groups())
+    assert learned_share > zero_shot_share
+    env.h.assert_no_errors()
