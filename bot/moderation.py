@@ -19,7 +19,7 @@ from .commands import Reply, bar, clip, quote
 from .engine.errors import InvalidInput
 from .engine.requests.base import MAX_TEXT_CHARS
 from .engine.requests.learned_labels import (LEARNED, NONE_OF_THESE, Example, LabelEvaluation, LabelMessageRequest,
-                                             LabelMessageResult, LinearHead, TrainedLabels)
+                                             LabelMessageResult, TrainedLabels)
 from .engine.requests.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
 from .storage import GuildConfig, Label, LabelModel, Review, Tag, Watch
 
@@ -142,6 +142,11 @@ def timeout_duration(value: str) -> timedelta:
     if duration > MAX_TIMEOUT:
         raise InvalidInput(f"Discord allows timeouts of at most {MAX_TIMEOUT.days} days.")
     return duration
+
+
+def duration_name(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    return next((name for name, value in TIMEOUTS.items() if value == seconds), str(duration))
 
 
 def audit_reason(moderator: str, action: str, tag: str) -> str:

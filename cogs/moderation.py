@@ -14,7 +14,6 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 import discord
 from discord import app_commands
@@ -29,7 +28,7 @@ from bot.engine.requests.learned_labels import (NONE_OF_THESE, EvaluateLabelsReq
                                                 TrainedLabels, TrainLabelsRequest)
 from bot.engine.requests.zero_shot import MAX_LABEL_CHARS, METHODS
 from bot.moderation import (AUTOTAG_OFF, PURGE_PROMPT, TIMEOUTS, audit_reason, auto_labels, identical_labels, known_label,
-                            label_by_key, label_key, label_prompt, label_request, message_text, parse_message_ref,
+                            duration_name, label_by_key, label_key, label_prompt, label_request, message_text, parse_message_ref,
                             render_autotag_log, render_labelset, render_purged, render_report, render_review, render_review_answer,
                             render_stats, render_suggestion, render_tagged, render_tags, render_trained, render_undo,
                             render_watches, report_chart, require_labels, score_of, stats_chart, tags_csv, timeout_duration,
@@ -182,15 +181,21 @@ class Moderation(commands.Cog):
         if action not in ("tag", "pick", "none"):
             # Log entries are public: the answer (and any refusal) goes to the moderator privately, as a new message.
             await interaction.response.defer(ephemeral=True, thinking=True)
-        if action in ("tag", "pick", "none"):
-            label = label_by_key(config, key).name if action == "tag" else known_label(config, values[0]).name if action == "pick" else None
-            await self.answer_suggestion(interaction, target, config, label)
-        elif action in ("confirm", "relabel", "reject"):
-            await self.answer_review(interaction, target, config, known_label(config, values[0]).name if action == "relabel" else action)
+        value = values[0] if values else ""  # a menu's choice
+        if action == "tag":
+            await self.answer_suggestion(interaction, target, config, label_by_key(config, key or "").name)
+        elif action == "pick":
+            await self.answer_suggestion(interaction, target, config, known_label(config, value).name)
+        elif action == "none":
+            await self.answer_suggestion(interaction, target, config, None)
+        elif action == "relabel":
+            await self.answer_review(interaction, target, config, "relabel", known_label(config, value).name)
+        elif action in ("confirm", "reject"):
+            await self.answer_review(interaction, target, config, action)
         elif action == "delete":
             await self.delete_message(interaction, target)
         else:
-            await self.timeout_author(interaction, target, values[0] if values else "")
+            await self.timeout_author(interaction, target, value)
 
     async def answer_suggestion(self, interaction: discord.Interaction, target: Target, config: GuildConfig, label: str | None) -> None:
         """A moderator's answer to "Tag message": the label (a tag), or None ("None of these"). Either is a training example."""
@@ -220,10 +225,11 @@ class Moderation(commands.Cog):
         await interaction.edit_original_response(embed=to_embed(reply), view=None)
         self.schedule_training(interaction.guild_id)
 
-    async def answer_review(self, interaction: discord.Interaction, target: Target, config: GuildConfig, answer: str) -> None:
-        """answer: "confirm", "reject" ("Not this") or the label picked instead."""
+    async def answer_review(self, interaction: discord.Interaction, target: Target, config: GuildConfig, answer: str,
+                            other: str | None = None) -> None:
+        """answer: "confirm" the reviewed label, "relabel" as `other`, or "reject" it ("Not this")."""
         review = await self.store.review(interaction.guild_id, target.message_id)
-        label = None if answer == "reject" or review is None else review.label if answer == "confirm" else answer
+        label = None if answer == "reject" or review is None else review.label if answer == "confirm" else other
         # answer_review checks again in its transaction: of two moderators answering at once, one wins.
         if review is None or await self.store.answer_review(interaction.guild_id, target.message_id, interaction.user.id, label) is None:
             raise InvalidInput("This review was already answered, or the message's tags were undone (/tags undo). Nothing changed.")
@@ -267,13 +273,13 @@ class Moderation(commands.Cog):
         moderator = interaction.user
         if member.id == guild.owner_id or (moderator.id != guild.owner_id and member.top_role >= moderator.top_role):
             raise InvalidInput(f"You can't time out <@{member.id}>: their highest role is not below yours.")
-        reason = audit_reason(f"{moderator} ({moderator.id})", f"Timed out for {duration}", f"message {target.message_id}")
+        reason = audit_reason(f"{moderator} ({moderator.id})", f"Timed out for {duration_name(duration)}", f"message {target.message_id}")
         try:
             await member.timeout(duration, reason=reason)
         except discord.Forbidden:
             raise InvalidInput(f"Discord refused to time out <@{member.id}>: their role is above mine, or they are an admin.") from None
         await interaction.edit_original_response(embed=to_embed(Reply("Member timed out", [
-            f"<@{member.id}> is timed out for {duration}; the reason is in the audit log."])))
+            f"<@{member.id}> is timed out for {duration_name(duration)}; the reason is in the audit log."])))
 
     @staticmethod
     async def react(guild: discord.Guild, target: Target, emoji: str) -> str | None:

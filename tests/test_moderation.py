@@ -914,7 +914,7 @@ async def test_delete_and_timeout_from_the_log_with_audit_reasons(start: Start) 
     timed_out = env.h.recorder.last("edit_member")
     until = datetime.fromisoformat(timed_out.body["communication_disabled_until"])
     assert timed_out.params["user_id"] == str(author) and abs((until - discord.utils.utcnow()).total_seconds() - 600) < 60
-    assert timed_out.reason.startswith("Timed out for 0:10:00 by mod") and "is timed out for 0:10:00" in env.said()
+    assert timed_out.reason.startswith("Timed out for 10 minutes by mod") and "is timed out for 10 minutes" in env.said()
 
     refusals = [
         (dict(values=[str(29 * 86400)], validate=False), "at most 28 days"),  # a forged menu value
