@@ -455,7 +455,7 @@ class TagStore:
         out = []
         for message_id, label, positive, text, vector, model, _ in rows:
             # "None of these" is stored as a rejection of label '' but trains as a class of its own.
-            example = Example(label, True, text, vector, model) if label == NONE_OF_THESE else Example(label, bool(positive), text, vector, model)
+            example = Example(label, bool(positive) or label == NONE_OF_THESE, text, vector, model)
             key = (example.label.casefold(), example.positive)
             kept[key] = kept.get(key, 0) + 1
             if kept[key] <= MAX_EXAMPLES_PER_LABEL:
