@@ -232,7 +232,7 @@ def render_trained(trained: TrainedLabels, identical: Sequence[tuple[str, str]],
         lines.append(f"Zero-shot until they have {min_examples} examples: {', '.join(waiting)}.")
     lines += identical_notes(identical)
     if trained.skipped:
-        lines.append(f"{trained.skipped} examples were skipped: embedded by another model and stored without text.")
+        lines.append(f"{trained.skipped} examples were skipped: stored without text, and without a vector of the current embedding model.")
     return Reply("Learned labels trained" if trained.head else "Learned labels", lines, tone="ok" if trained.head else "info")
 
 
@@ -257,7 +257,7 @@ def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, st
     fields.append(("Needs more examples", needs_more(e, min_examples)))
     lines += identical_notes(identical)
     if e.skipped:
-        lines.append(f"{e.skipped} examples were skipped: embedded by another model and stored without text.")
+        lines.append(f"{e.skipped} examples were skipped: stored without text, and without a vector of the current embedding model.")
     return Reply("Learned labels report", lines, fields=fields, footer=e.model, tone="info")
 
 

@@ -141,8 +141,8 @@ class GuildConfig:
 
     @property
     def label_set(self) -> tuple[str, ...]:
-        """The label names as a model remembers them: case and order don't matter."""
-        return tuple(sorted(label.name.casefold() for label in self.labels))
+        """The label names as a model remembers them (order doesn't matter)."""
+        return tuple(sorted(label.name for label in self.labels))
 
 
 @dataclass(frozen=True)

@@ -897,6 +897,19 @@ async def test_buttons_work_after_a_restart(start: Start) -> None:
     again.h.assert_no_errors()
 
 
+async def test_answering_a_suggestion_whose_message_is_gone_after_a_restart(env: Env) -> None:
+    await env.labels(("spam", "🚫"), ("question",))
+    message = await suggest(env, "spam spam")
+    env.bot.get_cog("Moderation").suggestions.clear()  # as after a restart: the suggestion is known only by its buttons' ids
+    del env.h.recorder.messages[message.id]
+    await click(env, "none")
+    assert "That message has been deleted" in env.said() and await env.store.examples(env.guild_id) == []
+    await click(env, "tag")
+    [saved] = await env.store.tags(env.guild_id)  # the moderator's tag is kept, without a score or an example
+    assert (saved.message_id, saved.label, saved.score) == (message.id, "spam", None)
+    assert "it can't teach the bot" in env.said() and await env.store.examples(env.guild_id) == [(message.id, Example("spam", True))]
+
+
 async def test_delete_and_timeout_from_the_log_with_audit_reasons(start: Start) -> None:
     env, _ = await reviewing(start)
     powers = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True, moderate_members=True)

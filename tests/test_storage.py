@@ -186,11 +186,12 @@ async def test_examples_models_and_reviews_survive_a_restart(db_path: Path) -> N
 
 async def test_a_model_fits_only_its_label_set_and_embedding_model() -> None:
     model = LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0)
-    config = GuildConfig(labels=(Label("Spam"), Label("question")))
+    config = GuildConfig(labels=(Label("spam"), Label("question")))
     assert model.fits(config, "minilm")
     assert not model.fits(config, "another-model")
     assert not model.fits(GuildConfig(labels=(Label("spam"),)), "minilm")  # a label was removed
     assert not model.fits(GuildConfig(labels=(Label("spam"), Label("questions"))), "minilm")  # or renamed
+    assert not model.fits(GuildConfig(labels=(Label("Spam"), Label("question"))), "minilm")  # even in case: results use the names
 
 
 async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(store: TagStore) -> None:
