@@ -231,14 +231,17 @@ def render_trained(trained: TrainedLabels, identical: Sequence[tuple[str, str]],
     if waiting:
         lines.append(f"Zero-shot until they have {min_examples} examples: {', '.join(waiting)}.")
     lines += identical_notes(identical)
-    if trained.skipped:
-        lines.append(f"{trained.skipped} examples were skipped: stored without text, and without a vector of the current embedding model.")
+    lines += skipped_notes(trained.skipped)
     return Reply("Learned labels trained" if trained.head else "Learned labels", lines, tone="ok" if trained.head else "info")
 
 
 def identical_notes(identical: Sequence[tuple[str, str]]) -> list[str]:
     return [f"⚠️ **{a}** and **{b}** were tagged on exactly the same messages, so they can't be told apart. "
             "Undo the wrong tags (/tags undo) or remove one label." for a, b in identical]
+
+
+def skipped_notes(skipped: int) -> list[str]:
+    return [f"{skipped} examples were skipped: stored without text, and without a vector of the current embedding model."] * bool(skipped)
 
 
 def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
@@ -256,8 +259,7 @@ def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, st
         fields.append(("Most confused", "\n".join(f"**{t}** taken for **{p}**: {n}×" for n, t, p in confused)))
     fields.append(("Needs more examples", needs_more(e, min_examples)))
     lines += identical_notes(identical)
-    if e.skipped:
-        lines.append(f"{e.skipped} examples were skipped: stored without text, and without a vector of the current embedding model.")
+    lines += skipped_notes(e.skipped)
     return Reply("Learned labels report", lines, fields=fields, footer=e.model, tone="info")
 
 
