@@ -12,8 +12,8 @@ import hashlib
 import io
 import re
 from collections.abc import Sequence
-from typing import Any
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from .commands import Reply, bar, clip, quote
 from .engine.errors import InvalidInput
@@ -149,8 +149,8 @@ def duration_name(duration: timedelta) -> str:
     return next((name for name, value in TIMEOUTS.items() if value == seconds), str(duration))
 
 
-def audit_reason(moderator: str, action: str, tag: str) -> str:
-    return clip(f"{action} by {moderator} from the auto-tag log ({tag})", 512)  # Discord's audit-log reason limit
+def audit_reason(moderator: str, action: str, subject: str) -> str:
+    return clip(f"{action} by {moderator} from the auto-tag log ({subject})", 512)  # Discord's audit-log reason limit
 
 
 def known_label(config: GuildConfig, name: str) -> Label:
