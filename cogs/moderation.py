@@ -559,8 +559,8 @@ class Moderation(commands.Cog):
         # Take back the reactions confirmed tags added; best effort (the message may be gone).
         config = await self.store.config(interaction.guild_id)
         for tag in removed:
-            label, channel = config.label(tag.label), interaction.guild.get_channel(tag.channel_id)
-            if label and label.emoji and not tag.auto and isinstance(channel, discord.TextChannel):
+            label, channel = config.label(tag.label), interaction.guild.get_channel_or_thread(tag.channel_id)
+            if label and label.emoji and not tag.auto and isinstance(channel, (discord.TextChannel, discord.Thread)):
                 try:
                     await channel.get_partial_message(message_id).remove_reaction(label.emoji, interaction.guild.me)
                 except discord.HTTPException:
