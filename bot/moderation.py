@@ -1,5 +1,6 @@
-"""The moderators' feature without Discord: validation, label requests, and rendering
-of label sets, suggestions, tags, the stats chart (PNG) and the CSV export.
+"""The moderators' feature without Discord: validation, label requests, learned labels' training
+data, and rendering of label sets, suggestions, tags, reviews, the stats and report charts (PNG)
+and the CSV export.
 
 Replies are the command layer's `Reply`, so they are drawn like every other answer.
 Text uses Discord markup (<#channel>, <@user>, <t:time:R>) since only the cog shows it.
@@ -7,21 +8,28 @@ Text uses Discord markup (<#channel>, <@user>, <t:time:R>) since only the cog sh
 from __future__ import annotations
 
 import csv
-import dataclasses
+import hashlib
 import io
 import re
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from .commands import Reply, bar, clip, quote, render_result
-from .engine import ZeroShotRequest, ZeroShotResult
+from .commands import Reply, bar, clip, quote
 from .engine.errors import InvalidInput
 from .engine.requests.base import MAX_TEXT_CHARS
-from .engine.requests.zero_shot import MAX_LABEL_CHARS, MAX_LABELS
-from .storage import GuildConfig, Label, Tag, Watch
+from .engine.requests.learned_labels import (LEARNED, NONE_OF_THESE, Example, LabelEvaluation, LabelMessageRequest,
+                                             LabelMessageResult, TrainedLabels)
+from .engine.requests.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
+from .storage import GuildConfig, Label, LabelModel, Review, Tag, Watch
 
 MESSAGE_LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+|@me)/(\d+)/(\d+)")
 CSV_COLUMNS = ("time_utc", "channel_id", "message_id", "author_id", "label", "score", "method", "tagged_by", "auto", "link", "text")
+MAX_TIMEOUT = timedelta(days=28)  # Discord refuses longer timeouts
+TIMEOUTS = {"60 seconds": 60, "10 minutes": 600, "1 hour": 3600, "1 day": 86400, "1 week": 7 * 86400,
+            "28 days": int(MAX_TIMEOUT.total_seconds())}
+METHOD_NAMES = {LEARNED: "learned labels (trained on this server's tags)", "embedding": "zero-shot (embedding similarity)",
+                "nli": "zero-shot (NLI)"}
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -75,20 +83,74 @@ def label_prompt(label: Label) -> str:
     return f"{label.name}: {label.description}" if label.description else label.name
 
 
-def label_request(text: str, config: GuildConfig) -> ZeroShotRequest:
-    """NLI models understand bare label names; a small embedding model (MiniLM) compares topics, so a label
-    described by a typical message ("question: How do I change my settings?") is matched far better, and
-    the bare text ("{}") works better there than the NLI-style "This example is {}."."""
+def label_request(text: str, config: GuildConfig, model: LabelModel | None, embedding_model: str) -> LabelMessageRequest:
+    """The server's learned labels where its model fits the label set, zero-shot for the rest.
+
+    For zero-shot, NLI models understand bare label names; a small embedding model (MiniLM) compares topics,
+    so a label described by a typical message ("question: How do I change my settings?") is matched far
+    better, and the bare text ("{}") works better there than the NLI-style "This example is {}."."""
     names = require_labels(config)
+    head = model.head if model is not None and model.fits(config, embedding_model) else None
     if config.method == "nli":
-        return ZeroShotRequest(text, names, method="nli")
-    return ZeroShotRequest(text, tuple(label_prompt(label) for label in config.labels), method="embedding", hypothesis_template="{}")
+        return LabelMessageRequest(text, names, names, method="nli", hypothesis_template=DEFAULT_TEMPLATE, head=head)
+    return LabelMessageRequest(text, names, tuple(label_prompt(label) for label in config.labels), head=head)
 
 
-def named(result: ZeroShotResult, config: GuildConfig) -> ZeroShotResult:
-    """The result of `label_request` with label names in place of the prompts sent to the model."""
-    names = {label_prompt(label): label.name for label in config.labels}
-    return dataclasses.replace(result, labels=[names.get(label, label) for label in result.labels])
+def label_key(name: str) -> str:
+    """A short, stable key for a label name: a button's custom_id has room for it (100 characters in all)."""
+    return hashlib.sha1(name.casefold().encode()).hexdigest()[:8]
+
+
+def label_by_key(config: GuildConfig, key: str) -> Label:
+    label = next((label for label in config.labels if label_key(label.name) == key), None)
+    if label is None:
+        raise InvalidInput("That label has been removed from the label set since this was suggested. Run “Tag message” again.")
+    return label
+
+
+def score_of(result: LabelMessageResult, label: str) -> tuple[float | None, str]:
+    """A label's score and method in a result; (None, method of the top label) for a label added since."""
+    for name, score, method in zip(result.labels, result.scores, result.methods):
+        if name.casefold() == label.casefold():
+            return score, method
+    return None, result.methods[0]
+
+
+def training_examples(pairs: Sequence[tuple[int, Example]], config: GuildConfig) -> tuple[Example, ...]:
+    """The examples of the current label set, under the set's spelling of each name. Examples of a removed
+    label are kept in the database (it may come back) but not trained on."""
+    names = {label.name.casefold(): label.name for label in config.labels} | {NONE_OF_THESE: NONE_OF_THESE}
+    return tuple(Example(names[e.label.casefold()], e.positive, e.text, e.vector, e.vector_model)
+                 for _, e in pairs if e.label.casefold() in names)
+
+
+def identical_labels(pairs: Sequence[tuple[int, Example]], config: GuildConfig) -> list[tuple[str, str]]:
+    """Pairs of labels tagged on exactly the same messages: no model can tell them apart."""
+    messages: dict[str, set[int]] = {}
+    for message_id, e in pairs:
+        if e.positive and e.label != NONE_OF_THESE:
+            messages.setdefault(e.label.casefold(), set()).add(message_id)
+    names = [label.name for label in config.labels if label.name.casefold() in messages]
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if messages[a.casefold()] == messages[b.casefold()]]
+
+
+def timeout_duration(value: str) -> timedelta:
+    """A timeout menu value (seconds) -> a duration Discord accepts."""
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput("Pick a timeout duration from the menu.")
+    duration = timedelta(seconds=int(value))
+    if duration > MAX_TIMEOUT:
+        raise InvalidInput(f"Discord allows timeouts of at most {MAX_TIMEOUT.days} days.")
+    return duration
+
+
+def duration_name(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    return next((name for name, value in TIMEOUTS.items() if value == seconds), str(duration))
+
+
+def audit_reason(moderator: str, action: str, subject: str) -> str:
+    return clip(f"{action} by {moderator} from the auto-tag log ({subject})", 512)  # Discord's audit-log reason limit
 
 
 def known_label(config: GuildConfig, name: str) -> Label:
@@ -99,9 +161,9 @@ def known_label(config: GuildConfig, name: str) -> Label:
     return label
 
 
-def auto_labels(result: ZeroShotResult, threshold: float) -> list[tuple[str, float]]:
-    """The labels an auto-tag keeps: every one scoring at or above the threshold."""
-    return [(label, score) for label, score in zip(result.labels, result.scores) if score >= threshold]
+def auto_labels(result: LabelMessageResult, threshold: float) -> list[tuple[str, float, str]]:
+    """The labels an auto-tag keeps, with score and method: every one scoring at or above the threshold."""
+    return [(label, score, method) for label, score, method in zip(result.labels, result.scores, result.methods) if score >= threshold]
 
 
 def parse_message_ref(value: str, guild_id: int) -> int:
@@ -133,16 +195,21 @@ def render_labelset(config: GuildConfig, title: str = "Label set") -> Reply:
     if not lines:
         lines = ["No labels yet. Add some with /labelset add."]
     footer = (f"{len(config.labels)}/{MAX_LABELS} labels · method {config.method} · auto-tag threshold {config.threshold:.2f} · "
-              f"message text {'stored' if config.store_text else 'not stored'}")
+              f"message text {'stored' if config.store_text else 'not stored'} · review from {config.review_threshold:.2f}")
     return Reply(title, lines, footer=footer, tone="info")
 
 
-def render_suggestion(result: ZeroShotResult) -> Reply:
-    reply = render_result(result)  # the same ranked bars as /label
-    reply.title = "Tag this message?"
-    reply.lines.append("")
-    reply.lines.append(f"Confirm **{result.labels[0]}**, pick another label, or choose none.")
-    return reply
+def labelled_by(method: str) -> str:
+    return f"Labelled by {METHOD_NAMES.get(method, method)}"
+
+
+def render_suggestion(result: LabelMessageResult) -> Reply:
+    width = max(len(label) for label in result.labels)
+    lines = [quote(result.text), ""]
+    lines += [f"`{label.ljust(width)} {bar(score)}` {score:.2f}{' · learned' if method == LEARNED else ''}"
+              for label, score, method in zip(result.labels, result.scores, result.methods)]
+    lines += ["", f"Confirm **{result.labels[0]}**, pick another label, or choose none."]
+    return Reply("Tag this message?", lines, footer=f"{labelled_by(result.methods[0])} · {result.model}")
 
 
 def render_tagged(tag: Tag, note: str | None = None) -> Reply:
@@ -150,7 +217,60 @@ def render_tagged(tag: Tag, note: str | None = None) -> Reply:
     lines = [f"Tagged {jump_url(tag.guild_id, tag.channel_id, tag.message_id)} as **{tag.label}**{score}."]
     if note:
         lines.append(note)
-    return Reply("Tag saved", lines, tone="ok")
+    return Reply("Tag saved", lines, footer=labelled_by(tag.method), tone="ok")
+
+
+def render_trained(trained: TrainedLabels, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
+    lines = []
+    if trained.head is None:
+        lines.append(f"Nothing learned yet: {trained.reason}. Until then every label uses zero-shot.")
+    else:
+        learned = ", ".join(f"**{label}**" for label in trained.head.labels)
+        lines.append(f"Learned labels: {learned}, from {trained.used} examples in {trained.seconds * 1000:.0f} ms.")
+    waiting = [f"{label} ({n}/{min_examples})" for label, n in trained.counts.items() if n < min_examples]
+    if waiting:
+        lines.append(f"Zero-shot until they have {min_examples} examples: {', '.join(waiting)}.")
+    lines += identical_notes(identical)
+    lines += skipped_notes(trained.skipped)
+    return Reply("Learned labels trained" if trained.head else "Learned labels", lines, tone="ok" if trained.head else "info")
+
+
+def identical_notes(identical: Sequence[tuple[str, str]]) -> list[str]:
+    return [f"⚠️ **{a}** and **{b}** were tagged on exactly the same messages, so they can't be told apart. "
+            "Undo the wrong tags (/tags undo) or remove one label." for a, b in identical]
+
+
+def skipped_notes(skipped: int) -> list[str]:
+    return [f"{skipped} examples were skipped: stored without text, and without a vector of the current embedding model."] * bool(skipped)
+
+
+def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
+    e = evaluation
+    width = max(len(label) for label in e.labels)
+    lines = [f"`{label.ljust(width)}` {n} examples{f' · zero-shot until {min_examples}' if n < min_examples else ''}"
+             for label, n in zip(e.labels, e.counts)]
+    learned = (f"learned labels **{100 * e.learned_accuracy:.0f}%**" if e.learned_accuracy is not None else
+               f"learned labels: not measurable yet (each example is held out in turn, so a label needs {min_examples + 1})")
+    fields = [("Right on your own examples (cross-validated)",
+               f"{learned} · zero-shot {100 * e.zero_shot_accuracy:.0f}% ({e.evaluated} examples)")]
+    confused = sorted(((e.confusion[t][p], e.labels[t], e.labels[p]) for t in range(len(e.labels)) for p in range(len(e.labels))
+                       if t != p and e.confusion[t][p]), reverse=True)[:3]
+    if confused:
+        fields.append(("Most confused", "\n".join(f"**{t}** taken for **{p}**: {n}×" for n, t, p in confused)))
+    fields.append(("Needs more examples", needs_more(e, min_examples)))
+    lines += identical_notes(identical)
+    lines += skipped_notes(e.skipped)
+    return Reply("Learned labels report", lines, fields=fields, footer=e.model, tone="info")
+
+
+def needs_more(e: LabelEvaluation, min_examples: int) -> str:
+    """The label to tag next: the one with the fewest examples under the minimum, else the one learned worst."""
+    short = [(n, label) for label, n in zip(e.labels, e.counts) if n < min_examples]
+    if short:
+        n, label = min(short)
+        return f"**{label}**: {n} of the {min_examples} examples it needs to be learned."
+    recall, label = min((r, label) for label, r in zip(e.labels, e.learned_recall) if r is not None)
+    return f"**{label}**: right {100 * recall:.0f}% of the time; a few more varied examples would help most."
 
 
 def render_watches(watches: Sequence[Watch], config: GuildConfig, enabled: bool) -> Reply:
@@ -199,44 +319,96 @@ def render_undo(removed: Sequence[Tag], message_id: int) -> Reply:
     return Reply("Tags removed", [f"Removed {len(removed)} tag{'s' * (len(removed) != 1)} from message {message_id}: {labels}."])
 
 
-def render_autotag_log(tags: Sequence[Tag]) -> Reply:
+def render_autotag_log(tags: Sequence[Tag], text: str) -> Reply:
     first = tags[0]
     labels = ", ".join(f"**{t.label}** {t.score:.2f}" for t in tags)
     return Reply("Auto-tagged", [f"{labels} · [message]({jump_url(first.guild_id, first.channel_id, first.message_id)}) "
-                                 f"in <#{first.channel_id}> by <@{first.author_id}>"], footer=f"method {first.method}", tone="info")
+                                 f"in <#{first.channel_id}> by <@{first.author_id}>", quote(text)],
+                 footer=labelled_by(first.method), tone="info")
+
+
+def render_review(review: Review, text: str) -> Reply:
+    r = review
+    return Reply("Review this auto-tag", [f"**{r.label}**? score {r.score:.2f}, below the auto-tag threshold · "
+                                          f"[message]({jump_url(r.guild_id, r.channel_id, r.message_id)}) in <#{r.channel_id}> "
+                                          f"by <@{r.author_id}>", quote(text),
+                                          "Confirm it, pick the right label, or say it is not this: each answer teaches the bot."],
+                 footer=labelled_by(r.method), tone="busy")
+
+
+def render_review_answer(review: Review, moderator_id: int, label: str | None) -> str:
+    answer = f"✅ tagged **{label}**" if label else f"❌ not **{review.label}**"
+    return f"{answer} by <@{moderator_id}>"
 
 
 PURGE_PROMPT = Reply("Delete this server's moderation data?",
-                     ["This deletes every tag, the label set, the auto-tagged channels and the settings of this server. "
-                      "It cannot be undone."], tone="error")
+                     ["This deletes every tag, training example (text and vectors), learned model, pending review, the label "
+                      "set, the auto-tagged channels and the settings of this server. It cannot be undone."], tone="error")
 
 
 def render_purged(deleted: dict[str, int]) -> Reply:
-    return Reply("Moderation data deleted", [f"Deleted {deleted.get('tags', 0)} tags, {deleted.get('labels', 0)} labels and "
-                                             f"{deleted.get('watched_channels', 0)} auto-tagged channels."])
+    return Reply("Moderation data deleted", [f"Deleted {deleted.get('tags', 0)} tags, {deleted.get('labels', 0)} labels, "
+                                             f"{deleted.get('watched_channels', 0)} auto-tagged channels, "
+                                             f"{deleted.get('rejections', 0)} other answers, {deleted.get('reviews', 0)} pending reviews "
+                                             f"and {deleted.get('label_models', 0)} learned models."])
 
 
 # --- files -----------------------------------------------------------------------------------
 
-def stats_chart(counts: Sequence[tuple[str, int]], days: int) -> bytes:
-    """A horizontal bar chart of tags per label, as PNG bytes (Agg: no display, no global pyplot state)."""
+BLURPLE, GREY = "#5865F2", "#99AAB5"
+
+
+def _figure(width: float, rows: int) -> Any:
+    """A figure for one bar per label (Agg: no display, no global pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    labels = [clip(label, 30) for label, _ in reversed(counts)]  # most used at the top
-    values = [n for _, n in reversed(counts)]
-    figure = Figure(figsize=(6.4, 1.2 + 0.35 * len(counts)), dpi=100, layout="constrained")
+    figure = Figure(figsize=(width, 1.2 + 0.35 * rows), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    bars = axes.barh(labels, values, color="#5865F2")
-    axes.bar_label(bars, padding=3)
-    axes.set_xlabel("tags")
-    axes.set_title(f"Tags per label, last {days} days")
-    axes.spines[["top", "right"]].set_visible(False)
-    axes.xaxis.get_major_locator().set_params(integer=True)
+    return figure
+
+
+def _png(figure: Any) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
+
+
+def _bars(axes: Any, labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> None:
+    bars = axes.barh([clip(label, 30) for label in labels], values, color=BLURPLE)
+    axes.bar_label(bars, padding=3)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    axes.spines[["top", "right"]].set_visible(False)
+
+
+def stats_chart(counts: Sequence[tuple[str, int]], days: int) -> bytes:
+    """A horizontal bar chart of tags per label, as PNG bytes."""
+    figure = _figure(6.4, len(counts))
+    axes = figure.subplots()
+    _bars(axes, [label for label, _ in reversed(counts)], [n for _, n in reversed(counts)],  # most used at the top
+          f"Tags per label, last {days} days", "tags")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    return _png(figure)
+
+
+def report_chart(e: LabelEvaluation) -> bytes:
+    """Examples per label, and per label how often each method is right on the held-out examples (PNG)."""
+    figure = _figure(9.6, 2 * len(e.labels))
+    examples, accuracy = figure.subplots(1, 2, sharey=True)
+    labels = list(reversed(e.labels))  # the label set's first label at the top
+    _bars(examples, labels, list(reversed(e.counts)), "Examples per label", "examples")
+    examples.xaxis.get_major_locator().set_params(integer=True)
+    rows = range(len(labels))
+    for offset, name, recalls, color in ((0.2, "learned labels", e.learned_recall, BLURPLE), (-0.2, "zero-shot", e.zero_shot_recall, GREY)):
+        values = [100 * (r or 0.0) for r in reversed(recalls)]
+        accuracy.barh([y + offset for y in rows], values, height=0.4, color=color, label=name)
+    accuracy.set_xlim(0, 100)
+    accuracy.set_xlabel("% right (cross-validated)")
+    accuracy.set_title("Right per label")
+    accuracy.legend(loc="lower right", fontsize="small")
+    accuracy.spines[["top", "right"]].set_visible(False)
+    return _png(figure)
 
 
 def _cell(value: str) -> str:

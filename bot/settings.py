@@ -15,6 +15,8 @@ PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 LABEL_METHODS = ("nli", "embedding")
+DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
+DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
 
@@ -39,6 +41,8 @@ class Settings:
     log_level: str
     database_path: Path = Path("data/bot.sqlite3")  # moderators' label sets and tags (SQLite)
     autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
+    min_examples: int = DEFAULT_MIN_EXAMPLES
+    retrain_every: int = DEFAULT_RETRAIN_EVERY
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -95,4 +99,6 @@ class Settings:
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
+            min_examples=parse("MIN_EXAMPLES", str(DEFAULT_MIN_EXAMPLES), int, "a whole number from 2 to 1000", lambda v: 2 <= v <= 1000),
+            retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
         )

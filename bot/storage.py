@@ -1,4 +1,5 @@
-"""The moderators' data in SQLite (through aiosqlite): label sets, watched channels and tags.
+"""The moderators' data in SQLite (through aiosqlite): label sets, watched channels, tags, the
+examples learned labels train on, the trained heads, and auto-tags waiting for review.
 
 - Every query is scoped by guild id: one guild never reads or changes another's rows.
 - WAL mode, so reads never wait for the writer; a busy timeout, so a briefly locked
@@ -10,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,10 +22,12 @@ from pathlib import Path
 import aiosqlite
 
 from .engine.errors import InvalidInput
+from .engine.requests.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
 from .engine.requests.zero_shot import MAX_LABELS
 
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_REVIEW_THRESHOLD = 0.3  # auto-tags scoring from here up to the threshold go to the review queue
 BUSY_TIMEOUT = 5.0  # seconds a write waits for a lock held by another connection
 
 # MIGRATIONS[i] takes the schema from version i to i + 1.
@@ -62,6 +67,50 @@ MIGRATIONS: list[tuple[str, ...]] = [
             UNIQUE (guild_id, message_id, label))""",
         "CREATE INDEX tags_by_time ON tags (guild_id, created_at)",
     ),
+    (
+        # Learned labels. A moderator's tag is a positive example; with store_text off its text is not kept,
+        # only its embedding (vector, float32 bytes, and the model that made it).
+        "ALTER TABLE tags ADD COLUMN vector BLOB",
+        "ALTER TABLE tags ADD COLUMN vector_model TEXT",
+        # Answers that a message is not a label ("Not this"), or none of them (label '': "None of these").
+        """CREATE TABLE rejections (
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL,
+            label TEXT NOT NULL COLLATE NOCASE,
+            tagged_by INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            text TEXT,
+            vector BLOB,
+            vector_model TEXT,
+            PRIMARY KEY (guild_id, message_id, label))""",
+        """CREATE TABLE label_models (
+            guild_id INTEGER PRIMARY KEY,
+            embedding_model TEXT NOT NULL,
+            label_set TEXT NOT NULL,
+            classes TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            weights BLOB NOT NULL,
+            bias BLOB NOT NULL,
+            examples INTEGER NOT NULL,
+            examples_until REAL NOT NULL,
+            trained_at REAL NOT NULL)""",
+        # Auto-tags below certainty, posted to the log channel until a moderator answers.
+        """CREATE TABLE reviews (
+            guild_id INTEGER NOT NULL,
+            channel_id INTEGER NOT NULL,
+            message_id INTEGER NOT NULL,
+            author_id INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            method TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            text TEXT,
+            vector BLOB,
+            vector_model TEXT,
+            PRIMARY KEY (guild_id, message_id))""",
+        "ALTER TABLE guild_settings ADD COLUMN review_threshold REAL",
+    ),
 ]
 
 
@@ -85,9 +134,65 @@ class GuildConfig:
     threshold: float = DEFAULT_THRESHOLD  # auto-tagging default; a channel may override it
     store_text: bool = False
     labels: tuple[Label, ...] = ()
+    review_threshold: float = DEFAULT_REVIEW_THRESHOLD
 
     def label(self, name: str) -> Label | None:
         return next((label for label in self.labels if label.name.casefold() == name.casefold()), None)
+
+    @property
+    def label_set(self) -> tuple[str, ...]:
+        """The label names as a model remembers them (order doesn't matter)."""
+        return tuple(sorted(label.name for label in self.labels))
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A message's sentence embedding (float32 bytes) and the model that made it."""
+
+    vector: bytes
+    model: str
+
+
+@dataclass(frozen=True)
+class LabelModel:
+    head: LinearHead
+    label_set: tuple[str, ...]  # GuildConfig.label_set when it was trained
+    examples: int  # examples it was trained on
+    examples_until: float  # examples created up to this time were read; later ones are "new"
+    trained_at: float
+
+    def fits(self, config: GuildConfig, embedding_model: str) -> bool:
+        """Trained on this label set with this embedding model; otherwise it is rebuilt."""
+        return self.label_set == config.label_set and self.head.model == embedding_model
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A moderator's answer that a message is not `label` ("Not this"), or none of the labels (label '')."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    label: str
+    tagged_by: int
+    created_at: float
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """An auto-tag below certainty, waiting in the log channel for a moderator."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    author_id: int
+    label: str
+    score: float
+    method: str
+    created_at: float
+    text: str | None = None  # only when the guild has store_text on
+    embedding: Embedding | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +218,7 @@ class Tag:
 
 
 _TAG_COLUMNS = "guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, auto, created_at, text"
+_REVIEW_COLUMNS = "guild_id, channel_id, message_id, author_id, label, score, method, created_at, text, vector, vector_model"
 
 
 def _tag(row: sqlite3.Row | tuple) -> Tag:
@@ -216,10 +322,12 @@ class TagStore:
 
     # --- label sets ----------------------------------------------------------------------
     async def config(self, guild_id: int) -> GuildConfig:
-        settings = await self._read("SELECT method, threshold, store_text FROM guild_settings WHERE guild_id = ?", (guild_id,))
+        settings = await self._read("SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?",
+                                    (guild_id,))
         labels = await self._read("SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,))
-        method, threshold, store_text = settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0)
-        return GuildConfig(method, threshold, bool(store_text), tuple(Label(*row) for row in labels))
+        method, threshold, store_text, review = settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0, None)
+        return GuildConfig(method, threshold, bool(store_text), tuple(Label(*row) for row in labels),
+                           DEFAULT_REVIEW_THRESHOLD if review is None else review)
 
     async def add_label(self, guild_id: int, name: str, emoji: str | None = None, description: str | None = None) -> bool:
         """Add a label (True), or update an existing label's emoji and description where given (False).
@@ -242,14 +350,14 @@ class TagStore:
             return cursor.rowcount > 0
 
     async def update_settings(self, guild_id: int, *, method: str | None = None, threshold: float | None = None,
-                              store_text: bool | None = None) -> GuildConfig:
+                              store_text: bool | None = None, review_threshold: float | None = None) -> GuildConfig:
         async with self._write() as db:
             await db.execute("INSERT OR IGNORE INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?)",
                              (guild_id, DEFAULT_METHOD, DEFAULT_THRESHOLD))
             await db.execute(
                 "UPDATE guild_settings SET method = COALESCE(?, method), threshold = COALESCE(?, threshold), "
-                "store_text = COALESCE(?, store_text) WHERE guild_id = ?",
-                (method, threshold, None if store_text is None else int(store_text), guild_id))
+                "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold) WHERE guild_id = ?",
+                (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id))
         return await self.config(guild_id)
 
     # --- watched channels ----------------------------------------------------------------
@@ -274,17 +382,39 @@ class TagStore:
         return Watch(*rows[0]) if rows else None
 
     # --- tags ----------------------------------------------------------------------------
-    async def add_tags(self, tags: Sequence[Tag]) -> None:
+    async def add_tags(self, tags: Sequence[Tag], embedding: Embedding | None = None) -> None:
         """Store tags in one transaction (committed on return). A moderator's tag replaces any tag of
-        the same label on that message; an auto-tag never replaces a moderator's."""
+        the same label on that message; an auto-tag never replaces a moderator's. A moderator's tag is
+        a training example: it keeps the message's `embedding`, and overrides earlier answers that the
+        message is not that label or none of them."""
         async with self._write() as db:
-            await db.executemany(
-                f"INSERT INTO tags ({_TAG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (guild_id, message_id, label) DO UPDATE SET score = excluded.score, method = excluded.method, "
-                "tagged_by = excluded.tagged_by, auto = excluded.auto, created_at = excluded.created_at, text = excluded.text "
-                "WHERE excluded.auto = 0 OR tags.auto = 1",
-                [(t.guild_id, t.channel_id, t.message_id, t.author_id, t.label, t.score, t.method, t.tagged_by, int(t.auto),
-                  t.created_at, t.text) for t in tags])
+            await self._insert_tags(db, tags, embedding)
+
+    @staticmethod
+    async def _insert_tags(db: aiosqlite.Connection, tags: Sequence[Tag], embedding: Embedding | None) -> None:
+        await db.executemany(
+            f"INSERT INTO tags ({_TAG_COLUMNS}, vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (guild_id, message_id, label) DO UPDATE SET score = excluded.score, method = excluded.method, "
+            "tagged_by = excluded.tagged_by, auto = excluded.auto, created_at = excluded.created_at, text = excluded.text, "
+            "vector = excluded.vector, vector_model = excluded.vector_model "
+            "WHERE excluded.auto = 0 OR tags.auto = 1",
+            [(t.guild_id, t.channel_id, t.message_id, t.author_id, t.label, t.score, t.method, t.tagged_by, int(t.auto),
+              t.created_at, t.text, *(_embedding_columns(None if t.auto else embedding))) for t in tags])
+        await db.executemany("DELETE FROM rejections WHERE guild_id = ? AND message_id = ? AND label IN ('', ?)",
+                             [(t.guild_id, t.message_id, t.label) for t in tags if not t.auto])
+
+    @staticmethod
+    async def _insert_rejection(db: aiosqlite.Connection, rejection: Rejection, embedding: Embedding | None) -> None:
+        r = rejection
+        await db.execute("INSERT OR REPLACE INTO rejections (guild_id, channel_id, message_id, label, tagged_by, created_at, text, "
+                         "vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (r.guild_id, r.channel_id, r.message_id, r.label, r.tagged_by, r.created_at, r.text,
+                          *_embedding_columns(embedding)))
+
+    async def reject(self, rejection: Rejection, embedding: Embedding | None = None) -> None:
+        """Keep a moderator's "Not this" / "None of these" as a training example."""
+        async with self._write() as db:
+            await self._insert_rejection(db, rejection, embedding)
 
     async def recent(self, guild_id: int, *, channel_id: int | None = None, label: str | None = None, limit: int = 10) -> list[Tag]:
         rows = await self._read(
@@ -310,18 +440,110 @@ class TagStore:
         async with self._write() as db:
             cursor = await db.execute(f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
             removed = [_tag(row) for row in await cursor.fetchall()]
-            await db.execute("DELETE FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
+            for table in ("tags", "rejections", "reviews"):  # every answer about the message, and its pending review
+                await db.execute(f"DELETE FROM {table} WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
         return removed
+
+    # --- learned labels --------------------------------------------------------------------
+    async def examples(self, guild_id: int) -> list[tuple[int, Example]]:
+        """(message id, example) of every moderator's answer, each label's newest MAX_EXAMPLES_PER_LABEL."""
+        rows = await self._read(
+            "SELECT message_id, label, 1, text, vector, vector_model, created_at FROM tags WHERE guild_id = ? AND auto = 0 "
+            "UNION ALL SELECT message_id, label, 0, text, vector, vector_model, created_at FROM rejections WHERE guild_id = ? "
+            "ORDER BY created_at DESC", (guild_id, guild_id))
+        kept: dict[tuple[str, bool], int] = {}
+        out = []
+        for message_id, label, positive, text, vector, model, _ in rows:
+            # "None of these" is stored as a rejection of label '' but trains as a class of its own.
+            example = Example(label, bool(positive) or label == NONE_OF_THESE, text, vector, model)
+            key = (example.label.casefold(), example.positive)
+            kept[key] = kept.get(key, 0) + 1
+            if kept[key] <= MAX_EXAMPLES_PER_LABEL:
+                out.append((message_id, example))
+        return out
+
+    async def example_counts(self, guild_id: int) -> dict[str, int]:
+        """Moderators' tags per label (casefolded): the positive examples each label has."""
+        rows = await self._read("SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
+                                "GROUP BY label COLLATE NOCASE", (guild_id,))
+        return {label.casefold(): n for label, n in rows}
+
+    async def new_examples(self, guild_id: int, since: float) -> int:
+        """Moderators' answers given after `since`."""
+        rows = await self._read("SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "
+                                "(SELECT COUNT(*) FROM rejections WHERE guild_id = ? AND created_at > ?)",
+                                (guild_id, since, guild_id, since))
+        return rows[0][0]
+
+    async def save_model(self, guild_id: int, model: LabelModel) -> None:
+        head = model.head
+        async with self._write() as db:
+            await db.execute("INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, bias, "
+                             "examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (guild_id, head.model, json.dumps(model.label_set), json.dumps(head.classes), head.dim, head.weights,
+                              head.bias, model.examples, model.examples_until, model.trained_at))
+
+    async def label_model(self, guild_id: int) -> LabelModel | None:
+        rows = await self._read("SELECT embedding_model, label_set, classes, dim, weights, bias, examples, examples_until, trained_at "
+                                "FROM label_models WHERE guild_id = ?", (guild_id,))
+        if not rows:
+            return None
+        model, label_set, classes, dim, weights, bias, examples, until, trained_at = rows[0]
+        head = LinearHead(tuple(json.loads(classes)), weights, bias, dim, model)
+        return LabelModel(head, tuple(json.loads(label_set)), examples, until, trained_at)
+
+    # --- the review queue ------------------------------------------------------------------
+    async def add_review(self, review: Review) -> None:
+        r = review
+        async with self._write() as db:
+            await db.execute(f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (r.guild_id, r.channel_id, r.message_id, r.author_id, r.label, r.score, r.method, r.created_at, r.text,
+                              *_embedding_columns(r.embedding)))
+
+    async def review(self, guild_id: int, message_id: int) -> Review | None:
+        rows = await self._read(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
+        return _review(rows[0]) if rows else None
+
+    async def answer_review(self, guild_id: int, message_id: int, tagged_by: int, label: str | None) -> Review | None:
+        """A moderator's answer to a review, in one transaction: `label` is confirmed as a tag (a training example
+        with the review's embedding), or with None the reviewed label is rejected ("Not this"). Returns the review,
+        or None when it was already answered or undone (nothing is written then)."""
+        async with self._write() as db:
+            cursor = await db.execute(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?",
+                                      (guild_id, message_id))
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            r = _review(row)
+            now = time.time()
+            if label is None:
+                await self._insert_rejection(db, Rejection(guild_id, r.channel_id, message_id, r.label, tagged_by, now, r.text),
+                                             r.embedding)
+            else:
+                score = r.score if label.casefold() == r.label.casefold() else None
+                await self._insert_tags(db, [Tag(guild_id, r.channel_id, message_id, r.author_id, label, score, r.method, tagged_by,
+                                                 False, now, r.text)], r.embedding)
+            await db.execute("DELETE FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
+            return r
 
     # --- a guild's data as a whole -------------------------------------------------------
     async def purge(self, guild_id: int) -> dict[str, int]:
         """Delete everything stored for a guild; returns rows deleted per table."""
         deleted = {}
         async with self._write() as db:
-            for table in ("tags", "labels", "watched_channels", "guild_settings"):
+            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews"):
                 cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
                 deleted[table] = cursor.rowcount
         return deleted
+
+
+def _embedding_columns(embedding: Embedding | None) -> tuple[bytes | None, str | None]:
+    return (embedding.vector, embedding.model) if embedding else (None, None)
+
+
+def _review(row: sqlite3.Row | tuple) -> Review:
+    *fields, vector, model = row
+    return Review(*fields, embedding=Embedding(vector, model) if vector is not None else None)
 
 
 def _locked(error: BaseException) -> bool:

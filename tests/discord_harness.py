@@ -880,9 +880,17 @@ class Recorder:
         return user
 
     def _h_fetch_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        uid = int(rec.params.get("user_id") or rec.params["member_id"])  # Guild.fetch_member's route names it member_id
+        if uid not in self.members:
+            raise make_http_error(404, 10007, "Unknown Member")
+        return dict(self.members[uid], user=self.users[uid])
+
+    def _h_edit_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        """PATCH a member (nick, roles, timeout ``communication_disabled_until``): applied to the stored member."""
         uid = int(rec.params["user_id"])
         if uid not in self.members:
             raise make_http_error(404, 10007, "Unknown Member")
+        self.members[uid].update(body or {})
         return dict(self.members[uid], user=self.users[uid])
 
     def _h_fetch_channel(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
@@ -928,6 +936,8 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/applications/{application_id}/guilds/{guild_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
     ("GET", "/users/{user_id}"): ("fetch_user", Recorder._h_fetch_user),
     ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
+    ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
+    ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
     ("GET", "/channels/{channel_id}"): ("fetch_channel", Recorder._h_fetch_channel),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
 }
@@ -1351,6 +1361,27 @@ class FakeDiscord:
         self.recorder.channels[cid] = payload
         self.guild._add_channel(discord.TextChannel(state=self.state, guild=self.guild, data=payload))  # type: ignore[arg-type]
         return cid
+
+    def add_thread(self, name: str, *, parent_id: Optional[int] = None, thread_id: Optional[int] = None) -> int:
+        """Create a public thread under a text channel (default: ``#general``); returns its id."""
+        tid = thread_id or next_snowflake()
+        payload = {
+            "id": str(tid),
+            "type": 11,
+            "guild_id": str(self.guild_id),
+            "parent_id": str(parent_id or self.channel_id),
+            "owner_id": str(self.owner_id),
+            "name": name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso_now(), "locked": False},
+        }
+        self.recorder.channels[tid] = payload
+        self.guild._add_thread(discord.Thread(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
+        return tid
 
     def member_permissions(self, user_id: int) -> discord.Permissions:
         """Guild-level permissions of a member computed from its roles (owner/admin -> all)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 
 from bot.engine.errors import InvalidInput
 from bot.engine.requests.zero_shot import MAX_LABELS
-from bot.storage import MIGRATIONS, Label, StoreBusy, Tag, TagStore, Watch
+from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LinearHead
+from bot.storage import (MIGRATIONS, Embedding, GuildConfig, Label, LabelModel, Rejection, Review, StoreBusy, Tag, TagStore,
+                         Watch)
 
 GUILD_A, GUILD_B = 111, 222
 
@@ -126,9 +129,114 @@ async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
         await store.watch(guild, 10, None, None)
         await store.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
     deleted = await store.purge(GUILD_A)
-    assert deleted == {"tags": 2, "labels": 1, "watched_channels": 1, "guild_settings": 1}
+    assert deleted == {"tags": 2, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 0, "label_models": 0,
+                       "reviews": 0}
     assert await store.tags(GUILD_A) == [] and (await store.config(GUILD_A)).labels == ()
     assert len(await store.tags(GUILD_B)) == 2 and (await store.config(GUILD_B)).store_text
+
+
+VECTOR = bytes(range(16))  # 4 float32s: the store keeps bytes as they are
+HEAD = LinearHead(("spam", "question", NONE_OF_THESE), b"w" * 48, b"b" * 12, 4, "minilm")
+
+
+async def fill_learning_data(store: TagStore, guild: int) -> None:
+    """Everything learned labels keep for a guild: examples (tags, rejections), a model, a pending review."""
+    await store.add_tags([tag(guild, message=1)], Embedding(VECTOR, "minilm"))
+    await store.reject(Rejection(guild, 10, 2, NONE_OF_THESE, 42, 1000.0), Embedding(VECTOR, "minilm"))
+    await store.reject(Rejection(guild, 10, 3, "spam", 42, 1000.0, "not spam, honest"))
+    await store.save_model(guild, LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0))
+    await store.add_review(Review(guild, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm")))
+
+
+async def test_purge_leaves_nothing_of_the_guild(store: TagStore, db_path: Path) -> None:
+    for guild in (GUILD_A, GUILD_B):
+        await store.add_label(guild, "spam")
+        await store.update_settings(guild, review_threshold=0.2)
+        await store.watch(guild, 10, None, None)
+        await fill_learning_data(store, guild)
+    deleted = await store.purge(GUILD_A)
+    assert deleted == {"tags": 1, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 2, "label_models": 1,
+                       "reviews": 1}
+    with sqlite3.connect(db_path) as raw:  # every table with a guild_id column, whatever the migrations added
+        tables = [name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if "guild_id" in {column[1] for column in raw.execute(f"PRAGMA table_info({name})")}]
+        assert len(tables) == 7
+        for table in tables:
+            guilds = {g for (g,) in raw.execute(f"SELECT guild_id FROM {table}")}
+            assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table
+    assert await store.examples(GUILD_A) == [] and await store.label_model(GUILD_A) is None
+
+
+async def test_examples_models_and_reviews_survive_a_restart(db_path: Path) -> None:
+    async with TagStore(db_path) as store:
+        await fill_learning_data(store, GUILD_A)
+        await store.add_tags([tag(message=5, auto=True)])  # the bot's own guess is not an example
+    async with TagStore(db_path) as store:
+        examples = sorted(await store.examples(GUILD_A), key=lambda pair: pair[0])
+        assert examples == [(1, Example("spam", True, None, VECTOR, "minilm")), (2, Example(NONE_OF_THESE, True, None, VECTOR, "minilm")),
+                            (3, Example("spam", False, "not spam, honest", None, None))]
+        model = await store.label_model(GUILD_A)
+        assert model == LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0)
+        assert (await store.review(GUILD_A, 4)).embedding == Embedding(VECTOR, "minilm")
+        # A guild sees none of it.
+        assert await store.examples(GUILD_B) == [] and await store.label_model(GUILD_B) is None
+        assert await store.review(GUILD_B, 4) is None and await store.answer_review(GUILD_B, 4, 42, "spam") is None
+        assert await store.new_examples(GUILD_B, 0) == 0
+
+
+async def test_a_model_fits_only_its_label_set_and_embedding_model() -> None:
+    model = LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0)
+    config = GuildConfig(labels=(Label("spam"), Label("question")))
+    assert model.fits(config, "minilm")
+    assert not model.fits(config, "another-model")
+    assert not model.fits(GuildConfig(labels=(Label("spam"),)), "minilm")  # a label was removed
+    assert not model.fits(GuildConfig(labels=(Label("spam"), Label("questions"))), "minilm")  # or renamed
+    assert not model.fits(GuildConfig(labels=(Label("Spam"), Label("question"))), "minilm")  # even in case: results use the names
+
+
+async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(store: TagStore) -> None:
+    review = Review(GUILD_A, 10, 4, 7, "spam", 0.4, "learned", 1000.0, "buy now", Embedding(VECTOR, "minilm"))
+    await store.add_review(review)
+    assert await store.answer_review(GUILD_A, 4, 42, "question") == review
+    assert await store.answer_review(GUILD_A, 4, 43, "spam") is None  # a second moderator: already answered
+    [saved] = await store.tags(GUILD_A)
+    assert (saved.label, saved.tagged_by, saved.auto, saved.score, saved.text) == ("question", 42, False, None, "buy now")
+    assert await store.examples(GUILD_A) == [(4, Example("question", True, "buy now", VECTOR, "minilm"))]
+
+    await store.add_review(dataclasses.replace(review, message_id=5))
+    assert await store.answer_review(GUILD_A, 5, 42, None) is not None  # "Not this"
+    assert (5, Example("spam", False, "buy now", VECTOR, "minilm")) in await store.examples(GUILD_A)
+    assert await store.new_examples(GUILD_A, since=0) == 2
+
+
+async def test_a_tag_overrides_earlier_rejections_and_undo_removes_every_answer(store: TagStore) -> None:
+    await store.reject(Rejection(GUILD_A, 10, 1, NONE_OF_THESE, 42, 1000.0))
+    await store.reject(Rejection(GUILD_A, 10, 1, "spam", 42, 1000.0))
+    await store.reject(Rejection(GUILD_A, 10, 1, "question", 42, 1000.0))
+    await store.add_tags([tag(message=1, label="spam")], Embedding(VECTOR, "minilm"))
+    assert sorted((e.label, e.positive) for _, e in await store.examples(GUILD_A)) == [("question", False), ("spam", True)]
+    await store.add_review(Review(GUILD_A, 10, 1, 7, "spam", 0.4, "learned", 1000.0))
+    await store.remove_tags(GUILD_A, 1)
+    assert await store.examples(GUILD_A) == [] and await store.review(GUILD_A, 1) is None
+
+
+async def test_training_reads_each_labels_newest_examples(store: TagStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.storage.MAX_EXAMPLES_PER_LABEL", 2)
+    await store.add_tags([tag(message=i, at=float(i)) for i in range(5)] + [tag(message=9, label="question")])
+    assert sorted(m for m, _ in await store.examples(GUILD_A)) == [3, 4, 9]
+    assert await store.new_examples(GUILD_A, since=2.5) == 3  # messages 3, 4 and 9 (at 1000)
+
+
+async def test_version_1_database_gains_the_learning_tables(db_path: Path) -> None:
+    async with TagStore(db_path, migrations=MIGRATIONS[:1]) as old:
+        await old.add_label(GUILD_A, "spam")
+        await old.db.execute(f"INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
+                             "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
+                             (GUILD_A,))
+    async with TagStore(db_path) as store:
+        assert await store.schema_version() == len(MIGRATIONS)
+        assert (await store.config(GUILD_A)).review_threshold == GuildConfig().review_threshold
+        assert await store.examples(GUILD_A) == [(1, Example("spam", True, "old text"))]  # trainable from its text
 
 
 async def test_label_set_is_capped_and_case_insensitive(store: TagStore) -> None:
