@@ -238,13 +238,13 @@ def batch_summary(batches: Sequence[BatchRecord], wall: float,
         return {}
     padding = None
     if lengths is not None:
-        from bot.engine.tasks.base import FORWARD_TOKENS, forward_rows, padded_chunks
+        from bot.engine.passes import FORWARD_TOKENS, padded_chunks
 
         real = padded = 0
         for b in batches:
             ls = lengths(b.requests)
             real += sum(ls)
-            padded += sum(len(chunk) * max(ls[i] for i in chunk) for chunk in padded_chunks(ls, FORWARD_TOKENS, forward_rows("cpu")))
+            padded += sum(len(chunk) * max(ls[i] for i in chunk) for chunk in padded_chunks(ls, FORWARD_TOKENS, 8))
         padding = round(1 - real / padded, 3) if padded else None
     sizes = [b.size for b in batches]
     worker = sum(b.worker_seconds for b in batches)

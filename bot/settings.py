@@ -14,6 +14,7 @@ from .engine.config import setting_name
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+GENERATION_BATCHING = ("auto", "continuous", "static")
 LABEL_METHODS = ("nli", "embedding")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
@@ -87,6 +88,8 @@ class Settings:
             max_background=parse("MAX_BACKGROUND", "256", int, "a positive whole number", positive),
             max_batch_tokens=parse("MAX_BATCH_TOKENS", "8192", int, "a positive whole number", positive),
             max_batch_size=parse("MAX_BATCH_SIZE", "32", int, "a positive whole number", positive),
+            generation_batching=choice("GENERATION_BATCHING", "auto", GENERATION_BATCHING),
+            stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", lambda v: 0 < v < float("inf")),
             torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
         )
         return cls(

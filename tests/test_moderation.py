@@ -737,7 +737,9 @@ async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(st
 
     await teach(env)  # trained in the background as spam, then question, reached 2 examples
     model = await env.store.label_model(env.guild_id)
-    assert model is not None and model.head.labels == ("spam", "question") and model.examples == 6  # 2 + 3 + "None of these"
+    # Trained when question reached 2 examples (3 spam + 2 question + "None of these"); a training still running then
+    # makes the next answer's check come after it, so the last question may be in it too (one training at a time).
+    assert model is not None and model.head.labels == ("spam", "question") and model.examples in (6, 7)
     assert model.fits(await env.store.config(env.guild_id), str(tiny_models["embedding"]))
     assert all(e.vector is not None and e.text is None for _, e in await env.store.examples(env.guild_id))  # store_text is off
 

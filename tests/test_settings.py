@@ -56,6 +56,7 @@ def test_values_are_read_and_normalised():
         "DTYPE": "bfloat16", "MODEL_CACHE_DIR": "/tmp/cache", "MAX_QUEUE": " 5 ", "MAX_PER_USER": "1",
         "MAX_BACKGROUND": "7", "MAX_BATCH_TOKENS": "100", "MAX_BATCH_SIZE": "2", "TORCH_THREADS": "0",
         "REQUEST_TIMEOUT": "1.5", "LOG_LEVEL": "debug", "DATABASE_PATH": "/tmp/x.sqlite3", "AUTOTAG": "yes",
+        "GENERATION_BATCHING": "Static", "STALL_TIMEOUT": "30",
     })
     assert s.discord_token == TOKEN and s.dev_guild_id == 123456789012345678
     assert s.profile == "offline" and s.label_method == "nli"
@@ -65,6 +66,7 @@ def test_values_are_read_and_normalised():
     assert (s.engine.max_queue, s.engine.max_per_user, s.engine.max_background) == (5, 1, 7)
     assert (s.engine.max_batch_tokens, s.engine.max_batch_size) == (100, 2)
     assert s.request_timeout == 1.5 and s.log_level == "DEBUG"
+    assert (s.engine.generation_batching, s.engine.stall_timeout) == ("static", 30.0)
     assert s.database_path == Path("/tmp/x.sqlite3") and s.autotag is True
 
 
@@ -98,6 +100,10 @@ BAD = [
     ("REQUEST_TIMEOUT", "inf"),
     ("REQUEST_TIMEOUT", "soon"),
     ("AUTOTAG", "maybe"),
+    ("GENERATION_BATCHING", "dynamic"),
+    ("STALL_TIMEOUT", "0"),
+    ("STALL_TIMEOUT", "inf"),
+    ("STALL_TIMEOUT", "never"),
 ]
 
 

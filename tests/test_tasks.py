@@ -314,7 +314,7 @@ async def test_status_lists_the_loaded_models(tiny_engine, tiny_models):
 
 
 def test_padded_chunks_groups_similar_lengths_under_both_caps():
-    from bot.engine.tasks.base import padded_chunks
+    from bot.engine.passes import padded_chunks
 
     lengths = [5, 50, 6, 49, 7, 48, 8, 47, 9, 46, 300, 10]
     chunks = padded_chunks(lengths, max_tokens=150, max_rows=4)

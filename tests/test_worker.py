@@ -1,4 +1,6 @@
-"""The worker process: surviving a kill -9 mid-batch, and splitting batches on out-of-memory."""
+"""The worker process: step-level work (a cheap request is served while a generation streams),
+continuous batching (joining and leaving, equal to a lone `generate`), cancel of running work,
+the stall watchdog (SIGSTOP), surviving a kill -9, and splitting units on out-of-memory."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +12,7 @@ import pytest
 import pytest_asyncio
 import torch
 
-from bot.engine import Engine, GenerationRequest, WorkerCrashed
+from bot.engine import Cancelled, Engine, GenerationRequest, SentimentRequest, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
 from bot.engine.requests.base import Failure, Request
 from bot.engine.tasks.base import Task
@@ -77,6 +79,92 @@ async def test_worker_killed_while_idle_is_invisible_to_the_next_request(crash_e
     assert answer.texts == reference.texts
     assert crash_engine.status().worker_restarts == restarts + 1
     assert crash_engine.executor.info.pid not in (None, pid)
+
+
+async def first_chunk(job) -> tuple[int, str]:
+    """Wait until the job streams: it is running at the worker now."""
+    return await asyncio.wait_for(anext(job.chunks()), TIMEOUT)
+
+
+def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> list[int]:
+    """Greedy token ids from a plain `generate` call on the same model, in this process."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    return out[0, ids.shape[1]:].tolist()
+
+
+async def test_a_cheap_request_is_served_while_a_generation_streams(tiny_engine):
+    long = tiny_engine.submit_job(GenerationRequest("Hello", max_new_tokens=256, temperature=0), user="storyteller")
+    await first_chunk(long)
+    quick = await asyncio.wait_for(tiny_engine.submit(SentimentRequest(("Great game!",)), user="quick"), TIMEOUT)
+    assert quick.sentences[0].label
+    assert not long.future.done()  # answered between two decode steps, not after the generation
+    result = await asyncio.wait_for(long.result(), TIMEOUT)
+    assert result.new_tokens == [256]
+
+
+async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_models):
+    """A request that arrives while another decodes starts at once and ends on its own; greedy text is the
+    same as a lone `generate` call's (continuous batching changes when a row runs, not what it writes)."""
+    assert tiny_engine.status().generation_batching == "continuous"
+    first = tiny_engine.submit_job(GenerationRequest("Once upon a time", max_new_tokens=200, temperature=0), user="a")
+    await first_chunk(first)
+    joined = [tiny_engine.submit_job(GenerationRequest(prompt, max_new_tokens=limit, temperature=0), user=f"j{limit}")
+              for prompt, limit in (("The capital of France is", 5), ("Why is the sky blue?", 40))]
+    short = await asyncio.wait_for(joined[0].result(), TIMEOUT)
+    assert not first.future.done()  # the short one left while the long one kept decoding
+    results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in (first, *joined)]
+    tokenizer_dir = tiny_models["gpt2"]
+    for request, result in zip((first.request, *(j.request for j in joined)), results):
+        expected = lone_generate(tokenizer_dir, request.prompt, request.max_new_tokens)
+        from transformers import AutoTokenizer
+
+        text = AutoTokenizer.from_pretrained(tokenizer_dir).decode(expected, skip_special_tokens=True)
+        assert result.texts == [text] and result.new_tokens == [len(expected)]
+    assert short.new_tokens == [5]
+
+
+async def test_cancel_stops_a_running_generation_and_frees_its_rows(tiny_engine):
+    job = tiny_engine.submit_job(GenerationRequest("Hello", max_new_tokens=256, temperature=0), user="canceller")
+    streamed = [await first_chunk(job)]
+    job.cancel()
+    with pytest.raises(Cancelled):
+        await asyncio.wait_for(job.result(), TIMEOUT)
+    streamed += [chunk async for chunk in job.chunks()]  # the stream ends too
+    # The worker stopped it at its next step: its unit is done and its rows are free again.
+    for _ in range(100):
+        if not tiny_engine.scheduler._decoding_rows and not tiny_engine.executor._units:
+            break
+        await asyncio.sleep(0.05)
+    assert tiny_engine.scheduler._decoding_rows == 0 and not tiny_engine.executor._units
+    assert len("".join(text for _, text in streamed)) < 256 * 20  # far from a whole answer
+    again = await asyncio.wait_for(tiny_engine.submit(GenerationRequest("Hi", max_new_tokens=3, temperature=0), user="canceller"), TIMEOUT)
+    assert again.new_tokens == [3]
+
+
+async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
+    config = tiny_engine_config(tiny_models, stall_timeout=3.0)
+    async with Engine(config) as engine:
+        await asyncio.wait_for(engine.submit(SentimentRequest(("warm up",)), user="u"), TIMEOUT)
+        job = engine.submit_job(GenerationRequest("Hello", max_new_tokens=256, temperature=0), user="u")
+        await first_chunk(job)
+        pid = engine.executor.info.pid
+        os.kill(pid, signal.SIGSTOP)  # as a driver deadlock would: alive, silent, no progress
+        waiting = engine.submit_job(SentimentRequest(("queued behind the hang",)), user="v")
+        with pytest.raises(WorkerStalled) as stalled:
+            await asyncio.wait_for(job.result(), TIMEOUT)
+        assert "stopped responding" in str(stalled.value) and "try again" in str(stalled.value)
+        assert engine.status().worker_state in ("stalled, restarting", "running")
+        # The request that waited is served by the new worker; the stalled one was killed.
+        assert (await asyncio.wait_for(waiting.result(), TIMEOUT)).sentences
+        status = engine.status()
+        assert status.worker_state == "running" and status.worker_restarts == 1 and engine.executor.info.pid != pid
+        assert status.tasks["generation"].failed == 1
 
 
 # --- out-of-memory splitting (run_batch, in this process) -----------------------------------

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, PretrainedConfig
 
 from .registry import LoadedModel, ModelRegistry
-from .tasks.base import padded_forward
+from .passes import padded_forward
 
 # Cosine similarities of MiniLM-style models sit in a narrow band; scaling before the
 # softmax spreads them into usable probabilities (as in contrastive training).

@@ -7,8 +7,8 @@ and keeps it alive.
 - Stall: a watchdog reads the worker's heartbeat. When the worker goes silent, or one
   forward pass runs past the stall limit, the worker is killed and restarted the same way,
   and its units fail with `WorkerStalled`. The limit scales with the slowest step seen
-  (STALL_FACTOR x), between STALL_FLOOR and the `stall_timeout` setting; loading a model
-  gets LOAD_TIMEOUT.
+  (STALL_FACTOR x), between STALL_FLOOR and the `stall_timeout` setting; a step that loads
+  a model gets LOAD_TIMEOUT (the heartbeat goes on meanwhile, so silence still counts).
 """
 from __future__ import annotations
 
@@ -153,9 +153,6 @@ class WorkerProcess:
 
     def stall_limit(self) -> float:
         """Seconds one step (or the worker's silence) may last before the worker counts as stalled."""
-        heartbeat = self._health.heartbeat
-        if heartbeat is not None and heartbeat.loading:
-            return max(LOAD_TIMEOUT, self.config.stall_timeout)
         return min(self.config.stall_timeout, max(STALL_FLOOR, STALL_FACTOR * self._health.slowest_step))
 
     # --- supervision ---------------------------------------------------------------------
@@ -264,11 +261,11 @@ class WorkerProcess:
             if not self._ready.is_set() or not self._units or health.stalled:
                 continue
             limit = self.stall_limit()
-            silent = time.monotonic() - health.last_message
-            step = health.heartbeat.step_running_for if health.heartbeat else None
-            if silent > limit or (step or 0.0) > limit:
-                log.error("The inference worker made no progress for %.0f s (limit %.0f s): restarting it",
-                          max(silent, step or 0.0), limit)
+            silent = time.monotonic() - health.last_message  # heartbeats go on while a model loads
+            heartbeat = health.heartbeat
+            step = (heartbeat.step_running_for or 0.0) if heartbeat else 0.0
+            if silent > limit or step > (max(LOAD_TIMEOUT, limit) if heartbeat and heartbeat.loading else limit):
+                log.error("The inference worker made no progress for %.0f s (limit %.0f s): restarting it", max(silent, step), limit)
                 health.stalled = True
                 self.info.state = "stalled, restarting"
                 self.kill()

@@ -1,16 +1,14 @@
-"""What every worker-side task shares: the transformers pipeline split
-(preprocess -> forward -> postprocess) and length-sorted forward passes.
-"""
+"""What every worker-side task shares: the transformers pipeline split (preprocess -> forward -> postprocess)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..requests.base import Request
 
 if TYPE_CHECKING:
-    from ..registry import LoadedModel, ModelRegistry
+    from ..registry import ModelRegistry
 
 # Called by a task while it runs: (request index, sequence index, text delta).
 Emit = Callable[[int, int, str], None]
@@ -22,44 +20,6 @@ class JobSink(Protocol):
     def chunk(self, job_id: int, sequence: int, text: str) -> None: ...
 
     def done(self, job_id: int, outcome: Any) -> None: ...
-
-
-FORWARD_TOKENS = 8192  # padded tokens in one forward pass; bounds activation memory
-MAX_PADDING = 0.25  # a longer text starts a new pass rather than pad the pass past this share
-
-
-def padded_chunks(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
-    """Group indices sorted by length into forward passes of at most `max_rows` rows,
-    `max_tokens` padded tokens and MAX_PADDING padding. Sorting first means each pass pads little.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for index in order:
-        # Sorted ascending, so this length is the chunk's padded width.
-        padded = (len(current) + 1) * lengths[index]
-        if current and (len(current) >= max_rows or padded > max_tokens or padded > (1 + MAX_PADDING) * (real + lengths[index])):
-            chunks.append(current)
-            current, real = [], 0
-        current.append(index)
-        real += lengths[index]
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def padded_forward(loaded: LoadedModel, encoded: Sequence[list[int]], run: Callable[[dict[str, Any]], Sequence[Any]]) -> list[Any]:
-    """The one tokenize -> chunk -> pad -> forward loop of every task: pads length-sorted chunks of
-    token ids, moves each to the model's device and calls `run` on it (one forward pass each).
-    Returns run's per-row outputs in input order."""
-    outputs: list[Any] = [None] * len(encoded)
-    for chunk in padded_chunks([len(ids) for ids in encoded], FORWARD_TOKENS, loaded.forward_rows):
-        batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
-        rows = run({name: tensor.to(loaded.device) for name, tensor in batch.items()})
-        for index, row in zip(chunk, rows):
-            outputs[index] = row
-    return outputs
 
 
 class Task(ABC):

@@ -10,7 +10,8 @@ from transformers import AutoModelForMaskedLM, PretrainedConfig
 from ..errors import InvalidInput, ModelUnavailable
 from ..requests.base import failure
 from ..requests.fill_mask import MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult
-from .base import Emit, Task, padded_forward
+from ..passes import padded_forward
+from .base import Emit, Task
 
 MAX_LENGTH = 512
 

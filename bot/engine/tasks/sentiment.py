@@ -13,7 +13,8 @@ from transformers import AutoModel, AutoModelForSequenceClassification, Pretrain
 
 from ..embeddings import Embedder
 from ..requests.sentiment import SentenceSentiment, SentimentRequest, SentimentResult
-from .base import Emit, Task, padded_forward
+from ..passes import padded_forward
+from .base import Emit, Task
 
 MAX_LENGTH = 512
 EMBEDDING_LABELS = {"NEGATIVE": "a negative, unhappy, angry text", "POSITIVE": "a positive, happy, enthusiastic text"}

@@ -14,7 +14,8 @@ from transformers import AutoModelForSequenceClassification, PretrainedConfig
 from ..embeddings import Embedder
 from ..errors import ModelUnavailable
 from ..requests.zero_shot import ZeroShotRequest, ZeroShotResult
-from .base import Emit, Task, padded_forward
+from ..passes import padded_forward
+from .base import Emit, Task
 
 MAX_LENGTH = 512
 
