@@ -4,8 +4,9 @@
   once; each request is one call with one input), for generation one `model.generate`
   per request. Served one at a time from a single thread.
 - ceiling: the same request set pre-tokenized (tokenization not timed), sorted by
-  length, run as batched forward passes in this process: no queue, no IPC, least
-  padding. Its throughput is the upper bound for the engine.
+  length, run as batched forward passes in this process at the engine's dtype: no
+  queue, no IPC, least padding. Its throughput is the upper bound for the engine.
+- static batching (generation, in load.py): whatever waits runs as one `generate`.
 """
 from __future__ import annotations
 
@@ -200,16 +201,3 @@ class Generator:
 
     def naive(self, prompt: str) -> int:
         return self.generate([prompt])[0]
-
-
-def ceiling_generation(gen: Generator, prompts: Sequence[str]) -> Ceiling:
-    gen.generate(prompts[:2], max_new_tokens=4)  # warm-up
-    t = time.perf_counter()
-    batch = gen.tokenizer(list(prompts), padding=True)
-    tokenize = time.perf_counter() - t
-    started = time.perf_counter()
-    counts = gen.generate(prompts)
-    seconds = time.perf_counter() - started
-    padded = len(prompts) * len(batch["input_ids"][0])
-    real = sum(sum(mask) for mask in batch["attention_mask"])
-    return Ceiling(seconds, tokenize, len(prompts), padded, real, new_tokens=sum(counts), rows_per_forward=len(prompts))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.engine import Busy, EngineError
-from bot.engine.worker import WorkerProcess
+from bot.engine.messages import UnitDone
+from bot.engine.supervisor import WorkerProcess
 
 from .workload import pct
 
@@ -117,6 +118,39 @@ def single_thread_server(fn: Callable[[Any], Any], units: Callable[[Any], float]
     return serve
 
 
+def static_batching_server(fn: Callable[[list[Any]], list[float]], max_batch: int) -> Callable[[Any], Awaitable[float]]:
+    """Static batching: whatever waits when the model is free runs as ONE call (at most
+    `max_batch` payloads); later arrivals wait for the next call. One call at a time."""
+    waiting: list[tuple[Any, asyncio.Future]] = []
+    busy = False
+
+    def kick() -> None:
+        nonlocal busy
+        if busy or not waiting:
+            return
+        busy = True
+        batch = waiting[:max_batch]
+        del waiting[:max_batch]
+        runner = asyncio.ensure_future(asyncio.to_thread(fn, [payload for payload, _ in batch]))
+
+        def finished(task: asyncio.Future) -> None:
+            nonlocal busy
+            busy = False
+            for (_, future), units in zip(batch, task.result()):
+                future.set_result(float(units))
+            kick()
+
+        runner.add_done_callback(finished)
+
+    async def serve(payload: Any) -> float:
+        future = asyncio.get_running_loop().create_future()
+        waiting.append((payload, future))
+        kick()
+        return await future
+
+    return serve
+
+
 # --- probes ------------------------------------------------------------------------------
 
 class LagProbe:
@@ -200,32 +234,33 @@ class CpuProbe:
 class BatchRecord:
     task: str
     size: int
-    worker_seconds: float  # run_batch inside the worker (tokenize + forward + postprocess)
-    round_trip: float  # parent: send -> results back on the event loop
+    worker_seconds: float  # the unit inside the worker (tokenize + forward + postprocess; a whole generation)
+    round_trip: float  # parent: sent -> the worker's "unit done" on the event loop
     started: float
     requests: list = field(default_factory=list, repr=False)
 
 
 class TimedWorker(WorkerProcess):
-    """The real WorkerProcess; also keeps the worker-side seconds each batch took, which
-    the engine receives in its "done" message but does not keep."""
+    """The real WorkerProcess; also keeps the worker-side seconds of each unit, which the
+    engine receives in the worker's UnitDone message but does not keep."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batches: list[BatchRecord] = []
-        self._worker_seconds = 0.0
+        self._sent: dict[int, tuple[str, Any, float]] = {}  # job id -> (task, request, sent at)
 
-    async def execute(self, task: str, requests: list, on_chunk: Any) -> list[Any]:
-        started = now()
-        self._worker_seconds = float("nan")
-        try:
-            return await super().execute(task, requests, on_chunk)
-        finally:
-            self.batches.append(BatchRecord(task, len(requests), self._worker_seconds, now() - started, started, requests))
+    async def run(self, task: str, jobs: list, events: Any) -> None:
+        sent = now()
+        self._sent.update((job_id, (task, request, sent)) for job_id, request in jobs)
+        await super().run(task, jobs, events)
 
-    def _on_message(self, generation: int, message: tuple) -> None:
-        if message[0] == "done" and generation == self._generation:
-            self._worker_seconds = message[3]
+    def _on_message(self, generation: int, message: Any) -> None:
+        unit = self._units.get(message.unit_id) if isinstance(message, UnitDone) and generation == self._generation else None
+        if unit is not None:
+            sent = [self._sent.pop(job_id) for job_id in unit.job_ids if job_id in self._sent]
+            if sent:
+                self.batches.append(BatchRecord(sent[0][0], len(sent), message.seconds, now() - sent[0][2], sent[0][2],
+                                                [request for _, request, _ in sent]))
         super()._on_message(generation, message)
 
 

@@ -50,7 +50,7 @@ def engine_config(paths: dict[str, Path], *, torch_threads: int, **overrides) ->
     models = {role: str(path) for role, path in paths.items()}
     models["generation"] = GENERATION_MODEL
     models["embedding"] = ""
-    return EngineConfig(models=models, device="cpu", dtype="float32", offline=True,
+    return EngineConfig(models=models, device="cpu", dtype="auto", offline=True,
                         cache_dir=MODEL_CACHE, torch_threads=torch_threads, **overrides)
 
 

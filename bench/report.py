@@ -8,23 +8,31 @@ PUBLIC_TASK_KEYS = ("naive_rps", "ceiling_rps", "engine_rps", "engine_over_naive
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stated targets, each with the measured value and whether it was reached."""
+    """The stated targets (issue 7), each with the measured value and whether it was reached."""
     tasks = result["tasks"]
     out = []
 
-    def add(name: str, value: float | None, bar: float, above: bool, stated: bool = True) -> None:
-        reached = None if value is None else (value >= bar if above else value < bar)
+    def add(name: str, value: float | None, bar: float, above: bool, unit: str = "x") -> None:
+        reached = None if value is None else (value >= bar if above else value <= bar)
         task = name.split(":")[0].split(",")[0]
         shared = _contention(result, task).endswith("**") if task in TASK_ORDER else False
-        out.append({"target": name, "value": value, "bar": bar, "reached": reached, "stated": stated, "cpu_shared": shared})
+        out.append({"target": name, "value": value, "bar": bar, "reached": reached, "unit": unit, "cpu_shared": shared})
 
-    for task, stated in (("sentiment", True), ("zero_shot", True), ("fill_mask", False)):
+    for task in ("sentiment", "zero_shot", "fill_mask"):
         t = tasks.get(task) or {}
-        add(f"{task}: engine >= 0.85x ceiling", t.get("engine_over_ceiling"), 0.85, True, stated)
-        add(f"{task}: engine >= 2x naive", t.get("engine_over_naive"), 2.0, True, stated)
+        add(f"{task}: engine >= 2x naive", t.get("engine_over_naive"), 2.0, True)
+        add(f"{task}: engine >= 0.85x ceiling", t.get("engine_over_ceiling"), 0.85, True)
     g = tasks.get("generation") or {}
     add("generation, 16 users: engine >= 5x naive tokens/s", g.get("engine_over_naive"), 5.0, True)
-    add("event-loop lag p99 < 50 ms (engine saturated)", result.get("loop_lag_p99_ms"), 50.0, False)
+    add("generation, 16 users: engine >= static batching", g.get("engine_over_static"), 1.0, True)
+    m = result.get("mixed") or {}
+    add("mixed: sentiment p99 <= 5% of a generation's duration", m.get("sentiment_p99_over_generation"), 0.05, False, "")
+    f = result.get("fairness") or {}
+    ratio = None
+    if f.get("light_user_p99_ms") and f.get("light_user_idle_p99_ms"):
+        ratio = round(f["light_user_p99_ms"] / f["light_user_idle_p99_ms"], 2)
+    add("fairness: light user's p99 in a flood <= 2x its idle p99", ratio, 2.0, False)
+    add("event-loop lag p99 < 50 ms (engine saturated)", result.get("loop_lag_p99_ms"), 50.0, False, " ms")
     return out
 
 
@@ -59,21 +67,32 @@ def _contention(result: dict[str, Any], task: str) -> str:
 
 def table(result: dict[str, Any]) -> str:
     notes: list[str] = []
-    rows = ["| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine p50 ms | engine p99 ms | naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in TASK_ORDER:
+    rows = ["| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine dtype | engine p50 ms | engine p99 ms | "
+            "naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
+            "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for name in TASK_ORDER[:3]:
         t = result["tasks"].get(name) or {}
         if t.get("naive_rps_is_lower_bound") or t.get("engine_rps_is_lower_bound"):
             notes.append(f"{name}: " + " and ".join(
                 f"{who} kept up with the offered rate, so its throughput is a lower bound of its capacity"
                 for who, key in (("the naive loop", "naive_rps_is_lower_bound"), ("the engine", "engine_rps_is_lower_bound")) if t.get(key)))
         if "error" in t:
-            rows.append(f"| {name} | error: {t['error']} |" + " |" * 10)
+            rows.append(f"| {name} | error: {t['error']} |" + " |" * 11)
             continue
-        unit = "tokens/s" if name == "generation" else "req/s"
-        rows.append(f"| {name} | {unit} | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | {_f(t.get('engine_rps'))} | "
-                    f"{_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | {_f(t.get('p50_ms'), 0)} | "
-                    f"{_f(t.get('p99_ms'), 0)} | {_f(t.get('naive_p50_ms'), 0)} | {_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |")
+        rows.append(f"| {name} | req/s | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | {_f(t.get('engine_rps'))} | "
+                    f"{_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | {t.get('engine_dtype', '–')} | "
+                    f"{_f(t.get('p50_ms'), 0)} | {_f(t.get('p99_ms'), 0)} | {_f(t.get('naive_p50_ms'), 0)} | "
+                    f"{_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |")
+    g = result["tasks"].get("generation") or {}
+    rows += ["", "| generation, 16 users, Poisson arrivals | tokens/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    if "error" in g:
+        rows.append(f"| error: {g['error']} | | | |")
+    else:
+        rows += [f"| naive (one `generate` per request, one at a time; {g.get('naive_requests')} requests) | {_f(g.get('naive_rps'))} | "
+                 f"{_f(g.get('naive_p50_ms'), 0)} | {_f(g.get('naive_p99_ms'), 0)} |",
+                 f"| static batching (what waits runs as one `generate`) | {_f(g.get('static_rps'))} | {_f(g.get('static_p50_ms'), 0)} | "
+                 f"{_f(g.get('static_p99_ms'), 0)} |",
+                 f"| engine ({g.get('batching')} batching) | {_f(g.get('engine_rps'))} | {_f(g.get('p50_ms'), 0)} | {_f(g.get('p99_ms'), 0)} |"]
     return "\n".join(rows + [""] + [f"- **Caveat:** {n}." for n in notes] if notes else rows)
 
 
@@ -83,129 +102,42 @@ def targets_table(result: dict[str, Any]) -> str:
         mark = "n/a" if t["reached"] is None else ("reached" if t["reached"] else "**NOT reached**")
         if t.get("cpu_shared"):
             mark += " (measured while other processes used the CPU: unreliable)"
-        name = t["target"] if t["stated"] else f"{t['target']} (not a stated target; same bar, for information)"
-        unit = " ms" if "lag" in t["target"] else "x"
-        rows.append(f"| {name} | {_f(t['value'])}{unit if t['value'] is not None else ''} | {mark} |")
+        value = "–" if t["value"] is None else (f"{100 * t['value']:.1f}%" if t["unit"] == "" else f"{_f(t['value'])}{t['unit']}")
+        rows.append(f"| {t['target']} | {value} | {mark} |")
     return "\n".join(rows)
 
 
-def _phase(result: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """CPU record of the first phase whose name starts with `prefix`."""
-    return next((c for name, c in (result.get("cpu_cores_by_phase") or {}).items() if name.startswith(prefix)), {})
-
-
-def _limits(result: dict[str, Any]) -> list[str]:
-    """What the numbers say limited the engine (data-driven; see the tables below)."""
-    notes = []
-    cpu = result.get("cpu_cores_by_phase", {})
-    others = [v.get("other_processes", 0) for v in cpu.values()]
-    if others and max(others) >= 0.2:
-        worst = max(cpu.items(), key=lambda kv: kv[1].get("other_processes", 0))
-        notes.append(
-            f"**Other processes shared the 2 cores during this run** (up to {worst[1]['other_processes']:.2f} cores busy outside "
-            f"the bench and its worker, in phase `{worst[0]}`; mean {sum(others) / len(others):.2f}). Each phase was hit "
-            "differently, so ratios between phases carry that noise; the `CPU ms / unit` column is less affected.")
-    else:
-        notes.append("The machine was otherwise idle during this run (other processes < 0.2 cores in every phase; CPU table).")
-
-    heads, tokens, cores = [], [], []
-    for name in ("sentiment", "zero_shot", "fill_mask"):
-        t = result["tasks"].get(name) or {}
-        if t.get("ceiling_rps") and t.get("naive_rps"):
-            heads.append(f"{name} {t['ceiling_rps'] / t['naive_rps']:.2f}x")
-            tokens.append(f"{name} {_f((t.get('ceiling') or {}).get('mean_tokens_per_row'), 0)}")
-            cores.append(str(_phase(result, f"{name}: naive").get("bench_process")))
-    toks, naive_cores = ", ".join(tokens), "/".join(cores)
-    if heads:
-        notes.append(
-            "**Batching headroom on this CPU is small.** Even the ceiling (length-sorted batches, no queue, no IPC) is only "
-            f"{', '.join(heads)} the naive one-request-at-a-time pipeline loop (mean sequence length: {toks} tokens). Most "
-            "likely because on 2 CPU cores one sequence of that length already gives matrix products big enough to keep "
-            "both cores busy (the naive phases ran at " + naive_cores + " cores), so batching saves little but per-call "
-            "overhead. Where that ratio is below 2, the `>= 2x naive` target is out of reach for any batching engine on "
-            "this machine.")
-
-    for name in ("sentiment", "zero_shot", "fill_mask"):
-        t = result["tasks"].get(name) or {}
-        b = t.get("engine_batches_saturated") or {}
-        c = t.get("ceiling") or {}
-        if not b or not c or not t.get("engine_rps"):
-            continue
-        n = t["requests"]
-        ceiling_ms = 1000 * c["seconds"] / n
-        worker_ms = 1000 * b["worker_compute_s"] / (b["batches"] * b["mean_batch_size"])
-        ipc_share = b["ipc_overhead_s"] / max(b["round_trip_s"], 1e-9)
-        naive_cpu = _phase(result, f"{name}: naive").get("own_cpu_ms_per_unit")
-        engine_cpu = _phase(result, f"{name}: engine").get("own_cpu_ms_per_unit")
-        pad = b.get("padding_fraction")
-        notes.append(
-            f"`{name}`: the worker spent {worker_ms:.0f} ms of compute per request vs {ceiling_ms:.0f} ms in the ceiling's "
-            f"forward passes. Its batches averaged {b['mean_batch_size']} requests (max {b['max_batch_size']}) and its forward "
-            f"passes carried {_f(100 * pad if pad is not None else None, 0)}% padding, vs {_f(100 * c['padding_fraction'], 0)}% "
-            f"in the ceiling's length-sorted chunks of {c.get('rows_per_forward')} rows (ceiling req/s by rows per forward: "
-            f"{c.get('rps_by_rows_per_forward')}). IPC and hand-off were {ipc_share:.1%} of the batch round trips "
-            f"({b['ipc_overhead_ms_per_batch']} ms per batch); tokenizing in the worker costs about "
-            f"{1000 * c['tokenize_seconds'] / n:.1f} ms a request; the executor was busy {b['executor_busy_fraction']:.0%} of "
-            f"the phase. CPU time per request (bench + worker): naive {_f(naive_cpu, 0)} ms, engine {_f(engine_cpu, 0)} ms.")
-    padded = []
-    for name in ("sentiment", "zero_shot", "fill_mask"):
-        t = result["tasks"].get(name) or {}
-        b, c = t.get("engine_batches_saturated") or {}, t.get("ceiling") or {}
-        if b.get("padding_fraction") is not None and b["padding_fraction"] >= 0.15 and c:
-            worker_ms = 1000 * b["worker_compute_s"] / (b["batches"] * b["mean_batch_size"])
-            padded.append(f"{name}: {worker_ms:.0f} ms x (1 - {b['padding_fraction']:.2f}) = "
-                          f"{worker_ms * (1 - b['padding_fraction']):.0f} ms vs the ceiling's {1000 * c['seconds'] / t['requests']:.0f} ms")
-    if padded:
-        by_rows = [(t.get("ceiling") or {}).get("rps_by_rows_per_forward") or {} for t in result["tasks"].values()]
-        small_ok = all(r.get("8", 0) >= 0.95 * r.get("32", 0) for r in by_rows if r)
-        notes.append(
-            "So the engine's main loss against the ceiling is **padding**: its compute per request scaled down to the real "
-            f"(unpadded) tokens comes close to the ceiling ({'; '.join(padded)}). The engine sorts by length only within "
-            "one batch (the few requests that arrived while the worker was busy) before `padded_chunks` splits it into "
-            "passes, while the ceiling sorts the whole request set at once, so it finds closer neighbours" + (
-                "; in this run the ceiling's 8-row chunks were no slower than its 32-row ones." if small_ok else
-                "; note that in this run the ceiling's 32-row chunks beat its 8-row ones, so the chunk size needs care."))
-
-    fm = (result["tasks"].get("fill_mask") or {})
-    mask_only = (fm.get("ceiling") or {}).get("mask_only_lm_head_rps")
-    if mask_only and fm.get("ceiling_rps"):
-        notes.append(
-            f"`fill_mask` spends much of its compute in the 50k-word LM head, which the pipeline, the engine and the ceiling "
-            f"all apply at EVERY token; applied only at the mask position the same batches run at {_f(mask_only)} req/s, "
-            f"{mask_only / fm['ceiling_rps']:.2f}x the ceiling (informational; not used in any ratio). The engine's "
-            "`FillMaskTask.forward` could do the same (base model, then `lm_head` on the mask rows).")
-
-    g = result["tasks"].get("generation") or {}
-    gb = g.get("engine_batches") or {}
-    if gb:
-        naive_cores = _phase(result, "generation: naive")
-        notes.append(
-            f"`generation`: {g.get('users')} closed-loop users give the engine batches of {gb['mean_batch_size']} (max "
-            f"{gb['max_batch_size']}); IPC and streaming hand-off were {gb['ipc_overhead_s']} s of {gb['round_trip_s']} s. The "
-            f"ceiling runs all {g.get('requests')} requests as ONE batch of {(g.get('ceiling') or {}).get('rows')} rows and "
-            f"reaches {_f((g.get('ceiling_rps') or 0) / (g.get('naive_rps') or 1))}x naive; the engine never has more than "
-            f"the {g.get('users')} requests of its {g.get('users')} users to batch, and reaches {_f(g.get('engine_over_ceiling'))}x "
-            f"of that ceiling. The naive loop kept only {naive_cores.get('bench_process')} cores busy (single-stream decoding "
-            f"does not keep 2 threads busy), the engine's worker {_phase(result, 'generation: engine').get('worker')}.")
-
+def _analysis(result: dict[str, Any]) -> list[str]:
+    """A few sentences, every number in them measured in this run."""
+    tasks, notes = result["tasks"], []
+    loads = [c.get("other_processes", 0) for c in (result.get("cpu_cores_by_phase") or {}).values()]
+    if loads:
+        worst = max(loads)
+        notes.append(f"Other processes used at most {worst:.2f} cores in any phase"
+                     + (" — rows flagged above were measured on a shared machine." if worst >= 0.2 else " (a quiet machine)."))
+    for name in TASK_ORDER[:3]:
+        t = tasks.get(name) or {}
+        if t.get("naive_rps") and t.get("ceiling_rps") and t.get("engine_rps"):
+            notes.append(f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
+                         f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
+                         f"{t['engine_over_ceiling']:.2f}x of that ceiling (one forward pass per step, sorted only within a step).")
+    g = tasks.get("generation") or {}
+    if g.get("engine_rps") and g.get("static_rps"):
+        notes.append(f"Generation: static batching is {g['static_over_naive']:.2f}x naive, the engine ({g.get('batching')} batching) "
+                     f"{g['engine_over_naive']:.2f}x naive and {g['engine_over_static']:.2f}x static batching; with Poisson arrivals "
+                     "a static batch runs only what waited when the last one ended, while continuous batching lets each request "
+                     "join at the next step.")
+    m = result.get("mixed") or {}
+    if m.get("generation_p50_s"):
+        notes.append(f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms while "
+                     f"{m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed (each took {_f(m.get('generation_p50_s'))} s "
+                     f"at p50): a classification pass waits for at most the decode step in progress. Time to first token p50/p99 "
+                     f"{_f(m.get('ttft_p50_ms'), 0)}/{_f(m.get('ttft_p99_ms'), 0)} ms.")
     f = result.get("fairness") or {}
-    fb = f.get("engine_batches") or {}
-    if fb and f.get("light_user_p99_ms"):
-        per_batch = 1000 * fb["round_trip_s"] / fb["batches"]
-        notes.append(
-            f"Fairness: during the flood the engine ran full batches of {fb['mean_batch_size']} taking {per_batch:.0f} ms each. "
-            f"Round-robin puts the light user's request into the NEXT batch (not behind the {f.get('heavy_queue_depth_at_start')} "
-            f"queued heavy requests, which FIFO would: ~{_f(f.get('fifo_wait_estimate_ms'), 0)} ms), so its latency is about "
-            f"the rest of the running batch plus one whole batch: p50 {f.get('light_user_p50_ms') or 0:.0f} ms = "
-            f"{(f.get('light_user_p50_ms') or 0) / per_batch:.1f}, p99 {f['light_user_p99_ms']:.0f} ms = "
-            f"{f['light_user_p99_ms'] / per_batch:.1f} batch durations. A running batch is not pre-empted, so on a slow CPU "
-            "the light user's latency is set by how long one max-size batch takes; capping a batch by estimated run time "
-            "(or a smaller max_batch_size on CPU) would bound it.")
-    notes.append(
-        "Static facts: the bench process (event loop, load generator, naive loop, ceiling) and the worker share the same "
-        "2 cores, but never compute at the same time (the bench process idles at ~0.02 cores during engine phases, CPU "
-        "table). Each batch crosses a pipe twice (pickled requests out, pickled results back) and results are handed from "
-        "a reader thread to the event loop; measured above as IPC + hand-off.")
+    if f.get("light_user_p99_ms"):
+        notes.append(f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood vs {_f(f['light_user_idle_p99_ms'], 0)} ms "
+                     "idle: its request joins the next forward pass (round-robin), so it waits for about the pass in progress "
+                     f"(flood passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests).")
     return notes
 
 
@@ -225,13 +157,19 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "process (naive loop and ceiling); the three never run at the same time.",
         f"- **Engine settings:** max_batch_size {settings.get('max_batch_size')}, max_batch_tokens {settings.get('max_batch_tokens')}, "
         f"max_queue {settings.get('max_queue')}, max_per_user {settings.get('max_per_user')} (raised from 3 so one heavy user id "
-        f"can flood; refusals are counted: {result.get('engine_shed') or 'none'}), device {settings.get('device')}, dtype {settings.get('dtype')}.",
+        f"can flood; refusals are counted: {result.get('engine_shed') or 'none'}), device {settings.get('device')}, "
+        f"DTYPE=auto: {', '.join(f'{k} {v}' for k, v in (settings.get('dtypes') or {}).items())}; generation: "
+        f"{settings.get('generation_batching')} batching.",
         "",
         "## Results",
         "",
         table(result),
         "",
         f"- **Event-loop lag p99 while the engine is saturated:** {_f(result['loop_lag_p99_ms'])} ms",
+        f"- **Mixed load:** sentiment p99 **{_f((result.get('mixed') or {}).get('sentiment_p99_ms'), 0)} ms** while "
+        f"{(result.get('mixed') or {}).get('users')} users streamed generations taking {_f((result.get('mixed') or {}).get('generation_p50_s'))} s "
+        f"(p50); time to first token p50/p99 {_f((result.get('mixed') or {}).get('ttft_p50_ms'), 0)}/"
+        f"{_f((result.get('mixed') or {}).get('ttft_p99_ms'), 0)} ms.",
         f"- **Light user p99** (one sentiment request a second, {f.get('light_requests')} requests): "
         f"**{_f(result['light_user_p99_ms'], 0)} ms** while one heavy user keeps {f.get('heavy_user_outstanding')} requests outstanding "
         f"(queue depth {f.get('heavy_queue_depth_at_start')} when the light user started; heavy user served at {_f(f.get('heavy_rps'))} req/s) "
@@ -242,13 +180,16 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         targets_table(result),
         "",
-        "## What limits it",
+        "## What the numbers say",
         "",
-        *[f"- {n}" for n in _limits(result)],
+        *[f"- {n}" for n in _analysis(result)],
         "",
         "## Engine internals per phase",
         "",
-        "| phase | batches | mean batch | max batch | padding | worker compute s | round trip s | IPC+hand-off s | IPC ms/batch | executor busy |",
+        "Units: a classification unit is one forward pass; a generation unit is one request (its worker seconds are its whole "
+        "decoding, shared with the rows decoding beside it).",
+        "",
+        "| phase | units | mean unit | max unit | padding | worker compute s | round trip s | IPC+hand-off s | IPC ms/unit | executor busy |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     phases = []
@@ -297,8 +238,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "(text-classification / zero-shot-classification / fill-mask); for generation one `model.generate` per request. "
         "Requests are served one at a time, in arrival order, from a single thread (`asyncio.to_thread` behind a FIFO lock).",
         f"- **Ceiling:** the same request set pre-tokenized (tokenizing not timed), sorted by length, run as batched forward "
-        f"passes in this process (no queue, no IPC); the best of {baselines_rows()} rows per forward (per-task numbers in the "
-        "JSON: `ceiling.rps_by_rows_per_forward`). Generation: one batched greedy `generate` of all requests.",
+        f"passes in this process (no queue, no IPC) at the engine's dtype for the role; the best of {baselines_rows()} rows per "
+        "forward (per-task numbers in the JSON: `ceiling.rps_by_rows_per_forward`). The naive loop runs the pipeline's default float32, "
+        "as a user runs it.",
         f"- **Open-loop load (classification tasks):** Poisson arrivals at {p.get('naive_load')}x the naive rate (calibrated "
         f"from >= 3 sequential calls over ~{p.get('calibration_seconds')} s); latency counted from the SCHEDULED arrival. The "
         "naive loop and the engine get the same schedule, so their latency columns compare directly (a queue forms in front "
@@ -306,9 +248,15 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "(last completion − first arrival), which is the capacity only when the offered rate exceeds it; so when the engine "
         f"kept up with that schedule it is run again alone on a faster one (max({p.get('saturate')}x the ceiling rate, 2x the "
         "first rate)) and `engine_rps` comes from that run (`engine_kept_up_with_offered`, `saturation_*` in the JSON).",
-        f"- **Simulated users:** open-loop requests come from {64} user ids (seeded); generation from {p.get('gen_users')} users in a "
-        "closed loop (each sends its next request when its last one finished), the same for naive and engine; "
-        f"greedy, max_new_tokens={p.get('max_new_tokens')}, actual new tokens counted (SmolLM2 may stop early at EOS).",
+        f"- **Simulated users:** open-loop requests come from {64} user ids (seeded). Generation: {p.get('gen_requests')} requests from "
+        f"{p.get('gen_users')} users, Poisson arrivals at {p.get('gen_rate')}/s (faster than any server here, so each serves at its "
+        f"capacity), the same schedule for the naive loop (its first {p.get('gen_naive_requests')} requests), static batching (at most "
+        f"{p.get('gen_users')} rows a call) and the engine; greedy, max_new_tokens={p.get('max_new_tokens')}, actual new tokens counted "
+        "(SmolLM2 may stop early at EOS).",
+        f"- **Mixed load:** {p.get('mixed_users')} users each stream one greedy generation of up to {p.get('mixed_tokens')} tokens, "
+        f"started together; from 1 s on, {p.get('mixed_sentiment')} one-sentence sentiment requests arrive (Poisson, "
+        f"{p.get('mixed_rate')}/s, one user each). Sentiment latency from the scheduled arrival; generation duration and time to "
+        "first token from submission.",
         "- **Percentiles:** linear interpolation between closest ranks; with fewer than ~100 samples (all quick-profile "
         "rows; zero-shot and the light user especially) p99 is close to the maximum.",
         "- **Event-loop lag:** a coroutine sleeps 10 ms repeatedly and records the oversleep; the headline is p99 over the "

@@ -1,5 +1,6 @@
-"""Orchestrates one benchmark run: for each task naive -> ceiling -> engine, then
-generation with 16 users, then fairness; returns one result dict."""
+"""Orchestrates one benchmark run: for each classification task naive -> ceiling -> engine,
+then generation (16 users, Poisson arrivals: naive, static batching, the engine), the mixed
+load (streaming generations + Poisson sentiment), then fairness; returns one result dict."""
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,8 @@ from bot.engine import (Cancelled, Engine, EngineError, FillMaskRequest, FillMas
 from bot.engine.requests.zero_shot import DEFAULT_TEMPLATE
 
 from . import baselines, workload
-from .load import CpuProbe, LagProbe, RunResult, TimedWorker, batch_summary, closed_loop, now, open_loop, single_thread_server
+from .load import (CpuProbe, LagProbe, RunResult, TimedWorker, batch_summary, now, open_loop, single_thread_server,
+                   static_batching_server)
 from .models import SHAPES, build_models, engine_config, generation_folder
 
 log = logging.getLogger("bench")
@@ -29,23 +31,31 @@ log = logging.getLogger("bench")
 class Profile:
     name: str
     requests: dict[str, int]  # per classification-style task
-    gen_requests: int
+    gen_requests: int  # generation: requests from gen_users users, Poisson arrivals
+    gen_naive_requests: int  # the naive loop's share (its rate needs fewer; it is slow)
     gen_users: int = 16
+    gen_rate: float = 6.0  # generation arrivals per second (above every server's capacity: a queue forms)
     max_new_tokens: int = 32
+    mixed_users: int = 8  # mixed load: users streaming one long generation each...
+    mixed_tokens: int = 256
+    mixed_sentiment: int = 24  # ...while sentiment requests arrive (Poisson, mixed_rate a second)
+    mixed_rate: float = 1.0
     light_requests: int = 8  # light user, one a second, idle and under flood
     flood_concurrency: int = 192  # the heavy user's outstanding requests
-    calibration_seconds: float = 2.0  # sequential naive calls (at least 3) to estimate the naive rate
+    calibration_seconds: float = 3.0  # sequential naive calls (at least 3) to estimate the naive rate
     naive_load: float = 2.0  # open-loop rate shared by naive and engine: x the naive rate
     saturate: float = 1.25  # throughput run: x the ceiling rate (so the engine is saturated)
 
 
 PROFILES = {
-    "quick": Profile("quick", {"sentiment": 80, "zero_shot": 8, "fill_mask": 40}, gen_requests=32, light_requests=8),
-    "full": Profile("full", {"sentiment": 400, "zero_shot": 48, "fill_mask": 240}, gen_requests=96,
-                    light_requests=30, calibration_seconds=5.0),
+    "quick": Profile("quick", {"sentiment": 160, "zero_shot": 16, "fill_mask": 80}, gen_requests=48, gen_naive_requests=8,
+                     light_requests=12),
+    "full": Profile("full", {"sentiment": 400, "zero_shot": 48, "fill_mask": 240}, gen_requests=96, gen_naive_requests=16,
+                    light_requests=30, mixed_sentiment=40, calibration_seconds=5.0),
     # A fast end-to-end check of the bench itself; its numbers mean little.
-    "smoke": Profile("smoke", {"sentiment": 24, "zero_shot": 6, "fill_mask": 16}, gen_requests=16, max_new_tokens=8,
-                     light_requests=3, flood_concurrency=48, calibration_seconds=0.5),
+    "smoke": Profile("smoke", {"sentiment": 24, "zero_shot": 6, "fill_mask": 16}, gen_requests=16, gen_naive_requests=2,
+                     max_new_tokens=8, mixed_users=2, mixed_tokens=16, mixed_sentiment=4, light_requests=3,
+                     flood_concurrency=48, calibration_seconds=0.5),
 }
 
 USER_POOL = 64  # open-loop requests come from this many simulated users
@@ -143,6 +153,8 @@ class Bench:
                 tasks[task] = await self._guarded(task, self._classify(task, paths[task]))
             await self._quiet("generation")
             tasks["generation"] = await self._guarded("generation", self._generation())
+            await self._quiet("mixed")
+            mixed = await self._guarded("mixed", self._mixed())
             await self._quiet("fairness")
             fairness = await self._guarded("fairness", self._fairness())
             status = self.engine.status()
@@ -156,6 +168,7 @@ class Bench:
             "light_user_p99_ms": (fairness or {}).get("light_user_p99_ms"),
             "light_user_idle_p99_ms": (fairness or {}).get("light_user_idle_p99_ms"),
             "fairness": fairness,
+            "mixed": mixed,
             "loop_lag_phases": self.lag_phases,
             "cpu_cores_by_phase": self.cpu,
             "waited_for_quiet_s": self.waited,
@@ -165,7 +178,8 @@ class Bench:
             "engine_settings": {
                 "max_batch_size": self.config.max_batch_size, "max_batch_tokens": self.config.max_batch_tokens,
                 "max_queue": self.config.max_queue, "max_per_user": self.config.max_per_user,
-                "torch_threads": self.config.torch_threads, "device": status.device, "dtype": status.dtype,
+                "torch_threads": self.config.torch_threads, "device": status.device, "dtypes": status.dtypes,
+                "generation_batching": status.generation_batching,
             },
             "profile": self.p.name,
             "profile_settings": asdict(self.p),
@@ -234,6 +248,9 @@ class Bench:
                 break
         calibrated = calls / (time.perf_counter() - t)
 
+        # The ceiling runs at the engine's dtype for this role (DTYPE=auto); the naive pipeline in its default float32.
+        dtype = self.engine.status().dtypes[task]
+        pipe.model.to(getattr(torch, dtype))
         with CpuProbe(self._pids) as cpu:
             if task == "sentiment":
                 ceiling = baselines.ceiling_sentiment(pipe, texts)
@@ -245,6 +262,7 @@ class Bench:
         if task == "fill_mask" and hasattr(pipe.model, "lm_head"):
             mask_only = n / baselines.fill_mask_head_at_mask_only(pipe, texts)
             log.info("  %-26s %7.2f /s  (informational: LM head at the mask position only, 8-row chunks)", "ceiling, mask-only head", mask_only)
+        pipe.model.to(torch.float32)
         # (every row count tried, plus tokenizing: CPU ms per request is an upper estimate here)
         self._cpu(f"{task}: ceiling (all row counts)", cpu, RunResult(units=n * len(baselines.CEILING_ROWS)))
         ceiling_rps = n / ceiling.seconds
@@ -306,6 +324,7 @@ class Bench:
             runs = (same,)
         engine_rps = sat.rate
         return {
+            "engine_dtype": dtype, "ceiling_dtype": dtype, "naive_dtype": "float32",
             "naive_rps": _r(naive.rate), "ceiling_rps": _r(ceiling_rps), "engine_rps": _r(engine_rps),
             "engine_over_naive": _r(engine_rps / naive.rate), "engine_over_ceiling": _r(engine_rps / ceiling_rps),
             "p50_ms": _r(same.ms(50), 1), "p99_ms": _r(same.ms(99), 1),
@@ -326,43 +345,86 @@ class Bench:
 
     # --- generation ------------------------------------------------------------------------
     async def _generation(self) -> dict[str, Any]:
+        """16 users, Poisson arrivals faster than any server here keeps up with: tokens/s of the naive
+        one-at-a-time loop, of static batching (what waits runs as one generate) and of the engine."""
         p = self.p
         prompts = workload.prompts(SEEDS["generation"], p.gen_requests)
-        log.info("[generation] %d requests, %d concurrent users (closed loop), greedy, max_new_tokens=%d (%s)",
-                 p.gen_requests, p.gen_users, p.max_new_tokens, SHAPES["generation"])
+        offsets = workload.poisson_offsets(SEEDS["generation"], p.gen_requests, p.gen_rate)
+        users = [f"gen{i % p.gen_users}" for i in range(p.gen_requests)]
+        log.info("[generation] %d requests from %d users, Poisson %.1f/s, greedy, max_new_tokens=%d (%s)",
+                 p.gen_requests, p.gen_users, p.gen_rate, p.max_new_tokens, SHAPES["generation"])
         gen = baselines.Generator.load(self.gen_folder, p.max_new_tokens)
-        gen.naive(prompts[0])  # warm-up
-        with CpuProbe(self._pids) as cpu:
-            ceiling = baselines.ceiling_generation(gen, prompts)
-        self._cpu("generation: ceiling (incl. warm-up)", cpu, RunResult(units=ceiling.new_tokens))
-        ceiling_tps = ceiling.new_tokens / ceiling.seconds
-        log.info("  %-26s %7.2f tok/s  (one generate of %d rows, %d new tokens in %.1fs)", "ceiling", ceiling_tps,
-                 ceiling.rows, ceiling.new_tokens, ceiling.seconds)
+        gen.generate(prompts[:2], max_new_tokens=4)  # warm-up
         serve = single_thread_server(gen.naive, units=float)
-        naive = await self._plain_phase(f"generation: naive, {p.gen_users} users",
-                                        lambda: closed_loop(lambda i: serve(prompts[i]), p.gen_requests, p.gen_users))
-        del gen, serve
+        naive = await self._plain_phase("generation: naive", lambda: open_loop(lambda i: serve(prompts[i]),
+                                                                                offsets[:p.gen_naive_requests]))
+        static = static_batching_server(gen.generate, p.gen_users)
+        batched = await self._plain_phase("generation: static batching", lambda: open_loop(lambda i: static(prompts[i]), offsets))
+        del gen, serve, static
         gc.collect()
 
         async def engine_call(i: int) -> float:
             request = GenerationRequest(prompt=prompts[i], max_new_tokens=p.max_new_tokens, temperature=0.0, mode="complete")
-            out: GenerationResult = await self.engine.submit(request, user=f"gen{i % p.gen_users}")
+            out: GenerationResult = await self.engine.submit(request, user=users[i])
             return float(out.new_tokens[0])
 
-        run, batches = await self._engine_phase(f"generation: engine, {p.gen_users} users",
-                                                lambda: closed_loop(engine_call, p.gen_requests, p.gen_users), saturated=True)
+        run, batches = await self._engine_phase("generation: engine", lambda: open_loop(engine_call, offsets), saturated=True)
         return {
-            "naive_rps": _r(naive.rate), "ceiling_rps": _r(ceiling_tps), "engine_rps": _r(run.rate),
-            "engine_over_naive": _r(run.rate / naive.rate), "engine_over_ceiling": _r(run.rate / ceiling_tps),
+            "naive_rps": _r(naive.rate), "static_rps": _r(batched.rate), "engine_rps": _r(run.rate),
+            "engine_over_naive": _r(run.rate / naive.rate), "engine_over_static": _r(run.rate / batched.rate),
+            "static_over_naive": _r(batched.rate / naive.rate),
             "p50_ms": _r(run.ms(50), 1), "p99_ms": _r(run.ms(99), 1),
+            "static_p50_ms": _r(batched.ms(50), 1), "static_p99_ms": _r(batched.ms(99), 1),
             "naive_p50_ms": _r(naive.ms(50), 1), "naive_p99_ms": _r(naive.ms(99), 1),
-            "unit": "tokens/s", "requests": p.gen_requests, "users": p.gen_users, "max_new_tokens": p.max_new_tokens,
-            "new_tokens": {"naive": int(naive.units), "engine": int(run.units), "ceiling": ceiling.new_tokens},
-            "requests_per_s": {"naive": _r(naive.completed / naive.seconds, 3), "engine": _r(run.completed / run.seconds, 3)},
-            "failed": run.failed + naive.failed,
-            "ceiling": {"seconds": _r(ceiling.seconds, 3), "rows": ceiling.rows,
-                        "padding_fraction": _r(1 - ceiling.real_tokens / ceiling.padded_tokens, 3)},
+            "unit": "tokens/s", "requests": p.gen_requests, "naive_requests": p.gen_naive_requests, "users": p.gen_users,
+            "arrival_rate": p.gen_rate, "max_new_tokens": p.max_new_tokens, "batching": self.engine.status().generation_batching,
+            "new_tokens": {"naive": int(naive.units), "static": int(batched.units), "engine": int(run.units)},
+            "failed": run.failed + naive.failed + batched.failed,
             "engine_batches": batches,
+        }
+
+    # --- mixed load ------------------------------------------------------------------------
+    async def _mixed(self) -> dict[str, Any]:
+        """Users stream long generations while sentiment requests arrive: a cheap request must not
+        wait for someone else's long job."""
+        p = self.p
+        prompts = workload.prompts(SEEDS["generation"] + 100, p.mixed_users)
+        texts = workload.texts(SEEDS["sentiment"] + 200, p.mixed_sentiment)
+        offsets = [1.0 + t for t in workload.poisson_offsets(SEEDS["sentiment"] + 200, p.mixed_sentiment, p.mixed_rate)]
+        log.info("[mixed] %d users stream %d-token generations; %d sentiment requests arrive at %.1f/s from 1 s on",
+                 p.mixed_users, p.mixed_tokens, p.mixed_sentiment, p.mixed_rate)
+        first_token: list[float] = []
+        durations: list[float] = []
+
+        async def stream(i: int) -> None:
+            sent = now()
+            job = self.engine.submit_job(GenerationRequest(prompt=prompts[i], max_new_tokens=p.mixed_tokens, temperature=0.0),
+                                         user=f"streamer{i}")
+            async for _ in job.chunks():
+                first_token.append(now() - sent)
+                break
+            await job.result()
+            durations.append(now() - sent)
+
+        async def sentiment(i: int) -> float:
+            await self.engine.submit(SentimentRequest(texts=(texts[i],)), user=f"reader{i}")
+            return 1.0
+
+        async def both() -> RunResult:
+            streams = asyncio.gather(*(stream(i) for i in range(p.mixed_users)))
+            run = await open_loop(sentiment, offsets)
+            await streams
+            return run
+
+        run, _ = await self._engine_phase("mixed: sentiment during streams", both, saturated=True, per_unit=False)
+        generation = workload.pct(durations, 50)
+        return {
+            "sentiment_p50_ms": _r(run.ms(50), 1), "sentiment_p99_ms": _r(run.ms(99), 1), "sentiment_requests": run.completed,
+            "generation_p50_s": _r(generation, 2), "generation_max_s": _r(max(durations), 2),
+            "sentiment_p99_over_generation": _r(run.ms(99) / 1000 / generation, 4) if generation else None,
+            "ttft_p50_ms": _r(1000 * workload.pct(first_token, 50), 1), "ttft_p99_ms": _r(1000 * workload.pct(first_token, 99), 1),
+            "users": p.mixed_users, "max_new_tokens": p.mixed_tokens, "sentiment_rate": p.mixed_rate,
+            "failed": run.failed,
         }
 
     # --- fairness --------------------------------------------------------------------------

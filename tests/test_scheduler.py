@@ -16,7 +16,7 @@ from bot.engine import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidI
                         ResourceExhausted, Scheduler, WorkerCrashed)
 from bot.engine.requests import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
                                  ZeroShotRequest)
-from bot.engine.scheduler import ExecutorInfo, JobEvents, JobState
+from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
 
 WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it
 
@@ -219,7 +219,7 @@ async def test_invalid_request_is_refused_before_it_takes_a_slot(make_scheduler)
 
 # --- fairness and priority ---------------------------------------------------------------
 
-async def test_round_robin_puts_a_late_user_in_the_next_batch(make_scheduler):
+async def test_round_robin_puts_a_late_user_in_the_next_pass(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
     _, call = await start_blocker(scheduler, executor)
     flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(20)]
@@ -228,9 +228,32 @@ async def test_round_robin_puts_a_late_user_in_the_next_batch(make_scheduler):
 
     call.finish()
     batch = await executor.next_call()
-    assert batch.requests == [flood[0].request, late.request, flood[1].request, flood[2].request]
+    # Several people present: one job each per pass, so nobody waits behind a pass full of A's.
+    assert batch.requests == [flood[0].request, late.request]
     batch.finish()
     assert await outcome(late) == ("done", late.request)
+
+
+async def test_a_user_alone_fills_the_pass_and_shares_it_once_others_are_present(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=100, max_batch_size=4)
+    _, call = await start_blocker(scheduler, executor, user="A")
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(12)]
+    call.finish()
+    assert (await executor.next_call()).requests == [j.request for j in flood[:4]]  # alone: a full pass
+    clock.advance(ACTIVE_SECONDS / 2)
+    light = scheduler.submit(sent("b"), user="B")
+    executor.calls[-1].finish()
+    assert (await executor.next_call()).requests == [flood[4].request, light.request]
+    executor.calls[-1].finish()
+    # B was served a moment ago and may be back: A still gets one row a pass...
+    assert (await executor.next_call()).requests == [flood[5].request]
+    clock.advance(ACTIVE_SECONDS)
+    executor.calls[-1].finish()
+    # ...until B has been gone for ACTIVE_SECONDS.
+    assert (await executor.next_call()).requests == [j.request for j in flood[6:10]]
+    executor.run_freely()
+    for job in [*flood, light]:
+        assert await outcome(job) == ("done", job.request)
 
 
 async def test_round_robin_serves_the_late_user_before_most_of_the_flood(make_scheduler):
@@ -465,10 +488,11 @@ async def test_token_budget_caps_a_batch_but_a_lone_request_always_runs(make_sch
     assert batches == [[big_a.request, small_c.request], [big_b.request], [huge.request]]
 
 
-async def test_max_batch_size_caps_a_batch(make_scheduler):
-    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_size=3)
+async def test_max_batch_size_caps_a_pass(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=10, max_batch_size=3)
     _, call = await start_blocker(scheduler, executor)
-    jobs = [scheduler.submit(sent(f"s{i}"), user=f"u{i % 2}") for i in range(7)]
+    jobs = [scheduler.submit(sent(f"s{i}"), user="u") for i in range(7)]
+    clock.advance(ACTIVE_SECONDS)  # the blocker's user is gone: u is alone
     call.finish()
     executor.run_freely()
     for job in jobs:

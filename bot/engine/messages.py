@@ -71,7 +71,6 @@ class UnitDone:
 
     unit_id: int
     seconds: float
-    models: dict[str, str]  # role -> model id, loaded ones (the unit may have loaded one)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .requests.base import Failure, Request
 log = logging.getLogger(__name__)
 
 CLASSIFY_WINDOW = 1  # classification units at the worker at once: the queue, and so fairness, stays here
+ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
 FAILED = "Something went wrong while running the model. Please try again."
 
@@ -202,6 +203,7 @@ class Scheduler:
         self.running: dict[int, Job] = {}  # job id -> job, at the executor
         self._classifying = 0  # classification units at the executor
         self._decoding_rows = 0  # generation rows at the executor
+        self._last_served: dict[str, float] = {}  # user -> when a unit of theirs last went to the executor
         self._ids = itertools.count(1)
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task | None = None
@@ -316,10 +318,13 @@ class Scheduler:
         unit: list[Job] = []
         tokens = rows = 0
         max_rows = min(self.max_batch_size, self.executor.info.forward_rows)
+        # While several people are around, a pass takes one job per user: a pass cannot be
+        # interrupted, so a newcomer then waits for one row of someone's flood, not for a full pass.
+        one_round = self._present_users() > 1
         for lane in self.lanes.values():  # interactive first; background fills what is left
             served: list[str] = []
             progress = True
-            while progress and rows < max_rows:
+            while progress and rows < max_rows and not (one_round and served):
                 progress = False
                 for user, queue in list(lane.users.items()):  # one job per user per round
                     job = next((j for j in queue if j.request.batch_key() == key), None)
@@ -336,6 +341,14 @@ class Scheduler:
                     progress = True
             lane.served(list(dict.fromkeys(served)))
         return unit
+
+    def _present_users(self) -> int:
+        """People waiting now, or served in the last ACTIVE_SECONDS (so likely to be back soon)."""
+        now = self.clock()
+        recent = {user for user, at in self._last_served.items() if now - at < ACTIVE_SECONDS}
+        if len(self._last_served) > 4 * len(recent) + 64:  # forget the long gone
+            self._last_served = {user: self._last_served[user] for user in recent}
+        return len(recent | set(self.lanes[Priority.INTERACTIVE].users))
 
     def _head(self) -> Job | None:
         """The first job in round-robin order whose kind of work has room at the executor."""
@@ -375,6 +388,8 @@ class Scheduler:
             self._classifying += 1
         self.metrics.record_unit(task, len(unit))
         for job in unit:
+            if job.priority is Priority.INTERACTIVE:
+                self._last_served[job.user] = started
             job.state = JobState.RUNNING
             self.running[job.id] = job
             self.metrics.record_wait(task, started - job.enqueued_at)

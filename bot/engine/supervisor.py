@@ -226,7 +226,6 @@ class WorkerProcess:
                 unit.started = True
             elif not unit.future.done():
                 self._failures_in_a_row = 0
-                self.info.models = message.models
                 unit.future.set_result(message.seconds)
 
     def _on_exit(self, generation: int, exitcode: int | None) -> None:

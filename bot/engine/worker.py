@@ -73,6 +73,7 @@ class Worker:
         self.streaming: dict[int, int] = {}  # running generation job -> its unit
         self.started: dict[int, float] = {}  # unit -> when it started
         self.lock = threading.Lock()  # streaming and started are touched by the decoding threads too
+        self.reported_models: dict[str, str] = {}
 
     def serve(self) -> None:
         self.outbox.send(WorkerReady(pid=os.getpid(), device=str(self.registry.device), dtypes=self.registry.dtypes(),
@@ -107,6 +108,7 @@ class Worker:
                 with self.lock:
                     self.streaming[job_id] = message.unit_id
                 self.generation.start(job_id, request, self)
+            self._report_models()
         else:
             self.waiting.append(message)
 
@@ -119,7 +121,7 @@ class Worker:
         with self.lock:
             started = self.started.pop(unit_id, None)
         if started is not None:
-            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started, self.registry.loaded()))
+            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started))
 
     def _run_unit(self, unit: RunUnit) -> None:
         jobs = [(job_id, request) for job_id, request in unit.jobs if job_id not in self.cancelled]
@@ -131,6 +133,7 @@ class Worker:
                 self.outbox.send(Chunk(ids[index], sequence, text))
 
             outcomes = run_batch(self.tasks[unit.task], [request for _, request in jobs], emit)
+            self._report_models()
             for job_id, outcome in zip(ids, outcomes):
                 self.outbox.send(JobDone(job_id, outcome))
         self._finish_unit(unit.unit_id)
@@ -150,12 +153,21 @@ class Worker:
         if unit_id is not None:
             self._finish_unit(unit_id)
 
+    def _report_models(self) -> None:
+        """A unit may have loaded a model: say so before its results, so /status never lags behind them."""
+        if self.registry.loaded() != self.reported_models:
+            self._beat()
+
+    def _beat(self) -> None:
+        self.reported_models = self.registry.loaded()
+        self.outbox.send(Heartbeat(steps=self.turns.steps, step_running_for=self.turns.running_for(),
+                                   loading=self.registry.loading is not None, models=self.reported_models))
+
     def _heartbeat(self) -> None:
         while True:
             time.sleep(HEARTBEAT_SECONDS)
             try:
-                self.outbox.send(Heartbeat(steps=self.turns.steps, step_running_for=self.turns.running_for(),
-                                           loading=self.registry.loading is not None, models=self.registry.loaded()))
+                self._beat()
             except (OSError, ValueError):
                 return
 

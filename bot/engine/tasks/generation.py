@@ -4,13 +4,16 @@ picked from the model's config. Continuation, or chat through the tokenizer's ch
 Each request decodes alongside the others and finishes on its own; a request that
 arrives while others stream starts at the next step. Two ways to run it:
 
-- continuous: transformers' continuous batching (`init_continuous_batching`). One
-  manager holds every running row in a paged KV cache; a new row joins at the next
-  step, a finished or cancelled one leaves at once, and each row keeps its own
-  max_new_tokens, temperature and top_p (greedy rows sample with top_k=1).
+- continuous: transformers' continuous batching (`init_continuous_batching`). A manager
+  holds its running rows in a paged KV cache; a new row joins at the next step, a
+  finished or cancelled one leaves at once, each row with its own max_new_tokens. A
+  manager samples with one setting (its per-request processors cost 5-10x per token on
+  a CPU in our measurements), so there is one manager per setting in use — greedy, and
+  the default temperature/top_p — at most MAX_MANAGERS at once.
 - static: one `generate` call per request, in a thread of its own, for what continuous
-  batching cannot do: seq2seq models, and seeded sampling (the manager has one random
-  generator). Rows stop at their own limit or when cancelled (a stopping criterion).
+  batching cannot do: seq2seq models, seeded sampling (a manager has one random
+  generator), and a sampling setting when MAX_MANAGERS others are busy. Rows stop at
+  their own limit or when cancelled (a stopping criterion).
 
 Both only ever run a forward pass while holding the device turn (see turns.py), so
 classification passes and decode steps alternate. `auto` picks continuous where it can.
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 
 SEQ2SEQ_MAX_INPUT = 512  # T5-style models have no position limit; keep inputs sane
 KV_PAGE_TOKENS = 64  # continuous batching's KV cache page; small pages waste little on short chats
+KV_TOKENS_PER_ROW = 512  # cache sized for this many tokens a row on average (a long row takes more pages)
+MAX_MANAGERS = 2  # continuous batching managers (sampling settings) alive at once; each holds a KV cache
 PREFILL_TOKENS = 256  # prompt tokens per continuous step: a long prompt is prefilled over several steps
 FAILED = "Something went wrong while writing the answer. Please try again."
 
@@ -173,8 +178,8 @@ class GenerationTask:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.jobs: dict[int, RunningJob] = {}
-        self.manager: Any = None  # the continuous batching manager, made on first use
-        self.rows: dict[str, tuple[int, int]] = {}  # manager request id -> (job id, sequence)
+        self.managers: dict[tuple[float, ...], Any] = {}  # sampling setting -> its continuous batching manager
+        self.rows: dict[str, tuple[int, int, Any]] = {}  # manager request id -> (job id, sequence, manager)
         self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
         self.sink: JobSink | None = None
 
@@ -200,8 +205,9 @@ class GenerationTask:
                          loaded.model_id)
         with self.lock:
             self.jobs[job_id] = job
-        if self._continuous(loaded, request):
-            self._start_continuous(loaded, job, prompt_ids)
+        manager = self._manager(loaded, request)
+        if manager is not None:
+            self._start_continuous(manager, job, prompt_ids)
         else:
             threading.Thread(target=self._decode_static, args=(loaded, job, prompt_ids), daemon=True,
                              name=f"generate-{job_id}").start()
@@ -212,47 +218,59 @@ class GenerationTask:
         if job is None:
             return False
         job.cancelled.set()  # static decoding stops at its next step
-        for rid in rows:
-            self.manager.cancel_request(rid)
+        for rid, manager in rows:
+            manager.cancel_request(rid)
         return True
 
     def close(self) -> None:
-        if self.manager is not None:
-            self.manager.stop(block=True, timeout=5)
+        for manager in self.managers.values():
+            manager.stop(block=True, timeout=5)
 
     # --- continuous batching -------------------------------------------------------------
-    def _continuous(self, loaded: LoadedModel, request: GenerationRequest) -> bool:
+    def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
+        """The continuous batching manager for this request's sampling setting, or None: static decoding."""
         seeded = request.sampling and request.seed is not None
-        return self.batching() == "continuous" and not loaded.config.is_encoder_decoder and not seeded
+        if self.batching() != "continuous" or loaded.config.is_encoder_decoder or seeded:
+            return None
+        setting = (request.temperature, request.top_p) if request.sampling else ()
+        manager = self.managers.get(setting)
+        if manager is not None and manager.is_running():
+            return manager
+        with self.lock:
+            busy = {id(owner) for _, _, owner in self.rows.values()}
+        for old, idle in list(self.managers.items()):  # make room: stop managers with nothing running
+            if len(self.managers) >= MAX_MANAGERS and (id(idle) not in busy or not idle.is_running()):
+                idle.stop(block=True, timeout=5)
+                del self.managers[old]
+        if len(self.managers) >= MAX_MANAGERS:
+            return None
+        self.managers[setting] = manager = self._make_manager(loaded, request)
+        threading.Thread(target=self._collect, args=(manager,), daemon=True, name="generate-results").start()
+        return manager
 
-    def _start_continuous(self, loaded: LoadedModel, job: RunningJob, prompt_ids: list[int]) -> None:
-        if self.manager is None or not self.manager.is_running():
-            self.manager = self._make_manager(loaded)
-            threading.Thread(target=self._collect, args=(self.manager,), daemon=True, name="generate-results").start()
-        request = job.request
-        # Greedy rows sample from the single likeliest token; one manager has one do_sample.
-        sampling = {"temperature": float(request.temperature), "top_p": float(request.top_p)} if request.sampling \
-            else {"temperature": 1.0, "top_p": 1.0, "top_k": 1}
-        for sequence in range(request.num_return_sequences):
+    def _start_continuous(self, manager: Any, job: RunningJob, prompt_ids: list[int]) -> None:
+        for sequence in range(job.request.num_return_sequences):
             rid = f"{job.job_id}:{sequence}"
             with self.lock:
-                self.rows[rid] = (job.job_id, sequence)
-            self.manager.add_request(prompt_ids, request_id=rid, max_new_tokens=request.max_new_tokens, streaming=True,
-                                     **sampling)
+                self.rows[rid] = (job.job_id, sequence, manager)
+            manager.add_request(prompt_ids, request_id=rid, max_new_tokens=job.request.max_new_tokens, streaming=True)
 
-    def _make_manager(self, loaded: LoadedModel) -> Any:
+    def _make_manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any:
         stop_ids = sorted(self._stop_ids(loaded))
         rows = self.registry.config.max_batch_size
-        context = self._max_positions(loaded.config)
-        generation = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.95, top_k=50, max_new_tokens=MAX_NEW_TOKENS,
-                                      eos_token_id=stop_ids or -1, pad_token_id=loaded.tokenizer.pad_token_id)
+        sampling = {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p, "top_k": 0} if request.sampling \
+            else {"do_sample": False}
+        generation = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, eos_token_id=stop_ids or -1,
+                                      pad_token_id=loaded.tokenizer.pad_token_id, **sampling)
         # Sized from our limits, not from free memory (the default would take most of the RAM on a CPU).
-        pages = rows * -(-min(context, 1024 + MAX_NEW_TOKENS) // KV_PAGE_TOKENS)
+        pages = rows * KV_TOKENS_PER_ROW // KV_PAGE_TOKENS
         config = ContinuousBatchingConfig(page_size=KV_PAGE_TOKENS, num_blocks=pages, max_batch_tokens=PREFILL_TOKENS + rows,
-                                          max_requests_per_batch=rows, per_request_processors=True, allow_block_sharing=False)
+                                          max_requests_per_batch=rows, allow_block_sharing=False)
         manager = loaded.model.init_continuous_batching(generation_config=generation, continuous_batching_config=config)
         manager.start()
-        log.info("Continuous batching started: %d rows, %d KV pages of %d tokens", rows, pages, KV_PAGE_TOKENS)
+        log.info("Continuous batching started (%s): %d rows, %d KV pages of %d tokens",
+                 "sampling T=%g top_p=%g" % (request.temperature, request.top_p) if request.sampling else "greedy",
+                 rows, pages, KV_PAGE_TOKENS)
         return manager
 
     def _collect(self, manager: Any) -> None:
@@ -262,7 +280,7 @@ class GenerationTask:
             if output is not None:
                 self._on_output(output)
         with self.lock:
-            orphans = {owner for owner, _ in self.rows.values()}
+            orphans = {owner for owner, _, used in self.rows.values() if used is manager}
         if orphans:  # the manager died under them
             log.error("Continuous batching stopped (%s); failing %d job(s)", manager.background_thread_status.fatal_error, len(orphans))
         for job_id in orphans:
@@ -276,7 +294,7 @@ class GenerationTask:
                 del self.rows[output.request_id]
         if job is None:
             return  # cancelled
-        sequence = owner[1]
+        sequence = owner[1]  # (job id, sequence, manager)
         if output.error:
             log.error("Generation row %s failed: %s", output.request_id, output.error)
             self._fail(job.job_id, EngineError(FAILED))
@@ -322,12 +340,12 @@ class GenerationTask:
             job.finish(sequence, self.sink)
 
     # --- shared --------------------------------------------------------------------------
-    def _forget(self, job_id: int) -> tuple[RunningJob | None, list[str]]:
-        """Drop a job and its continuous rows; returns them."""
+    def _forget(self, job_id: int) -> tuple[RunningJob | None, list[tuple[str, Any]]]:
+        """Drop a job and its continuous rows; returns them as (row id, manager)."""
         with self.lock:
             job = self.jobs.pop(job_id, None)
-            rows = [rid for rid, (owner, _) in self.rows.items() if owner == job_id]
-            for rid in rows:
+            rows = [(rid, manager) for rid, (owner, _, manager) in self.rows.items() if owner == job_id]
+            for rid, _ in rows:
                 del self.rows[rid]
         return job, rows
 
