@@ -107,6 +107,26 @@ def targets_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def incidents_table(result: dict[str, Any]) -> list[str]:
+    i, f = result.get("incidents") or {}, result.get("fairness") or {}
+    if "error" in i:
+        return [f"Not measured: {i['error']}"]
+    ratio = f["light_user_p99_ms"] / f["light_user_idle_p99_ms"] if f.get("light_user_p99_ms") and f.get("light_user_idle_p99_ms") else None
+    return [
+        "| case | before (the issue's run) | this run |",
+        "|---|---|---|",
+        f"| one-sentence /sentiment 0.5 s into a 256-token chat answer | 8,148 ms (idle 9 ms) | "
+        f"{_f(i.get('sentiment_behind_generation_ms'), 0)} ms (idle {_f(i.get('sentiment_idle_ms'), 0)} ms; the answer took "
+        f"{_f(i.get('generation_seconds'), 1)} s) |",
+        f"| light user's p99 while another floods, over its idle p99 | about 31x | {_f(ratio)}x |",
+        f"| cancel of a running generation, until the worker has stopped it | never (ended 8.65 s later, when done) | "
+        f"{_f(i.get('cancel_stop_ms'), 0)} ms |",
+        f"| a hung worker (SIGSTOP) | never noticed | detected after {_f(i.get('stall_detected_s'), 1)} s (limit "
+        f"{_f(i.get('stall_limit_s'), 0)} s in this run; `/status`: \"{i.get('state_after_stall')}\"), served again after "
+        f"{_f(i.get('served_again_s'), 1)} s |",
+    ]
+
+
 def _analysis(result: dict[str, Any]) -> list[str]:
     """A few sentences, every number in them measured in this run."""
     tasks, notes = result["tasks"], []
@@ -175,6 +195,10 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"(queue depth {f.get('heavy_queue_depth_at_start')} when the light user started; heavy user served at {_f(f.get('heavy_rps'))} req/s) "
         f"vs **{_f(result['light_user_idle_p99_ms'], 0)} ms** with the engine idle. In a plain FIFO the light user would wait about "
         f"{_f(f.get('fifo_wait_estimate_ms'), 0)} ms behind the flood.",
+        "",
+        "## Issue 7's four cases, measured again",
+        "",
+        *incidents_table(result),
         "",
         "## Targets",
         "",

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import platform
+import signal
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bot.engine import (Cancelled, Engine, EngineError, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
+from bot.engine import (Cancelled, Engine, EngineError, WorkerStalled, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
                         SentimentResult, ZeroShotRequest, ZeroShotResult)
 from bot.engine.requests.zero_shot import DEFAULT_TEMPLATE
 
@@ -59,6 +60,7 @@ PROFILES = {
 }
 
 USER_POOL = 64  # open-loop requests come from this many simulated users
+STALL_TIMEOUT = 10.0  # the watchdog's limit in this run (default 120 s), so the hung-worker incident is short
 SEEDS = {"sentiment": 11, "zero_shot": 22, "fill_mask": 33, "generation": 44, "light": 55}
 
 
@@ -136,7 +138,8 @@ class Bench:
         # One engine for the whole run. The per-user cap is raised (default 3) so the fairness
         # flood can come from ONE user id, and the queue bound is raised so open-loop overload
         # is queued, not refused (refusals are still counted).
-        self.config = engine_config(paths, torch_threads=self.threads, max_queue=100_000, max_per_user=1_000_000)
+        self.config = engine_config(paths, torch_threads=self.threads, max_queue=100_000, max_per_user=1_000_000,
+                                    stall_timeout=STALL_TIMEOUT)
         self.gen_folder = generation_folder(self.config)
         self.worker = TimedWorker(self.config)
         self.engine = Engine(self.config, executor=self.worker)
@@ -158,6 +161,7 @@ class Bench:
             await self._quiet("fairness")
             fairness = await self._guarded("fairness", self._fairness())
             status = self.engine.status()
+            incidents = await self._guarded("incidents", self._incidents())  # last: it restarts the worker
         finally:
             await self.engine.close()
 
@@ -169,6 +173,7 @@ class Bench:
             "light_user_idle_p99_ms": (fairness or {}).get("light_user_idle_p99_ms"),
             "fairness": fairness,
             "mixed": mixed,
+            "incidents": incidents,
             "loop_lag_phases": self.lag_phases,
             "cpu_cores_by_phase": self.cpu,
             "waited_for_quiet_s": self.waited,
@@ -426,6 +431,56 @@ class Bench:
             "users": p.mixed_users, "max_new_tokens": p.mixed_tokens, "sentiment_rate": p.mixed_rate,
             "failed": run.failed,
         }
+
+    # --- incidents --------------------------------------------------------------------------
+    async def _incidents(self) -> dict[str, Any]:
+        """The four cases issue 7 started from: a cheap request 0.5 s into a 256-token chat answer,
+        cancelling a running generation, and a worker that hangs (SIGSTOP)."""
+        chat = "Write a long story about a robot who learns to paint."
+        quick = SentimentRequest(texts=("What a great match that was!",))
+
+        async def timed(coro) -> float:
+            started = now()
+            await coro
+            return now() - started
+
+        idle = sorted([await timed(self.engine.submit(quick, user="probe")) for _ in range(5)])[2]
+        story = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        started = now()
+        await asyncio.sleep(0.5)
+        behind = await timed(self.engine.submit(quick, user="probe"))
+        await story.result()
+        story_seconds = now() - started
+
+        job = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        async for _ in job.chunks():
+            break
+        cancelled_at = now()
+        job.cancel()
+        while self.engine.scheduler._decoding_rows or self.worker._units:  # until the worker has stopped it
+            await asyncio.sleep(0.005)
+        stop_seconds = now() - cancelled_at
+
+        job = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        async for _ in job.chunks():
+            break
+        hung_at = now()
+        os.kill(self.worker.info.pid, signal.SIGSTOP)
+        try:
+            await job.result()
+            detected = None
+        except WorkerStalled:
+            detected = now() - hung_at
+        state = self.engine.status().worker_state
+        await self.engine.submit(quick, user="probe")  # the new worker loads its model, then answers
+        recovered = now() - hung_at
+        log.info("[incidents] sentiment idle %.0f ms, 0.5 s into a 256-token chat answer %.0f ms (answer took %.1f s); "
+                 "cancel stopped a generation in %.0f ms; a hung worker was detected after %s s (%s) and served again after %.1f s",
+                 1000 * idle, 1000 * behind, story_seconds, 1000 * stop_seconds, detected and round(detected, 1), state, recovered)
+        return {"sentiment_idle_ms": _r(1000 * idle, 1), "sentiment_behind_generation_ms": _r(1000 * behind, 1),
+                "generation_seconds": _r(story_seconds, 2), "cancel_stop_ms": _r(1000 * stop_seconds, 1),
+                "stall_limit_s": STALL_TIMEOUT, "stall_detected_s": _r(detected, 2), "state_after_stall": state,
+                "served_again_s": _r(recovered, 2)}
 
     # --- fairness --------------------------------------------------------------------------
     async def _fairness(self) -> dict[str, Any]:
