@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bot.engine import Cancelled, Engine, GenerationRequest, SentimentRequest, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
@@ -86,16 +87,15 @@ async def first_chunk(job) -> tuple[int, str]:
     return await asyncio.wait_for(anext(job.chunks()), TIMEOUT)
 
 
-def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> list[int]:
-    """Greedy token ids from a plain `generate` call on the same model, in this process."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> tuple[str, int]:
+    """Greedy text and new-token count from a plain `generate` call on the same model, in this process."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    return out[0, ids.shape[1]:].tolist()
+    new = out[0, ids.shape[1]:].tolist()
+    return tokenizer.decode(new, skip_special_tokens=True), len(new)
 
 
 async def test_a_cheap_request_is_served_while_a_generation_streams(tiny_engine):
@@ -119,14 +119,22 @@ async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_mo
     short = await asyncio.wait_for(joined[0].result(), TIMEOUT)
     assert not first.future.done()  # the short one left while the long one kept decoding
     results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in (first, *joined)]
-    tokenizer_dir = tiny_models["gpt2"]
     for request, result in zip((first.request, *(j.request for j in joined)), results):
-        expected = lone_generate(tokenizer_dir, request.prompt, request.max_new_tokens)
-        from transformers import AutoTokenizer
-
-        text = AutoTokenizer.from_pretrained(tokenizer_dir).decode(expected, skip_special_tokens=True)
-        assert result.texts == [text] and result.new_tokens == [len(expected)]
+        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        assert result.texts == [text] and result.new_tokens == [tokens]
     assert short.new_tokens == [5]
+
+
+async def test_static_mode_decodes_each_request_alongside_with_the_same_text(tiny_models):
+    async with Engine(tiny_engine_config(tiny_models, generation_batching="static")) as engine:
+        assert engine.status().generation_batching == "static"
+        requests = [GenerationRequest("Once upon a time", max_new_tokens=30, temperature=0),
+                    GenerationRequest("The capital of France is", max_new_tokens=7, temperature=0)]
+        jobs = [engine.submit_job(request, user=f"s{i}") for i, request in enumerate(requests)]
+        results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in jobs]
+    for request, result in zip(requests, results):
+        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        assert result.texts == [text] and result.new_tokens == [tokens]
 
 
 async def test_cancel_stops_a_running_generation_and_frees_its_rows(tiny_engine):
