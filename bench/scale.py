@@ -122,7 +122,7 @@ async def generation(folder: Path) -> dict[str, Any]:
         await asyncio.to_thread(server.wait_ready)
         async with Engine(config(generation_backend="openai", openai_base_url=server.base_url,
                                  openai_model=server.model)) as engine, aiohttp.ClientSession() as session:
-            body = {"model": server.model, "prompt": request.prompt, "max_tokens": 1, "temperature": 0.0, "stream": True}
+            body = engine.executor.generation.body(request, 0)  # the very request the engine sends
 
             async def direct() -> None:
                 async with session.post(f"{server.base_url}/completions", json=body) as response:

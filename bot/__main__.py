@@ -65,14 +65,16 @@ def startup_error(error: BaseException) -> str | None:
     if isinstance(error, discord.PrivilegedIntentsRequired):
         return ("Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
                 "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false.")
-    if isinstance(error, (aiohttp.ClientConnectionError, OSError, TimeoutError)):
+    if isinstance(error, discord.DiscordServerError):
+        return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
+    if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, OSError, TimeoutError)):
         return f"Can't reach Discord ({type(error).__name__}: {error}). Check the network, DNS or proxy of this machine."
     return None
 
 
 async def _login(bot: commands.Bot, settings: Settings, connect: bool) -> int:
     """Log in (and connect); a failure anyone can fix is one line on stderr and exit code 1."""
-    shards = f" (shards {', '.join(map(str, settings.shard_ids))} of {settings.shard_count})" if settings.shard_ids else ""
+    shards = f" (SHARD_IDS={','.join(map(str, settings.shard_ids))} of SHARD_COUNT={settings.shard_count})" if settings.shard_ids else ""
     try:
         if connect:
             await bot.start(settings.discord_token)

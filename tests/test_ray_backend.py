@@ -119,3 +119,36 @@ async def test_serve_back_pressure_becomes_busy(ray_engine):
     busy = [outcome for outcome in outcomes if isinstance(outcome, Busy)]
     assert busy and "busy" in str(busy[0])
     assert len(sink.outcomes) == len(outcomes) - len(busy)  # every unit taken was answered
+
+
+async def test_every_command_answers_through_the_replicas(ray_engine, tiny_models, tmp_path):
+    import discord
+
+    from bot.client import HFBot
+    from bot.settings import Settings
+
+    from .discord_harness import FakeDiscord
+    from .test_commands_discord import assert_answered, bot_env, reset
+
+    executor: RayExecutor = ray_engine.executor
+    executor.units_by_replica.clear()
+    h = await FakeDiscord.create(HFBot(Settings.from_env(bot_env(tiny_models, str(tmp_path))), ray_engine))
+    try:
+        for name, options, title in [
+            ("sentiment", {"text": "I love this bot | The food was awful"}, "Sentiment"),
+            ("generate", {"prompt": "The weather today is", "max_new_tokens": 4, "temperature": 0.0}, "Generation"),
+            ("label", {"text": "What a goal!", "labels": "sports, politics", "method": "nli"}, None),
+            ("fill", {"text": "Paris is the [MASK] of France.", "top_k": 3}, None),
+            ("tokens", {"text": "Hello world"}, None),
+        ]:
+            reset(h)
+            await h.invoke_slash(name, options)
+            embed = assert_answered(h)
+            assert embed["color"] == discord.Colour.blurple().value, embed  # an answer, not an error
+            assert title is None or embed["title"] == title
+        reset(h)
+        await h.invoke_slash("status")
+        assert "ray: 2 replicas on cpu" in h.recorder.records[0].embeds[0]["description"]
+    finally:
+        await h.close()
+    assert sum(executor.units_by_replica.values()) == 5

@@ -82,14 +82,22 @@ async def test_unreachable_discord_is_one_line_and_exit_code_1(tmp_path, discord
     code = await command(settings(tmp_path, SHARD_COUNT="2", SHARD_IDS="1"), *args)
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err
-    assert err.startswith("Can't start the bot (shards 1 of 2): Can't reach Discord") and "network" in err
+    assert err.startswith("Can't start the bot (SHARD_IDS=1 of SHARD_COUNT=2): Can't reach Discord") and "network" in err
     assert not (tmp_path / "bot.sqlite3").exists()  # failed before the database (and the worker) started
+
+
+class FakeResponse:
+    """What discord.HTTPException reads from an aiohttp response."""
+
+    def __init__(self, status: int) -> None:
+        self.status, self.reason = status, "Service Unavailable"
 
 
 def test_each_start_up_failure_names_what_to_fix():
     assert "DISCORD_TOKEN" in startup_error(discord.LoginFailure("Improper token has been passed."))
     intents = startup_error(discord.PrivilegedIntentsRequired(0))
     assert "Message Content" in intents and "AUTOTAG=false" in intents
+    assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"))
     assert startup_error(ValueError("a bug")) is None  # anything else keeps its traceback
 
 

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 DOWN = "The text generation server is not reachable right now. Please try again later."
 SLOW = "The text generation server is too slow to answer right now. Please try again later."
 LOST = "The text generation server stopped while answering. Please try again."
-REFUSED = "The text generation server refused this request ({status}: {detail})."
+REFUSED = "The text generation server refused this request (HTTP {status}); the bot's log says why."
 
 
 class OpenAIGenerationExecutor:
@@ -84,31 +84,35 @@ class OpenAIGenerationExecutor:
         return GenerationResult(prompt=request.prompt, texts=list(texts), new_tokens=list(new_tokens),
                                 finish_reasons=list(reasons), mode=request.mode, model=self.config.openai_model)
 
-    async def _stream(self, job_id: int, index: int, request: GenerationRequest, events: JobEvents) -> tuple[str, int, str]:
-        """One sequence: its text, its token count and why it stopped."""
-        chat = request.mode == "chat"
+    def body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
+        """The JSON of sequence `index`'s streaming request."""
         body: dict[str, Any] = {
             "model": self.config.openai_model,
             "stream": True,
             "max_tokens": request.max_new_tokens,
-            # Greedy where the API has no switch for it: temperature 0 means greedy on these servers.
-            "temperature": request.temperature,
+            "temperature": request.temperature,  # 0 is greedy on these servers
             "top_p": request.top_p,
         }
         if request.seed is not None:
             body["seed"] = request.seed + index
-        if chat:
+        if request.mode == "chat":
             body["messages"] = [{"role": "user", "content": request.prompt}]
         else:
             body["prompt"] = request.prompt
+        return body
+
+    async def _stream(self, job_id: int, index: int, request: GenerationRequest, events: JobEvents) -> tuple[str, int, str]:
+        """One sequence: its text, its token count and why it stopped."""
+        chat = request.mode == "chat"
+        body = self.body(request, index)
         url = f"{self.config.openai_base_url}/{'chat/completions' if chat else 'completions'}"
         text, tokens = "", 0
         try:
             async with self._session.post(url, json=body) as response:
                 if response.status >= 400:
-                    detail = (await response.text())[:200]
-                    log.warning("The generation server answered %s: %s", response.status, detail)
-                    raise (EngineError if response.status < 500 else ModelUnavailable)(REFUSED.format(status=response.status, detail=detail))
+                    # The server's detail may name paths or keys: the operator's log gets it, the user a short line.
+                    log.warning("The generation server answered %s to %s: %s", response.status, url, (await response.text())[:500])
+                    raise (EngineError if response.status < 500 else ModelUnavailable)(REFUSED.format(status=response.status))
                 async for event in _events(response):
                     if not (choices := event.get("choices")):
                         continue
