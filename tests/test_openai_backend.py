@@ -170,3 +170,22 @@ async def test_a_server_that_refuses_the_model_gets_a_clear_message(tiny_models,
         with pytest.raises(EngineError) as refused:
             await asyncio.wait_for(engine.submit(GenerationRequest("Hi", max_new_tokens=2), user="u"), TIMEOUT)
     assert re.fullmatch(r"The text generation server refused this request \(HTTP 4\d\d\); the bot's log says why\.", str(refused.value))
+
+
+async def test_slash_generate_streams_from_the_server(engine, tiny_models, tmp_path):
+    import discord
+
+    from bot.client import HFBot
+    from bot.settings import Settings
+
+    from .discord_harness import FakeDiscord
+    from .test_commands_discord import assert_answered, bot_env
+
+    h = await FakeDiscord.create(HFBot(Settings.from_env(bot_env(tiny_models, str(tmp_path))), engine))
+    try:
+        await h.invoke_slash("generate", {"prompt": "Say hello", "max_new_tokens": 6, "temperature": 0.0, "mode": "chat"})
+        embed = assert_answered(h)
+    finally:
+        await h.close()
+    assert embed["title"] == "Chat" and embed["color"] == discord.Colour.blurple().value
+    assert "SmolLM2" in embed["footer"]["text"]  # the server's model
