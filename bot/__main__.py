@@ -67,7 +67,8 @@ def startup_error(error: BaseException) -> str | None:
                 "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false.")
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
-    if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, OSError, TimeoutError)):
+    # Not any OSError: setup_hook runs inside login, and a database folder we can't write is no network problem.
+    if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, ConnectionError)):
         return f"Can't reach Discord ({type(error).__name__}: {error}). Check the network, DNS or proxy of this machine."
     return None
 

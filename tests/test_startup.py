@@ -98,7 +98,8 @@ def test_each_start_up_failure_names_what_to_fix():
     intents = startup_error(discord.PrivilegedIntentsRequired(0))
     assert "Message Content" in intents and "AUTOTAG=false" in intents
     assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"))
-    assert startup_error(ValueError("a bug")) is None  # anything else keeps its traceback
+    assert startup_error(ValueError("a bug")) is None
+    assert startup_error(PermissionError("data/bot.sqlite3")) is None  # not "can't reach Discord"  # anything else keeps its traceback
 
 
 def test_the_bot_process_imports_neither_torch_nor_ray():
