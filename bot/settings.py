@@ -16,6 +16,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 GENERATION_BATCHING = ("auto", "continuous", "static")
 LABEL_METHODS = ("nli", "embedding")
+ENGINE_BACKENDS = ("local", "ray")
+GENERATION_BACKENDS = ("local", "openai")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
@@ -25,6 +27,15 @@ def boolean(raw: str) -> bool:
     if raw.lower() not in BOOLEANS:
         raise ValueError(raw)
     return BOOLEANS[raw.lower()]
+
+
+def shard_list(raw: str) -> tuple[int, ...] | None:
+    if not raw:
+        return None
+    ids = tuple(int(part) for part in raw.split(","))
+    if min(ids) < 0:
+        raise ValueError(raw)
+    return ids
 
 
 class SettingsError(ValueError):
@@ -44,6 +55,8 @@ class Settings:
     autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
     min_examples: int = DEFAULT_MIN_EXAMPLES
     retrain_every: int = DEFAULT_RETRAIN_EVERY
+    shard_count: int | None = None  # None: discord.py asks Discord for the recommended count
+    shard_ids: tuple[int, ...] | None = None  # the shards this process runs; None: all of them
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -91,7 +104,22 @@ class Settings:
             generation_batching=choice("GENERATION_BATCHING", "auto", GENERATION_BATCHING),
             stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", lambda v: 0 < v < float("inf")),
             torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
+            backend=choice("ENGINE_BACKEND", "local", ENGINE_BACKENDS),
+            ray_address=get("RAY_ADDRESS"),
+            ray_replicas=parse("RAY_REPLICAS", "2", int, "a positive whole number", positive),
+            ray_gpus_per_replica=parse("RAY_GPUS_PER_REPLICA", "0", float, "a number of GPUs, 0 or more", lambda v: v >= 0),
+            generation_backend=choice("GENERATION_BACKEND", "local", GENERATION_BACKENDS),
+            openai_base_url=get("OPENAI_BASE_URL").rstrip("/"),
+            openai_api_key=get("OPENAI_API_KEY"),
+            openai_model=get("OPENAI_MODEL"),
+            openai_timeout=parse("OPENAI_TIMEOUT", "60", float, "seconds", positive),
         )
+        if engine.generation_backend == "openai" and not (engine.openai_base_url and engine.openai_model):
+            raise SettingsError("GENERATION_BACKEND=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1) and OPENAI_MODEL.")
+        shard_count = parse("SHARD_COUNT", "0", int, "a positive whole number (or empty: Discord's recommendation)", lambda v: v >= 0) or None
+        shard_ids = parse("SHARD_IDS", "", shard_list, "shard numbers separated by commas, e.g. 0,1", lambda v: v is None or len(set(v)) == len(v))
+        if shard_ids is not None and (shard_count is None or max(shard_ids) >= shard_count):
+            raise SettingsError(f"SHARD_IDS={get('SHARD_IDS')!r} needs SHARD_COUNT set, and every id below it (ids start at 0).")
         return cls(
             discord_token=get("DISCORD_TOKEN") or None,
             dev_guild_id=parse("DEV_GUILD_ID", "0", int, "a Discord server id (a number)", lambda v: v >= 0) or None,
@@ -104,4 +132,6 @@ class Settings:
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
             min_examples=parse("MIN_EXAMPLES", str(DEFAULT_MIN_EXAMPLES), int, "a whole number from 2 to 1000", lambda v: 2 <= v <= 1000),
             retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
+            shard_count=shard_count,
+            shard_ids=shard_ids,
         )

@@ -44,3 +44,13 @@ class EngineConfig:
     generation_batching: str = "auto"  # auto | continuous | static (see tasks/generation.py)
     stall_timeout: float = 120.0  # seconds without progress before the worker is restarted (the upper bound)
     torch_threads: int = 0  # 0: torch's default (one per core)
+    # Scaling out (README "Scaling out"): where units run.
+    backend: str = "local"  # local (one worker process) | ray (Ray Serve replicas)
+    ray_address: str = ""  # "": start a local Ray; "auto" or ray://host:port: join a running cluster
+    ray_replicas: int = 2
+    ray_gpus_per_replica: float = 0.0
+    generation_backend: str = "local"  # local (the worker or replicas) | openai (an OpenAI-compatible server)
+    openai_base_url: str = ""  # e.g. http://127.0.0.1:8000/v1
+    openai_api_key: str = field(default="", repr=False)
+    openai_model: str = ""
+    openai_timeout: float = 60.0  # seconds to connect, and between two streamed chunks

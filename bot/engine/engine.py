@@ -1,14 +1,14 @@
-"""The engine's front door: a scheduler feeding one executor (the worker process), plus status."""
+"""The engine's front door: a scheduler feeding one executor (the worker process, or see backends.py), plus status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from .backends import make_executor
 from .config import EngineConfig
 from .metrics import Metrics, TaskStats
 from .requests.base import Request
 from .scheduler import Executor, Job, Priority, Scheduler
-from .supervisor import WorkerProcess
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Engine:
     def __init__(self, config: EngineConfig, executor: Executor | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.executor = executor or WorkerProcess(config)
+        self.executor = executor or make_executor(config)
         self.scheduler = Scheduler(
             self.executor,
             metrics=self.metrics,

@@ -32,7 +32,6 @@ from .requests.base import Failure, Request
 
 log = logging.getLogger(__name__)
 
-CLASSIFY_WINDOW = 1  # classification units at the worker at once: the queue, and so fairness, stays here
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
 FAILED = "Something went wrong while running the model. Please try again."
@@ -50,6 +49,9 @@ class ExecutorInfo:
     models: dict[str, str] = field(default_factory=dict)  # role -> model id, once loaded
     generation_batching: str = ""
     forward_rows: int = 64  # rows one classification forward pass takes
+    # Classification units at the executor at once: one per process that runs them (a worker,
+    # or each Ray replica), so the queue, and so fairness, stays here.
+    classify_window: int = 1
 
     @property
     def alive(self) -> bool:
@@ -352,7 +354,7 @@ class Scheduler:
 
     def _head(self) -> Job | None:
         """The first job in round-robin order whose kind of work has room at the executor."""
-        room_to_classify = self._classifying < CLASSIFY_WINDOW
+        room_to_classify = self._classifying < self.executor.info.classify_window
         free_rows = self.max_batch_size - self._decoding_rows
         for lane in self.lanes.values():
             for queue in lane.users.values():

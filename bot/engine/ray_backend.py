@@ -1,0 +1,193 @@
+"""ENGINE_BACKEND=ray: the same task code as the local worker, in N Ray Serve replicas.
+
+The scheduler in the bot process keeps admission, fairness, priorities and deadlines and
+hands out units as with the local worker; `classify_window` lets one classification unit
+be in flight per replica. Each unit is one streaming call (`handle.options(stream=True)`):
+the replica yields ("chunk", ...) and ("done", ...) events as the worker sends its messages.
+A replica that dies fails its in-flight units with `WorkerCrashed` (Serve starts a new one);
+Serve's back-pressure (`max_queued_requests`) becomes `Busy`; cancel cancels the stream,
+which stops the generation at its next step inside the replica.
+
+Several bot processes (gateway shards) share one set of replicas by pointing RAY_ADDRESS at
+the same cluster: the first deploys the application, the others attach to it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ray
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException, ReplicaUnavailableError
+
+from .config import EngineConfig
+from .errors import Busy, EngineError, WorkerCrashed
+from .requests.base import Request
+from .scheduler import ExecutorInfo, JobEvents
+
+log = logging.getLogger(__name__)
+
+APP = "hf-discord-bot"
+CRASHED = "The model replica stopped unexpectedly while answering (a new one is starting). Please try again."
+BUSY = "All model replicas are busy right now. Please try again in a few seconds."
+FAILED = "Something went wrong while running the model. Please try again."
+
+Event = tuple[Any, ...]  # ("started", pid) | ("chunk", job_id, sequence, text) | ("done", job_id, outcome)
+
+
+class Replica:
+    """One Serve replica: the worker's registry, device turns and tasks, driven by streaming calls."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if config.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported
+        import torch
+
+        from .registry import ModelRegistry
+        from .tasks import TASKS
+        from .turns import DeviceTurns
+
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.registry = ModelRegistry(config, DeviceTurns())
+        self.tasks = {name: cls(self.registry) for name, cls in TASKS.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": str(self.registry.device), "dtypes": self.registry.dtypes(),
+                "generation_batching": self.tasks["generation"].batching(), "forward_rows": self.registry.forward_rows}
+
+    async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
+        yield ("started", os.getpid())
+        if task == "generation":
+            async for event in self._generate(jobs):
+                yield event
+            return
+        from .worker import run_batch
+
+        ids = [job_id for job_id, _ in jobs]
+        # A thread, so the replica's loop keeps streaming other units' chunks; classification emits none.
+        outcomes = await asyncio.to_thread(run_batch, self.tasks[task], [request for _, request in jobs], _no_chunks)
+        for job_id, outcome in zip(ids, outcomes):
+            yield ("done", job_id, outcome)
+
+    async def _generate(self, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
+        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+        generation = self.tasks["generation"]
+
+        class Sink:  # called from the decoding threads
+            def chunk(self, job_id: int, sequence: int, text: str) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, ("chunk", job_id, sequence, text))
+
+            def done(self, job_id: int, outcome: Any) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, ("done", job_id, outcome))
+
+        running = {job_id for job_id, _ in jobs}
+        for job_id, request in jobs:
+            generation.start(job_id, request, Sink())
+        try:
+            while running:
+                event = await queue.get()
+                if event[0] == "done":
+                    running.discard(event[1])
+                yield event
+        finally:  # the caller cancelled the stream (or went away): stop at the next step
+            for job_id in running:
+                generation.cancel(job_id)
+
+
+def _no_chunks(index: int, sequence: int, text: str) -> None:
+    raise AssertionError("classification tasks do not stream")
+
+
+class RayExecutor:
+    """Implements the scheduler's Executor with Ray Serve replicas."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.info = ExecutorInfo(classify_window=config.ray_replicas)
+        self.replica_pids: dict[int, int] = {}  # job id -> pid of the replica running it
+        self.units_by_replica: Counter[int] = Counter()  # pid -> units it has run
+        self._handle: Any = None
+        self._streams: dict[int, Any] = {}  # job id -> its unit's response stream
+        self._started_ray = False
+
+    async def start(self) -> None:
+        if self._handle is not None:
+            return
+        await asyncio.to_thread(self._connect)
+        description = await self._handle.describe.remote()
+        self.info.device = f"ray: {self.config.ray_replicas} replicas on {description['device']}"
+        self.info.dtypes, self.info.generation_batching = description["dtypes"], description["generation_batching"]
+        self.info.forward_rows = description["forward_rows"]
+        self.info.state = "running"
+
+    def _connect(self) -> None:
+        if not ray.is_initialized():
+            # "": a local Ray for this process, on loopback; "auto" or ray://...: a running cluster.
+            ray.init(address=self.config.ray_address or None, include_dashboard=False, log_to_driver=False)
+            self._started_ray = not self.config.ray_address
+        try:
+            self._handle = serve.get_app_handle(APP)  # another bot process deployed it: share its replicas
+            log.info("Attached to the running Ray Serve application %r", APP)
+        except RayServeException:  # not deployed yet
+            rows = self.config.max_batch_size
+            deployment = serve.deployment(Replica).options(
+                name="Replica",
+                num_replicas=self.config.ray_replicas,
+                ray_actor_options={"num_gpus": self.config.ray_gpus_per_replica, "num_cpus": 1},
+                # Generations decode side by side (up to a batch of rows) plus one classification pass.
+                max_ongoing_requests=rows + 1,
+                max_queued_requests=rows,
+            )
+            serve.start(proxy_location="Disabled")  # called through handles only: no HTTP port is opened
+            self._handle = serve.run(deployment.bind(self.config), name=APP, route_prefix=None)
+            log.info("Deployed %d Ray Serve replicas", self.config.ray_replicas)
+
+    async def close(self) -> None:
+        for stream in self._streams.values():
+            stream.cancel()
+        if self._started_ray:  # ours alone: take it down; a shared cluster keeps serving the others
+            await asyncio.to_thread(serve.shutdown)
+            await asyncio.to_thread(ray.shutdown)
+        self._handle = None
+        self.info.state = "stopped"
+
+    async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None:
+        stream = self._handle.options(stream=True).run.remote(task, jobs)
+        ids = [job_id for job_id, _ in jobs]
+        self._streams.update((job_id, stream) for job_id in ids)
+        try:
+            async for event in stream:
+                if event[0] == "started":
+                    self.replica_pids.update((job_id, event[1]) for job_id in ids)
+                    self.units_by_replica[event[1]] += 1
+                elif event[0] == "chunk":
+                    events.chunk(*event[1:])
+                else:
+                    events.done(*event[1:])
+        except asyncio.CancelledError:
+            stream.cancel()
+            raise
+        except BackPressureError:
+            raise Busy(BUSY, retry_after=5.0) from None
+        except (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError) as error:
+            log.error("A Ray Serve replica failed with %d %s requests in flight: %s", len(jobs), task, error)
+            raise WorkerCrashed(CRASHED) from None
+        except ray.exceptions.TaskCancelledError:
+            pass  # our own cancel (the job's caller went away): the scheduler has answered it
+        except ray.exceptions.RayError as error:
+            log.error("A Ray Serve unit of %d %s requests failed: %s", len(jobs), task, error)
+            raise EngineError(FAILED) from None
+        finally:
+            for job_id in ids:
+                self._streams.pop(job_id, None)
+                self.replica_pids.pop(job_id, None)
+
+    def cancel(self, job_id: int) -> None:
+        if (stream := self._streams.get(job_id)) is not None:
+            stream.cancel()
