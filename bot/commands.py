@@ -18,16 +18,20 @@ from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMask
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
 from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
 from .engine.requests.fill_mask import MAX_TOP_K
-from .engine.requests.generation import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES, MAX_TEMPERATURE, MAX_SEED
+from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
+                                         MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
 from .engine.requests.zero_shot import MAX_LABELS
 from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
+CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
+CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
+OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
 
 
 @dataclass
@@ -75,9 +79,15 @@ def _sentiment(s: Settings, text: str) -> Request:
     return SentimentRequest(tuple(split_sentences(text)))
 
 
-def _generate(s: Settings, prompt: str, max_new_tokens: int = 64, num_return_sequences: int = 1, temperature: float = 0.7,
-              top_p: float = 0.95, seed: int | None = None, mode: str = "complete") -> Request:
+def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, num_return_sequences: int = 1,
+              temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, seed: int | None = None,
+              mode: str = MODES[0]) -> Request:
     return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode)
+
+
+def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> Request:
+    """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
+    return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system)
 
 
 def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None) -> Request:
@@ -94,7 +104,7 @@ def _tokens(s: Settings, text: str, model: str = "sentiment") -> Request:
 
 # Command name -> request builder. /status needs no request (see render_status).
 COMMANDS: dict[str, Callable[..., Request]] = {
-    "sentiment": _sentiment, "generate": _generate, "label": _label, "fill": _fill, "tokens": _tokens,
+    "sentiment": _sentiment, "generate": _generate, "chat": _chat, "label": _label, "fill": _fill, "tokens": _tokens,
 }
 
 
@@ -160,7 +170,19 @@ def _render_generation(r: GenerationResult) -> Reply:
         body.append(f"**{i}.** {text}" if len(r.texts) > 1 else text)
     cut = sum(reason == "length" for reason in r.finish_reasons)
     note = " · stopped at max_new_tokens" if cut else ""
-    return Reply("Chat" if r.mode == "chat" else "Generation", [*head, *body], footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+    if r.dropped_turns:
+        note += f" · {r.dropped_turns} earlier messages left out to fit the context"
+    return Reply(CHAT_TITLE if r.mode == "chat" else "Generation", [*head, *body],
+                 footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+
+
+def render_conversation(r: GenerationResult, opening: bool, how_to_continue: str) -> Reply:
+    """A conversation's answer; the first one also keeps the member's message, so the thread or chain can be read back."""
+    reply = _render_generation(r)
+    if opening:
+        reply.fields.append((OPENING_FIELD, clip(r.prompt, 1024)))
+    reply.footer += f" · {how_to_continue}"
+    return reply
 
 
 _RENDERERS: dict[type, Callable[[Any], Reply]] = {
@@ -169,11 +191,14 @@ _RENDERERS: dict[type, Callable[[Any], Reply]] = {
 }
 
 
+WRITING = "writing…"  # the footer of an answer still streaming (never read back as a finished turn)
+
+
 def render_partial(request: GenerationRequest, text: str) -> Reply:
     """A generation still streaming (sequence 1 only; the final reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
-    return Reply("Chat" if request.mode == "chat" else "Generation", [*head, clip(text, DESCRIPTION_LIMIT - 200) + " ▌"],
-                 footer="writing…", tone="info")
+    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, clip(text, DESCRIPTION_LIMIT - 200) + " ▌"],
+                 footer=WRITING, tone="info")
 
 
 def render_waiting(position: int, eta: float) -> str:

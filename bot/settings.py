@@ -10,6 +10,7 @@ from typing import Any
 
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
 from .engine.config import setting_name
+from .engine.requests.base import MAX_TEXT_CHARS
 
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -43,6 +44,8 @@ class Settings:
     autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
     min_examples: int = DEFAULT_MIN_EXAMPLES
     retrain_every: int = DEFAULT_RETRAIN_EVERY
+    system_prompt: str | None = None  # /chat's system prompt where a server has set none (and the console's)
+    chat_threads: bool = False  # read every message in chat threads; needs the privileged Message Content intent
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -101,4 +104,7 @@ class Settings:
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
             min_examples=parse("MIN_EXAMPLES", str(DEFAULT_MIN_EXAMPLES), int, "a whole number from 2 to 1000", lambda v: 2 <= v <= 1000),
             retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
+            system_prompt=parse("SYSTEM_PROMPT", "", str, f"at most {MAX_TEXT_CHARS} characters",
+                                lambda v: len(v) <= MAX_TEXT_CHARS) or None,
+            chat_threads=parse("CHAT_THREADS", "false", boolean, "true or false"),
         )

@@ -111,6 +111,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (guild_id, message_id))""",
         "ALTER TABLE guild_settings ADD COLUMN review_threshold REAL",
     ),
+    (
+        # A server's system prompt for /chat conversations (set by its admins with /config).
+        """CREATE TABLE system_prompts (
+            guild_id INTEGER PRIMARY KEY,
+            prompt TEXT NOT NULL,
+            set_by INTEGER NOT NULL,
+            set_at REAL NOT NULL)""",
+    ),
 ]
 
 
@@ -360,6 +368,20 @@ class TagStore:
                 (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id))
         return await self.config(guild_id)
 
+    # --- conversations -------------------------------------------------------------------
+    async def system_prompt(self, guild_id: int) -> str | None:
+        rows = await self._read("SELECT prompt FROM system_prompts WHERE guild_id = ?", (guild_id,))
+        return rows[0][0] if rows else None
+
+    async def set_system_prompt(self, guild_id: int, prompt: str | None, set_by: int) -> None:
+        """Store a server's system prompt; None removes it."""
+        async with self._write() as db:
+            if prompt is None:
+                await db.execute("DELETE FROM system_prompts WHERE guild_id = ?", (guild_id,))
+            else:
+                await db.execute("INSERT OR REPLACE INTO system_prompts (guild_id, prompt, set_by, set_at) VALUES (?, ?, ?, ?)",
+                                 (guild_id, prompt, set_by, time.time()))
+
     # --- watched channels ----------------------------------------------------------------
     async def watch(self, guild_id: int, channel_id: int, threshold: float | None, log_channel_id: int | None) -> None:
         async with self._write() as db:
@@ -531,7 +553,8 @@ class TagStore:
         """Delete everything stored for a guild; returns rows deleted per table."""
         deleted = {}
         async with self._write() as db:
-            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews"):
+            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews",
+                          "system_prompts"):
                 cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
                 deleted[table] = cursor.rowcount
         return deleted
