@@ -7,6 +7,7 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -40,6 +41,16 @@ def to_embed(reply: Reply) -> discord.Embed:
     return embed
 
 
+@dataclass
+class Writing:
+    """A request being answered: its job, and the text streamed so far (what Stop keeps)."""
+
+    job: Job
+    request: Any
+    text: str = ""
+    stopped: bool = False  # the member pressed Stop: the answer keeps `text`
+
+
 class HFBot(commands.Bot):
     def __init__(self, settings: Settings, engine: Engine) -> None:
         intents = discord.Intents.default()  # slash commands need no privileged intent;
@@ -56,6 +67,7 @@ class HFBot(commands.Bot):
         self.store = TagStore(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
+        self.writing: dict[int, Writing] = {}  # answer message id -> what is being written there (for Stop)
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -91,7 +103,7 @@ class HFBot(commands.Bot):
         try:
             await interaction.response.defer(thinking=True, ephemeral=private)
             interaction.extras["public"] = not private
-            result = await self.follow(job, request, interaction.edit_original_response)
+            result = await self.follow(Writing(job, request), interaction.edit_original_response)
         finally:
             job.cancel()  # no-op once finished; frees the queue slot if deferring failed
         await interaction.edit_original_response(content=None, embed=to_embed(render(result)))
@@ -104,12 +116,13 @@ class HFBot(commands.Bot):
         timeout = min(self.settings.request_timeout, INTERACTION_LIFETIME - 30 - age)
         return self.engine.submit_job(request, user=str(user_id), timeout=timeout)
 
-    async def follow(self, job: Job, request: Any, edit: Edit) -> Any:
+    async def follow(self, writing: Writing, edit: Edit) -> Any:
         """Show a queued job's position and its streamed text through `edit` until it ends; returns its result."""
+        job = writing.job
         waiting = asyncio.create_task(self._show_queue(edit, job))
         try:
-            if isinstance(request, GenerationRequest):
-                await self._stream(edit, job, request)
+            if isinstance(writing.request, GenerationRequest):
+                await self._stream(edit, writing)
             return await job.result()
         finally:
             # No-op once finished. Otherwise (an edit failed: the answer can no longer be shown)
@@ -133,15 +146,15 @@ class HFBot(commands.Bot):
                     return
                 shown = text
 
-    async def _stream(self, edit: Edit, job: Job, request: GenerationRequest) -> None:
-        text, last_edit = "", -math.inf  # the first chunk is always shown
+    async def _stream(self, edit: Edit, writing: Writing) -> None:
+        last_edit = -math.inf  # the first chunk is always shown
         loop = asyncio.get_running_loop()
-        async for sequence, delta in job.chunks():
+        async for sequence, delta in writing.job.chunks():
             if sequence != 0:
                 continue
-            text += delta
+            writing.text += delta
             if loop.time() - last_edit >= self.stream_interval:
-                await edit(content=None, embed=to_embed(render_partial(request, text)))
+                await edit(content=None, embed=to_embed(render_partial(writing.request, writing.text)))
                 last_edit = loop.time()
 
     # --- one error handler for every command ---------------------------------------------

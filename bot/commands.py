@@ -194,11 +194,12 @@ _RENDERERS: dict[type, Callable[[Any], Reply]] = {
 WRITING = "writing…"  # the footer of an answer still streaming (never read back as a finished turn)
 
 
-def render_partial(request: GenerationRequest, text: str) -> Reply:
-    """A generation still streaming (sequence 1 only; the final reply has them all)."""
+def render_partial(request: GenerationRequest, text: str, stopped: bool = False) -> Reply:
+    """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
-    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, clip(text, DESCRIPTION_LIMIT - 200) + " ▌"],
-                 footer=WRITING, tone="info")
+    body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
+    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, body or "*(stopped before the first word)*"],
+                 footer="stopped" if stopped else WRITING, tone="ok" if stopped else "info")
 
 
 def render_waiting(position: int, eta: float) -> str:

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot, to_embed
+from bot.client import HFBot, Writing, to_embed
 from bot.commands import (CHAT_TITLE, MAX_TEXT_CHARS, OPENING_FIELD, WRITING, Reply, build_request, render_conversation,
                           render_error, render_partial)
 from bot.engine import EngineError
@@ -114,7 +114,7 @@ class Chat(commands.Cog):
             return
         try:
             answer = await message.reply(embed=to_embed(render_partial(request, "")))
-            result = await self.bot.follow(job, request, answer.edit)
+            result = await self.bot.follow(Writing(job, request), answer.edit)
             await answer.edit(content=None, embed=to_embed(render_conversation(result, False, how)))
         except EngineError as error:
             await self._say(message, render_error(error))
