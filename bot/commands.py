@@ -17,7 +17,7 @@ from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMask
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
 from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
-from .engine.requests.fill_mask import MAX_TOP_K
+from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
 from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
                                          MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
 from .engine.requests.zero_shot import MAX_LABELS
@@ -25,7 +25,7 @@ from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
@@ -94,7 +94,7 @@ def _label(s: Settings, text: str, labels: str, multi_label: bool = False, metho
     return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
 
 
-def _fill(s: Settings, text: str, top_k: int = 5) -> Request:
+def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K) -> Request:
     return FillMaskRequest(text, top_k)
 
 
@@ -146,7 +146,8 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
 
 def _render_fill(r: FillMaskResult) -> Reply:
     lines = [f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}" for i, c in enumerate(r.candidates, 1)]
-    return Reply("Fill the mask", lines or ["The model found no word for this mask."], footer=r.model)
+    footer = r.model if r.method == MASKED else f"{r.model} · {r.method}: words from the text before the mask, rescored on the whole sentence"
+    return Reply("Fill the mask", lines or ["The model found no word for this mask."], footer=footer)
 
 
 def _render_tokens(r: TokenizeResult) -> Reply:

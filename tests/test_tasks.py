@@ -16,6 +16,9 @@ from bot.engine import (FillMaskRequest, GenerationRequest, InvalidInput, ModelU
                         TokenizeRequest, ZeroShotRequest)
 from bot.engine.requests.base import Request
 
+from bot.engine.requests.fill_mask import CAUSAL
+from bot.engine.tasks.fill_mask import WORD
+
 from .conftest import MISSING_MODEL_ID
 
 TIMEOUT = 120.0
@@ -286,10 +289,16 @@ async def test_fill_mask_without_a_configured_model(tiny_llama_engine):
     assert "FILL_MASK_MODEL" in str(error.value) and "No fill-mask model is configured" in str(error.value)
 
 
-async def test_fill_mask_with_a_model_that_cannot_fill_masks(tiny_t5_engine, tiny_models):
-    with pytest.raises(ModelUnavailable) as error:
-        await run_alone(tiny_t5_engine, FillMaskRequest("Paris is the [MASK] of France."))
-    assert "FILL_MASK_MODEL" in str(error.value) and str(tiny_models["gpt2"]) in str(error.value)
+async def test_fill_mask_with_a_causal_lm_fills_by_infilling(tiny_t5_engine, tiny_models):
+    text = "Paris is the [MASK] of France."
+    result = await run_alone(tiny_t5_engine, FillMaskRequest(text, top_k=5))
+    assert result.method == CAUSAL and result.model == str(tiny_models["gpt2"])
+    assert 0 < len(result.candidates) <= 5
+    scores = [c.score for c in result.candidates]
+    assert scores == sorted(scores, reverse=True) and 0 < sum(scores) <= 1 + 1e-6
+    for candidate in result.candidates:  # whole words, put back into the sentence
+        assert WORD.fullmatch(candidate.token), candidate
+        assert candidate.sequence == f"Paris is the {candidate.token} of France."
 
 
 async def test_model_missing_offline_names_the_setting(tiny_t5_engine):
