@@ -20,12 +20,13 @@ from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
 from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
 from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
                                          MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
-from .engine.requests.zero_shot import MAX_LABELS
+from .engine.requests.tokenize import DEFAULT_ROLE
+from .engine.requests.zero_shot import MAX_LABELS, METHODS
 from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
@@ -98,7 +99,7 @@ def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K) -> Request:
     return FillMaskRequest(text, top_k)
 
 
-def _tokens(s: Settings, text: str, model: str = "sentiment") -> Request:
+def _tokens(s: Settings, text: str, model: str = DEFAULT_ROLE) -> Request:
     return TokenizeRequest(text, model)
 
 

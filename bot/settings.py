@@ -11,11 +11,11 @@ from typing import Any
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
 from .engine.config import setting_name
 from .engine.requests.base import MAX_TEXT_CHARS
+from .engine.requests.zero_shot import METHODS
 
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-LABEL_METHODS = ("nli", "embedding")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
@@ -97,7 +97,7 @@ class Settings:
             dev_guild_id=parse("DEV_GUILD_ID", "0", int, "a Discord server id (a number)", lambda v: v >= 0) or None,
             profile=chosen,
             engine=engine,
-            label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", LABEL_METHODS),
+            label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", METHODS),
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),

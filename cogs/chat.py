@@ -94,12 +94,16 @@ class Chat(commands.Cog):
     # --- going on --------------------------------------------------------------------------
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or self.bot.user is None:
-            return
-        found = await self.conversation(message)
         # Without the Message Content intent, messages that don't mention the bot arrive empty: nothing to answer.
         text = member_text(message)
-        if found is None or not text:
+        if message.author.bot or self.bot.user is None or not text:
+            return
+        try:
+            found = await self.conversation(message)
+        except discord.HTTPException as error:  # e.g. no Read Message History in this channel
+            log.info("Could not read the conversation before message %s: %s", message.id, error)
+            return
+        if found is None:
             return
         history, how = found
         try:

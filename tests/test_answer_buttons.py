@@ -24,6 +24,7 @@ async def env(make_bot, settings, engine, monkeypatch):
     """(bot, harness, requests): the GenerationRequests the bot submits are recorded."""
     bot, h = await make_bot(settings, engine)
     requests: list[GenerationRequest] = []
+    h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
     submit = engine.submit_job
 
     def recording(request: Any, **kwargs: Any) -> Any:

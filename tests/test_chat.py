@@ -19,7 +19,7 @@ from bot.engine import Engine, GenerationRequest
 from bot.engine.tasks.generation import chat_prompt_ids
 from bot.settings import Settings
 
-from .test_commands_discord import assert_no_pings, bot_env, make_bot  # noqa: F401 - make_bot is a fixture
+from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot  # noqa: F401 - make_bot is a fixture
 
 LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny Llama's 512 positions
 
@@ -47,6 +47,7 @@ async def chat(make_bot, settings, engine, monkeypatch):
     """(bot, harness, requests): every GenerationRequest the bot submits is recorded in `requests`."""
     bot, h = await make_bot(settings, engine)
     bot.stream_interval = 0.0
+    h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
     # Short answers, so that a few turns fit the tiny Llama's 512 positions (200 would fill most of them).
     monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 8)
     requests: list[GenerationRequest] = []
