@@ -17,6 +17,7 @@ from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMask
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
 from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
+from .engine.requests.sentiment import PipelineDetails
 from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
 from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
                                          MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
@@ -32,6 +33,7 @@ __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
 CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
+DETAILED_SENTENCES = 4  # `details` for more would pass an embed's 6000 characters
 OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
 
 
@@ -76,8 +78,8 @@ def parse_labels(labels: str) -> tuple[str, ...]:
     return tuple(parts) if any(parts) else ()
 
 
-def _sentiment(s: Settings, text: str) -> Request:
-    return SentimentRequest(tuple(split_sentences(text)))
+def _sentiment(s: Settings, text: str, details: bool = False) -> Request:
+    return SentimentRequest(tuple(split_sentences(text)), details)
 
 
 def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, num_return_sequences: int = 1,
@@ -135,7 +137,18 @@ def _render_sentiment(r: SentimentResult) -> Reply:
     for s in r.sentences:
         face = "🙂" if s.label.upper().startswith("POS") else "🙁" if s.label.upper().startswith("NEG") else "😐"
         lines.append(f"{face} **{s.label}** `{bar(s.score)}` {s.score:.2f} — {quote(s.text)}")
-    return Reply("Sentiment", lines, footer=f"{r.model} · {r.method}")
+    detailed = [s for s in r.sentences if s.details]
+    fields = [field for s in detailed[:DETAILED_SENTENCES] for field in _render_details(s.text, s.details)]
+    more = f" · details of the first {DETAILED_SENTENCES} texts" if len(detailed) > DETAILED_SENTENCES else ""
+    return Reply("Sentiment", lines, fields=fields, footer=f"{r.model} · {r.method}{more}")
+
+
+def _render_details(text: str, d: PipelineDetails) -> list[tuple[str, str]]:
+    """Tokens, then logits -> softmax per class id with its label: the pipeline on the user's own sentence."""
+    classes = "\n".join(f"`{i}` {d.id2label[i]}: logit {logit:+.3f} → {p:.3f}"
+                        for i, (logit, p) in enumerate(zip(d.logits, d.probabilities)))
+    return [(f"Tokens ({len(d.tokens)}) of {clip(text, 60)}", clip(" │ ".join(d.tokens), 300)),
+            ("id2label: logits → softmax", clip(f"{classes}\nlogits: {d.logits_are}", 1024))]
 
 
 def _render_zero_shot(r: ZeroShotResult) -> Reply:

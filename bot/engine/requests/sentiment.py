@@ -18,6 +18,7 @@ MAX_SENTENCES = 10
 class SentimentRequest(Request):
     task = "sentiment"
     texts: tuple[str, ...]
+    details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id2label)
 
     def validate(self) -> None:
         if not self.texts:
@@ -35,11 +36,23 @@ class SentimentRequest(Request):
 
 
 @dataclass(frozen=True)
+class PipelineDetails:
+    """What the pipeline did with one text: the seed's walk through a model's internals."""
+
+    tokens: list[str]  # as the tokenizer split it, special tokens included
+    logits: list[float]  # the model's raw scores, one per class id
+    probabilities: list[float]  # softmax(logits)
+    id2label: dict[int, str]  # class id -> label
+    logits_are: str  # what the logits are, for this method
+
+
+@dataclass(frozen=True)
 class SentenceSentiment:
     text: str
     label: str
     score: float
     scores: dict[str, float]
+    details: PipelineDetails | None = None
 
 
 @dataclass(frozen=True)
