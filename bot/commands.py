@@ -16,8 +16,7 @@ from typing import Any
 from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult,
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
-from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
-from .engine.requests.sentiment import PipelineDetails
+from .engine.requests.base import MAX_TEXT_CHARS, PipelineDetails, Request, split_sentences
 from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
 from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
                                          MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
@@ -97,8 +96,8 @@ def _label(s: Settings, text: str, labels: str, multi_label: bool = False, metho
     return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
 
 
-def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K) -> Request:
-    return FillMaskRequest(text, top_k)
+def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False) -> Request:
+    return FillMaskRequest(text, top_k, details)
 
 
 def _tokens(s: Settings, text: str, model: str = DEFAULT_ROLE) -> Request:
@@ -145,8 +144,8 @@ def _render_sentiment(r: SentimentResult) -> Reply:
 
 def _render_details(text: str, d: PipelineDetails) -> list[tuple[str, str]]:
     """Tokens, then logits -> softmax per class id with its label: the pipeline on the user's own sentence."""
-    classes = "\n".join(f"`{i}` {d.id2label[i]}: logit {logit:+.3f} → {p:.3f}"
-                        for i, (logit, p) in enumerate(zip(d.logits, d.probabilities)))
+    classes = "\n".join(f"`{i}` {label}: logit {logit:+.3f} → {p:.3f}"
+                        for (i, label), logit, p in zip(d.id2label.items(), d.logits, d.probabilities))
     return [(f"Tokens ({len(d.tokens)}) of {clip(text, 60)}", clip(" │ ".join(d.tokens), 300)),
             ("id2label: logits → softmax", clip(f"{classes}\nlogits: {d.logits_are}", 1024))]
 
@@ -161,7 +160,8 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
 def _render_fill(r: FillMaskResult) -> Reply:
     lines = [f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}" for i, c in enumerate(r.candidates, 1)]
     footer = r.model if r.method == MASKED else f"{r.model} · {r.method}: words from the text before the mask, rescored on the whole sentence"
-    return Reply("Fill the mask", lines or ["The model found no word for this mask."], footer=footer)
+    fields = _render_details(r.text, r.details) if r.details else []
+    return Reply("Fill the mask", lines or ["The model found no word for this mask."], fields=fields, footer=footer)
 
 
 def _render_tokens(r: TokenizeResult) -> Reply:

@@ -33,3 +33,19 @@ async def test_sentiment_without_details_has_no_fields(env):
     bot, h = env
     await h.invoke_slash("sentiment", {"text": "I love this bot"})
     assert not assert_answered(h).get("fields")
+
+
+async def test_fill_details_show_the_logits_at_the_mask(env, tiny_models):
+    bot, h = env
+    await h.invoke_slash("fill", {"text": "Paris is the <mask> of France.", "top_k": 3, "details": True})
+    embed = assert_answered(h)
+    tokens, classes = [f["value"] for f in embed["fields"]]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["fill_mask"])
+    assert tokens.split(" │ ") == tokenizer.convert_ids_to_tokens(tokenizer("Paris is the <mask> of France.")["input_ids"])
+    rows = re.findall(r"`(\d+)` (.+): logit ([+-][\d.]+) → ([\d.]+)", classes)
+    assert len(rows) == 3
+    for token_id, token, _, _ in rows:  # each row is a vocabulary id and its token
+        assert tokenizer.decode([int(token_id)]) == token
+    shown = [float(p) for *_, p in rows]
+    candidates = re.findall(r"`[█░]{10}` ([\d.]+)", embed["description"])
+    assert shown == sorted(shown, reverse=True) and [f"{p:.2f}" for p in shown] == candidates

@@ -291,7 +291,11 @@ async def test_fill_mask_without_a_configured_model(tiny_llama_engine):
 
 async def test_fill_mask_with_a_causal_lm_fills_by_infilling(tiny_t5_engine, tiny_models):
     text = "Paris is the [MASK] of France."
-    result = await run_alone(tiny_t5_engine, FillMaskRequest(text, top_k=5))
+    result = await run_alone(tiny_t5_engine, FillMaskRequest(text, top_k=5, details=True))
+    details = result.details  # the candidates' sentence log-likelihoods, softmaxed over the candidates
+    assert list(details.id2label.values()) == [c.token for c in result.candidates]
+    assert details.probabilities == [c.score for c in result.candidates]
+    assert details.logits == sorted(details.logits, reverse=True)
     assert result.method == CAUSAL and result.model == str(tiny_models["gpt2"])
     assert 0 < len(result.candidates) <= 5
     scores = [c.score for c in result.candidates]

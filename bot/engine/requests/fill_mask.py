@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from .base import Request, check_number, check_text
+from .base import PipelineDetails, Request, check_number, check_text
 
 MASK_PATTERN = re.compile(r"\[MASK\]|<mask>|_{3,}", re.IGNORECASE)
 MAX_TOP_K = 10
@@ -18,6 +18,7 @@ class FillMaskRequest(Request):
     task = "fill_mask"
     text: str
     top_k: int = DEFAULT_TOP_K
+    details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id -> token)
 
     def validate(self) -> None:
         check_text(self.text)
@@ -42,3 +43,4 @@ class FillMaskResult:
     candidates: list[FillCandidate]
     model: str
     method: str = MASKED  # or CAUSAL: candidates from the text before the mask, rescored on the whole sentence
+    details: PipelineDetails | None = None

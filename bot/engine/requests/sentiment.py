@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from .base import Request, check_text, estimate_tokens
+from .base import PipelineDetails, Request, check_text, estimate_tokens
 
 MAX_SENTENCES = 10
 
@@ -33,17 +33,6 @@ class SentimentRequest(Request):
 
     def rows(self) -> int:
         return len(self.texts)
-
-
-@dataclass(frozen=True)
-class PipelineDetails:
-    """What the pipeline did with one text: the seed's walk through a model's internals."""
-
-    tokens: list[str]  # as the tokenizer split it, special tokens included
-    logits: list[float]  # the model's raw scores, one per class id
-    probabilities: list[float]  # softmax(logits)
-    id2label: dict[int, str]  # class id -> label
-    logits_are: str  # what the logits are, for this method
 
 
 @dataclass(frozen=True)

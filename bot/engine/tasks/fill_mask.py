@@ -15,14 +15,14 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ..errors import InvalidInput, ModelUnavailable
 from ..registry import LoadedModel
-from ..requests.base import failure
+from ..requests.base import PipelineDetails, failure
 from ..requests.fill_mask import CAUSAL, MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult
 from .base import Emit, Task, padded_forward
 
 MAX_LENGTH = 512
 CANDIDATE_POOL = 40  # word starts kept from each source (the text before the mask; the fill-in-the-blank question)
 SCANNED_TOKENS = 2000  # likeliest next tokens looked at to fill a pool with word starts
-WORD_TOKENS = 3  # a candidate word is completed greedily up to this many tokens
+WORD_TOKENS = 4  # a candidate word is completed greedily up to this many tokens ("Shakespeare" takes 4)
 RESCORE_ROWS = 16  # sentences per rescoring pass (each row holds a vocabulary-wide logits row per token)
 WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")  # a whole word: letters or digits, with inner ' or -
 
@@ -57,30 +57,29 @@ class FillMaskTask(Task):
         tokenizer = loaded.tokenizer
         encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
 
-        def mask_probabilities(batch: dict[str, torch.Tensor]) -> list[torch.Tensor | None]:
+        def mask_logits(batch: dict[str, torch.Tensor]) -> list[torch.Tensor | None]:
             logits = loaded.model(**batch).logits
             rows: list[torch.Tensor | None] = []
             for row, ids in enumerate(batch["input_ids"]):
                 where = (ids == tokenizer.mask_token_id).nonzero()
                 # None: truncation cut the mask off
-                rows.append(torch.softmax(logits[row, where[0, 0]].float(), dim=-1).cpu() if len(where) else None)
+                rows.append(logits[row, where[0, 0]].float().cpu() if len(where) else None)
             return rows
 
-        return padded_forward(loaded, encoded, mask_probabilities)
+        return padded_forward(loaded, encoded, mask_logits)
 
     def postprocess(self, outputs: list[Any], requests: list[FillMaskRequest]) -> list:
         loaded = self.registry.get("fill_mask", fill_mask_class)
         if is_causal(loaded):
-            return [FillMaskResult(r.text, [FillCandidate(word, score, MASK_PATTERN.sub(lambda _: word, r.text, count=1))
-                                            for word, score in words[:r.top_k]], loaded.model_id, CAUSAL)
-                    for r, words in zip(requests, outputs)]
+            return [self._causal_result(loaded, r, words[:r.top_k]) for r, words in zip(requests, outputs)]
         tokenizer = loaded.tokenizer
         results: list = []
-        for request, p in zip(requests, outputs):
-            if p is None:
+        for request, logits in zip(requests, outputs):
+            if logits is None:
                 results.append(failure(InvalidInput("The mask is too far into a very long text; put it nearer the start.")))
                 continue
-            candidates = []
+            p = torch.softmax(logits, dim=-1)
+            candidates, kept = [], []
             # Ask for extra so special tokens can be skipped and top_k real words remain.
             scores, ids = p.topk(min(request.top_k + 8, p.numel()))
             for score, token_id in zip(scores.tolist(), ids.tolist()):
@@ -91,15 +90,33 @@ class FillMaskTask(Task):
                     continue
                 sequence = MASK_PATTERN.sub(lambda _: word, request.text, count=1)
                 candidates.append(FillCandidate(word, score, sequence))
+                kept.append(token_id)
                 if len(candidates) == request.top_k:
                     break
-            results.append(FillMaskResult(request.text, candidates, loaded.model_id))
+            details = None
+            if request.details:
+                masked = MASK_PATTERN.sub(lambda _: tokenizer.mask_token, request.text, count=1)
+                details = PipelineDetails(tokenizer.convert_ids_to_tokens(tokenizer(masked, truncation=True, max_length=MAX_LENGTH)["input_ids"]),
+                                          logits[kept].tolist(), p[kept].tolist(), {i: tokenizer.decode([i]) for i in kept},
+                                          "the LM head's score of each vocabulary id at the mask (the candidates' ids)")
+            results.append(FillMaskResult(request.text, candidates, loaded.model_id, details=details))
         return results
 
+    @staticmethod
+    def _causal_result(loaded: LoadedModel, request: FillMaskRequest, words: list[tuple[str, float, float]]) -> FillMaskResult:
+        candidates = [FillCandidate(word, share, MASK_PATTERN.sub(lambda _: word, request.text, count=1)) for word, share, _ in words]
+        details = None
+        if request.details:
+            before = request.text[: MASK_PATTERN.search(request.text).start()]
+            details = PipelineDetails(loaded.tokenizer.tokenize(before), [total for *_, total in words],
+                                      [share for _, share, _ in words], dict(enumerate(word for word, *_ in words)),
+                                      "log-likelihood of the whole sentence with this word; tokens: the text before the mask")
+        return FillMaskResult(request.text, candidates, loaded.model_id, CAUSAL, details)
 
-def causal_fill(loaded: LoadedModel, text: str) -> list[tuple[str, float]]:
+
+def causal_fill(loaded: LoadedModel, text: str) -> list[tuple[str, float, float]]:
     """Causal-LM infilling: whole words that may stand at the mask, best first, with their share of
-    the candidates' probability.
+    the candidates' probability and the sentence's log-likelihood with them.
 
     1. Candidates: the likeliest word starts after the text before the mask, and after the same text
        as the start of the answer to "fill in the blank: <the sentence>", which has seen the text
@@ -141,7 +158,7 @@ def causal_fill(loaded: LoadedModel, text: str) -> list[tuple[str, float]]:
     totals = torch.cat([_log_likelihoods(model, sentences[i:i + RESCORE_ROWS], device)
                         for i in range(0, len(sentences), RESCORE_ROWS)])
     shares = totals.softmax(0)
-    return [(unique[i], shares[i].item()) for i in shares.argsort(descending=True).tolist()]
+    return [(unique[i], shares[i].item(), totals[i].item()) for i in shares.argsort(descending=True).tolist()]
 
 
 def _document_start(tokenizer: Any) -> int:
