@@ -6,6 +6,8 @@ import asyncio
 import logging
 import math
 import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -21,10 +23,11 @@ from .storage import StoreBusy, TagStore
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status",
-              "cogs.moderation")
+              "cogs.moderation", "cogs.chat")
 COLOURS = {"ok": discord.Colour.blurple(), "info": discord.Colour.light_grey(), "busy": discord.Colour.orange(),
            "error": discord.Colour.red()}
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
+Edit = Callable[..., Awaitable[Any]]  # edits the answer being written: interaction.edit_original_response or Message.edit
 
 
 def to_embed(reply: Reply) -> discord.Embed:
@@ -38,6 +41,16 @@ def to_embed(reply: Reply) -> discord.Embed:
     return embed
 
 
+@dataclass
+class Writing:
+    """A request being answered: its job, and the text streamed so far (what Stop keeps)."""
+
+    job: Job
+    request: Any
+    text: str = ""
+    stopped: bool = False  # the member pressed Stop: the answer keeps `text`
+
+
 class HFBot(commands.AutoShardedBot):
     """One gateway connection below ~1,000 servers (discord.py's advice); SHARD_COUNT and SHARD_IDS
     split the shards between several processes. `engine=None` only publishes commands (`python -m bot sync`)."""
@@ -46,7 +59,8 @@ class HFBot(commands.AutoShardedBot):
         # Slash commands need no voice: don't greet every start with "PyNaCl is not installed".
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # slash commands need no privileged intent;
-        intents.message_content = settings.autotag  # auto-tagging reads messages: privileged, opt-in
+        # Auto-tagging and chat threads read messages that don't mention the bot: privileged, opt-in.
+        intents.message_content = settings.autotag or settings.chat_threads
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -60,6 +74,7 @@ class HFBot(commands.AutoShardedBot):
         self.store = TagStore(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
+        self.writing: dict[int, Writing] = {}  # answer message id -> what is being written there (for Stop)
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -83,35 +98,52 @@ class HFBot(commands.AutoShardedBot):
         await super().close()  # unloads the cogs, which stop their background work
         await self.store.close()
 
+    async def on_message(self, message: discord.Message) -> None:
+        """No text commands: messages only reach the cogs' listeners (a chat message that mentions the bot
+        is not a command to look up)."""
+
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
 
     # --- answering -------------------------------------------------------------------------
-    async def answer(self, interaction: discord.Interaction, command: str, private: bool, **options: Any) -> None:
-        """Defer, queue the request, show the queue position, stream if generating, then answer."""
+    async def answer(self, interaction: discord.Interaction, command: str, private: bool,
+                     render: Callable[[Any], Reply] = render_result, **options: Any) -> Any:
+        """Defer, queue the request, show the queue position, stream if generating, then answer
+        with `render(result)`. Returns the result."""
         # Bad input and a full queue are refused before deferring, so the refusal is private.
         request = build_request(command, options, self.settings)
-        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
-        # Past the token's lifetime nobody can see the answer: drop it rather than run it.
-        timeout = min(self.settings.request_timeout, INTERACTION_LIFETIME - 30 - age)
-        job = self.engine.submit_job(request, user=str(interaction.user.id), timeout=timeout)
-        waiting: asyncio.Task | None = None
+        job = self.submit(request, interaction.user.id, interaction.created_at)
         try:
             await interaction.response.defer(thinking=True, ephemeral=private)
             interaction.extras["public"] = not private
-            waiting = asyncio.create_task(self._show_queue(interaction, job))
-            if isinstance(request, GenerationRequest):
-                await self._stream(interaction, job, request)
-            result = await job.result()
+            result = await self.follow(Writing(job, request), interaction.edit_original_response)
         finally:
-            # No-op once finished. Otherwise (an edit failed: the interaction can no longer be
-            # answered) it frees the queue slot, or stops a running generation at its next step.
-            job.cancel()
-            if waiting is not None:
-                waiting.cancel()
-        await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
+            job.cancel()  # no-op once finished; frees the queue slot if deferring failed
+        await interaction.edit_original_response(content=None, embed=to_embed(render(result)))
+        return result
 
-    async def _show_queue(self, interaction: discord.Interaction, job: Job) -> None:
+    def submit(self, request: Any, user_id: int, asked_at: Any) -> Job:
+        """Queue a request on behalf of a member; refuses at once (Busy) when the queue is full."""
+        age = (discord.utils.utcnow() - asked_at).total_seconds()
+        # Past the token's lifetime nobody can see the answer: drop it rather than run it.
+        timeout = min(self.settings.request_timeout, INTERACTION_LIFETIME - 30 - age)
+        return self.engine.submit_job(request, user=str(user_id), timeout=timeout)
+
+    async def follow(self, writing: Writing, edit: Edit) -> Any:
+        """Show a queued job's position and its streamed text through `edit` until it ends; returns its result."""
+        job = writing.job
+        waiting = asyncio.create_task(self._show_queue(edit, job))
+        try:
+            if isinstance(writing.request, GenerationRequest):
+                await self._stream(edit, writing)
+            return await job.result()
+        finally:
+            # No-op once finished. Otherwise (an edit failed: the answer can no longer be shown)
+            # it frees the queue slot, or stops a running generation at its next step.
+            job.cancel()
+            waiting.cancel()
+
+    async def _show_queue(self, edit: Edit, job: Job) -> None:
         shown = None
         while True:
             await asyncio.sleep(self.queue_interval)
@@ -121,21 +153,21 @@ class HFBot(commands.AutoShardedBot):
             text = render_waiting(position, job.eta() or 0.0)
             if text != shown:
                 try:
-                    await interaction.edit_original_response(content=text)
-                except discord.NotFound:  # the interaction is gone (deleted, or expired): nobody will see the answer
+                    await edit(content=text)
+                except discord.NotFound:  # the answer is gone (deleted, expired, its thread deleted): nobody will see it
                     job.cancel()
                     return
                 shown = text
 
-    async def _stream(self, interaction: discord.Interaction, job: Job, request: GenerationRequest) -> None:
-        text, last_edit = "", -math.inf  # the first chunk is always shown
+    async def _stream(self, edit: Edit, writing: Writing) -> None:
+        last_edit = -math.inf  # the first chunk is always shown
         loop = asyncio.get_running_loop()
-        async for sequence, delta in job.chunks():
+        async for sequence, delta in writing.job.chunks():
             if sequence != 0:
                 continue
-            text += delta
+            writing.text += delta
             if loop.time() - last_edit >= self.stream_interval:
-                await interaction.edit_original_response(content=None, embed=to_embed(render_partial(request, text)))
+                await edit(content=None, embed=to_embed(render_partial(writing.request, writing.text)))
                 last_edit = loop.time()
 
     # --- one error handler for every command ---------------------------------------------

@@ -16,18 +16,24 @@ from typing import Any
 from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult,
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
-from .engine.requests.base import MAX_TEXT_CHARS, Request, split_sentences
-from .engine.requests.fill_mask import MAX_TOP_K
-from .engine.requests.generation import MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES, MAX_TEMPERATURE, MAX_SEED
-from .engine.requests.zero_shot import MAX_LABELS
+from .engine.requests.base import MAX_TEXT_CHARS, PipelineDetails, Request, split_sentences
+from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
+from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
+                                         MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
+from .engine.requests.tokenize import DEFAULT_ROLE
+from .engine.requests.zero_shot import MAX_LABELS, METHODS
 from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
+CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
+CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
+DETAILED_SENTENCES = 4  # `details` for more would pass an embed's 6000 characters
+OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
 
 
 @dataclass
@@ -71,30 +77,36 @@ def parse_labels(labels: str) -> tuple[str, ...]:
     return tuple(parts) if any(parts) else ()
 
 
-def _sentiment(s: Settings, text: str) -> Request:
-    return SentimentRequest(tuple(split_sentences(text)))
+def _sentiment(s: Settings, text: str, details: bool = False) -> Request:
+    return SentimentRequest(tuple(split_sentences(text)), details)
 
 
-def _generate(s: Settings, prompt: str, max_new_tokens: int = 64, num_return_sequences: int = 1, temperature: float = 0.7,
-              top_p: float = 0.95, seed: int | None = None, mode: str = "complete") -> Request:
+def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, num_return_sequences: int = 1,
+              temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, seed: int | None = None,
+              mode: str = MODES[0]) -> Request:
     return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode)
+
+
+def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> Request:
+    """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
+    return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system)
 
 
 def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None) -> Request:
     return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
 
 
-def _fill(s: Settings, text: str, top_k: int = 5) -> Request:
-    return FillMaskRequest(text, top_k)
+def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False) -> Request:
+    return FillMaskRequest(text, top_k, details)
 
 
-def _tokens(s: Settings, text: str, model: str = "sentiment") -> Request:
+def _tokens(s: Settings, text: str, model: str = DEFAULT_ROLE) -> Request:
     return TokenizeRequest(text, model)
 
 
 # Command name -> request builder. /status needs no request (see render_status).
 COMMANDS: dict[str, Callable[..., Request]] = {
-    "sentiment": _sentiment, "generate": _generate, "label": _label, "fill": _fill, "tokens": _tokens,
+    "sentiment": _sentiment, "generate": _generate, "chat": _chat, "label": _label, "fill": _fill, "tokens": _tokens,
 }
 
 
@@ -124,7 +136,18 @@ def _render_sentiment(r: SentimentResult) -> Reply:
     for s in r.sentences:
         face = "🙂" if s.label.upper().startswith("POS") else "🙁" if s.label.upper().startswith("NEG") else "😐"
         lines.append(f"{face} **{s.label}** `{bar(s.score)}` {s.score:.2f} — {quote(s.text)}")
-    return Reply("Sentiment", lines, footer=f"{r.model} · {r.method}")
+    detailed = [s for s in r.sentences if s.details]
+    fields = [field for s in detailed[:DETAILED_SENTENCES] for field in _render_details(s.text, s.details)]
+    more = f" · details of the first {DETAILED_SENTENCES} texts" if len(detailed) > DETAILED_SENTENCES else ""
+    return Reply("Sentiment", lines, fields=fields, footer=f"{r.model} · {r.method}{more}")
+
+
+def _render_details(text: str, d: PipelineDetails) -> list[tuple[str, str]]:
+    """Tokens, then logits -> softmax per class id with its label: the pipeline on the user's own sentence."""
+    classes = "\n".join(f"`{i}` {label}: logit {logit:+.3f} → {p:.3f}"
+                        for (i, label), logit, p in zip(d.id2label.items(), d.logits, d.probabilities))
+    return [(f"Tokens ({len(d.tokens)}) of {clip(text, 60)}", clip(" │ ".join(d.tokens), 300)),
+            ("id2label: logits → softmax", clip(f"{classes}\nlogits: {d.logits_are}", 1024))]
 
 
 def _render_zero_shot(r: ZeroShotResult) -> Reply:
@@ -136,7 +159,9 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
 
 def _render_fill(r: FillMaskResult) -> Reply:
     lines = [f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}" for i, c in enumerate(r.candidates, 1)]
-    return Reply("Fill the mask", lines or ["The model found no word for this mask."], footer=r.model)
+    footer = r.model if r.method == MASKED else f"{r.model} · {r.method}: words from the text before the mask, rescored on the whole sentence"
+    fields = _render_details(r.text, r.details) if r.details else []
+    return Reply("Fill the mask", lines or ["The model found no word for this mask."], fields=fields, footer=footer)
 
 
 def _render_tokens(r: TokenizeResult) -> Reply:
@@ -160,7 +185,19 @@ def _render_generation(r: GenerationResult) -> Reply:
         body.append(f"**{i}.** {text}" if len(r.texts) > 1 else text)
     cut = sum(reason == "length" for reason in r.finish_reasons)
     note = " · stopped at max_new_tokens" if cut else ""
-    return Reply("Chat" if r.mode == "chat" else "Generation", [*head, *body], footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+    if r.dropped_turns:
+        note += f" · {r.dropped_turns} earlier messages left out to fit the context"
+    return Reply(CHAT_TITLE if r.mode == "chat" else "Generation", [*head, *body],
+                 footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+
+
+def render_conversation(r: GenerationResult, opening: bool, how_to_continue: str) -> Reply:
+    """A conversation's answer; the first one also keeps the member's message, so the thread or chain can be read back."""
+    reply = _render_generation(r)
+    if opening:
+        reply.fields.append((OPENING_FIELD, clip(r.prompt, 1024)))
+    reply.footer += f" · {how_to_continue}"
+    return reply
 
 
 _RENDERERS: dict[type, Callable[[Any], Reply]] = {
@@ -169,11 +206,15 @@ _RENDERERS: dict[type, Callable[[Any], Reply]] = {
 }
 
 
-def render_partial(request: GenerationRequest, text: str) -> Reply:
-    """A generation still streaming (sequence 1 only; the final reply has them all)."""
+WRITING = "writing…"  # the footer of an answer still streaming (never read back as a finished turn)
+
+
+def render_partial(request: GenerationRequest, text: str, stopped: bool = False) -> Reply:
+    """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
-    return Reply("Chat" if request.mode == "chat" else "Generation", [*head, clip(text, DESCRIPTION_LIMIT - 200) + " ▌"],
-                 footer="writing…", tone="info")
+    body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
+    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, body or "*(stopped before the first word)*"],
+                 footer="stopped" if stopped else WRITING, tone="ok" if stopped else "info")
 
 
 def render_waiting(position: int, eta: float) -> str:

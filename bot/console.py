@@ -22,9 +22,11 @@ from rich.panel import Panel
 from rich.table import Table
 
 from .client import EXTENSIONS, HFBot
-from .commands import COMMANDS, Reply, build_request, render_apology, render_error, render_result, render_status, result_data
+from .commands import (COMMANDS, Reply, build_request, render_apology, render_conversation, render_error, render_result,
+                       render_status, result_data)
 from .engine import Engine, EngineError, GenerationRequest
 from .engine.errors import InvalidInput
+from .engine.requests.generation import MAX_TURNS
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,9 @@ log = logging.getLogger(__name__)
 HISTORY = Path.home() / ".hf_discord_bot_history"
 TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
 CONSOLE_USER = "console"
-HELP = "Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "status"]) + ". Type /help, or quit with /exit or Ctrl-D."
+HELP = ("Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "status"]) + ". /chat goes on with the conversation; "
+        "/new starts a fresh one. Type /help, or quit with /exit or Ctrl-D.")
+NEW_CONVERSATION = ("/new", "new")
 
 
 class CommandLine:
@@ -95,6 +99,7 @@ class ConsoleApp:
         self.out = out
         self.rich = Console(file=out, highlight=False, soft_wrap=True)
         self.parser: CommandLine | None = None
+        self.conversation: list[tuple[str, str]] = []  # /chat's turns so far, oldest first; /new empties it
 
     async def start(self) -> None:
         # The cogs declare each command's options once; the console reads them from the tree.
@@ -105,6 +110,10 @@ class ConsoleApp:
 
     async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
         """Run one input line; in JSON mode return the object to print."""
+        if line.strip().lower() in NEW_CONVERSATION:
+            self.conversation.clear()
+            self.show(Reply("Chat", ["A new conversation starts with your next /chat."], tone="info"))
+            return {"line": number, "command": "new", "ok": True, "result": {}}
         command = self.parser.command_name(line)
         try:
             command, options = self.parser.parse(line)
@@ -113,6 +122,8 @@ class ConsoleApp:
                 data = result_data(status)
                 self.show(render_status(status, self.settings))
             else:
+                if command == "chat":
+                    options.update(history=tuple(self.conversation[-MAX_TURNS:]), system=self.settings.system_prompt)
                 request = build_request(command, options, self.settings)
                 job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
                 if isinstance(request, GenerationRequest) and not self.json_mode:
@@ -122,7 +133,11 @@ class ConsoleApp:
                     self.rich.print()
                 result = await job.result()
                 data = result_data(result)
-                self.show(render_result(result))
+                if command == "chat":
+                    self.conversation += [("user", request.prompt), ("assistant", result.texts[0])]
+                    self.show(render_conversation(result, False, "/chat to go on, /new to start again"))
+                else:
+                    self.show(render_result(result))
             return {"line": number, "command": command, "ok": True, "result": data}
         except EngineError as error:
             self.show(render_error(error))

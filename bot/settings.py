@@ -10,12 +10,13 @@ from typing import Any
 
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
 from .engine.config import setting_name
+from .engine.requests.base import MAX_TEXT_CHARS
+from .engine.requests.zero_shot import METHODS
 
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 GENERATION_BATCHING = ("auto", "continuous", "static")
-LABEL_METHODS = ("nli", "embedding")
 ENGINE_BACKENDS = ("local", "ray")
 GENERATION_BACKENDS = ("local", "openai")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
@@ -57,6 +58,8 @@ class Settings:
     retrain_every: int = DEFAULT_RETRAIN_EVERY
     shard_count: int | None = None  # None: discord.py asks Discord for the recommended count
     shard_ids: tuple[int, ...] | None = None  # the shards this process runs; None: all of them
+    system_prompt: str | None = None  # /chat's system prompt where a server has set none (and the console's)
+    chat_threads: bool = False  # read every message in chat threads; needs the privileged Message Content intent
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -125,7 +128,7 @@ class Settings:
             dev_guild_id=parse("DEV_GUILD_ID", "0", int, "a Discord server id (a number)", lambda v: v >= 0) or None,
             profile=chosen,
             engine=engine,
-            label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", LABEL_METHODS),
+            label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", METHODS),
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
@@ -134,4 +137,7 @@ class Settings:
             retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
             shard_count=shard_count,
             shard_ids=shard_ids,
+            system_prompt=parse("SYSTEM_PROMPT", "", str, f"at most {MAX_TEXT_CHARS} characters",
+                                lambda v: len(v) <= MAX_TEXT_CHARS) or None,
+            chat_threads=parse("CHAT_THREADS", "false", boolean, "true or false"),
         )

@@ -111,6 +111,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (guild_id, message_id))""",
         "ALTER TABLE guild_settings ADD COLUMN review_threshold REAL",
     ),
+    (
+        # A server's system prompt for /chat conversations (set by its admins with /config).
+        """CREATE TABLE system_prompts (
+            guild_id INTEGER PRIMARY KEY,
+            prompt TEXT NOT NULL,
+            set_by INTEGER NOT NULL,
+            set_at REAL NOT NULL)""",
+        # What /generate's Regenerate and Continue buttons need after a restart: the request and the text so far.
+        """CREATE TABLE answers (
+            message_id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            owner_id INTEGER NOT NULL,
+            request TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL)""",
+    ),
 ]
 
 
@@ -360,6 +376,31 @@ class TagStore:
                 (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id))
         return await self.config(guild_id)
 
+    # --- conversations -------------------------------------------------------------------
+    async def system_prompt(self, guild_id: int) -> str | None:
+        rows = await self._read("SELECT prompt FROM system_prompts WHERE guild_id = ?", (guild_id,))
+        return rows[0][0] if rows else None
+
+    async def set_system_prompt(self, guild_id: int, prompt: str | None, set_by: int) -> None:
+        """Store a server's system prompt; None removes it."""
+        async with self._write() as db:
+            if prompt is None:
+                await db.execute("DELETE FROM system_prompts WHERE guild_id = ?", (guild_id,))
+            else:
+                await db.execute("INSERT OR REPLACE INTO system_prompts (guild_id, prompt, set_by, set_at) VALUES (?, ?, ?, ?)",
+                                 (guild_id, prompt, set_by, time.time()))
+
+    async def save_answer(self, message_id: int, guild_id: int, owner_id: int, request: str, text: str) -> None:
+        """Keep an answer's request (JSON) and text, for its buttons."""
+        async with self._write() as db:
+            await db.execute("INSERT OR REPLACE INTO answers (message_id, guild_id, owner_id, request, text, created_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (message_id, guild_id, owner_id, request, text, time.time()))
+
+    async def answer(self, message_id: int) -> tuple[str, str] | None:
+        """An answer's request (JSON) and text, or None."""
+        rows = await self._read("SELECT request, text FROM answers WHERE message_id = ?", (message_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     # --- watched channels ----------------------------------------------------------------
     async def watch(self, guild_id: int, channel_id: int, threshold: float | None, log_channel_id: int | None) -> None:
         async with self._write() as db:
@@ -531,7 +572,8 @@ class TagStore:
         """Delete everything stored for a guild; returns rows deleted per table."""
         deleted = {}
         async with self._write() as db:
-            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews"):
+            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews",
+                          "system_prompts", "answers"):
                 cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
                 deleted[table] = cursor.rowcount
         return deleted

@@ -5,7 +5,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HFBot
-from bot.commands import MAX_TEXT_CHARS
+from bot.commands import MAX_TEXT_CHARS, METHODS
 
 
 class Labeling(commands.Cog):
@@ -20,7 +20,7 @@ class Labeling(commands.Cog):
         method="nli: more accurate; embedding: faster",
         private="Only you see the answer",
     )
-    @app_commands.choices(method=[app_commands.Choice(name="nli", value="nli"), app_commands.Choice(name="embedding", value="embedding")])
+    @app_commands.choices(method=[app_commands.Choice(name=method, value=method) for method in METHODS])
     async def label(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
                     labels: app_commands.Range[str, 1, 2000], multi_label: bool = False, method: str | None = None,
                     private: bool = False) -> None:

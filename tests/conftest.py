@@ -10,7 +10,7 @@ reuses; tests must leave it idle (await or cancel what they submit).
     tiny_engine            every role on a tiny model, generation = gpt2 (no pad token, no chat template)
     tiny_llama_engine      generation = tiny llama (chat template); every other role unconfigured
     tiny_t5_engine         generation = tiny t5 (seq2seq); zero_shot = a Hub id that is not on this machine,
-                           fill_mask = the gpt2 folder (not a masked LM)
+                           fill_mask = the gpt2 folder (a causal LM: fills by infilling)
     real_engine            the packaged real models (OFFLINE_MODELS); only for @pytest.mark.slow tests
 
 `tiny_engine_config(tiny_models, ...)` builds a config for tests that need a dedicated engine

@@ -353,6 +353,8 @@ class Recorder:
         self.records: list[Record] = []
         self.messages: dict[int, JSON] = {}
         self.deleted_messages: set[int] = set()
+        #: Messages whose content the client may not read (no message_content intent): history returns them blank.
+        self.unreadable: set[int] = set()
         self.cdn: dict[str, bytes] = {}
         self.users: dict[int, JSON] = {}
         self.members: dict[int, JSON] = {}  # guild member payloads without "user"
@@ -370,6 +372,8 @@ class Recorder:
         self._interactions: dict[str, _InteractionState] = {}
         self._failures: list[tuple[str, discord.HTTPException]] = []
         self._handlers: dict[tuple[str, str], Handler] = {}
+        #: Called with a thread's payload when the bot starts one (FakeDiscord adds it to the guild, as THREAD_CREATE does).
+        self.on_thread_created: Callable[[JSON], None] = lambda payload: None
 
     # ---------------------------------------------------------------- accessors
     def __iter__(self) -> Iterator[Record]:
@@ -824,9 +828,22 @@ class Recorder:
         return msg
 
     def _h_history(self, rec: Record, body: JSON, files: list[RecordedFile]) -> list[JSON]:
-        limit = int((rec.query or {}).get("limit", 50))
-        msgs = [m for mid, m in sorted(self.messages.items(), reverse=True) if int(m["channel_id"]) == rec.channel_id]
+        query = rec.query or {}
+        limit = int(query.get("limit", 50))
+        before = int(query.get("before") or 2**64)
+        msgs = [blank_content(m) if mid in self.unreadable else m for mid, m in sorted(self.messages.items(), reverse=True)
+                if int(m["channel_id"]) == rec.channel_id and mid < before]
         return msgs[:limit]
+
+    def _h_start_thread(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
+        """A public thread on a message: the thread's id is the message's."""
+        if (rec.message_id or 0) not in self.messages:
+            raise _unknown_message()
+        payload = thread_payload(rec.message_id or 0, body.get("name", "thread"), guild_id=self.guild_id or 0,
+                                 parent_id=rec.channel_id or 0, owner_id=self.application_id)
+        self.channels[rec.message_id or 0] = payload
+        self.on_thread_created(payload)
+        return payload
 
     def _h_add_reaction(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
         msg = self.messages.get(rec.message_id or 0)
@@ -923,6 +940,7 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("DELETE", "/channels/{channel_id}/messages/{message_id}"): ("delete_message", Recorder._h_delete_message),
     ("GET", "/channels/{channel_id}/messages/{message_id}"): ("fetch_message", Recorder._h_fetch_message),
     ("GET", "/channels/{channel_id}/messages"): ("history", Recorder._h_history),
+    ("POST", "/channels/{channel_id}/messages/{message_id}/threads"): ("start_thread", Recorder._h_start_thread),
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("add_reaction", Recorder._h_add_reaction),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("remove_reaction", Recorder._h_noop),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): ("remove_reaction", Recorder._h_noop),
@@ -998,6 +1016,28 @@ class _ErrorLogCapture(logging.Handler):
 # --------------------------------------------------------------------------------------
 
 OptionsArg = Union[Mapping[str, Any], Sequence[Any], None]
+
+
+def blank_content(message: JSON) -> JSON:
+    """A message as a client without the message_content intent receives it."""
+    return dict(message, content="", embeds=[], attachments=[], components=[])
+
+
+def thread_payload(thread_id: int, name: str, *, guild_id: int, parent_id: int, owner_id: int) -> JSON:
+    return {
+        "id": str(thread_id),
+        "type": 11,
+        "guild_id": str(guild_id),
+        "parent_id": str(parent_id),
+        "owner_id": str(owner_id),
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "flags": 0,
+        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso_now(), "locked": False},
+    }
 
 
 class FakeDiscord:
@@ -1107,6 +1147,7 @@ class FakeDiscord:
         old_session = getattr(http, session_attr, discord.utils.MISSING)
         setattr(http, session_attr, _NoNetworkSession())
         http.request = rec.handle_http  # type: ignore[method-assign]
+        rec.on_thread_created = self._add_thread
 
         async def get_from_cdn(url: str) -> bytes:
             if url in rec.cdn:
@@ -1365,23 +1406,13 @@ class FakeDiscord:
     def add_thread(self, name: str, *, parent_id: Optional[int] = None, thread_id: Optional[int] = None) -> int:
         """Create a public thread under a text channel (default: ``#general``); returns its id."""
         tid = thread_id or next_snowflake()
-        payload = {
-            "id": str(tid),
-            "type": 11,
-            "guild_id": str(self.guild_id),
-            "parent_id": str(parent_id or self.channel_id),
-            "owner_id": str(self.owner_id),
-            "name": name,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-            "message_count": 0,
-            "member_count": 1,
-            "flags": 0,
-            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso_now(), "locked": False},
-        }
+        payload = thread_payload(tid, name, guild_id=self.guild_id, parent_id=parent_id or self.channel_id, owner_id=self.owner_id)
         self.recorder.channels[tid] = payload
-        self.guild._add_thread(discord.Thread(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
+        self._add_thread(payload)
         return tid
+
+    def _add_thread(self, payload: JSON) -> None:
+        self.guild._add_thread(discord.Thread(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
 
     def member_permissions(self, user_id: int) -> discord.Permissions:
         """Guild-level permissions of a member computed from its roles (owner/admin -> all)."""
@@ -2045,9 +2076,9 @@ class FakeDiscord:
             and uid != self.bot_id
             and str(self.bot_id) not in {m["id"] for m in mentions}
         ):
-            gateway = dict(msg, content="", embeds=[], attachments=[], components=[])
             rec.messages[mid] = msg  # the "server" keeps the full message (context menus see it)
-            return gateway
+            rec.unreadable.add(mid)
+            return blank_content(msg)
         rec.messages[mid] = msg
         return msg
 

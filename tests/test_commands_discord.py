@@ -311,7 +311,8 @@ async def test_generate_complete_on_gpt2(env):
     bot.stream_interval = 3600.0 * 24 * 365 * 1000  # only the first chunk is shown before the answer
     await h.invoke_slash("generate", {"prompt": "The weather today is", "max_new_tokens": 8, "temperature": 0.0})
     embed = assert_answered(h)
-    assert h.recorder.kinds() == ["response", "edit_original", "edit_original"]
+    # Defer; the Stop button; the first chunk; the answer with Regenerate.
+    assert h.recorder.kinds() == ["response", "edit_original", "edit_original", "edit_original"]
     assert embed["title"] == "Generation"
     head, _, body = embed["description"].partition("\n")
     assert head == "**The weather today is**"
@@ -608,10 +609,13 @@ async def test_streaming_edits_every_chunk_when_interval_is_zero(env, engine, mo
     partial = [r for r in edits(h) if r.embeds and r.embeds[0]["footer"]["text"] == "writing…"]
     first_sequence = [delta for sequence, delta in chunks if sequence == 0]
     assert len(first_sequence) >= 2
-    assert len(partial) == len(first_sequence)  # one edit per chunk
-    assert len(edits(h)) == len(first_sequence) + 1
+    # The first edit puts the Stop button on the empty answer; then one edit per chunk; then the answer.
+    assert partial[0].embeds[0]["description"] == "**Once upon a time**\n ▌"
+    assert [c["custom_id"] for row in partial[0].components for c in row["components"]] == [f"answer:stop:{h.user_id}"]
+    assert len(partial) == len(first_sequence) + 1
+    assert len(edits(h)) == len(first_sequence) + 2
     full = "".join(first_sequence)
-    for record, end in zip(partial, range(1, len(first_sequence) + 1)):
+    for record, end in zip(partial[1:], range(1, len(first_sequence) + 1)):
         assert record.embeds[0]["description"] == f"**Once upon a time**\n{''.join(first_sequence[:end])} ▌"
     assert embed["description"] == f"**Once upon a time**\n{full.strip()}"
     assert "40 tokens · stopped at max_new_tokens" in embed["footer"]["text"]
@@ -629,9 +633,9 @@ async def test_streaming_edits_are_throttled(env, engine, monkeypatch):
     partial = [r for r in edits(h) if r.embeds and r.embeds[0]["footer"]["text"] == "writing…"]
     assert len(first_sequence) >= 2
     assert len(edits(h)) < len(first_sequence)
-    assert len(partial) == 1
-    assert partial[0].embeds[0]["description"] == f"**Once upon a time**\n{first_sequence[0]} ▌"
-    assert partial[0].embeds[0]["color"] == discord.Colour.light_grey().value
+    assert len(partial) == 2  # the Stop button on the empty answer, then the first chunk
+    assert partial[1].embeds[0]["description"] == f"**Once upon a time**\n{first_sequence[0]} ▌"
+    assert partial[1].embeds[0]["color"] == discord.Colour.light_grey().value
     # The final edit holds the complete text, not the last streamed state.
     assert embed["description"] == f"**Once upon a time**\n{''.join(first_sequence).strip()}"
     assert embed["color"] == discord.Colour.blurple().value
@@ -646,7 +650,7 @@ async def test_several_sequences_stream_the_first_and_answer_all(env, engine, mo
     embed = assert_answered(h)
     assert {sequence for sequence, _ in chunks} == {0, 1, 2}
     partial = [r for r in edits(h) if r.embeds[0]["footer"]["text"] == "writing…"]
-    assert len(partial) == sum(1 for sequence, _ in chunks if sequence == 0)
+    assert len(partial) == 1 + sum(1 for sequence, _ in chunks if sequence == 0)  # 1: the Stop button on the empty answer
     body = embed["description"].split("\n")[1:]
     assert [line[:6] for line in body] == ["**1.**", "**2.**", "**3.**"]
     assert "18 tokens" in embed["footer"]["text"]

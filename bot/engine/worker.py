@@ -169,7 +169,9 @@ class Worker:
             try:
                 self._beat()
             except (OSError, ValueError):
-                return
+                return  # the pipe is closed: the parent is gone
+            except Exception:  # a missed beat is harmless; a dead heartbeat thread would get us killed
+                log.exception("Heartbeat failed")
 
 
 def run_batch(task: Task, requests: list[Request], emit: Emit) -> list[Any]:

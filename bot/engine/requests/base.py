@@ -54,6 +54,17 @@ class Request:
         return (self.task, self.model_role())
 
 
+@dataclass(frozen=True)
+class PipelineDetails:
+    """What the pipeline did with one text: the seed's walk through a model's internals."""
+
+    tokens: list[str]  # as the tokenizer split it, special tokens included
+    logits: list[float]  # the model's raw scores, one per class, in id2label's order
+    probabilities: list[float]  # softmax(logits)
+    id2label: dict[int, str]  # class id -> label (for fill-mask: vocabulary id -> token)
+    logits_are: str  # what the logits are, for this method
+
+
 def estimate_tokens(text: str) -> int:
     # About four characters per token for English BPE/WordPiece; +2 for special tokens.
     return len(text) // 4 + 2

@@ -5,17 +5,20 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from .base import Request, check_number, check_text
+from .base import PipelineDetails, Request, check_number, check_text
 
 MASK_PATTERN = re.compile(r"\[MASK\]|<mask>|_{3,}", re.IGNORECASE)
 MAX_TOP_K = 10
+DEFAULT_TOP_K = 5
+MASKED, CAUSAL = "masked language model", "causal-LM infilling"  # how the candidates were found
 
 
 @dataclass(frozen=True)
 class FillMaskRequest(Request):
     task = "fill_mask"
     text: str
-    top_k: int = 5
+    top_k: int = DEFAULT_TOP_K
+    details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id -> token)
 
     def validate(self) -> None:
         check_text(self.text)
@@ -39,3 +42,5 @@ class FillMaskResult:
     text: str
     candidates: list[FillCandidate]
     model: str
+    method: str = MASKED  # or CAUSAL: candidates from the text before the mask, rescored on the whole sentence
+    details: PipelineDetails | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from .base import Request, check_text, estimate_tokens
+from .base import PipelineDetails, Request, check_text, estimate_tokens
 
 MAX_SENTENCES = 10
 
@@ -18,6 +18,7 @@ MAX_SENTENCES = 10
 class SentimentRequest(Request):
     task = "sentiment"
     texts: tuple[str, ...]
+    details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id2label)
 
     def validate(self) -> None:
         if not self.texts:
@@ -40,6 +41,7 @@ class SentenceSentiment:
     label: str
     score: float
     scores: dict[str, float]
+    details: PipelineDetails | None = None
 
 
 @dataclass(frozen=True)

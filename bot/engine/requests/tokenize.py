@@ -7,11 +7,14 @@ from ..config import ROLES
 from .base import Request, check_choice, check_text
 
 
+DEFAULT_ROLE = "sentiment"  # whose tokenizer /tokens shows unless told
+
+
 @dataclass(frozen=True)
 class TokenizeRequest(Request):
     task = "tokenize"
     text: str
-    model: str = "sentiment"  # a model role: whose tokenizer to show
+    model: str = DEFAULT_ROLE  # a model role: whose tokenizer to show
 
     def validate(self) -> None:
         check_text(self.text)

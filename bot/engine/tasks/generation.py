@@ -53,6 +53,32 @@ def generation_class(config: PretrainedConfig) -> type:
     return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
 
 
+def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) -> tuple[list[int], int]:
+    """The conversation through the tokenizer's chat template, within `max_input` tokens.
+
+    The oldest turns go first (a whole exchange at a time, so the kept history still starts
+    with the user, as strict templates require); the system prompt and the newest message stay.
+    Returns the ids and how many earlier turns were left out.
+    """
+    if not tokenizer.chat_template:
+        raise InvalidInput("This model has no chat template, so it cannot chat. Use mode: complete instead.")
+    system = [{"role": "system", "content": request.system}] if request.system else []
+    history = list(request.history)
+    while True:
+        messages = [*system, *({"role": speaker, "content": text} for speaker, text in history),
+                    {"role": "user", "content": request.prompt}]
+        # The template already writes the special tokens the model expects.
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_input or not history:
+            break
+        history.pop(0)
+        while history and history[0][0] != "user":
+            history.pop(0)
+    # Even the newest message alone is too long: keep its end, as for a long completion prompt.
+    return ids[-max_input:], len(request.history) - len(history)
+
+
 class TextStream:
     """One row's tokens, decoded incrementally into text deltas."""
 
@@ -95,6 +121,7 @@ class RunningJob:
     request: GenerationRequest
     streams: list[TextStream]
     model: str
+    dropped_turns: int = 0  # earlier conversation turns left out to fit the context
     finished: set[int] = field(default_factory=set)  # sequence indices that are done
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -118,6 +145,8 @@ class RunningJob:
             finish_reasons=["stop" if s.stopped else "length" for s in self.streams],
             mode=self.request.mode,
             model=self.model,
+            turns_seen=len(self.request.history) - self.dropped_turns,
+            dropped_turns=self.dropped_turns,
         ))
         return True
 
@@ -196,13 +225,13 @@ class GenerationTask:
         self.sink = sink
         try:
             loaded = self.registry.get("generation", generation_class)
-            prompt_ids = self._prompt_ids(loaded, request)
+            prompt_ids, dropped = self._prompt_ids(loaded, request)
         except EngineError as error:
             sink.done(job_id, failure(error))
             return
         stop_ids = self._stop_ids(loaded)
         job = RunningJob(job_id, request, [TextStream(loaded.tokenizer, stop_ids) for _ in range(request.num_return_sequences)],
-                         loaded.model_id)
+                         loaded.model_id, dropped)
         with self.lock:
             self.jobs[job_id] = job
         manager = self._manager(loaded, request)
@@ -354,7 +383,8 @@ class GenerationTask:
         if job is not None:
             self.sink.done(job_id, failure(error))
 
-    def _prompt_ids(self, loaded: LoadedModel, request: GenerationRequest) -> list[int]:
+    def _prompt_ids(self, loaded: LoadedModel, request: GenerationRequest) -> tuple[list[int], int]:
+        """The prompt's token ids, and how many earlier conversation turns were left out to fit."""
         tokenizer = loaded.tokenizer
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token  # gpt2 has no pad token
@@ -362,19 +392,9 @@ class GenerationTask:
         # Decoder-only models continue from the right edge, so long prompts lose their start.
         tokenizer.truncation_side = "right" if encoder_decoder else "left"
         max_input = SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - request.max_new_tokens
-        text, special = self._prompt(tokenizer, request)
-        return tokenizer(text, add_special_tokens=special, truncation=True, max_length=max_input)["input_ids"]
-
-    @staticmethod
-    def _prompt(tokenizer: Any, request: GenerationRequest) -> tuple[str, bool]:
-        """The text to tokenize and whether the tokenizer should add its special tokens."""
-        if request.mode == "complete":
-            return request.prompt, True
-        if not tokenizer.chat_template:
-            raise InvalidInput("This model has no chat template, so it cannot chat. Use mode: complete instead.")
-        messages = [{"role": "user", "content": request.prompt}]
-        # The template already writes the special tokens the model expects.
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
+        if request.mode == "chat":
+            return chat_prompt_ids(tokenizer, request, max_input)
+        return tokenizer(request.prompt, truncation=True, max_length=max_input)["input_ids"], 0
 
     @staticmethod
     def _max_positions(config: PretrainedConfig) -> int:

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, PretrainedConfig
 
-from ..embeddings import Embedder
-from ..requests.sentiment import SentenceSentiment, SentimentRequest, SentimentResult
+from ..embeddings import SIMILARITY_SCALE, Embedder
 from ..passes import padded_forward
+from ..requests.sentiment import PipelineDetails, SentenceSentiment, SentimentRequest, SentimentResult
 from .base import Emit, Task
 
 MAX_LENGTH = 512
@@ -41,27 +41,33 @@ class SentimentTask(Task):
 
     @torch.inference_mode()
     def forward(self, texts: list[str], emit: Emit) -> torch.Tensor:
+        """The logits: the classifier's, or the scaled cosine similarities to the two descriptions."""
         loaded = self.registry.get("sentiment", sentiment_class)
         if not is_classifier(loaded.config):
-            return self.embedder.score(texts, list(EMBEDDING_LABELS.values()), multi_label=False)
+            return self.embedder.embed(texts) @ self.embedder.label_embeddings(list(EMBEDDING_LABELS.values())).T * SIMILARITY_SCALE
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
-        rows = padded_forward(loaded, encoded, lambda batch: torch.softmax(loaded.model(**batch).logits.float(), dim=-1).cpu())
+        rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu())
         return torch.stack(rows)
 
-    def postprocess(self, probs: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
+    def postprocess(self, logits: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
         loaded = self.registry.get("sentiment", sentiment_class)
+        probs = torch.softmax(logits, dim=-1)
         if is_classifier(loaded.config):
             names = [loaded.config.id2label[i] for i in range(probs.shape[1])]
-            method = "classifier"
+            method, logits_are = "classifier", "the classifier head's outputs"
         else:
             names, method = list(EMBEDDING_LABELS), "embedding"
+            logits_are = f"cosine similarity to each label's description × {SIMILARITY_SCALE:g}"
         results, row = [], 0
         for request in requests:
             sentences = []
             for text in request.texts:
                 scores = {name: float(p) for name, p in zip(names, probs[row])}
                 best = max(scores, key=scores.__getitem__)
-                sentences.append(SentenceSentiment(text, best, scores[best], scores))
+                details = PipelineDetails(
+                    loaded.tokenizer.convert_ids_to_tokens(loaded.tokenizer(text, truncation=True, max_length=MAX_LENGTH)["input_ids"]),
+                    logits[row].tolist(), probs[row].tolist(), dict(enumerate(names)), logits_are) if request.details else None
+                sentences.append(SentenceSentiment(text, best, scores[best], scores, details))
                 row += 1
             results.append(SentimentResult(sentences, loaded.model_id, method))
         return results

@@ -1,0 +1,197 @@
+"""Conversations. `/chat` answers and opens a thread on its answer (or, where no thread can be
+made, a reply chain); every member message in that thread, and every reply to a chat answer,
+continues the conversation. The history is read back from Discord itself (the thread, or the
+chain of replies), so it survives restarts and needs no storage.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import textwrap
+from collections.abc import Iterable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import HFBot, Writing, to_embed
+from bot.commands import (CHAT_TITLE, MAX_TEXT_CHARS, OPENING_FIELD, WRITING, Reply, build_request, render_conversation,
+                          render_error, render_partial)
+from bot.engine import EngineError
+from bot.engine.requests.generation import MAX_TURNS
+from bot.storage import StoreBusy
+
+log = logging.getLogger(__name__)
+
+MAX_READ = 2 * MAX_TURNS  # messages read back from a thread or chain (not all of them are turns)
+THREAD_NAME_CHARS = 100  # Discord's limit
+IN_THREAD = "write in this thread to go on"
+IN_CHAIN = "reply to this answer to go on"
+MENTION = re.compile(r"<@!?\d+>")
+
+Turns = list[tuple[str, str]]
+
+
+def chat_answer(message: discord.Message, bot_id: int) -> discord.Embed | None:
+    """The embed of a finished chat answer of this bot, or None."""
+    if message.author.id != bot_id or message.flags.ephemeral:
+        return None
+    for embed in message.embeds:
+        if embed.title == CHAT_TITLE and embed.description and (embed.footer.text or "") != WRITING:
+            return embed
+    return None
+
+
+def opening_prompt(embed: discord.Embed) -> str | None:
+    """The member's message on the first answer of a conversation."""
+    return next((field.value for field in embed.fields if field.name == OPENING_FIELD), None)
+
+
+def member_text(message: discord.Message) -> str:
+    # Mentions address the bot; they are not part of what the member says to the model.
+    return MENTION.sub("", message.content).strip()
+
+
+class Chat(commands.Cog):
+    def __init__(self, bot: HFBot) -> None:
+        self.bot = bot
+
+    config = app_commands.Group(name="config", description="Admins: this server's settings for the bot",
+                                default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+
+    @app_commands.command(description="Start a conversation with the model. Go on in its thread, or by replying.")
+    @app_commands.describe(message="What you say to the model", private="Only you see the answer (it can't be continued)")
+    @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)
+    async def chat(self, interaction: discord.Interaction, message: app_commands.Range[str, 1, MAX_TEXT_CHARS],
+                   private: bool = False) -> None:
+        system = await self.system_prompt(interaction.guild_id)
+        threads = isinstance(interaction.channel, discord.TextChannel) and not private
+        how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
+        result = await self.bot.answer(interaction, "chat", private, render=lambda r: render_conversation(r, True, how),
+                                       message=message, system=system)
+        if threads:
+            answer = await interaction.original_response()
+            try:
+                await answer.create_thread(name=textwrap.shorten(message, THREAD_NAME_CHARS, placeholder="…"))
+            except discord.HTTPException as error:  # no permission to make threads: replies still continue it
+                log.info("No thread for a /chat answer in %s: %s", interaction.channel_id, error)
+                await interaction.edit_original_response(embed=to_embed(render_conversation(result, True, IN_CHAIN)))
+
+    @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
+    @app_commands.describe(text="The system prompt; leave it out to go back to the default")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def system_prompt_command(self, interaction: discord.Interaction,
+                                    text: app_commands.Range[str, 1, MAX_TEXT_CHARS] | None = None) -> None:
+        await self.bot.store.set_system_prompt(interaction.guild_id, text, interaction.user.id)
+        said = f"New conversations start with this system prompt:\n> {text}" if text else \
+            "The system prompt is back to the default" + (f":\n> {self.bot.settings.system_prompt}" if self.bot.settings.system_prompt else " (none).")
+        await interaction.response.send_message(said, ephemeral=True)
+
+    async def system_prompt(self, guild_id: int | None) -> str | None:
+        stored = await self.bot.store.system_prompt(guild_id) if guild_id else None
+        return stored or self.bot.settings.system_prompt
+
+    # --- going on --------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        # Without the Message Content intent, messages that don't mention the bot arrive empty: nothing to answer.
+        text = member_text(message)
+        if message.author.bot or self.bot.user is None or not text:
+            return
+        try:
+            found = await self.conversation(message)
+        except discord.HTTPException as error:  # e.g. no Read Message History in this channel
+            log.info("Could not read the conversation before message %s: %s", message.id, error)
+            return
+        if found is None:
+            return
+        history, how = found
+        try:
+            system = await self.system_prompt(message.guild.id if message.guild else None)
+            request = build_request("chat", {"message": text, "history": tuple(history), "system": system}, self.bot.settings)
+            job = self.bot.submit(request, message.author.id, message.created_at)
+        except EngineError as error:
+            await self._say(message, render_error(error))
+            return
+        except StoreBusy as error:
+            await self._say(message, Reply("Busy", [str(error)], tone="busy"))
+            return
+        try:
+            answer = await message.reply(embed=to_embed(render_partial(request, "")))
+            result = await self.bot.follow(Writing(job, request), answer.edit)
+            await answer.edit(content=None, embed=to_embed(render_conversation(result, False, how)))
+        except EngineError as error:
+            await self._say(message, render_error(error))
+        except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
+            log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
+        finally:
+            job.cancel()  # no-op once finished; stops the generation if the reply could not be posted
+
+    async def conversation(self, message: discord.Message) -> tuple[Turns, str] | None:
+        """The turns before `message`, oldest first, and how to go on; None when it continues no conversation."""
+        bot_id = self.bot.user.id
+        channel = message.channel
+        if isinstance(channel, discord.Thread) and channel.owner_id == bot_id and channel.parent is not None:
+            opening = await self._fetch(channel.parent, channel.id)  # a thread made on a message has that message's id
+            embed = chat_answer(opening, bot_id) if opening else None
+            if embed is not None and opening_prompt(embed) is not None:
+                later = [m async for m in channel.history(limit=MAX_READ, before=message)]
+                return self.turns([opening, *reversed(later)]), IN_THREAD
+        chain: list[discord.Message] = []
+        current = message
+        while current.reference and current.reference.message_id and len(chain) < MAX_READ:
+            resolved = current.reference.resolved
+            previous = resolved if isinstance(resolved, discord.Message) else await self._fetch(channel, current.reference.message_id)
+            if previous is None:  # deleted, or a private answer: the conversation starts after it
+                break
+            chain.append(previous)
+            embed = chat_answer(previous, bot_id)
+            if embed is not None and opening_prompt(embed) is not None:
+                break
+            current = previous
+        if chain and chat_answer(chain[0], bot_id) is not None:
+            return self.turns(reversed(chain)), IN_CHAIN
+        return None
+
+    def turns(self, messages: Iterable[discord.Message]) -> Turns:
+        """Messages, oldest first, as conversation turns: the bot's chat answers and the members' messages."""
+        turns: Turns = []
+
+        def add(speaker: str, text: str) -> None:
+            if turns and turns[-1][0] == speaker:  # two members in a row: one user turn
+                turns[-1] = (speaker, turns[-1][1] + "\n" + text)
+            elif text:
+                turns.append((speaker, text))
+
+        for message in messages:
+            embed = chat_answer(message, self.bot.user.id)
+            if embed is not None:
+                prompt = opening_prompt(embed)
+                if prompt:
+                    add("user", prompt)
+                add("assistant", embed.description)
+            elif not message.author.bot and member_text(message):
+                add("user", member_text(message))
+        turns = turns[-MAX_TURNS:]
+        while turns and turns[0][0] != "user":  # a conversation starts with the member
+            turns.pop(0)
+        return turns
+
+    @staticmethod
+    async def _fetch(channel: discord.abc.Messageable, message_id: int) -> discord.Message | None:
+        try:
+            return await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            return None
+
+    @staticmethod
+    async def _say(message: discord.Message, reply: Reply) -> None:
+        """A refusal, as a reply (a message event has no private answer)."""
+        try:
+            await message.reply(embed=to_embed(reply))
+        except discord.HTTPException:
+            log.warning("Could not tell %s why their chat message got no answer", message.author.id)
+
+
+async def setup(bot: HFBot) -> None:
+    await bot.add_cog(Chat(bot))

@@ -1,0 +1,164 @@
+"""Stop, Regenerate and Continue on /generate answers, through the real CommandTree, real component
+payloads and the real worker (tiny gpt2): while queued, while streaming, after a restart (a new bot
+on the same database), pressed by another member, pressed twice."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest_asyncio
+
+from bot.client import HFBot
+from bot.engine import GenerationRequest
+from bot.engine.requests.generation import MAX_RETURN_SEQUENCES
+
+from .discord_harness import EPHEMERAL, FakeDiscord
+from .test_commands_discord import WAIT, engine, gate, make_bot, settings  # noqa: F401 - fixtures
+
+PROMPT = "Once upon a time"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def env(make_bot, settings, engine, monkeypatch):
+    """(bot, harness, requests): the GenerationRequests the bot submits are recorded."""
+    bot, h = await make_bot(settings, engine)
+    requests: list[GenerationRequest] = []
+    h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
+    submit = engine.submit_job
+
+    def recording(request: Any, **kwargs: Any) -> Any:
+        if isinstance(request, GenerationRequest):
+            requests.append(request)
+        return submit(request, **kwargs)
+
+    monkeypatch.setattr(engine, "submit_job", recording)
+    return bot, h, requests
+
+
+def button_ids(message: dict) -> list[str]:
+    return [c["custom_id"] for row in message.get("components") or [] for c in row["components"]]
+
+
+def answer_message(h: FakeDiscord) -> dict:
+    return h.recorder.messages[h.recorder.last("edit_original").message_id]
+
+
+async def until(condition: Any) -> None:
+    """Wait for something the bot does in the background (a poll, never a timing assertion)."""
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the bot never got there")
+
+
+def private_message(h: FakeDiscord) -> str:
+    """The latest private (ephemeral) reply."""
+    replies = [r for r in h.recorder.of_kind("response") if r.flags & EPHEMERAL]
+    assert replies, h.recorder.kinds()
+    return replies[-1].text()
+
+
+async def test_stop_while_queued(env, engine, gate):
+    bot, h, _ = env
+    g = gate(engine)
+    # Other members' generations fill every decoding row (MAX_BATCH_SIZE, 32), held before their first step.
+    for user in range(32 // MAX_RETURN_SEQUENCES):
+        g.jobs.append(engine.submit_job(GenerationRequest("x", 1, MAX_RETURN_SEQUENCES), user=f"member {user}"))
+    await until(lambda: engine.status().running == 32 // MAX_RETURN_SEQUENCES)
+    await h.invoke_slash("generate", {"prompt": PROMPT}, wait=False)
+    await until(lambda: h.recorder.find_component(f"answer:stop:{h.user_id}")[1] is not None)
+    assert engine.status().queued == 1  # this one waits for a free row
+    await h.invoke_component(f"answer:stop:{h.user_id}")
+    await h.settle()
+    h.assert_no_errors()
+    message = answer_message(h)
+    assert message["embeds"][0]["footer"]["text"] == "stopped"
+    assert "stopped before the first word" in message["embeds"][0]["description"]
+    assert button_ids(message) == [f"answer:again:{h.user_id}"]
+    assert engine.status().queued == 0
+
+
+async def test_stop_while_streaming_keeps_the_text_so_far(env, engine):
+    bot, h, _ = env
+    bot.stream_interval = 0
+    await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 256, "temperature": 0.0}, wait=False)
+    streamed = lambda: [r for r in h.recorder.of_kind("edit_original")  # noqa: E731
+                        if r.embeds and r.embeds[0]["description"] != f"**{PROMPT}**\n ▌"]
+    await until(lambda: streamed())
+    await h.invoke_component(f"answer:stop:{h.user_id}")
+    await h.settle()
+    h.assert_no_errors()
+    shown = streamed()[-1].embeds[0]
+    assert shown["footer"]["text"] == "stopped"
+    kept = shown["description"].removeprefix(f"**{PROMPT}**\n")
+    assert kept and "▌" not in kept
+    stored = await bot.store.answer(h.recorder.last("edit_original").message_id)
+    assert stored is not None and stored[1] == kept
+    await until(lambda: engine.status().running == 0)  # the generation stopped in the worker too
+
+
+async def test_regenerate_and_continue(env):
+    bot, h, requests = env
+    await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 4, "temperature": 1.0, "seed": 3})
+    first = answer_message(h)
+    message_id = int(first["id"])
+    assert button_ids(first) == [f"answer:again:{h.user_id}", f"answer:more:{h.user_id}"]  # stopped at max_new_tokens
+    _, first_text = await bot.store.answer(message_id)
+
+    await h.invoke_component(f"answer:again:{h.user_id}")
+    h.assert_no_errors()
+    assert requests[-1] == GenerationRequest(PROMPT, 4, temperature=1.0, seed=None)  # a new sample, not the seeded one
+    assert answer_message(h)["id"] == str(message_id)  # the same message, edited
+    _, second_text = await bot.store.answer(message_id)
+
+    await h.invoke_component(f"answer:more:{h.user_id}")
+    h.assert_no_errors()
+    assert requests[-1].prompt == PROMPT + second_text  # the model continues its own text
+    _, continued = await bot.store.answer(message_id)
+    assert continued.startswith(second_text) and len(continued) > len(second_text)
+    embed = answer_message(h)["embeds"][0]
+    assert embed["description"].startswith(f"**{PROMPT}**\n")
+    assert json.loads((await bot.store.answer(message_id))[0])["prompt"] == PROMPT
+    assert first_text  # the seeded first answer was stored too
+
+
+async def test_buttons_from_another_member_or_pressed_twice(env):
+    bot, h, requests = env
+    await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 3})
+    asked = len(requests)
+    other = h.add_member()
+    await h.invoke_component(f"answer:again:{h.user_id}", user_id=other)
+    assert "Only the member who asked" in private_message(h)
+    assert len(requests) == asked
+    # Regenerate pressed twice in a row: the second press finds the first one writing.
+    await h.invoke_component(f"answer:again:{h.user_id}", wait=False)
+    await h.invoke_component(f"answer:again:{h.user_id}", wait=False)
+    await h.settle()
+    assert "still being written" in private_message(h)
+    assert len(requests) == asked + 1
+    h.assert_no_errors()
+
+
+async def test_buttons_after_a_restart(env, settings, engine):
+    bot, h, requests = env
+    await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 3})
+    # The bot restarted while this answer was being written: it still shows Stop.
+    message = dict(answer_message(h), components=h.recorder.of_kind("edit_original")[0].components)
+    assert button_ids(message) == [f"answer:stop:{h.user_id}"]
+    # A new bot process on the same database: it never saw this answer being written.
+    restarted = HFBot(settings, engine)
+    h2 = await FakeDiscord.create(restarted, guild_id=h.guild_id, channel_id=h.channel_id, user_id=h.user_id)
+    try:
+        h2.recorder.messages[int(message["id"])] = message
+        await h2.invoke_component(f"answer:stop:{h.user_id}")
+        assert "bot restarted" in h2.recorder.last("followup").text()
+        assert button_ids(h2.recorder.messages[int(message["id"])]) == [f"answer:again:{h.user_id}"]
+        await h2.invoke_component(f"answer:again:{h.user_id}")
+        h2.assert_no_errors()
+        assert requests[-1].prompt == PROMPT
+        assert f"answer:again:{h.user_id}" in button_ids(h2.recorder.messages[int(message["id"])])
+        assert h2.recorder.messages[int(message["id"])]["embeds"][0]["title"] == "Generation"
+    finally:
+        await h2.close()
