@@ -23,12 +23,10 @@ SENTENCES = ("I loved this movie, it was wonderful.", "The food was cold and the
 
 def test_auto_picks_bf16_for_encoders_only_where_the_cpu_runs_it_natively():
     cpu = torch.device("cpu")
-    native = cpu_has_native_bf16()
-    for role in ("sentiment", "zero_shot", "fill_mask", "embedding"):
-        assert resolve_dtype("auto", cpu, role) == (torch.bfloat16 if native else torch.float32)
-    assert resolve_dtype("auto", cpu, "generation") == torch.float32  # decoding got slower in bf16 (bench/)
-    assert resolve_dtype("float32", cpu, "sentiment") == torch.float32  # an explicit DTYPE wins
-    assert resolve_dtype("bfloat16", cpu, "generation") == torch.bfloat16
+    assert resolve_dtype("auto", cpu, decoder=False) == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert resolve_dtype("auto", cpu, decoder=True) == torch.float32  # decoding got slower in bf16 (bench/)
+    assert resolve_dtype("float32", cpu, decoder=False) == torch.float32  # an explicit DTYPE wins
+    assert resolve_dtype("bfloat16", cpu, decoder=True) == torch.bfloat16
 
 
 def embeddings(config: EngineConfig, role: str = "embedding") -> torch.Tensor:

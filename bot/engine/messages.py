@@ -81,6 +81,7 @@ class Heartbeat:
     step_running_for: float | None  # seconds the current forward pass has been running
     loading: bool  # a model is being loaded (slow, but progress)
     models: dict[str, str] = field(default_factory=dict)  # role -> model id, loaded ones
+    dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype its model runs (or will run) in
 
 
 FromWorker = WorkerReady | UnitStarted | Chunk | JobDone | UnitDone | Heartbeat

@@ -62,9 +62,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# Decoding on a CPU is bound by memory and per-step overhead, and bf16 made it slower in
-# our measurements (bench/); the encoders gain 1.7-5x where the CPU has bf16 instructions.
-CPU_BF16_ROLES = ("sentiment", "zero_shot", "fill_mask", "embedding")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -72,13 +69,16 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def resolve_dtype(name: str, device: torch.device, role: str) -> torch.dtype:
-    """The fastest dtype that keeps results correct for this role on this device (DTYPE=auto)."""
+def resolve_dtype(name: str, device: torch.device, decoder: bool) -> torch.dtype:
+    """The fastest dtype that keeps results correct on this device (DTYPE=auto). On a CPU, encoders
+    gain 1.7-5x in bf16 where it has bf16 instructions; decoders (causal LMs, seq2seq) stay in
+    float32: decoding got slower in bf16 (bench/), and summed log-likelihoods (fill-mask by
+    infilling) flipped "The ___ barked" from "dog" to "cat"."""
     if name != "auto":
         return DTYPES[name]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and role in CPU_BF16_ROLES and cpu_has_native_bf16():
+    if device.type == "cpu" and not decoder and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
 
@@ -96,11 +96,11 @@ class ModelRegistry:
         self._tokenizers: dict[str, PreTrainedTokenizerBase] = {}
         self._failures: dict[str, ModelUnavailable] = {}
 
-    def dtype(self, role: str) -> torch.dtype:
-        return resolve_dtype(self.config.dtype, self.device, role)
-
     def dtypes(self) -> dict[str, str]:
-        return {role: str(self.dtype(role)).removeprefix("torch.") for role in ROLES}
+        """Role -> dtype: the loaded model's, or the one generation (a decoder) and the encoders would get."""
+        loaded = dict(list(self._models.items()))
+        return {role: str(loaded[role].model.dtype if role in loaded else resolve_dtype(self.config.dtype, self.device, role == "generation"))
+                .removeprefix("torch.") for role in ROLES}
 
     def loaded(self) -> dict[str, str]:
         # list() copies in one step: the heartbeat thread reads this while the main thread may add a model.
@@ -145,18 +145,15 @@ class ModelRegistry:
     def _load(self, role: str, pick_class: ClassPicker) -> LoadedModel:
         model_id = self.model_id(role)
         source, kwargs = self._source(role)
-        dtype = self.dtype(role)
-        log.info("Loading %s model %s on %s (%s)...", role, model_id, self.device, dtype)
+        log.info("Loading %s model %s on %s...", role, model_id, self.device)
         started = time.perf_counter()
 
         def load() -> tuple[Any, Any, Any]:
             config = AutoConfig.from_pretrained(source, **kwargs)
             tokenizer = self._tokenizers.get(role) or AutoTokenizer.from_pretrained(source, **kwargs)
             model_class = pick_class(config)
-            # DTYPE=auto, a causal LM in another role (fill-mask by infilling), on a CPU: float32, as for generation.
-            # In bf16 the summed log-likelihoods flip "The ___ barked" from "dog" to "cat".
-            causal_on_cpu = self.config.dtype == "auto" and self.device.type == "cpu" and model_class is AutoModelForCausalLM
-            model_dtype = torch.float32 if causal_on_cpu else dtype
+            decoder = config.is_encoder_decoder or model_class is AutoModelForCausalLM
+            model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
             if self.device.type == "cuda":
                 # accelerate places layers across GPUs (and CPU) when a model does not fit one.
                 model = model_class.from_pretrained(source, dtype=model_dtype, device_map="auto", **kwargs)
@@ -166,7 +163,7 @@ class ModelRegistry:
 
         config, tokenizer, model = self._guard(role, load)
         seconds = time.perf_counter() - started
-        log.info("Loaded %s model %s in %.1fs", role, model_id, seconds)
+        log.info("Loaded %s model %s (%s) in %.1fs", role, model_id, str(model.dtype).removeprefix("torch."), seconds)
         return LoadedModel(role, model_id, model, tokenizer, config, seconds, self.forward_rows)
 
     def _guard(self, role: str, load: Callable[[], Any]) -> Any:

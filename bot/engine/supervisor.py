@@ -204,7 +204,7 @@ class WorkerProcess:
             self._health.heartbeat = message
             if message.step_running_for is not None:
                 self._health.slowest_step = max(self._health.slowest_step, message.step_running_for)
-            self.info.models = message.models
+            self.info.models, self.info.dtypes = message.models, message.dtypes
         elif isinstance(message, WorkerReady):
             self.info.pid, self.info.device, self.info.dtypes = message.pid, message.device, message.dtypes
             self.info.generation_batching, self.info.forward_rows = message.generation_batching, message.forward_rows

@@ -161,7 +161,8 @@ class Worker:
     def _beat(self) -> None:
         self.reported_models = self.registry.loaded()
         self.outbox.send(Heartbeat(steps=self.turns.steps, step_running_for=self.turns.running_for(),
-                                   loading=self.registry.loading is not None, models=self.reported_models))
+                                   loading=self.registry.loading is not None, models=self.reported_models,
+                                   dtypes=self.registry.dtypes()))
 
     def _heartbeat(self) -> None:
         while True:
