@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PretrainedConfig,
+                          PreTrainedTokenizerBase)
 
 from .config import ROLES, EngineConfig, setting_name
 from .errors import ModelUnavailable
@@ -152,7 +153,7 @@ class ModelRegistry:
             config = AutoConfig.from_pretrained(source, **kwargs)
             tokenizer = self._tokenizers.get(role) or AutoTokenizer.from_pretrained(source, **kwargs)
             model_class = pick_class(config)
-            decoder = config.is_encoder_decoder or model_class is AutoModelForCausalLM
+            decoder = model_class in (AutoModelForCausalLM, AutoModelForSeq2SeqLM)  # BART-NLI classifies: an encoder here
             model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
             if self.device.type == "cuda":
                 # accelerate places layers across GPUs (and CPU) when a model does not fit one.
