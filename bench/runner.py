@@ -49,7 +49,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", {"sentiment": 160, "zero_shot": 16, "fill_mask": 80}, gen_requests=48, gen_naive_requests=8,
+    "quick": Profile("quick", {"sentiment": 160, "zero_shot": 16, "fill_mask": 160}, gen_requests=48, gen_naive_requests=8,
                      light_requests=12),
     "full": Profile("full", {"sentiment": 400, "zero_shot": 48, "fill_mask": 240}, gen_requests=96, gen_naive_requests=16,
                     light_requests=30, mixed_sentiment=40, calibration_seconds=5.0),
