@@ -26,12 +26,11 @@ CEILING_ROWS = (8, 32)
 
 @dataclass
 class Ceiling:
-    seconds: float  # timed forward passes (or the one batched generate), best row count
+    seconds: float  # timed forward passes, best row count
     tokenize_seconds: float  # not part of `seconds`; shown for the engine comparison
     rows: int  # sequences run (zero-shot: request x label pairs)
     padded_tokens: int  # tokens fed including padding
     real_tokens: int
-    new_tokens: int = 0  # generation only
     rows_per_forward: int = 0  # the best row count
     seconds_by_rows: dict[int, float] | None = None  # every row count tried
 

@@ -1,4 +1,4 @@
-"""Load generators and probes: open-loop and closed-loop drivers, the event-loop lag
+"""Load generators and probes: the open-loop driver, the naive and static-batching servers, the event-loop lag
 probe, a CPU-contention probe, and a worker handle that records per-batch timings.
 """
 from __future__ import annotations
@@ -82,27 +82,6 @@ async def open_loop(call: Call, offsets: Sequence[float], lead: float = 0.05) ->
         result.record(arrival, units)
 
     await asyncio.gather(*(one(i) for i in range(len(offsets))))
-    return result
-
-
-async def closed_loop(call: Call, n: int, users: int) -> RunResult:
-    """`users` users, each sends its next request when its last one finished; n requests in all."""
-    result = RunResult()
-    result.started = now()
-    per_user = [list(range(u, n, users)) for u in range(users)]
-
-    async def user(indices: list[int]) -> None:
-        for i in indices:
-            sent = now()
-            try:
-                units = await call(i)
-            except EngineError as error:
-                result.failed += 1
-                result.errors.append(f"{type(error).__name__}: {error}")
-                continue
-            result.record(sent, units)
-
-    await asyncio.gather(*(user(ix) for ix in per_user))
     return result
 
 
