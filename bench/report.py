@@ -258,7 +258,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "Texts are 5–60 words (uniform), drawn with a seeded RNG from the vocabulary of the corpus the factory tokenizers "
         "were trained on (sqrt-frequency weights, ~1.2 tokens per word, like real English with the real tokenizers); fill-mask texts hold one `<mask>`; "
         "zero-shot uses 4 labels with the default template; generation prompts are an opener plus 5–30 words.",
-        f"- **Naive loop:** a transformers `pipeline()` built once and called once per request with one input "
+        "- **Naive loop:** a transformers `pipeline()` built once and called once per request with one input "
         "(text-classification / zero-shot-classification / fill-mask); for generation one `model.generate` per request. "
         "Requests are served one at a time, in arrival order, from a single thread (`asyncio.to_thread` behind a FIFO lock).",
         f"- **Ceiling:** the same request set pre-tokenized (tokenizing not timed), sorted by length, run as batched forward "

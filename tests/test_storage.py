@@ -232,7 +232,7 @@ async def test_training_reads_each_labels_newest_examples(store: TagStore, monke
 async def test_version_1_database_gains_the_learning_tables(db_path: Path) -> None:
     async with TagStore(db_path, migrations=MIGRATIONS[:1]) as old:
         await old.add_label(GUILD_A, "spam")
-        await old.db.execute(f"INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
+        await old.db.execute("INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
                              "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
                              (GUILD_A,))
     async with TagStore(db_path) as store:
