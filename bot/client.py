@@ -14,8 +14,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .commands import (DESCRIPTION_LIMIT, Reply, build_request, clip, render_apology, render_error, render_partial,
-                       render_result, render_waiting)
+from .commands import (DESCRIPTION_LIMIT, Reply, build_request, clip, model_role, model_suggestions, render_apology,
+                       render_error, render_partial, render_result, render_waiting)
 from .engine import Engine, EngineError, GenerationRequest, Job
 from .settings import Settings
 from .storage import StoreBusy, TagStore
@@ -23,7 +23,7 @@ from .storage import StoreBusy, TagStore
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status",
-              "cogs.moderation", "cogs.chat")
+              "cogs.moderation", "cogs.chat", "cogs.compare")
 COLOURS = {"ok": discord.Colour.blurple(), "info": discord.Colour.light_grey(), "busy": discord.Colour.orange(),
            "error": discord.Colour.red()}
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
@@ -35,10 +35,22 @@ def to_embed(reply: Reply) -> discord.Embed:
     embed = discord.Embed(title=clip(reply.title, 256), description=clip(reply.text, DESCRIPTION_LIMIT) or None,
                           colour=COLOURS.get(reply.tone, COLOURS["ok"]))
     for name, value in reply.fields[:25]:
-        embed.add_field(name=clip(name, 256), value=clip(value, 1024) or "–", inline=False)
+        embed.add_field(name=clip(name, 256), value=clip(value, 1024) or "–", inline=reply.side_by_side)
     if reply.footer:
         embed.set_footer(text=clip(reply.footer, 2048))
     return embed
+
+
+async def suggest_models(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete of every `model:` option: the allowed models of the command's role
+    (for /compare, of the task picked so far). Free text still reaches the engine, which checks it."""
+    options = dict(interaction.namespace)
+    command = options.get("task") if interaction.command and interaction.command.name == "compare" else \
+        interaction.command and interaction.command.name
+    if not command:
+        return []
+    role = model_role(command, options, interaction.client.settings)
+    return [app_commands.Choice(name=model, value=model) for model in model_suggestions(interaction.client.settings, role, current)]
 
 
 @dataclass

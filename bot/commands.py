@@ -7,16 +7,18 @@ engine result into a neutral `Reply` that each front end draws its own way.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult,
+from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, Job,
                      SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
 from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
-from .engine.requests.base import MAX_TEXT_CHARS, PipelineDetails, Request, split_sentences
+from .engine.config import list_setting_name
+from .engine.requests.base import MAX_TEXT_CHARS, PipelineDetails, Request, check_choice, split_sentences
 from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
 from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
                                          MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
@@ -26,13 +28,14 @@ from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "MODEL_HELP", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
 CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
 DETAILED_SENTENCES = 4  # `details` for more would pass an embed's 6000 characters
+MODEL_HELP = "Which model answers (the list shows this bot's; empty: the default)"
 OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
 
 
@@ -45,6 +48,7 @@ class Reply:
     fields: list[tuple[str, str]] = field(default_factory=list)
     footer: str = ""
     tone: str = "ok"  # ok | error | busy | info: the front end picks a colour
+    side_by_side: bool = False  # fields next to each other (/compare), not one under the other
 
     @property
     def text(self) -> str:
@@ -77,27 +81,31 @@ def parse_labels(labels: str) -> tuple[str, ...]:
     return tuple(parts) if any(parts) else ()
 
 
-def _sentiment(s: Settings, text: str, details: bool = False) -> Request:
-    return SentimentRequest(tuple(split_sentences(text)), details)
+# `model` options name one of the role's allowed models ("": its default); the engine checks the list.
+
+def _sentiment(s: Settings, text: str, details: bool = False, model: str = "") -> Request:
+    return SentimentRequest(tuple(split_sentences(text)), details, model=model)
 
 
 def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, num_return_sequences: int = 1,
               temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, seed: int | None = None,
-              mode: str = MODES[0]) -> Request:
-    return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode)
+              mode: str = MODES[0], model: str = "") -> Request:
+    return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode, model=model)
 
 
-def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> Request:
+def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None,
+          model: str = "") -> Request:
     """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
-    return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system)
+    return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system, model=model)
 
 
-def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None) -> Request:
-    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
+def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,
+           model: str = "") -> Request:
+    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method, model=model)
 
 
-def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False) -> Request:
-    return FillMaskRequest(text, top_k, details)
+def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False, model: str = "") -> Request:
+    return FillMaskRequest(text, top_k, details, model=model)
 
 
 def _tokens(s: Settings, text: str, model: str = DEFAULT_ROLE) -> Request:
@@ -110,9 +118,28 @@ COMMANDS: dict[str, Callable[..., Request]] = {
 }
 
 
+def model_role(command: str, options: Mapping[str, Any], settings: Settings) -> str:
+    """Whose list a command's `model:` option picks from (/label: the method's role)."""
+    if command == "label":
+        return "zero_shot" if (options.get("method") or settings.label_method) == "nli" else "embedding"
+    return {"sentiment": "sentiment", "generate": "generation", "chat": "generation", "fill": "fill_mask"}[command]
+
+
+def model_suggestions(settings: Settings, role: str, typed: str) -> list[str]:
+    """The role's allowed models that contain what the member typed so far (Discord shows at most 25)."""
+    return [model for model in settings.engine.allowed(role) if typed.casefold() in model.casefold()][:25]
+
+
 def build_request(command: str, options: dict[str, Any], settings: Settings) -> Request:
     """Options as the user gave them -> a validated engine request (raises InvalidInput)."""
-    builder = COMMANDS[command]
+    check_usage(command, COMMANDS[command], options)
+    request = COMMANDS[command](settings, **options)
+    request.validate()
+    return request
+
+
+def check_usage(command: str, builder: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Every required option of `builder(settings, ...)` given, and no unknown one (the console has no form to enforce it)."""
     parameters = list(inspect.signature(builder).parameters.values())[1:]
     unknown = sorted(set(options) - {p.name for p in parameters})
     missing = [p.name for p in parameters if p.default is p.empty and p.name not in options]
@@ -120,9 +147,71 @@ def build_request(command: str, options: dict[str, Any], settings: Settings) -> 
         usage = " ".join(f"{p.name}:" if p.default is p.empty else f"[{p.name}:]" for p in parameters)
         problem = f"unknown option {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
         raise InvalidInput(f"/{command}: {problem}. Usage: /{command} {usage}")
-    request = builder(settings, **options)
-    request.validate()
-    return request
+
+
+# --- /compare: one input, two models -----------------------------------------------------------
+
+COMPARED = {"sentiment": "text", "label": "text", "fill": "text", "generate": "prompt"}  # command -> its text option
+Answer = tuple[str, Any, float | None]  # (model, result or EngineError, seconds it ran)
+
+
+def build_comparison(settings: Settings, task: str, text: str, model_a: str = "", model_b: str = "",
+                     labels: str | None = None) -> tuple[Request, Request]:
+    """Two validated requests, equal but for the model; left out, the models are the role's first two."""
+    check_choice(task, "task", tuple(COMPARED))
+    options: dict[str, Any] = {COMPARED[task]: text}
+    if task == "label":
+        if not labels:
+            raise InvalidInput("Comparing labels needs labels: too, separated by commas (e.g. `sports, politics`).")
+        options["labels"] = labels
+    elif labels:
+        raise InvalidInput(f"labels: is for task: label only; /compare task: {task} takes the text alone.")
+    if task == "generate":
+        options["temperature"] = 0.0  # greedy: what differs is the models, not the dice
+    role = model_role(task, options, settings)
+    allowed = settings.engine.allowed(role)
+    first = model_a or next(iter(allowed), "")
+    second = model_b or next((model for model in allowed if model != first), "")
+    if not (first and second):
+        raise InvalidInput(f"Comparing needs two {role.replace('_', '-')} models, and this bot has {len(allowed)} "
+                           f"({', '.join(allowed) or 'none'}). An operator can list more in {list_setting_name(role)}.")
+    if first == second:
+        raise InvalidInput(f"Both sides are '{first}'. Pick two different models to compare.")
+    return build_request(task, {**options, "model": first}, settings), build_request(task, {**options, "model": second}, settings)
+
+
+def submit_comparison(submit: Callable[[Request], Job], requests: tuple[Request, ...]) -> list[Job]:
+    """Queue both, or neither: Busy or a model not in the list refuses the pair before anything runs."""
+    jobs: list[Job] = []
+    try:
+        for request in requests:
+            jobs.append(submit(request))
+    except EngineError:
+        for job in jobs:
+            job.cancel()
+        raise
+    return jobs
+
+
+async def comparison_answers(requests: tuple[Request, ...], jobs: list[Job]) -> list[Answer]:
+    """Wait for both; a model that fails answers with its error, in its own column."""
+    outcomes = await asyncio.gather(*(job.result() for job in jobs), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, EngineError):
+            raise outcome
+    return [(request.chosen_model(), outcome, job.run_seconds()) for request, outcome, job in zip(requests, outcomes, jobs)]
+
+
+def render_comparison(task: str, text: str, answers: list[Answer]) -> Reply:
+    fields = []
+    for model, outcome, seconds in answers:
+        reply = render_error(outcome) if isinstance(outcome, EngineError) else render_result(outcome)
+        took = f" · {seconds:.2f} s" if seconds is not None else ""
+        body = [line for line in reply.lines if line and line != quote(text)]
+        fields.append((f"{model}{took}", "\n".join([*body, *(f"{name}: {value}" for name, value in reply.fields)])))
+    return Reply(f"Compare: {task}", [quote(text)], fields=fields, side_by_side=True,
+                 footer="seconds: the model's own run, loading it included the first time" +
+                        (" · greedy decoding" if task == "generate" else ""))
 
 
 # --- results -> replies ----------------------------------------------------------------------
@@ -253,7 +342,10 @@ def render_status(status: EngineStatus, settings: Settings) -> Reply:
     ]
     if status.shed:
         lines.append("**Refused or dropped** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(status.shed.items())))
-    models = "\n".join(f"{role}: {model}" for role, model in sorted(status.models.items())) or "none loaded yet (loaded on first use)"
+    budget = f" of a {status.memory_budget_mb:,.0f} MB budget" if status.memory_budget_mb else ""
+    models = "\n".join([f"{sum(m.megabytes for m in status.models):,.1f} MB in memory{budget}; most recently used first",
+                        *(f"{m.model_id} · {', '.join(m.roles)} · {m.dtype}" + (f" · {m.megabytes:,.1f} MB" if m.megabytes else "")
+                          for m in status.models)]) if status.models else "none yet (each loads on first use)"
     fields = [("Loaded models", models)]
     for task, t in status.tasks.items():
         fields.append((task, f"served {t.served} · failed {t.failed}\nwait p50/p95 {ms(t.wait_p50)}/{ms(t.wait_p95)} ms\n"

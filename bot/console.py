@@ -22,8 +22,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from .client import EXTENSIONS, HFBot
-from .commands import (COMMANDS, Reply, build_request, render_apology, render_conversation, render_error, render_result,
-                       render_status, result_data)
+from .commands import (COMMANDS, Reply, build_comparison, build_request, check_usage, comparison_answers, render_apology,
+                       render_comparison, render_conversation, render_error, render_result, render_status, result_data,
+                       submit_comparison)
 from .engine import Engine, EngineError, GenerationRequest
 from .engine.errors import InvalidInput
 from .engine.requests.generation import MAX_TURNS
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 HISTORY = Path.home() / ".hf_discord_bot_history"
 TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
 CONSOLE_USER = "console"
-HELP = ("Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "status"]) + ". /chat goes on with the conversation; "
+HELP = ("Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "compare", "status"]) + ". /chat goes on with the conversation; "
         "/new starts a fresh one. Type /help, or quit with /exit or Ctrl-D.")
 NEW_CONVERSATION = ("/new", "new")
 
@@ -121,6 +122,19 @@ class ConsoleApp:
                 status = self.engine.status()
                 data = result_data(status)
                 self.show(render_status(status, self.settings))
+            elif command == "compare":
+                check_usage(command, build_comparison, options)
+                requests = build_comparison(self.settings, **options)
+                jobs = submit_comparison(lambda request: self.engine.submit_job(request, user=CONSOLE_USER,
+                                                                                timeout=self.settings.request_timeout), requests)
+                try:
+                    answers = await comparison_answers(requests, jobs)
+                finally:
+                    for job in jobs:
+                        job.cancel()  # no-op once finished
+                data = [{"model": model, "seconds": seconds, **({"error": {"kind": outcome.kind, "message": str(outcome)}}
+                         if isinstance(outcome, EngineError) else {"result": result_data(outcome)})} for model, outcome, seconds in answers]
+                self.show(render_comparison(options["task"], options["text"], answers))
             else:
                 if command == "chat":
                     options.update(history=tuple(self.conversation[-MAX_TURNS:]), system=self.settings.system_prompt)
@@ -154,9 +168,13 @@ class ConsoleApp:
             return
         body = reply.text.replace("**", "").replace("`", "")
         if reply.fields:
-            table = Table(show_header=False, box=None)
-            for name, value in reply.fields:
-                table.add_row(f"[bold]{name}[/]", value.replace("**", ""))
+            if reply.side_by_side:  # one column per field (/compare)
+                table = Table(*(name for name, _ in reply.fields))
+                table.add_row(*(value.replace("**", "") for _, value in reply.fields))
+            else:
+                table = Table(show_header=False, box=None)
+                for name, value in reply.fields:
+                    table.add_row(f"[bold]{name}[/]", value.replace("**", ""))
             self.rich.print(Panel(body or "", title=reply.title, subtitle=reply.footer, border_style=TONES[reply.tone]))
             self.rich.print(table)
         else:

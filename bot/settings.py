@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
-from .engine.config import setting_name
+from .engine.config import list_setting_name, setting_name
 from .engine.requests.base import MAX_TEXT_CHARS
 from .engine.requests.zero_shot import METHODS
 
@@ -28,6 +28,13 @@ def boolean(raw: str) -> bool:
     if raw.lower() not in BOOLEANS:
         raise ValueError(raw)
     return BOOLEANS[raw.lower()]
+
+
+def model_list(raw: str) -> tuple[str, ...]:
+    models = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if len(set(models)) != len(models):
+        raise ValueError(raw)
+    return models
 
 
 def shard_list(raw: str) -> tuple[int, ...] | None:
@@ -93,8 +100,16 @@ class Settings:
         if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
             raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
         positive = lambda v: v > 0  # noqa: E731
+        # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
+        choices = {role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once") for role in ROLES}
+        models = {role: get(setting_name(role)) or (choices[role] or (defaults[role],))[0] for role in ROLES}
+        if get("GENERATION_BACKEND").lower() == "openai":
+            models["generation"] = get("OPENAI_MODEL")  # the server's model: the default of the generation list
         engine = EngineConfig(
-            models={role: get(setting_name(role), defaults[role]) for role in ROLES},
+            models=models,
+            alternatives={role: listed for role, listed in choices.items() if listed},
+            memory_budget_mb=parse("MODEL_MEMORY_BUDGET_MB", "0", float, "megabytes, 0 or more (0: no limit)",
+                                   lambda v: 0 <= v < float("inf")),
             device=device,
             dtype=choice("DTYPE", "auto", DTYPES),
             offline=chosen == "offline",

@@ -17,9 +17,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot, Writing, to_embed
+from bot.client import HFBot, Writing, suggest_models, to_embed
 from bot.commands import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES,
-                          MAX_SEED, MAX_TEMPERATURE, MAX_TEXT_CHARS, MODES, Reply, build_request, render_partial, render_result)
+                          MAX_SEED, MAX_TEMPERATURE, MAX_TEXT_CHARS, MODEL_HELP, MODES, Reply, build_request, render_partial, render_result)
 from bot.engine import Cancelled, GenerationRequest, GenerationResult
 from bot.engine.errors import InvalidInput
 
@@ -67,9 +67,11 @@ class Generation(commands.Cog):
         top_p="Sample only from the likeliest words whose probabilities add up to this",
         seed="Same seed, same answer",
         mode="complete: continue the prompt; chat: answer it",
+        model=MODEL_HELP,
         private="Only you see the answer",
     )
     @app_commands.choices(mode=[app_commands.Choice(name=mode, value=mode) for mode in MODES])
+    @app_commands.autocomplete(model=suggest_models)
     @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)  # generation is the expensive one
     async def generate(
         self,
@@ -81,12 +83,13 @@ class Generation(commands.Cog):
         top_p: app_commands.Range[float, 0.01, 1.0] = DEFAULT_TOP_P,
         seed: app_commands.Range[int, 0, MAX_SEED] | None = None,
         mode: str = MODES[0],
+        model: str = "",
         private: bool = False,
     ) -> None:
         # Bad input and a full queue are refused before deferring, so the refusal is private.
         request = build_request("generate", dict(prompt=prompt, max_new_tokens=max_new_tokens,
                                                  num_return_sequences=num_return_sequences, temperature=temperature,
-                                                 top_p=top_p, seed=seed, mode=mode), self.bot.settings)
+                                                 top_p=top_p, seed=seed, mode=mode, model=model), self.bot.settings)
         await self.write(interaction, request, request, "", private=private)
 
     async def write(self, interaction: discord.Interaction, request: GenerationRequest, asked: GenerationRequest,

@@ -4,8 +4,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot
-from bot.commands import MAX_TEXT_CHARS, METHODS
+from bot.client import HFBot, suggest_models
+from bot.commands import MAX_TEXT_CHARS, METHODS, MODEL_HELP
 
 
 class Labeling(commands.Cog):
@@ -18,13 +18,16 @@ class Labeling(commands.Cog):
         labels="Labels separated by commas, e.g. sports, politics, cooking",
         multi_label="Score each label on its own instead of making them compete",
         method="nli: more accurate; embedding: faster",
+        model=MODEL_HELP,
         private="Only you see the answer",
     )
     @app_commands.choices(method=[app_commands.Choice(name=method, value=method) for method in METHODS])
+    @app_commands.autocomplete(model=suggest_models)
     async def label(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
                     labels: app_commands.Range[str, 1, 2000], multi_label: bool = False, method: str | None = None,
-                    private: bool = False) -> None:
-        await self.bot.answer(interaction, "label", private, text=text, labels=labels, multi_label=multi_label, method=method)
+                    model: str = "", private: bool = False) -> None:
+        await self.bot.answer(interaction, "label", private, text=text, labels=labels, multi_label=multi_label, method=method,
+                              model=model)
 
 
 async def setup(bot: HFBot) -> None:

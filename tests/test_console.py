@@ -156,7 +156,8 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     assert 0 < generation["new_tokens"][0] <= 4 and generation["mode"] == "complete"
     status = results[16]
     assert status["worker_state"] == "running" and status["queued"] == 0 and status["device"] == "cpu"
-    assert status["models"]["zero_shot"] == str(tiny_models["nli"])
+    assert {"model_id": str(tiny_models["nli"]), "roles": ["zero_shot"]}.items() <= next(
+        m for m in status["models"] if m["model_id"] == str(tiny_models["nli"])).items()
 
 
 CONVERSATION = ["/chat message: My name is Ada.", "/chat message: What is my name?", "/new", "/chat message: Hello again"]

@@ -387,8 +387,8 @@ async def test_only_requests_with_the_same_batch_key_share_a_unit(make_scheduler
     emb_b = scheduler.submit(ZeroShotRequest("text", ("x", "y"), method="embedding"), user="b")
     nli_c = scheduler.submit(ZeroShotRequest("more", ("x", "y", "z"), multi_label=True), user="c")
     fill = scheduler.submit(FillMaskRequest("a [MASK] b"), user="j")
-    tok_sentiment = scheduler.submit(TokenizeRequest("t", model="sentiment"), user="k")
-    tok_generation = scheduler.submit(TokenizeRequest("t", model="generation"), user="l")
+    tok_sentiment = scheduler.submit(TokenizeRequest("t", role="sentiment"), user="k")
+    tok_generation = scheduler.submit(TokenizeRequest("t", role="generation"), user="l")
 
     call.finish()
     executor.run_freely()

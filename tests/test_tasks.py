@@ -163,10 +163,10 @@ async def test_tokenize_flags_special_tokens(tiny_engine, tiny_models):
     assert len(result.ids) == len(result.tokens) == len(result.special)
     assert "hello world" in result.decoded  # DistilBert lowercases
 
-    roberta = await run_alone(tiny_engine, TokenizeRequest("Hello world", model="fill_mask"))
+    roberta = await run_alone(tiny_engine, TokenizeRequest("Hello world", role="fill_mask"))
     assert (roberta.tokens[0], roberta.tokens[-1]) == ("<s>", "</s>") and roberta.special[0] and roberta.special[-1]
 
-    gpt2 = await run_alone(tiny_engine, TokenizeRequest("Hello world", model="generation"))
+    gpt2 = await run_alone(tiny_engine, TokenizeRequest("Hello world", role="generation"))
     assert gpt2.model == str(tiny_models["gpt2"])
     assert not any(gpt2.special) and gpt2.decoded == "Hello world"  # gpt2 adds no special tokens
 
@@ -318,17 +318,19 @@ async def test_model_missing_offline_names_the_setting(tiny_t5_engine):
     # the worker, reported): the next heartbeat has it.
     for _ in range(100):
         status = tiny_t5_engine.status()
-        if "embedding" in status.models:
+        roles = {role for model in status.models for role in model.roles}
+        if "embedding" in roles:
             break
         await asyncio.sleep(0.1)
-    assert status.worker_alive and "zero_shot" not in status.models and "embedding" in status.models
+    assert status.worker_alive and "zero_shot" not in roles and "embedding" in roles
 
 
 async def test_status_lists_the_loaded_models(tiny_engine, tiny_models):
     await run_alone(tiny_engine, SentimentRequest(("ok",)))
     status = tiny_engine.status()
     assert status.worker_alive and status.device == "cpu" and status.dtypes["sentiment"] in ("float32", "bfloat16")
-    assert status.models["sentiment"] == str(tiny_models["sentiment"])
+    model = status.models[0]  # the most recently used first
+    assert model.model_id == str(tiny_models["sentiment"]) and "sentiment" in model.roles and model.megabytes > 0
     assert status.tasks["sentiment"].served >= 1
 
 

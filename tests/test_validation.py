@@ -80,7 +80,7 @@ CASES = {
     # choices
     "bad mode": (GenerationRequest("hi", mode="poem"), ["mode", "one of", "complete", "chat"]),
     "bad method": (ZeroShotRequest("text", ("a", "b"), method="magic"), ["method", "one of", "nli", "embedding"]),
-    "bad tokenizer model": (TokenizeRequest("text", model="gpt-9"), ["model", "one of", "sentiment", "generation"]),
+    "bad tokenizer model": (TokenizeRequest("text", role="gpt-9"), ["model", "one of", "sentiment", "generation"]),
 }
 
 
@@ -126,7 +126,7 @@ VALID = [
     FillMaskRequest("x" * 1993 + " [mask]"),  # exactly 2000 characters
     GenerationRequest("hi", max_new_tokens=256, num_return_sequences=4, temperature=2.0, top_p=1, seed=2**32 - 1),
     GenerationRequest("hi", max_new_tokens=1, temperature=0, top_p=0.01, seed=0, mode="chat"),
-    TokenizeRequest("text", model="embedding"),
+    TokenizeRequest("text", role="embedding"),
 ]
 
 

@@ -21,7 +21,7 @@ class RoutingExecutor:
     def info(self) -> ExecutorInfo:
         # /status and the scheduler's step sizes follow the executor that classifies.
         info, generation = self.default.info, self.generation.info
-        return dataclasses.replace(info, models={**info.models, **generation.models},
+        return dataclasses.replace(info, models=(*generation.models, *info.models),
                                    generation_batching=f"{generation.generation_batching} ({generation.device})")
 
     async def start(self) -> None:

@@ -28,9 +28,26 @@ def setting_name(role: str) -> str:
     return f"{role.upper()}_MODEL"
 
 
+def list_setting_name(role: str) -> str:
+    """The setting that lists the models a user may pick for a role (the first is the default)."""
+    return f"{role.upper()}_MODELS"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the worker holds in memory, as /status shows it."""
+
+    model_id: str
+    roles: tuple[str, ...]  # the roles it has answered for (one model may serve several)
+    dtype: str
+    megabytes: float
+
+
 @dataclass(frozen=True)
 class EngineConfig:
-    models: dict[str, str] = field(default_factory=lambda: dict(ONLINE_MODELS))
+    models: dict[str, str] = field(default_factory=lambda: dict(ONLINE_MODELS))  # role -> its default model
+    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> more models a user may pick
+    memory_budget_mb: float = 0.0  # models held at once fit in this (least recently used go first); 0: no limit
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (per role, from what the hardware runs natively) | float32 | float16 | bfloat16
     offline: bool = False  # never contact the Hub (HF_HUB_OFFLINE=1 in the worker)
@@ -54,3 +71,8 @@ class EngineConfig:
     openai_api_key: str = field(default="", repr=False)
     openai_model: str = ""
     openai_timeout: float = 60.0  # seconds to connect, and between two streamed chunks
+
+    def allowed(self, role: str) -> tuple[str, ...]:
+        """The models a request of `role` may name, the default first."""
+        default = self.models.get(role, "")
+        return tuple(dict.fromkeys([*([default] if default else []), *self.alternatives.get(role, ())]))

@@ -24,14 +24,17 @@ def embedding_class(config: PretrainedConfig) -> type:
 
 
 class Embedder:
-    def __init__(self, registry: ModelRegistry, role: str = "embedding") -> None:
+    """Embeds with the role's model: `model` (one of the role's allowed models) or its default."""
+
+    def __init__(self, registry: ModelRegistry, role: str = "embedding", model: str = "") -> None:
         self.registry = registry
         self.role = role
+        self.model = model
         self._label_cache: dict[tuple[str, ...], torch.Tensor] = {}
 
     @property
     def loaded(self) -> LoadedModel:
-        return self.registry.get(self.role, embedding_class)
+        return self.registry.get(self.role, embedding_class, self.model)
 
     @torch.inference_mode()
     def embed(self, texts: Sequence[str]) -> torch.Tensor:

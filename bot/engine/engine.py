@@ -1,11 +1,13 @@
 """The engine's front door: a scheduler feeding one executor (the worker process, or see backends.py), plus status."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from .backends import make_executor
-from .config import EngineConfig
+from .config import EngineConfig, ModelInfo, list_setting_name
+from .errors import InvalidInput
 from .metrics import Metrics, TaskStats
 from .requests.base import Request
 from .scheduler import Executor, Job, Priority, Scheduler
@@ -18,7 +20,8 @@ class EngineStatus:
     generation_batching: str  # continuous | static
     worker_state: str  # starting | running | restarting | stalled, restarting | stopped
     worker_restarts: int
-    models: dict[str, str]  # loaded models: role -> id
+    models: tuple[ModelInfo, ...]  # the models in memory, most recently used first
+    memory_budget_mb: float  # 0: no limit
     queued: int
     queued_background: int
     running: int
@@ -73,7 +76,19 @@ class Engine:
     def submit_job(self, request: Request, *, user: str, background: bool = False, timeout: float | None = None) -> Job:
         """Enqueue and return the job at once (for streaming and queue position); raises InvalidInput or Busy."""
         priority = Priority.BACKGROUND if background else Priority.INTERACTIVE
-        return self.scheduler.submit(request, user=user, priority=priority, timeout=timeout)
+        return self.scheduler.submit(self._checked_model(request), user=user, priority=priority, timeout=timeout)
+
+    def _checked_model(self, request: Request) -> Request:
+        """Refuse a model not in the role's list; name the default as "", so both share forward passes."""
+        chosen, role = request.chosen_model(), request.model_role()
+        if not chosen:
+            return request
+        allowed = self.config.allowed(role)
+        if chosen not in allowed:
+            listed = ", ".join(allowed) or "none"
+            raise InvalidInput(f"The model '{chosen[:100]}' is not one of this bot's {role.replace('_', '-')} models ({listed}). "
+                               f"Pick one from the list; an operator can add models with {list_setting_name(role)}.")
+        return dataclasses.replace(request, model="") if chosen == allowed[0] else request
 
     async def submit(self, request: Request, *, user: str, background: bool = False, timeout: float | None = None) -> Any:
         return await self.submit_job(request, user=user, background=background, timeout=timeout).result()
@@ -86,7 +101,8 @@ class Engine:
             generation_batching=info.generation_batching,
             worker_state=info.state,
             worker_restarts=info.restarts,
-            models=dict(info.models),
+            models=tuple(info.models),
+            memory_budget_mb=self.config.memory_budget_mb,
             queued=self.scheduler.queue_depth(Priority.INTERACTIVE),
             queued_background=self.scheduler.queue_depth(Priority.BACKGROUND),
             running=len(self.scheduler.running),

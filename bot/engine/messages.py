@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import ModelInfo
 from .requests.base import Request
 
 # --- parent -> worker ------------------------------------------------------------------------
@@ -80,7 +81,7 @@ class Heartbeat:
     steps: int  # forward passes completed so far
     step_running_for: float | None  # seconds the current forward pass has been running
     loading: bool  # a model is being loaded (slow, but progress)
-    models: dict[str, str] = field(default_factory=dict)  # role -> model id, loaded ones
+    models: tuple[ModelInfo, ...] = ()  # the models in memory, most recently used first
     dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype its model runs (or will run) in
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from .config import EngineConfig
+from .config import EngineConfig, ModelInfo
 from .errors import EngineError, ModelUnavailable, WorkerCrashed
 from .requests.base import Request, failure
 from .requests.generation import GenerationRequest, GenerationResult
@@ -48,7 +48,8 @@ class OpenAIGenerationExecutor:
         headers = {"Authorization": f"Bearer {self.config.openai_api_key}"} if self.config.openai_api_key else {}
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
         self.info.state = "running"
-        self.info.models = {"generation": self.config.openai_model}
+        # Held by the server, so its size is unknown here.
+        self.info.models = (ModelInfo(self.config.openai_model, ("generation",), "server", 0.0),)
 
     async def close(self) -> None:
         for task in self._jobs.values():
@@ -82,12 +83,12 @@ class OpenAIGenerationExecutor:
                                            for index in range(request.num_return_sequences)))
         texts, new_tokens, reasons = zip(*sequences)
         return GenerationResult(prompt=request.prompt, texts=list(texts), new_tokens=list(new_tokens),
-                                finish_reasons=list(reasons), mode=request.mode, model=self.config.openai_model)
+                                finish_reasons=list(reasons), mode=request.mode, model=request.model or self.config.openai_model)
 
     def body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
         """The JSON of sequence `index`'s streaming request."""
         body: dict[str, Any] = {
-            "model": self.config.openai_model,
+            "model": request.model or self.config.openai_model,
             "stream": True,
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,  # 0 is greedy on these servers

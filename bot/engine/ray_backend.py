@@ -49,17 +49,17 @@ class Replica:
         import torch
 
         from .registry import ModelRegistry
-        from .tasks import TASKS
+        from .tasks import TaskSet
         from .turns import DeviceTurns
 
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         self.registry = ModelRegistry(config, DeviceTurns())
-        self.tasks = {name: cls(self.registry) for name, cls in TASKS.items()}
+        self.tasks = TaskSet(self.registry)
 
     def describe(self) -> dict[str, Any]:
         return {"device": str(self.registry.device), "dtypes": self.registry.dtypes(),
-                "generation_batching": self.tasks["generation"].batching(), "forward_rows": self.registry.forward_rows}
+                "generation_batching": self.tasks.generation.batching(), "forward_rows": self.registry.forward_rows}
 
     async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         yield ("started", os.getpid())
@@ -71,13 +71,13 @@ class Replica:
 
         ids = [job_id for job_id, _ in jobs]
         # A thread, so the replica's loop keeps streaming other units' chunks; classification emits none.
-        outcomes = await asyncio.to_thread(run_batch, self.tasks[task], [request for _, request in jobs], _no_chunks)
+        outcomes = await asyncio.to_thread(run_batch, self.tasks.get(task, jobs[0][1].chosen_model()), [request for _, request in jobs], _no_chunks)
         for job_id, outcome in zip(ids, outcomes):
             yield ("done", job_id, outcome)
 
     async def _generate(self, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
-        generation = self.tasks["generation"]
+        generation = self.tasks.generation
 
         class Sink:  # called from the decoding threads
             def chunk(self, job_id: int, sequence: int, text: str) -> None:

@@ -5,22 +5,24 @@ package ships (a GGUF file is de-quantized once into a safetensors cache).
 """
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
 import shutil
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PretrainedConfig,
                           PreTrainedTokenizerBase)
 
-from .config import ROLES, EngineConfig, setting_name
-from .errors import ModelUnavailable
+from .config import ROLES, EngineConfig, ModelInfo, list_setting_name, setting_name
+from .errors import ModelUnavailable, ResourceExhausted
 from .turns import DeviceTurns
 
 log = logging.getLogger(__name__)
@@ -30,23 +32,44 @@ ClassPicker = Callable[[PretrainedConfig], Any]
 
 @dataclass
 class LoadedModel:
-    role: str
     model_id: str
     model: Any
     tokenizer: PreTrainedTokenizerBase
     config: PretrainedConfig
     load_seconds: float
     forward_rows: int  # rows in one classification forward pass
+    megabytes: float  # weights and buffers in memory
+    roles: set[str] = field(default_factory=set)  # the roles it has answered for
 
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.model_id, tuple(sorted(self.roles)), str(self.model.dtype).removeprefix("torch."), round(self.megabytes, 1))
+
+
+class ModelHolder(Protocol):
+    """A task that keeps using a model after its unit ends (generation): eviction asks it first."""
+
+    def holds(self, loaded: LoadedModel) -> bool:
+        """Work is running on this model now."""
+
+    def release(self, loaded: LoadedModel) -> None:
+        """Drop what was built on this model (e.g. KV caches); it is being evicted."""
 
 
 def default_forward_rows(device: torch.device) -> int:
     """Rows per forward pass. A CPU gains little from wide batches and pays for their
     padding (measured in bench/: 8-row chunks beat 32-row ones); a GPU wants them wide."""
     return 8 if device.type == "cpu" else 64
+
+
+def estimate_megabytes(model_class: type, config: PretrainedConfig, dtype: torch.dtype) -> float:
+    """A model's size before loading it: built on the meta device, where tensors hold no data."""
+    with torch.device("meta"):
+        model = model_class.from_config(config, dtype=dtype)
+    return model.get_memory_footprint() / 2**20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,27 +108,36 @@ def resolve_dtype(name: str, device: torch.device, decoder: bool) -> torch.dtype
 
 
 class ModelRegistry:
-    """`turns` (optional) is attached to every model loaded, so forward passes take turns on the device."""
+    """Loads models on demand and keeps the most recently used within `config.memory_budget_mb`.
+
+    A model is keyed by its id and the class it is loaded as, so roles that name the same
+    model (e.g. SmolLM2 for generation and fill-mask) share one copy. `turns` (optional) is
+    attached to every model loaded, so forward passes take turns on the device."""
 
     def __init__(self, config: EngineConfig, turns: DeviceTurns | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
         self.forward_rows = config.forward_rows or default_forward_rows(self.device)
         self.turns = turns
-        self.loading: str | None = None  # the role being loaded right now (the watchdog allows for it)
-        self._models: dict[str, LoadedModel] = {}
+        self.holders: list[ModelHolder] = []
+        self.loading: str | None = None  # the model being loaded right now (the watchdog allows for it)
+        self.evictions = 0
+        self._models: OrderedDict[tuple[str, type], LoadedModel] = OrderedDict()  # least recently used first
+        self._configs: dict[str, PretrainedConfig] = {}
         self._tokenizers: dict[str, PreTrainedTokenizerBase] = {}
         self._failures: dict[str, ModelUnavailable] = {}
 
     def dtypes(self) -> dict[str, str]:
-        """Role -> dtype: the loaded model's, or the one generation (a decoder) and the encoders would get."""
-        loaded = dict(list(self._models.items()))
-        return {role: str(loaded[role].model.dtype if role in loaded else resolve_dtype(self.config.dtype, self.device, role == "generation"))
-                .removeprefix("torch.") for role in ROLES}
+        """Role -> dtype: its default model's once loaded, else the one generation (a decoder) and the encoders would get."""
+        loaded = {m.model_id: m for m in list(self._models.values())}
+        return {role: str(loaded[self.config.models.get(role, "")].model.dtype if self.config.models.get(role, "") in loaded
+                          else resolve_dtype(self.config.dtype, self.device, role == "generation")).removeprefix("torch.")
+                for role in ROLES}
 
-    def loaded(self) -> dict[str, str]:
-        # list() copies in one step: the heartbeat thread reads this while the main thread may add a model.
-        return {role: loaded.model_id for role, loaded in list(self._models.items())}
+    def loaded(self) -> tuple[ModelInfo, ...]:
+        """The models in memory, most recently used first."""
+        # list() copies in one step: the heartbeat thread reads this while the main thread may load a model.
+        return tuple(m.info() for m in reversed(list(self._models.values())))
 
     def model_id(self, role: str) -> str:
         model_id = self.config.models.get(role, "")
@@ -116,73 +148,117 @@ class ModelRegistry:
             )
         return model_id
 
-    def get(self, role: str, pick_class: ClassPicker) -> LoadedModel:
-        """The model for `role`, loaded on first use with the class `pick_class(config)` chooses."""
-        if role in self._models:
-            return self._models[role]
-        if role in self._failures:  # don't hit a missing Hub again for every request
-            raise self._failures[role]
-        self.loading = role
-        try:
-            loaded = self._load(role, pick_class)
-        except ModelUnavailable as error:
-            self._failures[role] = error
-            raise
-        finally:
-            self.loading = None
-        if self.turns is not None:
-            self.turns.attach(loaded.model)
-        self._models[role] = loaded
+    def get(self, role: str, pick_class: ClassPicker, model_id: str = "") -> LoadedModel:
+        """The model `model_id` (default: the role's), loaded on first use with the class `pick_class(config)` chooses."""
+        model_id = model_id or self.model_id(role)
+        if model_id in self._failures:  # don't hit a missing Hub again for every request
+            raise self._failures[model_id]
+        key = (model_id, pick_class(self._config(role, model_id)))
+        loaded = self._models.get(key)
+        if loaded is None:
+            self.loading = model_id
+            try:
+                loaded = self._load(role, model_id, key[1])
+            except ModelUnavailable as error:
+                self._failures[model_id] = error
+                raise
+            finally:
+                self.loading = None
+            if self.turns is not None:
+                self.turns.attach(loaded.model)
+            self._models[key] = loaded
+        self._models.move_to_end(key)
+        loaded.roles.add(role)
         return loaded
 
-    def tokenizer(self, role: str) -> PreTrainedTokenizerBase:
-        if role in self._models:
-            return self._models[role].tokenizer
-        if role not in self._tokenizers:
-            source, kwargs = self._source(role)
-            self._tokenizers[role] = self._guard(role, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
-        return self._tokenizers[role]
+    def tokenizer(self, role: str, model_id: str = "") -> PreTrainedTokenizerBase:
+        model_id = model_id or self.model_id(role)
+        held = next((m for (held_id, _), m in self._models.items() if held_id == model_id), None)
+        if held is not None:
+            return held.tokenizer
+        if model_id not in self._tokenizers:
+            source, kwargs = self._source(role, model_id)
+            self._tokenizers[model_id] = self._guard(role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
+        return self._tokenizers[model_id]
 
-    def _load(self, role: str, pick_class: ClassPicker) -> LoadedModel:
-        model_id = self.model_id(role)
-        source, kwargs = self._source(role)
+    def _config(self, role: str, model_id: str) -> PretrainedConfig:
+        if model_id not in self._configs:
+            source, kwargs = self._source(role, model_id)
+            try:
+                self._configs[model_id] = self._guard(role, model_id, lambda: AutoConfig.from_pretrained(source, **kwargs))
+            except ModelUnavailable as error:
+                self._failures[model_id] = error
+                raise
+        return self._configs[model_id]
+
+    def _load(self, role: str, model_id: str, model_class: type) -> LoadedModel:
+        source, kwargs = self._source(role, model_id)
+        config = self._configs[model_id]
+        decoder = model_class in (AutoModelForCausalLM, AutoModelForSeq2SeqLM)  # BART-NLI classifies: an encoder here
+        model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
+        if self.config.memory_budget_mb:
+            self._make_room(model_id, self._guard(role, model_id, lambda: estimate_megabytes(model_class, config, model_dtype)))
         log.info("Loading %s model %s on %s...", role, model_id, self.device)
         started = time.perf_counter()
 
-        def load() -> tuple[Any, Any, Any]:
-            config = AutoConfig.from_pretrained(source, **kwargs)
-            tokenizer = self._tokenizers.get(role) or AutoTokenizer.from_pretrained(source, **kwargs)
-            model_class = pick_class(config)
-            decoder = model_class in (AutoModelForCausalLM, AutoModelForSeq2SeqLM)  # BART-NLI classifies: an encoder here
-            model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
+        def load() -> tuple[Any, Any]:
+            tokenizer = self._tokenizers.pop(model_id, None) or AutoTokenizer.from_pretrained(source, **kwargs)
             if self.device.type == "cuda":
                 # accelerate places layers across GPUs (and CPU) when a model does not fit one.
                 model = model_class.from_pretrained(source, dtype=model_dtype, device_map="auto", **kwargs)
             else:
                 model = model_class.from_pretrained(source, dtype=model_dtype, **kwargs).to(self.device)
-            return config, tokenizer, model.eval()
+            return tokenizer, model.eval()
 
-        config, tokenizer, model = self._guard(role, load)
+        tokenizer, model = self._guard(role, model_id, load)
         seconds = time.perf_counter() - started
-        log.info("Loaded %s model %s (%s) in %.1fs", role, model_id, str(model.dtype).removeprefix("torch."), seconds)
-        return LoadedModel(role, model_id, model, tokenizer, config, seconds, self.forward_rows)
+        megabytes = model.get_memory_footprint() / 2**20
+        log.info("Loaded %s model %s (%s, %.0f MB) in %.1fs", role, model_id, str(model.dtype).removeprefix("torch."), megabytes, seconds)
+        return LoadedModel(model_id, model, tokenizer, config, seconds, self.forward_rows, megabytes)
 
-    def _guard(self, role: str, load: Callable[[], Any]) -> Any:
+    def _make_room(self, model_id: str, needed: float) -> None:
+        """Evict the least recently used idle models until `needed` MB more fit the budget."""
+        budget = self.config.memory_budget_mb
+        if needed > budget:
+            raise ModelUnavailable(
+                f"The model '{model_id}' needs about {needed:.0f} MB, more than the bot's model memory budget "
+                f"({budget:.0f} MB, MODEL_MEMORY_BUDGET_MB). An operator can raise the budget or list a smaller model.")
+        for key, loaded in list(self._models.items()):
+            if sum(m.megabytes for m in self._models.values()) + needed <= budget:
+                return
+            if not any(holder.holds(loaded) for holder in self.holders):
+                self._evict(key)
+        if sum(m.megabytes for m in self._models.values()) + needed > budget:
+            raise ResourceExhausted(f"There is no room for the model '{model_id}' right now: the models in memory are "
+                                    "busy answering. Please try again in a minute.")
+
+    def _evict(self, key: tuple[str, type]) -> None:
+        loaded = self._models.pop(key)
+        for holder in self.holders:
+            holder.release(loaded)
+        self.evictions += 1
+        log.info("Unloaded %s (%.0f MB, least recently used) to stay within the memory budget", loaded.model_id, loaded.megabytes)
+        del loaded
+        gc.collect()  # the weights are freed now, not at some later collection
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _guard(self, role: str, model_id: str, load: Callable[[], Any]) -> Any:
         """Turn the many ways loading fails (no Hub, bad path, wrong kind) into one clear error."""
         try:
             return load()
         except ModelUnavailable:
             raise
         except (OSError, ValueError, KeyError, ImportError) as error:
-            log.warning("Could not load %s model %r: %s", role, self.config.models.get(role), error)
+            log.warning("Could not load %s model %r: %s", role, model_id, error)
             raise ModelUnavailable(
-                f"The {role.replace('_', '-')} model '{self.config.models.get(role)}' could not be loaded: "
+                f"The {role.replace('_', '-')} model '{model_id}' could not be loaded: "
                 f"it is not on this machine and the Hugging Face Hub is unreachable, or it is not a "
-                f"{role.replace('_', '-')} model. Set {setting_name(role)} to a local folder or another model id."
+                f"{role.replace('_', '-')} model. An operator can fix {setting_name(role)} (or {list_setting_name(role)}): "
+                "a local folder or another model id."
             ) from error
 
-    def _source(self, role: str) -> tuple[str, dict[str, Any]]:
-        model_id = self.model_id(role)
+    def _source(self, role: str, model_id: str) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {"local_files_only": True} if self.config.offline else {}
         if model_id.startswith("package:"):
             return str(self._package_folder(role, model_id.removeprefix("package:"))), kwargs
@@ -225,5 +301,5 @@ class ModelRegistry:
             except OSError:  # another process finished first; its copy is as good
                 shutil.rmtree(partial, ignore_errors=True)
 
-        self._guard(role, convert)
+        self._guard(role, f"package {gguf.parent.name}", convert)
         return target

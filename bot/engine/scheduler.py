@@ -27,6 +27,7 @@ from enum import Enum, IntEnum
 from typing import Any, Protocol
 
 from .errors import Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
+from .config import ModelInfo
 from .metrics import Metrics
 from .requests.base import Failure, Request
 
@@ -46,7 +47,7 @@ class ExecutorInfo:
     device: str = "starting"
     dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype
     restarts: int = 0
-    models: dict[str, str] = field(default_factory=dict)  # role -> model id, once loaded
+    models: tuple[ModelInfo, ...] = ()  # the models in memory, most recently used first
     generation_batching: str = ""
     forward_rows: int = 64  # rows one classification forward pass takes
     # Classification units at the executor at once: one per process that runs them (a worker,
@@ -111,6 +112,8 @@ class Job:
     enqueued_at: float
     scheduler: Scheduler = field(repr=False)
     state: JobState = JobState.QUEUED
+    started_at: float | None = None  # the scheduler's clock, when its unit went to the executor
+    finished_at: float | None = None
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future(), repr=False)
     _chunks: asyncio.Queue = field(default_factory=asyncio.Queue, repr=False)
 
@@ -137,8 +140,15 @@ class Job:
     def cancel(self) -> None:
         self.scheduler.cancel(self)
 
+    def run_seconds(self) -> float | None:
+        """How long it ran (its unit's time at the executor, loading a model included); None until it ends."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
     def _finish(self, outcome: Any) -> None:
         self.state = JobState.DONE
+        self.finished_at = self.scheduler.clock()
         if not self.future.done():
             if isinstance(outcome, BaseException):
                 self.future.set_exception(outcome)
@@ -392,7 +402,7 @@ class Scheduler:
         for job in unit:
             if job.priority is Priority.INTERACTIVE:
                 self._last_served[job.user] = started
-            job.state = JobState.RUNNING
+            job.state, job.started_at = JobState.RUNNING, started
             self.running[job.id] = job
             self.metrics.record_wait(task, started - job.enqueued_at)
         runner = asyncio.create_task(self._execute(unit, started), name=f"unit-{task}")

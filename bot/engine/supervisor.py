@@ -170,7 +170,7 @@ class WorkerProcess:
         self._generation += 1
         self._process, self._conn = process, parent_end
         self._health = _Health()
-        self.info.pid, self.info.models = process.pid, {}
+        self.info.pid, self.info.models = process.pid, ()
         threading.Thread(target=self._read, args=(self._generation, process, parent_end), daemon=True, name="worker-reader").start()
 
     def _read(self, generation: int, process: Any, conn: Connection) -> None:

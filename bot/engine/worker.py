@@ -17,7 +17,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from .config import EngineConfig
+from .config import EngineConfig, ModelInfo
 from .errors import EngineError, ResourceExhausted
 from .messages import CancelJob, Chunk, Heartbeat, JobDone, RunUnit, StopWorker, UnitDone, UnitStarted, WorkerReady
 from .requests.base import Request, failure
@@ -59,21 +59,21 @@ class Outbox:
 class Worker:
     def __init__(self, conn: Connection, config: EngineConfig) -> None:
         from .registry import ModelRegistry
-        from .tasks import TASKS
+        from .tasks import TaskSet
         from .turns import DeviceTurns
 
         self.conn = conn
         self.outbox = Outbox(conn)
         self.turns = DeviceTurns()
         self.registry = ModelRegistry(config, self.turns)
-        self.tasks = {name: cls(self.registry) for name, cls in TASKS.items()}
-        self.generation = self.tasks["generation"]
+        self.tasks = TaskSet(self.registry)
+        self.generation = self.tasks.generation
         self.waiting: deque[RunUnit] = deque()  # classification units, one forward pass each
         self.cancelled: set[int] = set()  # jobs cancelled before their unit ran
         self.streaming: dict[int, int] = {}  # running generation job -> its unit
         self.started: dict[int, float] = {}  # unit -> when it started
         self.lock = threading.Lock()  # streaming and started are touched by the decoding threads too
-        self.reported_models: dict[str, str] = {}
+        self.reported_models: tuple[ModelInfo, ...] = ()
 
     def serve(self) -> None:
         self.outbox.send(WorkerReady(pid=os.getpid(), device=str(self.registry.device), dtypes=self.registry.dtypes(),
@@ -132,7 +132,8 @@ class Worker:
             def emit(index: int, sequence: int, text: str) -> None:
                 self.outbox.send(Chunk(ids[index], sequence, text))
 
-            outcomes = run_batch(self.tasks[unit.task], [request for _, request in jobs], emit)
+            task = self.tasks.get(unit.task, jobs[0][1].chosen_model())  # the model is part of the batch key
+            outcomes = run_batch(task, [request for _, request in jobs], emit)
             self._report_models()
             for job_id, outcome in zip(ids, outcomes):
                 self.outbox.send(JobDone(job_id, outcome))

@@ -41,6 +41,10 @@ class Request:
         """Which configured model (a key of EngineConfig.models) runs this request."""
         return self.task
 
+    def chosen_model(self) -> str:
+        """The model the user picked from the role's list ("": the role's default); the engine checks it."""
+        return getattr(self, "model", "")
+
     def cost(self) -> int:
         """Estimated tokens this request adds to a batch (the scheduler's budget unit)."""
         return estimate_tokens(getattr(self, "text", ""))
@@ -51,7 +55,7 @@ class Request:
 
     def batch_key(self) -> tuple[Any, ...]:
         """Requests with equal keys may share a forward pass."""
-        return (self.task, self.model_role())
+        return (self.task, self.model_role(), self.chosen_model())
 
 
 @dataclass(frozen=True)

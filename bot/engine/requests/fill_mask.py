@@ -19,6 +19,7 @@ class FillMaskRequest(Request):
     text: str
     top_k: int = DEFAULT_TOP_K
     details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id -> token)
+    model: str = ""  # one of FILL_MASK_MODELS; "": the default
 
     def validate(self) -> None:
         check_text(self.text)

@@ -34,6 +34,7 @@ class GenerationRequest(Request):
     # user message. The worker leaves out the oldest turns that do not fit the model's context.
     history: tuple[tuple[str, str], ...] = ()
     system: str | None = None  # chat mode: the server's system prompt
+    model: str = ""  # one of GENERATION_MODELS; "": the default
 
     def validate(self) -> None:
         check_text(self.prompt, "prompt")

@@ -19,6 +19,7 @@ class SentimentRequest(Request):
     task = "sentiment"
     texts: tuple[str, ...]
     details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id2label)
+    model: str = ""  # one of SENTIMENT_MODELS; "": the default
 
     def validate(self) -> None:
         if not self.texts:

@@ -14,14 +14,14 @@ DEFAULT_ROLE = "sentiment"  # whose tokenizer /tokens shows unless told
 class TokenizeRequest(Request):
     task = "tokenize"
     text: str
-    model: str = DEFAULT_ROLE  # a model role: whose tokenizer to show
+    role: str = DEFAULT_ROLE  # whose tokenizer to show: a role's default model's
 
     def validate(self) -> None:
         check_text(self.text)
-        check_choice(self.model, "model", ROLES)
+        check_choice(self.role, "model", ROLES)
 
     def model_role(self) -> str:
-        return self.model
+        return self.role
 
 
 @dataclass(frozen=True)

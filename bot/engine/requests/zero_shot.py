@@ -20,6 +20,7 @@ class ZeroShotRequest(Request):
     multi_label: bool = False
     hypothesis_template: str = DEFAULT_TEMPLATE
     method: str = "nli"
+    model: str = ""  # one of ZERO_SHOT_MODELS (nli) or EMBEDDING_MODELS (embedding); "": the default
 
     def validate(self) -> None:
         check_text(self.text)

@@ -25,6 +25,7 @@ class JobSink(Protocol):
 class Task(ABC):
     """Worker-side half of a task: owns no model itself, asks the registry for it.
 
+    There is one instance per task and chosen model, so per-model caches live on the instance.
     The worker answers a unit of requests with `run`: one forward pass, give or take a split
     for padding. (Generation is not a Task: its requests stream for many steps; see GenerationTask.)
     """
@@ -32,8 +33,9 @@ class Task(ABC):
     name: ClassVar[str]
     request_type: ClassVar[type[Request]]
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, model: str = "") -> None:
         self.registry = registry
+        self.model = model  # the model id its requests chose ("": the role's default); see TaskSet
 
     def run(self, requests: list[Request], emit: Emit) -> list[Any]:
         """Answer a batch; each slot holds a result dataclass or a Failure."""

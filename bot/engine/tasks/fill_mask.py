@@ -42,7 +42,7 @@ class FillMaskTask(Task):
     request_type = FillMaskRequest
 
     def preprocess(self, requests: list[FillMaskRequest]) -> list[str]:
-        loaded = self.registry.get("fill_mask", fill_mask_class)
+        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
         if is_causal(loaded):
             return [r.text for r in requests]
         if loaded.tokenizer.mask_token is None:
@@ -52,7 +52,7 @@ class FillMaskTask(Task):
 
     @torch.inference_mode()
     def forward(self, texts: list[str], emit: Emit) -> list[Any]:
-        loaded = self.registry.get("fill_mask", fill_mask_class)
+        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
         if is_causal(loaded):
             return [causal_fill(loaded, text) for text in texts]
         tokenizer = loaded.tokenizer
@@ -70,7 +70,7 @@ class FillMaskTask(Task):
         return padded_forward(loaded, encoded, mask_logits)
 
     def postprocess(self, outputs: list[Any], requests: list[FillMaskRequest]) -> list:
-        loaded = self.registry.get("fill_mask", fill_mask_class)
+        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
         if is_causal(loaded):
             return [self._causal_result(loaded, r, words[:r.top_k]) for r, words in zip(requests, outputs)]
         tokenizer = loaded.tokenizer

@@ -8,8 +8,8 @@ arrives while others stream starts at the next step. Two ways to run it:
   holds its running rows in a paged KV cache; a new row joins at the next step, a
   finished or cancelled one leaves at once, each row with its own max_new_tokens. A
   manager samples with one setting (its per-request processors cost 5-10x per token on
-  a CPU in our measurements), so there is one manager per setting in use — greedy, and
-  the default temperature/top_p — at most MAX_MANAGERS at once.
+  a CPU in our measurements), so there is one manager per model and setting in use —
+  greedy, and the default temperature/top_p — at most MAX_MANAGERS at once.
 - static: one `generate` call per request, in a thread of its own, for what continuous
   batching cannot do: seq2seq models, seeded sampling (a manager has one random
   generator), and a sampling setting when MAX_MANAGERS others are busy. Rows stop at
@@ -207,7 +207,7 @@ class GenerationTask:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.jobs: dict[int, RunningJob] = {}
-        self.managers: dict[tuple[float, ...], Any] = {}  # sampling setting -> its continuous batching manager
+        self.managers: dict[tuple[Any, ...], Any] = {}  # (model id, sampling setting) -> its continuous batching manager
         self.rows: dict[str, tuple[int, int, Any]] = {}  # manager request id -> (job id, sequence, manager)
         self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
         self.sink: JobSink | None = None
@@ -224,7 +224,7 @@ class GenerationTask:
         """Begin decoding a request; chunks and the result go to `sink` as they come."""
         self.sink = sink
         try:
-            loaded = self.registry.get("generation", generation_class)
+            loaded = self.registry.get("generation", generation_class, request.model)
             prompt_ids, dropped = self._prompt_ids(loaded, request)
         except EngineError as error:
             sink.done(job_id, failure(error))
@@ -255,13 +255,23 @@ class GenerationTask:
         for manager in self.managers.values():
             manager.stop(block=True, timeout=5)
 
+    # --- the registry's ModelHolder interface ----------------------------------------------
+    def holds(self, loaded: LoadedModel) -> bool:
+        with self.lock:
+            return any(job.model == loaded.model_id for job in self.jobs.values())
+
+    def release(self, loaded: LoadedModel) -> None:
+        """The model is being unloaded: stop its managers (they hold its KV caches)."""
+        for key in [key for key in self.managers if key[0] == loaded.model_id]:
+            self.managers.pop(key).stop(block=True, timeout=5)
+
     # --- continuous batching -------------------------------------------------------------
     def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
         """The continuous batching manager for this request's sampling setting, or None: static decoding."""
         seeded = request.sampling and request.seed is not None
         if self.batching() != "continuous" or loaded.config.is_encoder_decoder or seeded:
             return None
-        setting = (request.temperature, request.top_p) if request.sampling else ()
+        setting = (loaded.model_id, *((request.temperature, request.top_p) if request.sampling else ()))
         manager = self.managers.get(setting)
         if manager is not None and manager.is_running():
             return manager

@@ -114,8 +114,8 @@ class LabelMessageTask(Task):
     name = "label_message"
     request_type = LabelMessageRequest
 
-    def __init__(self, registry: Any) -> None:
-        super().__init__(registry)
+    def __init__(self, registry: Any, model: str = "") -> None:
+        super().__init__(registry, model)
         self.embedder = Embedder(registry)
         self.nli = ZeroShotTask(registry)
 
@@ -164,8 +164,8 @@ class _ExamplesTask(Task):
     """Tasks that read a server's examples: vectors kept for this model are used as they are, the others
     are embedded from their text; an example with neither is skipped."""
 
-    def __init__(self, registry: Any) -> None:
-        super().__init__(registry)
+    def __init__(self, registry: Any, model: str = "") -> None:
+        super().__init__(registry, model)
         self.embedder = Embedder(registry)
 
     def vectors(self, examples: Sequence[Example]) -> tuple[list[Example], torch.Tensor, int]:

@@ -32,9 +32,9 @@ class SentimentTask(Task):
     name = "sentiment"
     request_type = SentimentRequest
 
-    def __init__(self, registry: Any) -> None:
-        super().__init__(registry)
-        self.embedder = Embedder(registry, role="sentiment")
+    def __init__(self, registry: Any, model: str = "") -> None:
+        super().__init__(registry, model)
+        self.embedder = Embedder(registry, "sentiment", model)
 
     def preprocess(self, requests: list[SentimentRequest]) -> list[str]:
         return [text for request in requests for text in request.texts]  # flatten; regrouped later
@@ -42,7 +42,7 @@ class SentimentTask(Task):
     @torch.inference_mode()
     def forward(self, texts: list[str], emit: Emit) -> torch.Tensor:
         """The logits: the classifier's, or the scaled cosine similarities to the two descriptions."""
-        loaded = self.registry.get("sentiment", sentiment_class)
+        loaded = self.registry.get("sentiment", sentiment_class, self.model)
         if not is_classifier(loaded.config):
             return self.embedder.embed(texts) @ self.embedder.label_embeddings(list(EMBEDDING_LABELS.values())).T * SIMILARITY_SCALE
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
@@ -50,7 +50,7 @@ class SentimentTask(Task):
         return torch.stack(rows)
 
     def postprocess(self, logits: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
-        loaded = self.registry.get("sentiment", sentiment_class)
+        loaded = self.registry.get("sentiment", sentiment_class, self.model)
         probs = torch.softmax(logits, dim=-1)
         if is_classifier(loaded.config):
             names = [loaded.config.id2label[i] for i in range(probs.shape[1])]

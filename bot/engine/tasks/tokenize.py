@@ -14,7 +14,7 @@ class TokenizeTask(Task):
 
     def forward(self, requests: list[TokenizeRequest], emit: Emit) -> list[TokenizeResult]:
         role = requests[0].model_role()  # part of the batch key
-        tokenizer = self.registry.tokenizer(role)
+        tokenizer = self.registry.tokenizer(role, self.model)
         results = []
         for r in requests:
             encoding = tokenizer(r.text)
@@ -26,7 +26,7 @@ class TokenizeTask(Task):
                 ids=ids,
                 special=[bool(m) for m in mask],
                 decoded=tokenizer.decode(ids),
-                model=self.registry.model_id(role),
+                model=self.model or self.registry.model_id(role),
             ))
         return results
 

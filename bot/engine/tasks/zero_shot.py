@@ -38,9 +38,9 @@ class ZeroShotTask(Task):
     name = "zero_shot"
     request_type = ZeroShotRequest
 
-    def __init__(self, registry: Any) -> None:
-        super().__init__(registry)
-        self.embedder = Embedder(registry)
+    def __init__(self, registry: Any, model: str = "") -> None:
+        super().__init__(registry, model)
+        self.embedder = Embedder(registry, "embedding", model)
 
     def preprocess(self, requests: list[ZeroShotRequest]) -> list[tuple[str, str]]:
         # One batch holds one method (it is part of the batch key).
@@ -50,7 +50,7 @@ class ZeroShotTask(Task):
 
     @torch.inference_mode()
     def forward(self, pairs: list[tuple[str, str]], emit: Emit) -> torch.Tensor:
-        loaded = self.registry.get("zero_shot", nli_class)
+        loaded = self.registry.get("zero_shot", nli_class, self.model)
         tokenizer = loaded.tokenizer
         encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
@@ -64,7 +64,7 @@ class ZeroShotTask(Task):
         return super().run(requests, emit)
 
     def postprocess(self, logits: torch.Tensor, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
-        model = self.registry.get("zero_shot", nli_class).model_id
+        model = self.registry.get("zero_shot", nli_class, self.model).model_id
         results, row = [], 0
         for r in requests:
             own = logits[row:row + len(r.labels)]
