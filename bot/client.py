@@ -44,7 +44,7 @@ def to_embed(reply: Reply) -> discord.Embed:
 async def suggest_models(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     """Autocomplete of every `model:` option: the allowed models of the command's role
     (for /compare, of the task picked so far). Free text still reaches the engine, which checks it."""
-    options = dict(interaction.namespace)
+    options = {name: value for name, value in interaction.namespace}  # (dict() would call its missing .keys)
     command = options.get("task") if interaction.command and interaction.command.name == "compare" else \
         interaction.command and interaction.command.name
     if not command:

@@ -132,8 +132,8 @@ class ConsoleApp:
                 finally:
                     for job in jobs:
                         job.cancel()  # no-op once finished
-                data = [{"model": model, "seconds": seconds, **({"error": {"kind": outcome.kind, "message": str(outcome)}}
-                         if isinstance(outcome, EngineError) else {"result": result_data(outcome)})} for model, outcome, seconds in answers]
+                data = {"answers": [{"model": model, "seconds": seconds, **({"error": {"kind": outcome.kind, "message": str(outcome)}}
+                         if isinstance(outcome, EngineError) else {"result": result_data(outcome)})} for model, outcome, seconds in answers]}
                 self.show(render_comparison(options["task"], options["text"], answers))
             else:
                 if command == "chat":

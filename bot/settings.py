@@ -21,6 +21,7 @@ ENGINE_BACKENDS = ("local", "ray")
 GENERATION_BACKENDS = ("local", "openai")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
+MAX_CHOICE_CHARS = 100  # Discord's limit for an autocomplete choice's value: a listed model id must fit
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
 
@@ -103,6 +104,11 @@ class Settings:
         # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
         choices = {role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once") for role in ROLES}
         models = {role: get(setting_name(role)) or (choices[role] or (defaults[role],))[0] for role in ROLES}
+        for role, listed in choices.items():
+            too_long = next((model for model in (models[role], *listed) if listed and len(model) > MAX_CHOICE_CHARS), None)
+            if too_long:
+                raise SettingsError(f"{list_setting_name(role)}: '{too_long[:40]}…' is longer than {MAX_CHOICE_CHARS} characters, "
+                                    "Discord's limit for an option's value; use a shorter folder path (e.g. a symlink).")
         if get("GENERATION_BACKEND").lower() == "openai":
             models["generation"] = get("OPENAI_MODEL")  # the server's model: the default of the generation list
         engine = EngineConfig(

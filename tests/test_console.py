@@ -25,7 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ("DISCORD_TOKEN", "DEV_GUILD_ID", "MODEL_PROFILE", "SENTIMENT_MODEL", "GENERATION_MODEL", "ZERO_SHOT_MODEL",
             "FILL_MASK_MODEL", "EMBEDDING_MODEL", "LABEL_METHOD", "MODEL_CACHE_DIR", "DEVICE", "DTYPE", "TORCH_THREADS",
             "MAX_QUEUE", "MAX_PER_USER", "MAX_BACKGROUND", "MAX_BATCH_TOKENS", "MAX_BATCH_SIZE", "REQUEST_TIMEOUT",
-            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "SYSTEM_PROMPT", "CHAT_THREADS")
+            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "SYSTEM_PROMPT", "CHAT_THREADS", "SENTIMENT_MODELS", "GENERATION_MODELS",
+            "ZERO_SHOT_MODELS", "FILL_MASK_MODELS", "EMBEDDING_MODELS", "MODEL_MEMORY_BUDGET_MB")
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 
 
@@ -70,6 +71,9 @@ SCRIPT = [
     ("/label text: goal", "label", False, "invalid_input", "missing labels"),
     ("/generate prompt: Once upon a time max_new_tokens: 4 temperature: 0", "generate", True, None, None),
     ("/status", "status", True, None, None),
+    ("/compare task: sentiment text: What a great goal!", "compare", True, None, None),
+    ("/compare task: fill text: a <mask> day", "compare", False, "invalid_input", "Comparing needs two fill-mask models"),
+    ("/compare text: a <mask> day", (None, "compare"), False, "invalid_input", "/compare: missing task"),
 ]
 
 
@@ -106,7 +110,8 @@ class Runs:
 def runs(tiny_models, tmp_path_factory):
     runs = Runs()
     data = tmp_path_factory.mktemp("console-runs")
-    runs.start("json", ["console", "--json"], console_env(tiny_models, data / "json"),
+    runs.start("json", ["console", "--json"],
+               console_env(tiny_models, data / "json", SENTIMENT_MODELS=f"{tiny_models['sentiment']},{tiny_models['embedding']}"),
                "".join(line + "\n" for line, *_ in SCRIPT), data / "json")
     # MODEL_PROFILE unset (so "online"): the fallback itself must switch to the offline profile.
     runs.start("fallback", [], console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
@@ -158,6 +163,10 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     assert status["worker_state"] == "running" and status["queued"] == 0 and status["device"] == "cpu"
     assert {"model_id": str(tiny_models["nli"]), "roles": ["zero_shot"]}.items() <= next(
         m for m in status["models"] if m["model_id"] == str(tiny_models["nli"])).items()
+    compared = results[17]["answers"]  # the two sentiment models, each with its own result and time
+    assert [side["model"] for side in compared] == [str(tiny_models["sentiment"]), str(tiny_models["embedding"])]
+    assert [side["result"]["method"] for side in compared] == ["classifier", "embedding"]
+    assert all(side["seconds"] > 0 for side in compared)
 
 
 CONVERSATION = ["/chat message: My name is Ada.", "/chat message: What is my name?", "/new", "/chat message: Hello again"]
