@@ -58,4 +58,4 @@ def generation_folder(config: EngineConfig) -> Path:
     """The local folder the engine's registry loads SmolLM2 from (converting the GGUF once)."""
     from bot.engine.registry import ModelRegistry
 
-    return Path(ModelRegistry(config)._source("generation")[0])
+    return Path(ModelRegistry(config).source("generation")[0])

@@ -167,7 +167,7 @@ async def main_async() -> dict[str, Any]:
 
     if not (SENTIMENT_MODEL / "config.json").exists():
         build_model("sentiment", SENTIMENT_MODEL, size="real")
-    folder = Path(ModelRegistry(config())._source("generation")[0])  # de-quantized once
+    folder = Path(ModelRegistry(config()).source("generation")[0])  # de-quantized once
     load = os.getloadavg()[0]
     result = {"classification": await classification(), "generation": await generation(folder)}
     return {**result, "load": (load, os.getloadavg()[0])}

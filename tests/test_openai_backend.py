@@ -34,7 +34,7 @@ def smollm_folder() -> Path:
     from bot.engine.registry import ModelRegistry
 
     config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE)
-    return Path(ModelRegistry(config)._source("generation")[0])
+    return Path(ModelRegistry(config).source("generation")[0])
 
 
 class Server:

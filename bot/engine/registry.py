@@ -177,13 +177,13 @@ class ModelRegistry:
         if held is not None:
             return held.tokenizer
         if model_id not in self._tokenizers:
-            source, kwargs = self._source(role, model_id)
+            source, kwargs = self.source(role, model_id)
             self._tokenizers[model_id] = self._guard(role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
         return self._tokenizers[model_id]
 
     def _config(self, role: str, model_id: str) -> PretrainedConfig:
         if model_id not in self._configs:
-            source, kwargs = self._source(role, model_id)
+            source, kwargs = self.source(role, model_id)
             try:
                 self._configs[model_id] = self._guard(role, model_id, lambda: AutoConfig.from_pretrained(source, **kwargs))
             except ModelUnavailable as error:
@@ -192,7 +192,7 @@ class ModelRegistry:
         return self._configs[model_id]
 
     def _load(self, role: str, model_id: str, model_class: type) -> LoadedModel:
-        source, kwargs = self._source(role, model_id)
+        source, kwargs = self.source(role, model_id)
         config = self._configs[model_id]
         decoder = model_class in (AutoModelForCausalLM, AutoModelForSeq2SeqLM)  # BART-NLI classifies: an encoder here
         model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
@@ -258,7 +258,9 @@ class ModelRegistry:
                 "a local folder or another model id."
             ) from error
 
-    def _source(self, role: str, model_id: str) -> tuple[str, dict[str, Any]]:
+    def source(self, role: str, model_id: str = "") -> tuple[str, dict[str, Any]]:
+        """Where `from_pretrained` finds the model (a `package:` one is resolved to its folder), and its kwargs."""
+        model_id = model_id or self.model_id(role)
         kwargs: dict[str, Any] = {"local_files_only": True} if self.config.offline else {}
         if model_id.startswith("package:"):
             return str(self._package_folder(role, model_id.removeprefix("package:"))), kwargs
