@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
-from .engine.config import list_setting_name, setting_name
+from .engine.config import OFFLINE_ALTERNATIVES, list_setting_name, setting_name
 from .engine.requests.base import MAX_TEXT_CHARS
 from .engine.requests.zero_shot import METHODS
 
@@ -102,8 +102,11 @@ class Settings:
             raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
         positive = lambda v: v > 0  # noqa: E731
         # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
-        choices = {role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once") for role in ROLES}
-        models = {role: get(setting_name(role)) or (choices[role] or (defaults[role],))[0] for role in ROLES}
+        # Neither set: the profile's default, and its second choices.
+        listed = {role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once") for role in ROLES}
+        models = {role: get(setting_name(role)) or (listed[role] or (defaults[role],))[0] for role in ROLES}
+        profile_choices = OFFLINE_ALTERNATIVES if chosen == "offline" else {}
+        choices = {role: listed[role] or (() if get(setting_name(role)) else profile_choices.get(role, ())) for role in ROLES}
         for role, listed in choices.items():
             too_long = next((model for model in (models[role], *listed) if listed and len(model) > MAX_CHOICE_CHARS), None)
             if too_long:

