@@ -92,8 +92,9 @@ def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), 
     return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system)
 
 
-def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None) -> Request:
-    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method)
+def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,
+           details: bool = False) -> Request:
+    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method, details=details)
 
 
 def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False) -> Request:
@@ -154,7 +155,8 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
     width = max(len(label) for label in r.labels)
     lines = [f"`{label.ljust(width)} {bar(score)}` {score:.2f}" for label, score in zip(r.labels, r.scores)]
     kind = "independent scores" if r.multi_label else "scores sum to 1"
-    return Reply("Labels", [quote(r.text), "", *lines], footer=f"{r.model} · {r.method} · {kind}")
+    fields = _render_details(r.text, r.details) if r.details else []
+    return Reply("Labels", [quote(r.text), "", *lines], fields=fields, footer=f"{r.model} · {r.method} · {kind}")
 
 
 def _render_fill(r: FillMaskResult) -> Reply:

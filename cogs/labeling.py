@@ -18,13 +18,15 @@ class Labeling(commands.Cog):
         labels="Labels separated by commas, e.g. sports, politics, cooking",
         multi_label="Score each label on its own instead of making them compete",
         method="nli: more accurate; embedding: faster",
+        details="Show what the pipeline did: tokens, logits, softmax, id2label",
         private="Only you see the answer",
     )
     @app_commands.choices(method=[app_commands.Choice(name=method, value=method) for method in METHODS])
     async def label(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
                     labels: app_commands.Range[str, 1, 2000], multi_label: bool = False, method: str | None = None,
-                    private: bool = False) -> None:
-        await self.bot.answer(interaction, "label", private, text=text, labels=labels, multi_label=multi_label, method=method)
+                    details: bool = False, private: bool = False) -> None:
+        await self.bot.answer(interaction, "label", private, text=text, labels=labels, multi_label=multi_label, method=method,
+                              details=details)
 
 
 async def setup(bot: HFBot) -> None:
