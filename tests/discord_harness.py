@@ -309,7 +309,7 @@ class HarnessTimeout(TimeoutError):
 # --------------------------------------------------------------------------------------
 
 _MESSAGE_KINDS = frozenset(
-    {"response", "followup", "edit_original", "edit_followup", "send_message", "edit_message", "webhook_send"}
+    {"response", "followup", "edit_original", "send_message", "edit_message"}
 )
 
 class Recorder:
@@ -603,10 +603,6 @@ class Recorder:
         elif path.endswith("/messages/@original"):
             rec.kind = {"GET": "fetch_original", "PATCH": "edit_original", "DELETE": "delete_original"}[method]
             produce = lambda: self._original(rec, state, body or {}, recorded)  # noqa: E731
-        elif path.endswith("/messages/{message_id}"):
-            rec.kind = {"GET": "fetch_followup", "PATCH": "edit_followup", "DELETE": "delete_followup"}[method]
-            rec.message_id = int(rec.params["message_id"])
-            produce = lambda: self._webhook_message(rec, body or {}, recorded)  # noqa: E731
         elif path == "/webhooks/{webhook_id}/{webhook_token}" and method == "POST":
             rec.kind = "followup"
             produce = lambda: self._followup(rec, state, body or {}, recorded, params or {})  # noqa: E731
@@ -663,17 +659,6 @@ class Recorder:
         if rec.kind == "fetch_original":
             return self.messages[mid]
         if rec.kind == "delete_original":
-            self.messages.pop(mid, None)
-            return None
-        return self.apply_edit(mid, body, files)
-
-    def _webhook_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> Any:
-        mid = rec.message_id or 0
-        if mid not in self.messages:
-            raise _unknown_message()
-        if rec.kind.startswith("fetch"):
-            return self.messages[mid]
-        if rec.kind.startswith("delete"):
             self.messages.pop(mid, None)
             return None
         return self.apply_edit(mid, body, files)
@@ -793,10 +778,6 @@ class Recorder:
         self.synced_commands[guild_id] = out
         return out
 
-    def _h_fetch_commands(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
-        guild_id = int(rec.params["guild_id"]) if "guild_id" in rec.params else None
-        return self.synced_commands.get(guild_id, [])
-
     def _h_fetch_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         uid = int(rec.params.get("user_id") or rec.params["member_id"])  # Guild.fetch_member's route names it member_id
         if uid not in self.members:
@@ -841,8 +822,6 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): ("remove_reaction", Recorder._h_noop),
     ("PUT", "/applications/{application_id}/commands"): ("sync_commands", Recorder._h_sync),
     ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): ("sync_commands", Recorder._h_sync),
-    ("GET", "/applications/{application_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
-    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
     ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
