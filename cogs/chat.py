@@ -120,15 +120,6 @@ class Chat(commands.Cog):
         if found is None:
             return
         history, how = found
-        try:
-            system = await self.system_prompt(message.guild.id if message.guild else None)
-            request = build_request("chat", {"message": text, "history": tuple(history), "system": system}, self.bot.settings)
-        except EngineError as error:
-            await self._say(message, render_error(error))
-            return
-        except StoreBusy as error:
-            await self._say(message, Reply("Busy", [str(error)], tone="busy"))
-            return
         posted: list[discord.Message] = []
 
         async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
@@ -137,6 +128,8 @@ class Chat(commands.Cog):
             return answer, answer.edit
 
         try:
+            system = await self.system_prompt(message.guild.id if message.guild else None)
+            request = build_request("chat", {"message": text, "history": tuple(history), "system": system}, self.bot.settings)
             await write(self.bot, post, Answer(request, how=how), request, "", owner=message.author.id,
                         guild_id=message.guild.id if message.guild else 0, asked_at=message.created_at)
         except (EngineError, StoreBusy) as error:

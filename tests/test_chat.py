@@ -17,13 +17,15 @@ from transformers import AutoTokenizer
 
 from bot import commands
 from bot.client import HFBot
-from bot.engine import Engine, GenerationRequest
+from bot.engine import Engine, GenerationRequest, GenerationResult
+from bot.engine.errors import WorkerCrashed
+from bot.engine.requests.base import failure
 from bot.engine.tasks.generation import chat_prompt_ids
 from bot.settings import Settings
 
 from .discord_harness import FakeDiscord
 from .test_answer_buttons import button_ids, private_message, until
-from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot  # noqa: F401 - make_bot is a fixture
+from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot, wrap_outcomes  # noqa: F401 - make_bot is a fixture
 
 LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny Llama's 512 positions
 
@@ -328,3 +330,22 @@ async def test_chat_buttons_after_a_restart(chat, settings, engine):
         assert regenerated["title"] == "Chat" and "write in this thread" in regenerated["footer"]["text"]
     finally:
         await h2.close()
+
+
+async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Hi"})
+    thread = h.recorder.last("start_thread").message_id
+    first = h.recorder.messages[thread]["embeds"][0]["description"]
+    real = engine.executor.run
+    wrap_outcomes(monkeypatch, engine, lambda task, outcome, chunk: failure(WorkerCrashed("The model restarted. Please try again."))
+                  if isinstance(outcome, GenerationResult) else outcome)
+    asked = await h.dispatch_message(f"<@{h.bot_id}> hello?", channel_id=thread)
+    failed = answer_of(h, asked.id)
+    assert "The model restarted" in failed["embeds"][0]["description"] and failed["embeds"][0]["title"] != "Chat"
+    assert failed["components"] == []  # no buttons on an error
+    monkeypatch.setattr(engine.executor, "run", real)
+    await h.dispatch_message(f"<@{h.bot_id}> again", channel_id=thread)
+    h.assert_no_errors()
+    # The error is not read back as the assistant's turn.
+    assert requests[-1].history == (("user", "Hi"), ("assistant", first), ("user", "hello?"))
