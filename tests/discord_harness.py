@@ -289,7 +289,7 @@ class _InteractionState:
     interaction_id: int
     interaction_type: int
     channel_id: int
-    source_message_id: Optional[int] = None  # component/modal interactions: the clicked message
+    source_message_id: Optional[int] = None  # component interactions: the clicked message
     command_type: Optional[int] = None
     responded: bool = False
     response_type: Optional[int] = None
@@ -622,7 +622,7 @@ class Recorder:
         state.response_type = rtype
         message: Optional[JSON] = None
         if rtype in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
-            msg_type = {1: 20, 2: 23, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
+            msg_type = {1: 20, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
             message = self.new_message(
                 data,
                 files,
