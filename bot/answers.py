@@ -24,6 +24,7 @@ from .client import Edit, HFBot, Writing, to_embed
 from .commands import Reply, as_turn, render_error, render_partial, render_result
 from .engine import Cancelled, EngineError, GenerationRequest, GenerationResult
 from .engine.errors import InvalidInput
+from .storage import StoreBusy
 
 STOP, AGAIN, MORE = "stop", "again", "more"
 BUTTON_LABELS = {STOP: ("Stop", discord.ButtonStyle.danger), AGAIN: ("Regenerate", discord.ButtonStyle.secondary),
@@ -64,6 +65,11 @@ class Answer:
         conversation = fields.pop("conversation", {})
         fields["history"] = tuple(tuple(turn) for turn in fields["history"])
         return cls(GenerationRequest(**fields), **conversation)
+
+
+def refusal(error: EngineError | StoreBusy) -> Reply:
+    """What a member is told when an answer could not be written."""
+    return render_error(error) if isinstance(error, EngineError) else Reply("Busy", [str(error)], tone="busy")
 
 
 def continuation(asked: GenerationRequest, text: str) -> GenerationRequest:
@@ -161,13 +167,13 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
         try:
             await write(bot, interaction_post(interaction), answer, request, "" if action == AGAIN else text, owner=owner,
                         guild_id=interaction.guild_id or 0, asked_at=interaction.created_at)
-        except EngineError as error:
+        except (EngineError, StoreBusy) as error:
             if not interaction.response.is_done():  # refused before anything changed: the error handler says it privately
                 raise
             # The answer goes back to what it was; the error is for the member who pressed.
             await bot.store.save_answer(message.id, interaction.guild_id or 0, owner, stored[0], text)
             await interaction.edit_original_response(content=None, embeds=message.embeds, view=buttons(owner, *actions_of(message)))
-            await interaction.followup.send(embed=to_embed(render_error(error)), ephemeral=True)
+            await interaction.followup.send(embed=to_embed(refusal(error)), ephemeral=True)
     finally:
         bot.pressed.discard(message.id)
 

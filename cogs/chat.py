@@ -17,9 +17,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answers import Answer, interaction_post, write
+from bot.answers import Answer, interaction_post, refusal, write
 from bot.client import Edit, HFBot, to_embed
-from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request, render_error
+from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request
 from bot.engine import EngineError
 from bot.engine.requests.generation import MAX_TURNS
 from bot.storage import StoreBusy
@@ -133,11 +133,10 @@ class Chat(commands.Cog):
             await write(self.bot, post, Answer(request, how=how), request, "", owner=message.author.id,
                         guild_id=message.guild.id if message.guild else 0, asked_at=message.created_at)
         except (EngineError, StoreBusy) as error:
-            refusal = render_error(error) if isinstance(error, EngineError) else Reply("Busy", [str(error)], tone="busy")
             if posted:  # the answer becomes the refusal (an error is never read back as a turn)
-                await self._edit(posted[0], refusal)
+                await self._edit(posted[0], refusal(error))
             else:
-                await self._say(message, refusal)
+                await self._say(message, refusal(error))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
 
