@@ -87,6 +87,7 @@ class HFBot(commands.AutoShardedBot):
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
         self.writing: dict[int, Writing] = {}  # answer message id -> what is being written there (for Stop)
+        self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:

@@ -99,8 +99,9 @@ def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), 
 
 
 def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,
-           model: str = "") -> Request:
-    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method, model=model)
+           details: bool = False, model: str = "") -> Request:
+    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method, details=details,
+                           model=model)
 
 
 def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False, model: str = "") -> Request:
@@ -242,7 +243,8 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
     width = max(len(label) for label in r.labels)
     lines = [f"`{label.ljust(width)} {bar(score)}` {score:.2f}" for label, score in zip(r.labels, r.scores)]
     kind = "independent scores" if r.multi_label else "scores sum to 1"
-    return Reply("Labels", [quote(r.text), "", *lines], footer=f"{r.model} · {r.method} · {kind}")
+    fields = _render_details(r.text, r.details) if r.details else []
+    return Reply("Labels", [quote(r.text), "", *lines], fields=fields, footer=f"{r.model} · {r.method} · {kind}")
 
 
 def _render_fill(r: FillMaskResult) -> Reply:
@@ -280,11 +282,16 @@ def _render_generation(r: GenerationResult) -> Reply:
 
 
 def render_conversation(r: GenerationResult, opening: bool, how_to_continue: str) -> Reply:
-    """A conversation's answer; the first one also keeps the member's message, so the thread or chain can be read back."""
-    reply = _render_generation(r)
+    return as_turn(_render_generation(r), r.prompt, opening, how_to_continue)
+
+
+def as_turn(reply: Reply, prompt: str, opening: bool, how_to_continue: str) -> Reply:
+    """A conversation's answer (being written, stopped or finished); the first one also keeps the member's
+    message, so the thread or chain can be read back."""
     if opening:
-        reply.fields.append((OPENING_FIELD, clip(r.prompt, 1024)))
-    reply.footer += f" · {how_to_continue}"
+        reply.fields.append((OPENING_FIELD, clip(prompt, 1024)))
+    if reply.footer != WRITING:  # still being written: the footer marks it as no finished turn yet
+        reply.footer += f" · {how_to_continue}"
     return reply
 
 
@@ -295,13 +302,14 @@ _RENDERERS: dict[type, Callable[[Any], Reply]] = {
 
 
 WRITING = "writing…"  # the footer of an answer still streaming (never read back as a finished turn)
+NO_TEXT = "*(stopped before the first word)*"  # a stopped answer without text (not read back as a turn)
 
 
 def render_partial(request: GenerationRequest, text: str, stopped: bool = False) -> Reply:
     """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
     body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
-    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, body or "*(stopped before the first word)*"],
+    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, body or NO_TEXT],
                  footer="stopped" if stopped else WRITING, tone="ok" if stopped else "info")
 
 

@@ -8,6 +8,7 @@ with --json one JSON object per input line, for scripts and experiments.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from .answers import continuation
 from .client import EXTENSIONS, HFBot
 from .commands import (COMMANDS, Reply, build_comparison, build_request, check_usage, comparison_answers, render_apology,
                        render_comparison, render_conversation, render_error, render_result, render_status, result_data,
@@ -36,8 +38,9 @@ HISTORY = Path.home() / ".hf_discord_bot_history"
 TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
 CONSOLE_USER = "console"
 HELP = ("Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "compare", "status"]) + ". /chat goes on with the conversation; "
-        "/new starts a fresh one. Type /help, or quit with /exit or Ctrl-D.")
+        "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D.")
 NEW_CONVERSATION = ("/new", "new")
+CONTINUE = ("/continue", "continue")
 
 
 class CommandLine:
@@ -115,9 +118,15 @@ class ConsoleApp:
             self.conversation.clear()
             self.show(Reply("Chat", ["A new conversation starts with your next /chat."], tone="info"))
             return {"line": number, "command": "new", "ok": True, "result": {}}
-        command = self.parser.command_name(line)
+        command = "continue" if line.strip().lower() in CONTINUE else self.parser.command_name(line)
         try:
-            command, options = self.parser.parse(line)
+            if command == "continue":
+                request = self.continuation()
+            else:
+                command, options = self.parser.parse(line)
+                if command == "chat":
+                    options.update(history=tuple(self.conversation[-MAX_TURNS:]), system=self.settings.system_prompt)
+                request = build_request(command, options, self.settings) if command in COMMANDS else None
             if command == "status":
                 status = self.engine.status()
                 data = result_data(status)
@@ -136,9 +145,6 @@ class ConsoleApp:
                          if isinstance(outcome, EngineError) else {"result": result_data(outcome)})} for model, outcome, seconds in answers]}
                 self.show(render_comparison(options["task"], options["text"], answers))
             else:
-                if command == "chat":
-                    options.update(history=tuple(self.conversation[-MAX_TURNS:]), system=self.settings.system_prompt)
-                request = build_request(command, options, self.settings)
                 job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
                 if isinstance(request, GenerationRequest) and not self.json_mode:
                     async for sequence, delta in job.chunks():
@@ -146,12 +152,15 @@ class ConsoleApp:
                             self.rich.print(delta, end="", markup=False)
                     self.rich.print()
                 result = await job.result()
-                data = result_data(result)
-                if command == "chat":
+                if command == "continue":  # one answer with what came before: it replaces the last exchange
+                    result = dataclasses.replace(result, texts=[request.continue_answer + result.texts[0]])
+                    del self.conversation[-2:]
+                if command in ("chat", "continue"):
                     self.conversation += [("user", request.prompt), ("assistant", result.texts[0])]
-                    self.show(render_conversation(result, False, "/chat to go on, /new to start again"))
+                    self.show(render_conversation(result, False, "/chat to go on, /continue, /new to start again"))
                 else:
                     self.show(render_result(result))
+                data = result_data(result)
             return {"line": number, "command": command, "ok": True, "result": data}
         except EngineError as error:
             self.show(render_error(error))
@@ -162,6 +171,16 @@ class ConsoleApp:
             self.show(render_apology(error_id))
             return {"line": number, "command": command, "ok": False,
                     "error": {"kind": "internal", "message": f"Something went wrong (error id {error_id})."}}
+
+    def continuation(self) -> GenerationRequest:
+        """The conversation's last answer, to go on with (/continue)."""
+        if not self.conversation:
+            raise InvalidInput("There is no answer to continue yet: start with /chat.")
+        (_, asked), (_, said) = self.conversation[-2:]
+        request = continuation(build_request("chat", {"message": asked, "history": tuple(self.conversation[:-2][-MAX_TURNS:]),
+                                                      "system": self.settings.system_prompt}, self.settings), said)
+        request.validate()
+        return request
 
     def show(self, reply: Reply) -> None:
         if self.json_mode:

@@ -1,22 +1,25 @@
 """Conversations. `/chat` answers and opens a thread on its answer (or, where no thread can be
 made, a reply chain); every member message in that thread, and every reply to a chat answer,
 continues the conversation. The history is read back from Discord itself (the thread, or the
-chain of replies), so it survives restarts and needs no storage.
+chain of replies), so it survives restarts and needs no storage. Every answer has the Stop,
+Regenerate and Continue buttons of /generate (bot/answers.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import textwrap
 from collections.abc import Iterable
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot, Writing, to_embed
-from bot.commands import (CHAT_TITLE, MAX_TEXT_CHARS, OPENING_FIELD, WRITING, Reply, build_request, render_conversation,
-                          render_error, render_partial)
+from bot.answers import Answer, interaction_post, refusal, write
+from bot.client import Edit, HFBot, to_embed
+from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request
 from bot.engine import EngineError
 from bot.engine.requests.generation import MAX_TURNS
 from bot.storage import StoreBusy
@@ -33,13 +36,17 @@ Turns = list[tuple[str, str]]
 
 
 def chat_answer(message: discord.Message, bot_id: int) -> discord.Embed | None:
-    """The embed of a finished chat answer of this bot, or None."""
+    """The embed of a chat answer of this bot (finished, stopped, or being written again), or None."""
     if message.author.id != bot_id or message.flags.ephemeral:
         return None
-    for embed in message.embeds:
-        if embed.title == CHAT_TITLE and embed.description and (embed.footer.text or "") != WRITING:
-            return embed
-    return None
+    return next((embed for embed in message.embeds if embed.title == CHAT_TITLE and embed.description), None)
+
+
+def answer_text(embed: discord.Embed) -> str | None:
+    """What the assistant said in a chat answer; None while it is being written or when it was stopped before a word."""
+    if (embed.footer.text or "") == WRITING or embed.description == NO_TEXT:
+        return None
+    return embed.description
 
 
 def opening_prompt(embed: discord.Embed) -> str | None:
@@ -67,15 +74,22 @@ class Chat(commands.Cog):
         system = await self.system_prompt(interaction.guild_id)
         threads = isinstance(interaction.channel, discord.TextChannel) and not private
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
-        result = await self.bot.answer(interaction, "chat", private, render=lambda r: render_conversation(r, True, how),
-                                       message=message, system=system)
+        # Bad input and a full queue are refused before deferring, so the refusal is private.
+        request = build_request("chat", {"message": message, "system": system}, self.bot.settings)
+        answer = Answer(request, opening=True, how=how)
+        text, result = await write(self.bot, interaction_post(interaction, private), answer, request, "",
+                                   owner=interaction.user.id, guild_id=interaction.guild_id or 0,
+                                   asked_at=interaction.created_at)
         if threads:
-            answer = await interaction.original_response()
+            opening = await interaction.original_response()
             try:
-                await answer.create_thread(name=textwrap.shorten(message, THREAD_NAME_CHARS, placeholder="…"))
+                await opening.create_thread(name=textwrap.shorten(message, THREAD_NAME_CHARS, placeholder="…"))
             except discord.HTTPException as error:  # no permission to make threads: replies still continue it
                 log.info("No thread for a /chat answer in %s: %s", interaction.channel_id, error)
-                await interaction.edit_original_response(embed=to_embed(render_conversation(result, True, IN_CHAIN)))
+                answer = dataclasses.replace(answer, how=IN_CHAIN)
+                await self.bot.store.save_answer(opening.id, interaction.guild_id or 0, interaction.user.id,
+                                                 answer.to_json(), text)
+                await interaction.edit_original_response(embed=to_embed(answer.render(text, result, stopped=result is None)))
 
     @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
     @app_commands.describe(text="The system prompt; leave it out to go back to the default")
@@ -106,26 +120,25 @@ class Chat(commands.Cog):
         if found is None:
             return
         history, how = found
+        posted: list[discord.Message] = []
+
+        async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
+            answer = await message.reply(**kwargs)
+            posted.append(answer)
+            return answer, answer.edit
+
         try:
             system = await self.system_prompt(message.guild.id if message.guild else None)
             request = build_request("chat", {"message": text, "history": tuple(history), "system": system}, self.bot.settings)
-            job = self.bot.submit(request, message.author.id, message.created_at)
-        except EngineError as error:
-            await self._say(message, render_error(error))
-            return
-        except StoreBusy as error:
-            await self._say(message, Reply("Busy", [str(error)], tone="busy"))
-            return
-        try:
-            answer = await message.reply(embed=to_embed(render_partial(request, "")))
-            result = await self.bot.follow(Writing(job, request), answer.edit)
-            await answer.edit(content=None, embed=to_embed(render_conversation(result, False, how)))
-        except EngineError as error:
-            await self._say(message, render_error(error))
+            await write(self.bot, post, Answer(request, how=how), request, "", owner=message.author.id,
+                        guild_id=message.guild.id if message.guild else 0, asked_at=message.created_at)
+        except (EngineError, StoreBusy) as error:
+            if posted:  # the answer becomes the refusal (an error is never read back as a turn)
+                await self._edit(posted[0], refusal(error))
+            else:
+                await self._say(message, refusal(error))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
-        finally:
-            job.cancel()  # no-op once finished; stops the generation if the reply could not be posted
 
     async def conversation(self, message: discord.Message) -> tuple[Turns, str] | None:
         """The turns before `message`, oldest first, and how to go on; None when it continues no conversation."""
@@ -169,7 +182,9 @@ class Chat(commands.Cog):
                 prompt = opening_prompt(embed)
                 if prompt:
                     add("user", prompt)
-                add("assistant", embed.description)
+                said = answer_text(embed)
+                if said:
+                    add("assistant", said)
             elif not message.author.bot and member_text(message):
                 add("user", member_text(message))
         turns = turns[-MAX_TURNS:]
@@ -183,6 +198,13 @@ class Chat(commands.Cog):
             return await channel.fetch_message(message_id)
         except (discord.NotFound, discord.Forbidden):
             return None
+
+    @staticmethod
+    async def _edit(answer: discord.Message, reply: Reply) -> None:
+        try:
+            await answer.edit(content=None, embed=to_embed(reply), view=None)
+        except discord.HTTPException:
+            log.warning("Could not show why chat answer %s failed", answer.id)
 
     @staticmethod
     async def _say(message: discord.Message, reply: Reply) -> None:

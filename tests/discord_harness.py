@@ -4,7 +4,7 @@ Drives a bot's *real* ``app_commands.CommandTree`` / view store / event dispatch
 *real* ``discord.Interaction`` and ``discord.Message`` objects built from raw gateway
 payloads, while the two HTTP exits of discord.py are replaced by a :class:`Recorder`:
 
-* ``client.http.request`` (REST: channel messages, reactions, DMs, command sync, ...)
+* ``client.http.request`` (REST: channel messages, reactions, threads, command sync, ...)
 * the webhook adapter (``discord.webhook.async_.async_context``), through which every
   interaction response, defer, followup and edit/delete of the original response goes.
 
@@ -26,10 +26,10 @@ See ``tests/test_discord_harness.py`` for complete examples.
 Things a test author must know (discord.py 2.7 behaviour, verified by the self-test):
 
 * Completion: each ``invoke_*`` / ``dispatch_message`` returns after every task the
-  dispatch started has finished (tree invoker, view/modal dispatch, ``on_*`` event
+  dispatch started has finished (tree invoker, view dispatch, ``on_*`` event
   handlers, and whatever those spawn).  Tasks are tracked through a loop task factory
-  installed by :meth:`FakeDiscord.create`.  Pass ``wait=False`` for callbacks that block
-  on later input (``bot.wait_for``), then ``await harness.settle()``.
+  installed by :meth:`FakeDiscord.create`.  Pass ``wait=False`` to act while a callback
+  is still running (e.g. press Stop during a stream), then ``await harness.settle()``.
 * ``Range[int, 1, 5]``, ``Range[str, ...]`` and ``Literal[...]`` are **not** checked by
   discord.py (identity transformers; Discord enforces them).  A forged out-of-range value
   reaches the callback unchanged and no error is raised.  The harness rejects such values
@@ -41,7 +41,7 @@ Things a test author must know (discord.py 2.7 behaviour, verified by the self-t
   tests do not fail by themselves.  Use ``harness.errors`` / ``assert_no_errors()``.
 * The 3-second initial-response deadline and the 15-minute token lifetime are not
   enforced (Discord does that); ``InteractionResponded`` for a second response *is*
-  raised by discord.py itself.  The recorder (``strict=True``) answers a followup /
+  raised by discord.py itself.  The recorder answers a followup /
   ``edit_original_response`` sent before any initial response with 404 Unknown Webhook.
 * Without the ``message_content`` intent, guild messages that don't mention the bot
   arrive with empty content (the harness blanks them like Discord; message context menu
@@ -76,7 +76,6 @@ __all__ = [
     "Recorder",
     "Record",
     "RecordedFile",
-    "DispatchedEvent",
     "DiscordValidationError",
     "HarnessTimeout",
     "make_http_error",
@@ -88,13 +87,10 @@ _log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
 #: Interaction callback (response) types, for readability in tests.
-PONG = 1
 CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
 DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
-AUTOCOMPLETE_RESULT = 8
-MODAL = 9
 
 EPHEMERAL = 1 << 6  # MessageFlags.ephemeral
 LOADING = 1 << 7  # MessageFlags.loading ("Bot is thinking...")
@@ -124,7 +120,6 @@ DEFAULT_EVERYONE_PERMISSIONS = discord.Permissions(
 _WORK_TASK_PREFIXES = (
     "CommandTree-invoker",  # app_commands.CommandTree._from_interaction
     "discord-ui-view-dispatch-",  # View._dispatch_item
-    "discord-ui-modal-dispatch-",  # Modal._dispatch_submit
     "discord-ui-dynamic-item-",  # ViewStore.dispatch_dynamic_items
     "discord.py: ",  # Client._schedule_event (on_interaction, on_message, listeners ...)
 )
@@ -189,20 +184,14 @@ def _unknown_message() -> discord.HTTPException:
 
 
 def _walk_components(components: Iterable[JSON]) -> Iterator[JSON]:
-    """Yield every component dict (action rows, containers, sections, labels, ...)."""
+    """Yield every component dict (action rows and what they hold)."""
     for comp in components or []:
-        if not isinstance(comp, dict):
-            continue
         yield comp
         yield from _walk_components(comp.get("components") or [])
-        for key in ("accessory", "component"):
-            child = comp.get(key)
-            if isinstance(child, dict):
-                yield from _walk_components([child])
 
 
 def payload_text(payload: Optional[Mapping[str, Any]]) -> list[str]:
-    """Human-visible text of a message payload: content, embed parts, text displays."""
+    """Human-visible text of a message payload: content and embed parts."""
     if not payload:
         return []
     parts: list[str] = []
@@ -218,9 +207,6 @@ def payload_text(payload: Optional[Mapping[str, Any]]) -> list[str]:
         footer = (embed.get("footer") or {}).get("text")
         if footer:
             parts.append(str(footer))
-    for comp in _walk_components(payload.get("components") or []):
-        if comp.get("type") == 10 and comp.get("content"):  # components v2 TextDisplay
-            parts.append(str(comp["content"]))
     return parts
 
 
@@ -235,8 +221,6 @@ class RecordedFile:
 
     filename: str
     data: bytes
-    description: Optional[str] = None
-    spoiler: bool = False
 
 
 @dataclass
@@ -246,7 +230,7 @@ class Record:
     ``payload`` is the message-like JSON body; for interaction callbacks (``kind ==
     "response"``) it is the inner ``data`` object and ``response_type`` holds the callback
     type (4 message, 5 deferred/thinking, 6 deferred update, 7 update message, 8
-    autocomplete, 9 modal).  ``body`` is the full JSON body exactly as sent.
+    autocomplete).  ``body`` is the full JSON body exactly as sent.
     """
 
     kind: str
@@ -263,7 +247,6 @@ class Record:
     interaction_id: Optional[int] = None
     message_id: Optional[int] = None
     channel_id: Optional[int] = None
-    dm_user_id: Optional[int] = None
     result: Any = None
     error: Optional[BaseException] = None
     unhandled: bool = False
@@ -302,24 +285,15 @@ class Record:
 
 
 @dataclass
-class DispatchedEvent:
-    """An event that went through ``client.dispatch`` (``on_<name>``)."""
-
-    name: str
-    args: tuple[Any, ...]
-
-
-@dataclass
 class _InteractionState:
     interaction_id: int
     interaction_type: int
     channel_id: int
-    source_message_id: Optional[int] = None  # component/modal interactions: the clicked message
+    source_message_id: Optional[int] = None  # component interactions: the clicked message
     command_type: Optional[int] = None
     responded: bool = False
     response_type: Optional[int] = None
     original_message_id: Optional[int] = None
-    followups: list[int] = field(default_factory=list)
 
 
 class DiscordValidationError(ValueError):
@@ -335,43 +309,32 @@ class HarnessTimeout(TimeoutError):
 # --------------------------------------------------------------------------------------
 
 _MESSAGE_KINDS = frozenset(
-    {"response", "followup", "edit_original", "edit_followup", "send_message", "edit_message", "webhook_send"}
+    {"response", "followup", "edit_original", "send_message", "edit_message"}
 )
-
-Handler = Callable[["Record", Any], Any]
-
 
 class Recorder:
     """Captures every outgoing Discord HTTP call and answers like Discord would.
 
     Also acts as the fake server's data store: ``messages`` (id -> current message JSON,
-    edits applied), ``users``/``members``/``roles``/``channels`` (raw payloads) and ``cdn``
-    (attachment url -> bytes, served to ``Attachment.read()``).
+    edits applied) and ``users``/``members``/``roles``/``channels`` (raw payloads).
     """
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.messages: dict[int, JSON] = {}
-        self.deleted_messages: set[int] = set()
         #: Messages whose content the client may not read (no message_content intent): history returns them blank.
         self.unreadable: set[int] = set()
-        self.cdn: dict[str, bytes] = {}
         self.users: dict[int, JSON] = {}
         self.members: dict[int, JSON] = {}  # guild member payloads without "user"
         self.roles: dict[int, JSON] = {}
         self.channels: dict[int, JSON] = {}
-        self.dm_channels: dict[int, int] = {}  # dm channel id -> user id
         self.synced_commands: dict[Optional[int], list[JSON]] = {}
         self.bot_user: JSON = {}
         self.application_id: int = 0
         self.guild_id: Optional[int] = None
         self.owner_id: Optional[int] = None
-        #: When True, mimic Discord's refusals: followup/edit before the initial
-        #: response -> 404 Unknown Webhook, a second initial response -> 400 (40060).
-        self.strict: bool = True
         self._interactions: dict[str, _InteractionState] = {}
         self._failures: list[tuple[str, discord.HTTPException]] = []
-        self._handlers: dict[tuple[str, str], Handler] = {}
         #: Called with a thread's payload when the bot starts one (FakeDiscord adds it to the guild, as THREAD_CREATE does).
         self.on_thread_created: Callable[[JSON], None] = lambda payload: None
 
@@ -399,18 +362,6 @@ class Recorder:
         """Records that carry a message payload (responses, followups, sends, edits)."""
         return [r for r in self.records if r.kind in _MESSAGE_KINDS]
 
-    def last_content(self, *kinds: str) -> Optional[str]:
-        """``content`` of the latest message-carrying record that set one."""
-        for rec in reversed(self.of_kind(*kinds) if kinds else self.message_records()):
-            if rec.payload.get("content") is not None:
-                return rec.payload["content"]
-        return None
-
-    def contents(self, *kinds: str) -> list[str]:
-        """All non-empty ``content`` values, in order."""
-        recs = self.of_kind(*kinds) if kinds else self.message_records()
-        return [r.payload["content"] for r in recs if r.payload.get("content")]
-
     def embeds(self, *kinds: str) -> list[JSON]:
         """All embed dicts sent, in order."""
         recs = self.of_kind(*kinds) if kinds else self.message_records()
@@ -429,14 +380,6 @@ class Recorder:
         """Current server-side JSON of a message (edits applied), or None."""
         return self.messages.get(int(message_id))
 
-    def last_message(self, channel_id: Optional[int] = None) -> Optional[JSON]:
-        """Newest stored message (optionally in ``channel_id``)."""
-        for mid in sorted(self.messages, reverse=True):
-            msg = self.messages[mid]
-            if channel_id is None or int(msg["channel_id"]) == int(channel_id):
-                return msg
-        return None
-
     def clear(self) -> None:
         """Forget recorded calls (the message store is kept)."""
         self.records.clear()
@@ -445,11 +388,6 @@ class Recorder:
     def fail_next(self, kind: str, status: int = 403, code: int = 50013, message: str = "Missing Permissions") -> None:
         """Make the next call of ``kind`` raise the matching ``discord.HTTPException``."""
         self._failures.append((kind, make_http_error(status, code, message)))
-
-    def set_handler(self, method: str, route: str, handler: Handler) -> None:
-        """Answer ``method route`` (template, e.g. ``/guilds/{guild_id}/bans``) with
-        ``handler(record, body) -> json``; the call is still recorded."""
-        self._handlers[(method.upper(), route)] = handler
 
     # ---------------------------------------------------------------- interaction registry
     def register_interaction(self, payload: JSON) -> None:
@@ -463,15 +401,11 @@ class Recorder:
             command_type=(payload.get("data") or {}).get("type"),
         )
 
-    def interaction_state(self, token: str) -> Optional[_InteractionState]:
-        return self._interactions.get(token)
-
     # ---------------------------------------------------------------- message building
-    def _attachment(self, channel_id: int, filename: str, data: bytes, description: Optional[str] = None) -> JSON:
+    def _attachment(self, channel_id: int, filename: str, data: bytes) -> JSON:
         aid = next_snowflake()
         url = f"https://cdn.discordapp.com/attachments/{channel_id}/{aid}/{filename}"
-        self.cdn[url] = data
-        att: JSON = {
+        return {
             "id": str(aid),
             "filename": filename,
             "size": len(data),
@@ -479,9 +413,6 @@ class Recorder:
             "proxy_url": url.replace("cdn.discordapp.com", "media.discordapp.net"),
             "content_type": mimetypes.guess_type(filename)[0] or "application/octet-stream",
         }
-        if description is not None:
-            att["description"] = description
-        return att
 
     def _attachments(self, body: JSON, files: list[RecordedFile], channel_id: int, existing: list[JSON]) -> list[JSON]:
         specs = body.get("attachments")
@@ -500,7 +431,7 @@ class Recorder:
                 f = files[int(spec["id"])]
             except (KeyError, ValueError, IndexError, TypeError):
                 continue
-            result.append(self._attachment(channel_id, f.filename, f.data, spec.get("description", f.description)))
+            result.append(self._attachment(channel_id, f.filename, f.data))
         return result
 
     def _mentions(self, content: str) -> tuple[list[JSON], list[str], bool]:
@@ -611,7 +542,7 @@ class Recorder:
             pos = fp.tell()
             data = fp.read()
             fp.seek(pos)
-            recorded.append(RecordedFile(f.filename, data, getattr(f, "description", None), getattr(f, "spoiler", False)))
+            recorded.append(RecordedFile(f.filename, data))
         return body, recorded
 
     def _check_failure(self, record: Record) -> None:
@@ -624,10 +555,7 @@ class Recorder:
         self.records.append(record)
         try:
             self._check_failure(record)
-            custom = self._handlers.get((record.method, record.route))
-            result = custom(record, body) if custom else produce()
-            if asyncio.iscoroutine(result):
-                result = await result
+            result = produce()
         except BaseException as exc:
             record.error = exc
             raise
@@ -675,13 +603,9 @@ class Recorder:
         elif path.endswith("/messages/@original"):
             rec.kind = {"GET": "fetch_original", "PATCH": "edit_original", "DELETE": "delete_original"}[method]
             produce = lambda: self._original(rec, state, body or {}, recorded)  # noqa: E731
-        elif path.endswith("/messages/{message_id}"):
-            rec.kind = {"GET": "fetch_followup", "PATCH": "edit_followup", "DELETE": "delete_followup"}[method]
-            rec.message_id = int(rec.params["message_id"])
-            produce = lambda: self._webhook_message(rec, body or {}, recorded)  # noqa: E731
         elif path == "/webhooks/{webhook_id}/{webhook_token}" and method == "POST":
-            rec.kind = "followup" if state is not None else "webhook_send"
-            produce = lambda: self._execute_webhook(rec, state, body or {}, recorded, params or {})  # noqa: E731
+            rec.kind = "followup"
+            produce = lambda: self._followup(rec, state, body or {}, recorded, params or {})  # noqa: E731
         else:
             rec.kind = f"{method} {path}"
             rec.unhandled = True
@@ -690,7 +614,7 @@ class Recorder:
     def _interaction_callback(self, rec: Record, state: Optional[_InteractionState], files: list[RecordedFile]) -> JSON:
         if state is None:
             raise make_http_error(404, 10062, "Unknown interaction")
-        if state.responded and self.strict:
+        if state.responded:
             raise make_http_error(400, 40060, "Interaction has already been acknowledged.")
         rtype = rec.response_type or 0
         data = rec.payload
@@ -698,7 +622,7 @@ class Recorder:
         state.response_type = rtype
         message: Optional[JSON] = None
         if rtype in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
-            msg_type = {1: 20, 2: 23, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
+            msg_type = {1: 20, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
             message = self.new_message(
                 data,
                 files,
@@ -726,7 +650,7 @@ class Recorder:
         return result
 
     def _original(self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile]) -> Any:
-        if state is None or (self.strict and not state.responded):
+        if state is None or not state.responded:
             raise _unknown_webhook()
         mid = state.original_message_id
         if mid is None or mid not in self.messages:
@@ -735,37 +659,16 @@ class Recorder:
         if rec.kind == "fetch_original":
             return self.messages[mid]
         if rec.kind == "delete_original":
-            self.deleted_messages.add(mid)
             self.messages.pop(mid, None)
             return None
         return self.apply_edit(mid, body, files)
 
-    def _webhook_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> Any:
-        mid = rec.message_id or 0
-        if mid not in self.messages:
-            raise _unknown_message()
-        if rec.kind.startswith("fetch"):
-            return self.messages[mid]
-        if rec.kind.startswith("delete"):
-            self.deleted_messages.add(mid)
-            self.messages.pop(mid, None)
-            return None
-        return self.apply_edit(mid, body, files)
-
-    def _execute_webhook(
-        self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile], query: JSON
-    ) -> Any:
-        if state is not None:
-            if self.strict and not state.responded:
-                raise _unknown_webhook()
-            channel_id = state.channel_id
-        else:
-            channel_id = next(iter(self.channels), 0)
-        msg = self.new_message(body, files, channel_id=channel_id, webhook=True)
+    def _followup(self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile], query: JSON) -> Any:
+        if state is None or not state.responded:
+            raise _unknown_webhook()
+        msg = self.new_message(body, files, channel_id=state.channel_id, webhook=True)
         rec.message_id = int(msg["id"])
-        rec.channel_id = channel_id
-        if state is not None:
-            state.followups.append(rec.message_id)
+        rec.channel_id = state.channel_id
         return msg if query.get("wait") else None
 
     # ---------------------------------------------------------------- REST side
@@ -794,7 +697,6 @@ class Recorder:
         )
         if "channel_id" in params:
             rec.channel_id = int(params["channel_id"])
-            rec.dm_user_id = self.dm_channels.get(rec.channel_id)
         if "message_id" in params:
             rec.message_id = int(params["message_id"])
         key = (route.method, route.path)
@@ -818,7 +720,6 @@ class Recorder:
         return self.apply_edit(rec.message_id or 0, body, files)
 
     def _h_delete_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
-        self.deleted_messages.add(rec.message_id or 0)
         self.messages.pop(rec.message_id or 0, None)
 
     def _h_fetch_message(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
@@ -862,15 +763,6 @@ class Recorder:
     def _h_noop(self, rec: Record, body: JSON, files: list[RecordedFile]) -> None:
         return None
 
-    def _h_create_dm(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
-        uid = int(body["recipient_id"])
-        cid = next((c for c, u in self.dm_channels.items() if u == uid), None)
-        if cid is None:
-            cid = next_snowflake()
-            self.dm_channels[cid] = uid
-        user = self.users.get(uid) or {"id": str(uid), "username": f"user{uid}", "discriminator": "0", "avatar": None}
-        return {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None, "flags": 0}
-
     def _h_sync(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
         guild_id = int(rec.params["guild_id"]) if "guild_id" in rec.params else None
         out = []
@@ -886,16 +778,6 @@ class Recorder:
         self.synced_commands[guild_id] = out
         return out
 
-    def _h_fetch_commands(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
-        guild_id = int(rec.params["guild_id"]) if "guild_id" in rec.params else None
-        return self.synced_commands.get(guild_id, [])
-
-    def _h_fetch_user(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
-        user = self.users.get(int(rec.params["user_id"]))
-        if user is None:
-            raise make_http_error(404, 10013, "Unknown User")
-        return user
-
     def _h_fetch_member(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         uid = int(rec.params.get("user_id") or rec.params["member_id"])  # Guild.fetch_member's route names it member_id
         if uid not in self.members:
@@ -909,12 +791,6 @@ class Recorder:
             raise make_http_error(404, 10007, "Unknown Member")
         self.members[uid].update(body or {})
         return dict(self.members[uid], user=self.users[uid])
-
-    def _h_fetch_channel(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
-        ch = self.channels.get(rec.channel_id or 0)
-        if ch is None:
-            raise make_http_error(404, 10003, "Unknown Channel")
-        return ch
 
     def _h_app_info(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         owner = self.users.get(self.owner_id or 0) or self.bot_user
@@ -944,19 +820,11 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("add_reaction", Recorder._h_add_reaction),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("remove_reaction", Recorder._h_noop),
     ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): ("remove_reaction", Recorder._h_noop),
-    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions"): ("clear_reactions", Recorder._h_noop),
-    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}"): ("clear_reactions", Recorder._h_noop),
-    ("POST", "/channels/{channel_id}/typing"): ("typing", Recorder._h_noop),
-    ("POST", "/users/@me/channels"): ("create_dm", Recorder._h_create_dm),
     ("PUT", "/applications/{application_id}/commands"): ("sync_commands", Recorder._h_sync),
     ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): ("sync_commands", Recorder._h_sync),
-    ("GET", "/applications/{application_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
-    ("GET", "/applications/{application_id}/guilds/{guild_id}/commands"): ("fetch_commands", Recorder._h_fetch_commands),
-    ("GET", "/users/{user_id}"): ("fetch_user", Recorder._h_fetch_user),
     ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
-    ("GET", "/channels/{channel_id}"): ("fetch_channel", Recorder._h_fetch_channel),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
 }
 
@@ -1015,7 +883,7 @@ class _ErrorLogCapture(logging.Handler):
 # the harness
 # --------------------------------------------------------------------------------------
 
-OptionsArg = Union[Mapping[str, Any], Sequence[Any], None]
+OptionsArg = Optional[Mapping[str, Any]]
 
 
 def blank_content(message: JSON) -> JSON:
@@ -1047,14 +915,10 @@ class FakeDiscord:
     (or ``async with await FakeDiscord.create(bot) as harness``).
     """
 
-    def __init__(self, client: discord.Client, *, timeout: float = 10.0, wait_unnamed_tasks: bool = False) -> None:
+    def __init__(self, client: discord.Client, *, timeout: float = 10.0) -> None:
         self.client = client
         self.recorder = Recorder()
         self.timeout = timeout
-        #: Also wait for unnamed tasks (``asyncio.create_task(...)`` in bot code) after a
-        #: dispatch.  Off by default because ``delete_after`` timers are unnamed sleepers.
-        self.wait_unnamed_tasks = wait_unnamed_tasks
-        self.events: list[DispatchedEvent] = []
         self.app_command_errors: list[app_commands.AppCommandError] = []
         self.task_errors: list[BaseException] = []
         self._log_capture = _ErrorLogCapture()
@@ -1078,30 +942,24 @@ class FakeDiscord:
         cls,
         client: discord.Client,
         *,
-        application_id: Optional[int] = None,
         guild_id: Optional[int] = None,
         channel_id: Optional[int] = None,
         user_id: Optional[int] = None,
-        run_setup_hook: bool = True,
-        mark_ready: bool = True,
         timeout: float = 10.0,
-        wait_unnamed_tasks: bool = False,
     ) -> "FakeDiscord":
-        """Install the recorder on ``client`` and populate a fake guild.
+        """Install the recorder on ``client``, populate a fake guild and await ``setup_hook``.
 
         Creates: the bot user (id == application id), a guild with @everyone, an owner
         member, a default member ``tester`` (``harness.user_id``) and a text channel
-        ``#general`` (``harness.channel_id``).  ``setup_hook`` is awaited unless
-        ``run_setup_hook=False`` (it runs with the recorder installed, so
-        ``tree.sync()`` inside it is recorded as ``sync_commands``).
+        ``#general`` (``harness.channel_id``).  ``setup_hook`` runs with the recorder
+        installed, so ``tree.sync()`` inside it is recorded as ``sync_commands``.
         """
-        self = cls(client, timeout=timeout, wait_unnamed_tasks=wait_unnamed_tasks)
-        await self._install(application_id, guild_id, channel_id, user_id)
-        if mark_ready and client._ready is not discord.utils.MISSING:
+        self = cls(client, timeout=timeout)
+        await self._install(guild_id, channel_id, user_id)
+        if client._ready is not discord.utils.MISSING:
             client._ready.set()
-        if run_setup_hook:
-            await client.setup_hook()
-            await self.settle()
+        await client.setup_hook()
+        await self.settle()
         return self
 
     async def __aenter__(self) -> "FakeDiscord":
@@ -1134,9 +992,7 @@ class FakeDiscord:
         assert isinstance(channel, discord.TextChannel)
         return channel
 
-    async def _install(
-        self, application_id: Optional[int], guild_id: Optional[int], channel_id: Optional[int], user_id: Optional[int]
-    ) -> None:
+    async def _install(self, guild_id: Optional[int], channel_id: Optional[int], user_id: Optional[int]) -> None:
         client, state, rec = self.client, self.client._connection, self.recorder
         if client.loop is discord.client._loop:  # type: ignore[attr-defined]  # not logged in yet
             await client._async_setup_hook()
@@ -1149,16 +1005,8 @@ class FakeDiscord:
         http.request = rec.handle_http  # type: ignore[method-assign]
         rec.on_thread_created = self._add_thread
 
-        async def get_from_cdn(url: str) -> bytes:
-            if url in rec.cdn:
-                return rec.cdn[url]
-            raise make_http_error(404, 0, "harness: unknown CDN url")
-
-        http.get_from_cdn = get_from_cdn  # type: ignore[method-assign]
-
         def restore_http() -> None:
-            for name in ("request", "get_from_cdn"):
-                http.__dict__.pop(name, None)
+            http.__dict__.pop("request", None)
             setattr(http, session_attr, old_session)
 
         self._restore.append(restore_http)
@@ -1168,7 +1016,6 @@ class FakeDiscord:
         original_dispatch = client.dispatch
 
         def dispatch(event: str, /, *args: Any, **kwargs: Any) -> None:
-            self.events.append(DispatchedEvent(event, args))
             if event == "interaction" and args:
                 self._interactions[args[0].id] = args[0]
             elif event == "message" and args:
@@ -1205,7 +1052,7 @@ class FakeDiscord:
         self._restore.append(lambda: logger.removeHandler(self._log_capture))
 
         # -- identities ----------------------------------------------------------------
-        app_id = application_id or client.application_id or next_snowflake()
+        app_id = client.application_id or next_snowflake()
         self.bot_id = app_id
         self.guild_id = guild_id or next_snowflake()
         self.channel_id = channel_id or next_snowflake()
@@ -1368,12 +1215,6 @@ class FakeDiscord:
             guild._add_member(discord.Member(data=dict(member, user=self.recorder.users[uid]), guild=guild, state=self.state))  # type: ignore[arg-type]
         return uid
 
-    def add_user(self, user_id: Optional[int] = None, name: Optional[str] = None, *, bot: bool = False) -> int:
-        """Add a user that is *not* a member of the fake guild (e.g. for DMs)."""
-        uid = user_id or next_snowflake()
-        self.recorder.users[uid] = self._user_payload(uid, name or f"user{uid}", bot=bot)
-        return uid
-
     def add_role(
         self, name: str, *, permissions: Union[int, discord.Permissions] = 0, role_id: Optional[int] = None, position: int = 1
     ) -> int:
@@ -1424,28 +1265,16 @@ class FakeDiscord:
         perms = discord.Permissions(value)
         return discord.Permissions.all() if perms.administrator else perms
 
-    def dm_channel_id(self, user_id: int) -> int:
-        """Id of the DM channel between the bot and ``user_id`` (created on demand)."""
-        for cid, uid in self.recorder.dm_channels.items():
-            if uid == user_id:
-                return cid
-        cid = next_snowflake()
-        self.recorder.dm_channels[cid] = user_id
-        return cid
-
     # ------------------------------------------------------------------ waiting
-    def _is_work(self, task: asyncio.Task[Any]) -> bool:
-        name = task.get_name()
-        if name.startswith(_WORK_TASK_PREFIXES):
-            return True
-        return self.wait_unnamed_tasks and name.startswith("Task-")
+    @staticmethod
+    def _is_work(task: asyncio.Task[Any]) -> bool:
+        return task.get_name().startswith(_WORK_TASK_PREFIXES)
 
     async def settle(self, timeout: Optional[float] = None) -> None:
         """Wait until every work task created since the last settle has finished.
 
-        Work tasks are the tree invoker, view/modal/dynamic-item dispatches and
-        ``client.dispatch`` event handlers (plus unnamed tasks if ``wait_unnamed_tasks``),
-        including tasks they spawn.  Raises :class:`HarnessTimeout` listing what is still
+        Work tasks are the tree invoker, view/dynamic-item dispatches and
+        ``client.dispatch`` event handlers, including tasks they spawn.  Raises :class:`HarnessTimeout` listing what is still
         running, and re-raises an exception that escaped a work task.
         """
         loop = asyncio.get_running_loop()
@@ -1499,11 +1328,6 @@ class FakeDiscord:
         self._restore.append(restore)
 
     @property
-    def logged_errors(self) -> list[logging.LogRecord]:
-        """ERROR log records emitted under the ``discord`` logger (default error handlers)."""
-        return list(self._log_capture.records)
-
-    @property
     def errors(self) -> list[BaseException]:
         """App command errors seen by the tree's on_error, logged exceptions, task errors."""
         out: list[BaseException] = list(self.app_command_errors)
@@ -1545,56 +1369,43 @@ class FakeDiscord:
         *,
         user_id: Optional[int],
         permissions: Union[int, discord.Permissions, None],
-        guild: bool,
         channel_id: Optional[int],
         message: Optional[JSON] = None,
-        locale: str = "en-US",
-        app_permissions: Union[int, discord.Permissions, None] = None,
     ) -> JSON:
+        """A guild interaction from ``user_id`` (default: ``tester``) in ``channel_id`` (default: ``#general``)."""
         uid = user_id or self.user_id
         if uid not in self.recorder.users:
-            if guild:
-                self.add_member(uid)
-            else:
-                self.add_user(uid)
+            self.add_member(uid)
         user = self.recorder.users[uid]
+        if uid not in self.recorder.members:
+            self._register_member(uid, user)
         iid = next_snowflake()
-        app_perms = app_permissions if app_permissions is not None else discord.Permissions.all_channel()
+        perms = permissions if permissions is not None else self.member_permissions(uid)
+        perm_value = perms.value if isinstance(perms, discord.Permissions) else int(perms)
+        cid = channel_id or self.channel_id
+        channel = dict(self.recorder.channels.get(cid) or self._text_channel_payload(cid, f"channel-{cid}", 0))
+        channel["permissions"] = str(perm_value)
         payload: JSON = {
             "id": str(iid),
             "application_id": str(self.bot_id),
             "type": itype,
             "token": f"harness-{iid}-{secrets.token_hex(8)}",
             "version": 1,
-            "locale": locale,
-            "app_permissions": str(int(app_perms.value if isinstance(app_perms, discord.Permissions) else app_perms)),
+            "locale": "en-US",
+            "app_permissions": str(discord.Permissions.all_channel().value),
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
+            "guild_id": str(self.guild_id),
+            "guild_locale": "en-US",
+            "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
+            "member": dict(self.recorder.members[uid], user=user, permissions=str(perm_value)),
+            "context": 0,
+            "authorizing_integration_owners": {"0": str(self.guild_id)},
+            "channel_id": str(cid),
+            "channel": channel,
         }
         if data is not None:
             payload["data"] = data
-        if guild:
-            if uid not in self.recorder.members:
-                self._register_member(uid, user)
-            perms = permissions if permissions is not None else self.member_permissions(uid)
-            perm_value = perms.value if isinstance(perms, discord.Permissions) else int(perms)
-            cid = channel_id or self.channel_id
-            payload.update(
-                guild_id=str(self.guild_id),
-                guild_locale="en-US",
-                guild={"id": str(self.guild_id), "locale": "en-US", "features": []},
-                member=dict(self.recorder.members[uid], user=user, permissions=str(perm_value)),
-                context=0,
-                authorizing_integration_owners={"0": str(self.guild_id)},
-            )
-            channel = dict(self.recorder.channels.get(cid) or self._text_channel_payload(cid, f"channel-{cid}", 0))
-            channel["permissions"] = str(perm_value)
-        else:
-            cid = channel_id or self.dm_channel_id(uid)
-            payload.update(user=user, context=1, authorizing_integration_owners={"1": str(uid)})
-            channel = {"id": str(cid), "type": 1, "recipients": [user], "last_message_id": None, "flags": 0}
-        payload["channel_id"] = str(cid)
-        payload["channel"] = channel
         if message is not None:
             payload["message"] = message
         return payload
@@ -1606,79 +1417,44 @@ class FakeDiscord:
                 return int(cmd["id"])
         return self._command_ids.setdefault((name, ctype, guild_id), next_snowflake())
 
-    def _lookup(self, name: str, ctype: discord.AppCommandType, guild: bool) -> tuple[Any, Optional[int]]:
+    def _lookup(self, name: str, ctype: discord.AppCommandType) -> tuple[Any, Optional[int]]:
         tree = self.tree
-        if guild:
-            cmd = tree.get_command(name, guild=discord.Object(self.guild_id), type=ctype)
-            if cmd is not None:
-                return cmd, self.guild_id
+        cmd = tree.get_command(name, guild=discord.Object(self.guild_id), type=ctype)
+        if cmd is not None:
+            return cmd, self.guild_id
         return tree.get_command(name, type=ctype), None
 
-    def _check_invocable(self, root: Any, *, guild: bool, permissions: discord.Permissions) -> None:
-        if not guild and getattr(root, "guild_only", False):
-            raise DiscordValidationError(f"/{root.name} is guild_only; Discord would not offer it in DMs")
+    @staticmethod
+    def _check_invocable(root: Any, *, permissions: discord.Permissions) -> None:
         default = getattr(root, "default_permissions", None)
-        if guild and default is not None and not permissions.administrator and not default.is_subset(permissions):
+        if default is not None and not permissions.administrator and not default.is_subset(permissions):
             raise DiscordValidationError(
                 f"/{root.name} has default_permissions={default.value}; a member with permissions "
                 f"{permissions.value} cannot invoke it (pass validate=False to bypass)"
             )
 
-    def _resolve_value(self, ptype: int, value: Any, resolved: JSON, *, guild: bool, validate: bool, channel_types: Sequence[discord.ChannelType] = ()) -> Any:
-        rec = self.recorder
-        if ptype == 6 or (ptype == 9 and _snowflake_of(value) not in rec.roles):
-            uid = _snowflake_of(value)
-            if uid not in rec.users:
-                name = getattr(value, "name", None)
-                self.add_user(uid, name, bot=bool(getattr(value, "bot", False)))
-            resolved.setdefault("users", {})[str(uid)] = rec.users[uid]
-            if guild and uid in rec.members:
-                perms = self.member_permissions(uid).value
-                resolved.setdefault("members", {})[str(uid)] = dict(rec.members[uid], permissions=str(perms))
-            return str(uid)
-        if ptype in (8, 9):
-            rid = _snowflake_of(value)
-            if rid not in rec.roles:
-                raise LookupError(f"unknown role {rid}; create it with harness.add_role()")
-            resolved.setdefault("roles", {})[str(rid)] = rec.roles[rid]
-            return str(rid)
-        if ptype == 7:
-            cid = _snowflake_of(value)
-            ch = rec.channels.get(cid)
-            if ch is None:
-                raise LookupError(f"unknown channel {cid}; create it with harness.add_channel()")
-            if validate and channel_types and discord.ChannelType(ch["type"]) not in channel_types:
-                raise DiscordValidationError(f"channel type {ch['type']} not allowed (allowed: {channel_types})")
-            resolved.setdefault("channels", {})[str(cid)] = {
-                "id": ch["id"],
-                "name": ch["name"],
-                "type": ch["type"],
-                "permissions": str(discord.Permissions.all_channel().value),
-                "parent_id": ch.get("parent_id"),
-                "flags": 0,
-            }
-            return str(cid)
-        if ptype == 11:
-            if isinstance(value, discord.File):
-                filename, data = value.filename, value.fp.read()
-            elif isinstance(value, (bytes, bytearray)):
-                filename, data = "file.bin", bytes(value)
-            else:
-                filename, data = value[0], bytes(value[1])
-            att = rec._attachment(self.channel_id, filename, data)
-            att["ephemeral"] = True
-            resolved.setdefault("attachments", {})[att["id"]] = att
-            return att["id"]
-        raise ValueError(f"unsupported option type {ptype}")
+    def _resolve_channel(self, value: Any, resolved: JSON, *, validate: bool, channel_types: Sequence[discord.ChannelType]) -> str:
+        """A CHANNEL option's value, with the ``resolved`` data Discord sends along."""
+        cid = _snowflake_of(value)
+        ch = self.recorder.channels.get(cid)
+        if ch is None:
+            raise LookupError(f"unknown channel {cid}; create it with harness.add_channel()")
+        if validate and channel_types and discord.ChannelType(ch["type"]) not in channel_types:
+            raise DiscordValidationError(f"channel type {ch['type']} not allowed (allowed: {channel_types})")
+        resolved.setdefault("channels", {})[str(cid)] = {
+            "id": ch["id"],
+            "name": ch["name"],
+            "type": ch["type"],
+            "permissions": str(discord.Permissions.all_channel().value),
+            "parent_id": ch.get("parent_id"),
+            "flags": 0,
+        }
+        return str(cid)
 
     def _build_options(
-        self, command: app_commands.Command[Any, ..., Any], values: OptionsArg, resolved: JSON, *, guild: bool, validate: bool, focused: Optional[str] = None
+        self, command: app_commands.Command[Any, ..., Any], values: OptionsArg, resolved: JSON, *, validate: bool, focused: Optional[str] = None
     ) -> list[JSON]:
-        if values is None:
-            values = {}
-        if isinstance(values, Sequence) and not isinstance(values, (str, bytes)) and values and isinstance(values[0], dict):
-            return [dict(v) for v in values]  # raw option dicts, sent verbatim
-        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        items = list((values or {}).items())
         params = {p.display_name: p for p in command.parameters}
         by_py_name = {p.name: p for p in command.parameters}
         out: list[JSON] = []
@@ -1721,8 +1497,10 @@ class FakeDiscord:
                         raise DiscordValidationError(f"{key}: {value} > max_value {param.max_value}")
             elif ptype == 5:
                 value = bool(value)
+            elif ptype == 7:
+                value = self._resolve_channel(value, resolved, validate=validate, channel_types=param.channel_types)
             else:
-                value = self._resolve_value(ptype, value, resolved, guild=guild, validate=validate, channel_types=param.channel_types)
+                raise ValueError(f"the harness has no option type {ptype} (the bot's commands use none)")
             if validate and param.choices and not param.autocomplete and value not in [c.value for c in param.choices]:
                 raise DiscordValidationError(f"{key}: {value!r} is not one of the choices {[c.value for c in param.choices]}")
             option["value"] = value
@@ -1733,19 +1511,15 @@ class FakeDiscord:
                 raise DiscordValidationError(f"/{command.qualified_name}: missing required options {missing}")
         return out
 
-    def _slash_data(self, name: str, options: OptionsArg, *, guild: bool, validate: bool, permissions: discord.Permissions, focused: Optional[str] = None) -> JSON:
+    def _slash_data(self, name: str, options: OptionsArg, *, validate: bool, permissions: discord.Permissions, focused: Optional[str] = None) -> JSON:
         path = name.strip().lstrip("/").split()
-        root, guild_id = self._lookup(path[0], discord.AppCommandType.chat_input, guild)
-        resolved: JSON = {}
+        root, guild_id = self._lookup(path[0], discord.AppCommandType.chat_input)
         if root is None:
-            if validate:
-                names = sorted(c.name for c in self.tree.get_commands(guild=discord.Object(self.guild_id)))
-                names += sorted(c.name for c in self.tree.get_commands())
-                raise DiscordValidationError(f"unknown slash command {name!r}; registered: {names}")
-            opts = [dict(o) for o in options] if isinstance(options, Sequence) else [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
-            return {"id": str(next_snowflake()), "name": path[0], "type": 1, "options": opts}
+            names = sorted(c.name for c in self.tree.get_commands(guild=discord.Object(self.guild_id)))
+            names += sorted(c.name for c in self.tree.get_commands())
+            raise DiscordValidationError(f"unknown slash command {name!r}; registered: {names}")
         if validate:
-            self._check_invocable(root, guild=guild, permissions=permissions)
+            self._check_invocable(root, permissions=permissions)
         chain = [root]
         for part in path[1:]:
             nxt = chain[-1].get_command(part) if isinstance(chain[-1], app_commands.Group) else None
@@ -1755,7 +1529,8 @@ class FakeDiscord:
         leaf = chain[-1]
         if isinstance(leaf, app_commands.Group):
             raise DiscordValidationError(f"{name!r} is a group; name a subcommand, e.g. '{name} {leaf.commands[0].name}'")
-        opts = self._build_options(leaf, options, resolved, guild=guild, validate=validate, focused=focused)
+        resolved: JSON = {}
+        opts = self._build_options(leaf, options, resolved, validate=validate, focused=focused)
         for node in reversed(chain[1:]):
             opts = [{"name": node.name, "type": 2 if isinstance(node, app_commands.Group) else 1, "options": opts}]
         data: JSON = {"id": str(self._command_id(root.name, 1, guild_id)), "name": root.name, "type": 1, "options": opts}
@@ -1777,10 +1552,7 @@ class FakeDiscord:
         *,
         user_id: Optional[int] = None,
         permissions: Union[int, discord.Permissions, None] = None,
-        guild: bool = True,
         channel_id: Optional[int] = None,
-        locale: str = "en-US",
-        app_permissions: Union[int, discord.Permissions, None] = None,
         validate: bool = True,
         wait: bool = True,
         timeout: Optional[float] = None,
@@ -1788,20 +1560,17 @@ class FakeDiscord:
         """Invoke a slash command (``"cmd"``, ``"group sub"``, ``"group subgroup sub"``).
 
         ``options`` maps option names (display or Python name) to plain values; their
-        Discord types come from the registered command (USER/ROLE/CHANNEL accept ids or
-        objects and get ``resolved`` data; ATTACHMENT accepts ``(filename, bytes)`` or a
-        ``discord.File``).  A list of raw option dicts is sent verbatim.  ``permissions``
-        is the invoking member's permission integer (default: computed from roles).  With
-        ``validate=True`` the checks Discord does *before* sending an interaction (min/max,
-        lengths, choices, required options, default_permissions, guild_only) raise
-        :class:`DiscordValidationError`; discord.py does not repeat them locally.
-        Returns the real ``discord.Interaction`` after all work finished (``wait=True``).
+        Discord types come from the registered command (a CHANNEL option takes an id and
+        gets ``resolved`` data).  ``permissions`` is the invoking member's permission
+        integer (default: computed from roles).  With ``validate=True`` the checks Discord
+        does *before* sending an interaction (min/max, lengths, choices, required options,
+        default_permissions) raise :class:`DiscordValidationError`; discord.py does not
+        repeat them locally.  Returns the real ``discord.Interaction`` after all work
+        finished (``wait=True``).
         """
         perms = self._effective_permissions(user_id, permissions)
-        data = self._slash_data(name, options, guild=guild, validate=validate, permissions=perms)
-        payload = self._interaction_payload(
-            2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=channel_id, locale=locale, app_permissions=app_permissions
-        )
+        data = self._slash_data(name, options, validate=validate, permissions=perms)
+        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, channel_id=channel_id)
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
     async def invoke_autocomplete(
@@ -1812,188 +1581,90 @@ class FakeDiscord:
         *,
         user_id: Optional[int] = None,
         permissions: Union[int, discord.Permissions, None] = None,
-        guild: bool = True,
         timeout: Optional[float] = None,
     ) -> list[JSON]:
         """Send an APPLICATION_COMMAND_AUTOCOMPLETE interaction; returns the choices sent back."""
         perms = self._effective_permissions(user_id, permissions)
-        data = self._slash_data(name, options, guild=guild, validate=False, permissions=perms, focused=focused)
-        payload = self._interaction_payload(4, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=None)
+        data = self._slash_data(name, options, validate=False, permissions=perms, focused=focused)
+        payload = self._interaction_payload(4, data, user_id=user_id, permissions=permissions, channel_id=None)
         await self.dispatch_interaction(payload, timeout=timeout)
         rec = self.recorder.last("response")
         if rec is None or rec.interaction_id != int(payload["id"]):
             return []
         return list(rec.payload.get("choices") or [])
 
-    def _context_menu_data(self, name: str, ctype: discord.AppCommandType, guild: bool, validate: bool, permissions: discord.Permissions) -> tuple[JSON, Optional[int]]:
-        cmd, guild_id = self._lookup(name, ctype, guild)
-        if cmd is None and validate:
-            raise DiscordValidationError(f"no {ctype.name} context menu named {name!r}")
-        if cmd is not None and validate:
-            self._check_invocable(cmd, guild=guild, permissions=permissions)
-        data: JSON = {"id": str(self._command_id(name, ctype.value, guild_id)), "name": name, "type": ctype.value}
-        if guild_id is not None:
-            data["guild_id"] = str(guild_id)
-        return data, guild_id
-
     async def invoke_message_menu(
         self,
         name: str,
-        message: Union[discord.Message, JSON, str, int],
+        message: discord.Message,
         *,
         user_id: Optional[int] = None,
         permissions: Union[int, discord.Permissions, None] = None,
-        guild: bool = True,
         validate: bool = True,
         wait: bool = True,
         timeout: Optional[float] = None,
     ) -> discord.Interaction:
-        """Invoke a message context menu on ``message`` (a Message from :meth:`make_message`
-        or a stored id, a raw message payload, or a content string -> new user message)."""
-        if isinstance(message, str):
-            message = self.make_message(message, author_id=self.owner_id)
-        if isinstance(message, dict):
-            msg_payload = message
-        else:
-            mid = _snowflake_of(message)
-            stored = self.recorder.messages.get(mid)
-            if stored is None:
-                raise LookupError(f"message {mid} unknown to the harness; build it with make_message()")
-            msg_payload = stored
-        resolved_msg = {k: v for k, v in msg_payload.items() if k not in ("member", "guild_id")}
-        perms = self._effective_permissions(user_id, permissions)
-        data, _ = self._context_menu_data(name, discord.AppCommandType.message, guild, validate, perms)
-        data["target_id"] = str(msg_payload["id"])
-        data["resolved"] = {"messages": {str(msg_payload["id"]): resolved_msg}}
-        payload = self._interaction_payload(
-            2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=int(msg_payload["channel_id"]) if guild else None
-        )
+        """Invoke a message context menu on ``message`` (a Message from :meth:`make_message`)."""
+        stored = self.recorder.messages.get(message.id)
+        if stored is None:
+            raise LookupError(f"message {message.id} unknown to the harness; build it with make_message()")
+        cmd, guild_id = self._lookup(name, discord.AppCommandType.message)
+        if validate:
+            if cmd is None:
+                raise DiscordValidationError(f"no message context menu named {name!r}")
+            self._check_invocable(cmd, permissions=self._effective_permissions(user_id, permissions))
+        data: JSON = {"id": str(self._command_id(name, discord.AppCommandType.message.value, guild_id)), "name": name,
+                      "type": discord.AppCommandType.message.value, "target_id": str(message.id),
+                      "resolved": {"messages": {str(message.id): {k: v for k, v in stored.items() if k not in ("member", "guild_id")}}}}
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, channel_id=int(stored["channel_id"]))
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
-    async def invoke_user_menu(
-        self,
-        name: str,
-        target: Union[int, discord.abc.Snowflake],
-        *,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
-        guild: bool = True,
-        validate: bool = True,
-        wait: bool = True,
-        timeout: Optional[float] = None,
-    ) -> discord.Interaction:
-        """Invoke a user context menu on ``target``."""
-        perms = self._effective_permissions(user_id, permissions)
-        data, _ = self._context_menu_data(name, discord.AppCommandType.user, guild, validate, perms)
-        resolved: JSON = {}
-        data["target_id"] = self._resolve_value(6, target, resolved, guild=guild, validate=validate)
-        data["resolved"] = resolved
-        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=None)
-        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
-
-    # ------------------------------------------------------------------ components / modals
+    # ------------------------------------------------------------------ components
     async def invoke_component(
         self,
         custom_id: str,
         values: Optional[Sequence[Any]] = None,
         *,
         message_id: Optional[int] = None,
-        component_type: Optional[int] = None,
         user_id: Optional[int] = None,
         permissions: Union[int, discord.Permissions, None] = None,
         validate: bool = True,
         wait: bool = True,
         timeout: Optional[float] = None,
     ) -> discord.Interaction:
-        """Click a button / choose select ``values`` on a message the bot sent.
+        """Click a button / choose string select ``values`` on a message the bot sent.
 
         The message is found by ``custom_id`` among stored messages (newest first) unless
         ``message_id`` is given; its stored JSON becomes ``interaction.message`` so the
         view store routes the interaction to the view registered for that message id.
-        For user/role/channel/mentionable selects pass ids or objects.
         """
         mid, comp = self.recorder.find_component(custom_id, message_id)
         if comp is None and validate:
             raise LookupError(f"no component with custom_id {custom_id!r} in stored messages")
         if mid is None or mid not in self.recorder.messages:
             raise LookupError(f"message {mid} is not stored; cannot build interaction.message")
-        ctype = component_type or int((comp or {}).get("type", 2 if values is None else 3))
+        ctype = int((comp or {}).get("type", 2 if values is None else 3))
         if validate and comp is not None and comp.get("disabled"):
             raise DiscordValidationError(f"component {custom_id!r} is disabled")
         data: JSON = {"custom_id": custom_id, "component_type": ctype}
-        message = copy.deepcopy(self.recorder.messages[mid])
-        guild = int(message["channel_id"]) not in self.recorder.dm_channels
-        if ctype in (3, 5, 6, 7, 8):
-            vals = list(values or [])
+        if ctype == 3:
+            vals = [str(v) for v in values or []]
             if validate and comp is not None:
                 lo, hi = int(comp.get("min_values", 1)), int(comp.get("max_values", 1))
                 if not lo <= len(vals) <= hi:
                     raise DiscordValidationError(f"select {custom_id!r} needs {lo}..{hi} values, got {len(vals)}")
-                if ctype == 3:
-                    allowed = [o["value"] for o in comp.get("options", [])]
-                    bad = [v for v in vals if v not in allowed]
-                    if bad:
-                        raise DiscordValidationError(f"select {custom_id!r}: {bad} not in options {allowed}")
-            if ctype == 3:
-                data["values"] = [str(v) for v in vals]
-            else:
-                resolved: JSON = {}
-                kind = {5: 6, 6: 8, 7: 7, 8: 9}[ctype]
-                data["values"] = [self._resolve_value(kind, v, resolved, guild=guild, validate=validate) for v in vals]
-                data["resolved"] = resolved
+                allowed = [o["value"] for o in comp.get("options", [])]
+                bad = [v for v in vals if v not in allowed]
+                if bad:
+                    raise DiscordValidationError(f"select {custom_id!r}: {bad} not in options {allowed}")
+            data["values"] = vals
         elif values:
             raise ValueError("values are only valid for select menus")
-        payload = self._interaction_payload(
-            3, data, user_id=user_id, permissions=permissions, guild=guild, channel_id=int(message["channel_id"]), message=message
-        )
-        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
-
-    async def submit_modal(
-        self,
-        values: Mapping[str, Any],
-        *,
-        custom_id: Optional[str] = None,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
-        wait: bool = True,
-        timeout: Optional[float] = None,
-    ) -> discord.Interaction:
-        """Submit the most recently sent modal (or the one with ``custom_id``).
-
-        ``values`` maps each input's custom_id to its text (or list of values for selects).
-        """
-        modal_rec = next(
-            (r for r in reversed(self.recorder.of_kind("response")) if r.response_type == MODAL and (custom_id is None or r.payload.get("custom_id") == custom_id)),
-            None,
-        )
-        if modal_rec is None:
-            raise LookupError("no modal was sent")
-
-        def convert(comp: JSON) -> Optional[JSON]:
-            t = comp.get("type")
-            if t == 1:
-                inner = [c for c in (convert(x) for x in comp.get("components", [])) if c]
-                return {"type": 1, "components": inner}
-            if t == 18:
-                inner_c = convert(comp["component"])
-                return {"type": 18, "component": inner_c} if inner_c else None
-            cid = comp.get("custom_id")
-            if cid is None:
-                return None
-            if t == 4:
-                return {"type": 4, "custom_id": cid, "value": str(values.get(cid, comp.get("value") or ""))}
-            raw = values.get(cid, [])
-            return {"type": t, "custom_id": cid, "values": [str(v) for v in (raw if isinstance(raw, (list, tuple)) else [raw])]}
-
-        components = [c for c in (convert(c) for c in modal_rec.payload.get("components", [])) if c]
-        data = {"custom_id": modal_rec.payload["custom_id"], "components": components}
-        origin = next((s for s in self.recorder._interactions.values() if s.interaction_id == modal_rec.interaction_id), None)
-        message = None
-        if origin is not None and origin.source_message_id in self.recorder.messages:
-            message = copy.deepcopy(self.recorder.messages[origin.source_message_id])
-        payload = self._interaction_payload(
-            5, data, user_id=user_id, permissions=permissions, guild=True, channel_id=origin.channel_id if origin else None, message=message
-        )
+        message = copy.deepcopy(self.recorder.messages[mid])
+        payload = self._interaction_payload(3, data, user_id=user_id, permissions=permissions,
+                                            channel_id=int(message["channel_id"]), message=message)
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
     # ------------------------------------------------------------------ messages
@@ -2005,18 +1676,14 @@ class FakeDiscord:
         bot: bool = False,
         webhook_id: Optional[int] = None,
         channel_id: Optional[int] = None,
-        guild: bool = True,
-        embeds: Sequence[Union[discord.Embed, JSON]] = (),
         attachments: Sequence[tuple[str, bytes]] = (),
         reference: Optional[Union[discord.Message, int]] = None,
-        apply_intents: bool = True,
     ) -> JSON:
-        """Build (and store) a gateway MESSAGE_CREATE payload from a user/bot/webhook.
+        """Build (and store) a gateway MESSAGE_CREATE payload of a guild message from a member/bot/webhook.
 
-        With ``apply_intents`` (default) the returned gateway payload is blanked like
-        Discord does when the client lacks the message_content intent (guild message, not
-        mentioning the bot); the stored server copy keeps the real content, which is what
-        message context menus receive."""
+        The returned gateway payload is blanked like Discord does when the client lacks the
+        message_content intent (not mentioning the bot); the stored server copy keeps the
+        real content, which is what message context menus receive."""
         rec = self.recorder
         if webhook_id is not None:
             author = {"id": str(webhook_id), "username": "Webhook", "discriminator": "0000", "avatar": None, "bot": True}
@@ -2024,26 +1691,24 @@ class FakeDiscord:
         else:
             uid = author_id or self.owner_id
             if uid not in rec.users:
-                if guild:
-                    self.add_member(uid, bot=bot)
-                else:
-                    self.add_user(uid, bot=bot)
+                self.add_member(uid, bot=bot)
             author = dict(rec.users[uid])
             if bot:
                 author["bot"] = True
         mid = next_snowflake()
-        cid = channel_id or (self.channel_id if guild else self.dm_channel_id(uid))
+        cid = channel_id or self.channel_id
         mentions, mention_roles, everyone = rec._mentions(content)
         msg: JSON = {
             "id": str(mid),
             "channel_id": str(cid),
+            "guild_id": str(self.guild_id),
             "type": 0,
             "content": content,
             "author": author,
-            "embeds": [e.to_dict() if isinstance(e, discord.Embed) else dict(e) for e in embeds],
+            "embeds": [],
             "components": [],
             "attachments": [rec._attachment(cid, n, d) for n, d in attachments],
-            "mentions": [dict(m, member=rec.members[int(m["id"])]) if guild and int(m["id"]) in rec.members else m for m in mentions],
+            "mentions": [dict(m, member=rec.members[int(m["id"])]) if int(m["id"]) in rec.members else m for m in mentions],
             "mention_roles": mention_roles,
             "mention_everyone": everyone,
             "pinned": False,
@@ -2055,31 +1720,20 @@ class FakeDiscord:
         }
         if webhook_id is not None:
             msg["webhook_id"] = str(webhook_id)
-        if guild:
-            msg["guild_id"] = str(self.guild_id)
-            if webhook_id is None and uid in rec.members:
-                msg["member"] = dict(rec.members[uid])
+        elif uid in rec.members:
+            msg["member"] = dict(rec.members[uid])
         if reference is not None:
             ref_id = _snowflake_of(reference)
             msg["type"] = 19
-            msg["message_reference"] = {"message_id": str(ref_id), "channel_id": str(cid), "type": 0}
-            if guild:
-                msg["message_reference"]["guild_id"] = str(self.guild_id)
+            msg["message_reference"] = {"message_id": str(ref_id), "channel_id": str(cid), "guild_id": str(self.guild_id), "type": 0}
             if ref_id in rec.messages:
                 msg["referenced_message"] = {k: v for k, v in rec.messages[ref_id].items() if k != "referenced_message"}
+        rec.messages[mid] = msg  # the "server" keeps the full message (context menus see it)
         # Without the privileged message_content intent Discord blanks these fields for
         # guild messages that don't mention the bot and aren't the bot's own.
-        if (
-            apply_intents
-            and guild
-            and not self.client.intents.message_content
-            and uid != self.bot_id
-            and str(self.bot_id) not in {m["id"] for m in mentions}
-        ):
-            rec.messages[mid] = msg  # the "server" keeps the full message (context menus see it)
+        if not self.client.intents.message_content and uid != self.bot_id and str(self.bot_id) not in {m["id"] for m in mentions}:
             rec.unreadable.add(mid)
             return blank_content(msg)
-        rec.messages[mid] = msg
         return msg
 
     def make_message(self, content: str = "", **options: Any) -> discord.Message:
@@ -2105,7 +1759,3 @@ class FakeDiscord:
         if wait:
             await self.settle(timeout)
         return message
-
-    def events_named(self, name: str) -> list[DispatchedEvent]:
-        """Dispatched events called ``name`` (e.g. ``"app_command_completion"``)."""
-        return [e for e in self.events if e.name == name]

@@ -4,17 +4,20 @@ on the same database), pressed by another member, pressed twice."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
 import pytest_asyncio
 
 from bot.client import HFBot
-from bot.engine import GenerationRequest
+from bot.engine import GenerationRequest, GenerationResult
+from bot.engine.errors import WorkerCrashed
+from bot.engine.requests.base import failure
 from bot.engine.requests.generation import MAX_RETURN_SEQUENCES
 
 from .discord_harness import EPHEMERAL, FakeDiscord
-from .test_commands_discord import WAIT, engine, gate, make_bot, settings  # noqa: F401 - fixtures
+from .test_commands_discord import WAIT, engine, gate, make_bot, settings, wrap_outcomes  # noqa: F401 - fixtures
 
 PROMPT = "Once upon a time"
 
@@ -162,3 +165,20 @@ async def test_buttons_after_a_restart(env, settings, engine):
         assert h2.recorder.messages[int(message["id"])]["embeds"][0]["title"] == "Generation"
     finally:
         await h2.close()
+
+
+async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch):
+    bot, h, requests = env
+    await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 3})
+    message_id = h.recorder.last("edit_original").message_id
+    shown, stored = copy.deepcopy(h.recorder.messages[message_id]), await bot.store.answer(message_id)
+    # The worker runs the new sample, then the job fails as if the worker had crashed.
+    wrap_outcomes(monkeypatch, engine, lambda task, outcome, chunk: failure(WorkerCrashed("The model restarted. Please try again."))
+                  if isinstance(outcome, GenerationResult) else outcome)
+    await h.invoke_component(f"answer:again:{h.user_id}", message_id=message_id)
+    h.assert_no_errors()
+    now = h.recorder.messages[message_id]
+    assert now["embeds"] == shown["embeds"] and button_ids(now) == button_ids(shown)  # as it was
+    assert await bot.store.answer(message_id) == stored
+    told = h.recorder.last("followup")
+    assert told.ephemeral and "The model restarted" in told.text()  # the member who pressed is told, privately

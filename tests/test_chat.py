@@ -1,6 +1,7 @@
 """Conversations through the real CommandTree and real gateway MESSAGE_CREATE payloads: /chat opens a
 thread, members' messages in it (or replies to an answer) continue it, and the worker trims the
-history to the context. The bot talks to a real worker running the tiny Llama (it has a chat template).
+history to the context; every answer has Stop, Regenerate and Continue (real component payloads).
+The bot talks to a real worker running the tiny Llama (it has a chat template).
 
 The bot has no Message Content intent here (the default), so members address it by mentioning it,
 exactly what such a bot sees on Discord: the harness blanks the content of other messages.
@@ -15,11 +16,16 @@ import pytest_asyncio
 from transformers import AutoTokenizer
 
 from bot import commands
-from bot.engine import Engine, GenerationRequest
+from bot.client import HFBot
+from bot.engine import Engine, GenerationRequest, GenerationResult
+from bot.engine.errors import WorkerCrashed
+from bot.engine.requests.base import failure
 from bot.engine.tasks.generation import chat_prompt_ids
 from bot.settings import Settings
 
-from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot  # noqa: F401 - make_bot is a fixture
+from .discord_harness import FakeDiscord
+from .test_answer_buttons import button_ids, private_message, until
+from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot, wrap_outcomes  # noqa: F401 - make_bot is a fixture
 
 LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny Llama's 512 positions
 
@@ -184,3 +190,162 @@ async def test_admins_set_the_system_prompt(chat, tokenizer):
     assert "Answer like a pirate." in seen_by_model(tokenizer, requests[-1])
     await h.invoke_slash("config system_prompt", {}, user_id=h.owner_id)
     assert await bot.store.system_prompt(h.guild_id) is None
+
+
+# --- buttons on chat answers ---------------------------------------------------------------
+
+async def stopped_at_length(h: FakeDiscord, message_id: int) -> None:
+    """Regenerate until the answer stops at max_new_tokens (random weights may write the end token early)."""
+    for _ in range(5):
+        if f"answer:more:{h.user_id}" in button_ids(h.recorder.messages[message_id]):
+            return
+        await h.invoke_component(f"answer:again:{h.user_id}", message_id=message_id)
+    raise AssertionError("every sample ended before max_new_tokens")
+
+
+async def test_regenerate_a_turn_in_a_thread_keeps_its_history(chat, tokenizer):
+    bot, h, requests = chat
+    mention = f"<@{h.bot_id}>"
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    thread = h.recorder.last("start_thread").message_id
+    assert f"answer:again:{h.user_id}" in button_ids(h.recorder.messages[thread])
+    first = h.recorder.messages[thread]["embeds"][0]["description"]
+    second = await h.dispatch_message(f"{mention} I like tea.", channel_id=thread)
+    answer_id = int(answer_of(h, second.id)["id"])
+    # The buttons are for the member whose message it answers.
+    assert f"answer:again:{second.author.id}" in button_ids(h.recorder.messages[answer_id])
+    asked = requests[-1]
+
+    await h.invoke_component(f"answer:again:{second.author.id}", message_id=answer_id, user_id=second.author.id)
+    h.assert_no_errors()
+    assert len(requests) == 3 and requests[-1] == asked  # the same history and system prompt, a new sample
+    assert requests[-1].history == (("user", "My name is Ada."), ("assistant", first))
+    assert seen_by_model(tokenizer, requests[-1]) == seen_by_model(tokenizer, asked)
+    regenerated = h.recorder.messages[answer_id]["embeds"][0]
+    assert regenerated["title"] == "Chat" and "write in this thread" in regenerated["footer"]["text"]
+    assert (await bot.store.answer(answer_id))[1].strip() == regenerated["description"]
+
+    # The thread reads the regenerated answer back as that turn; the buttons don't get in the way.
+    await h.dispatch_message(f"{mention} What is my name?", channel_id=thread)
+    h.assert_no_errors()
+    assert requests[-1].history == (("user", "My name is Ada."), ("assistant", first),
+                                    ("user", "I like tea."), ("assistant", regenerated["description"]))
+
+
+async def test_continue_a_chat_answer(chat, tokenizer):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Tell me about tea."})
+    opening = h.recorder.last("start_thread").message_id
+    await stopped_at_length(h, opening)
+    _, before = await bot.store.answer(opening)
+
+    await h.invoke_component(f"answer:more:{h.user_id}", message_id=opening)
+    h.assert_no_errors()
+    request = requests[-1]
+    assert (request.prompt, request.history, request.continue_answer) == ("Tell me about tea.", (), before)
+    # The model read the same conversation with its unfinished answer left open: the prompt ends with it.
+    assert seen_by_model(tokenizer, request).endswith(before)
+    _, continued = await bot.store.answer(opening)
+    assert continued.startswith(before) and len(continued) > len(before)
+    shown = h.recorder.messages[opening]["embeds"][0]
+    assert shown["description"] == continued.strip()  # one answer, not two
+    assert shown["fields"][0]["value"] == "Tell me about tea." and "write in this thread" in shown["footer"]["text"]
+
+    await h.dispatch_message(f"<@{h.bot_id}> thanks", channel_id=opening)
+    assert requests[-1].history == (("user", "Tell me about tea."), ("assistant", continued.strip()))
+
+
+async def test_continue_in_generate_chat_mode(chat):
+    bot, h, requests = chat
+    await h.invoke_slash("generate", {"prompt": "Hello there", "mode": "chat", "max_new_tokens": 4})
+    answer = h.recorder.last("edit_original").message_id
+    await stopped_at_length(h, answer)
+    _, before = await bot.store.answer(answer)
+    await h.invoke_component(f"answer:more:{h.user_id}", message_id=answer)
+    h.assert_no_errors()
+    assert (requests[-1].prompt, requests[-1].mode, requests[-1].continue_answer) == ("Hello there", "chat", before)
+    _, continued = await bot.store.answer(answer)
+    assert continued.startswith(before) and len(continued) > len(before)
+    assert h.recorder.messages[answer]["embeds"][0]["description"] == continued.strip()
+
+
+async def test_stop_a_chat_answer_keeps_it_as_a_turn(chat, monkeypatch):
+    bot, h, requests = chat
+    mention = f"<@{h.bot_id}>"
+    await h.invoke_slash("chat", {"message": "Hi"})
+    thread = h.recorder.last("start_thread").message_id
+    monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 256)  # long enough to press Stop while it streams
+    asked = await h.dispatch_message(f"{mention} Tell me a long story.", channel_id=thread, wait=False)
+
+    def streaming() -> dict | None:
+        replies = [m for m in h.recorder.messages.values()
+                   if int((m.get("message_reference") or {}).get("message_id") or 0) == asked.id]
+        return replies[0] if replies and replies[0]["embeds"][0]["description"] != " ▌" else None
+
+    await until(streaming)
+    answer_id = int(streaming()["id"])
+    await h.invoke_component(f"answer:stop:{asked.author.id}", message_id=answer_id, user_id=asked.author.id)
+    await h.settle()
+    h.assert_no_errors()
+    stopped = h.recorder.messages[answer_id]
+    assert stopped["embeds"][0]["footer"]["text"] == "stopped · write in this thread to go on"
+    assert button_ids(stopped) == [f"answer:again:{asked.author.id}"]
+    kept = stopped["embeds"][0]["description"]
+    assert kept and "▌" not in kept and (await bot.store.answer(answer_id))[1] == kept
+
+    monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 8)
+    await h.dispatch_message(f"{mention} And then?", channel_id=thread)
+    assert requests[-1].history[-2:] == (("user", "Tell me a long story."), ("assistant", kept))
+
+
+async def test_chat_buttons_are_the_askers(chat):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Hi"})
+    thread = h.recorder.last("start_thread").message_id
+    other = h.add_member()
+    asked = len(requests)
+    await h.invoke_component(f"answer:again:{h.user_id}", message_id=thread, user_id=other)
+    assert "Only the member who asked" in private_message(h)
+    assert len(requests) == asked
+    h.assert_no_errors()
+
+
+async def test_chat_buttons_after_a_restart(chat, settings, engine):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    opening = h.recorder.last("start_thread").message_id
+    message = h.recorder.messages[opening]
+    # A new bot process on the same database: it never saw this answer being written.
+    restarted = HFBot(settings, engine)
+    h2 = await FakeDiscord.create(restarted, guild_id=h.guild_id, channel_id=h.channel_id, user_id=h.user_id)
+    try:
+        h2.recorder.messages[opening] = message
+        await h2.invoke_component(f"answer:again:{h.user_id}", message_id=opening)
+        h2.assert_no_errors()
+        assert (requests[-1].prompt, requests[-1].history, requests[-1].system) == \
+            ("My name is Ada.", (), "You are a helpful assistant.")
+        regenerated = h2.recorder.messages[opening]["embeds"][0]
+        # Still the conversation's first answer: the thread reads it back from the Prompt field.
+        assert regenerated["fields"] == [{"name": "Prompt", "value": "My name is Ada.", "inline": False}]
+        assert regenerated["title"] == "Chat" and "write in this thread" in regenerated["footer"]["text"]
+    finally:
+        await h2.close()
+
+
+async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Hi"})
+    thread = h.recorder.last("start_thread").message_id
+    first = h.recorder.messages[thread]["embeds"][0]["description"]
+    real = engine.executor.run
+    wrap_outcomes(monkeypatch, engine, lambda task, outcome, chunk: failure(WorkerCrashed("The model restarted. Please try again."))
+                  if isinstance(outcome, GenerationResult) else outcome)
+    asked = await h.dispatch_message(f"<@{h.bot_id}> hello?", channel_id=thread)
+    failed = answer_of(h, asked.id)
+    assert "The model restarted" in failed["embeds"][0]["description"] and failed["embeds"][0]["title"] != "Chat"
+    assert failed["components"] == []  # no buttons on an error
+    monkeypatch.setattr(engine.executor, "run", real)
+    await h.dispatch_message(f"<@{h.bot_id}> again", channel_id=thread)
+    h.assert_no_errors()
+    # The error is not read back as the assistant's turn.
+    assert requests[-1].history == (("user", "Hi"), ("assistant", first), ("user", "hello?"))

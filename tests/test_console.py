@@ -169,18 +169,23 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     assert all(side["seconds"] > 0 for side in compared)
 
 
-CONVERSATION = ["/chat message: My name is Ada.", "/chat message: What is my name?", "/new", "/chat message: Hello again"]
+CONVERSATION = ["/continue", "/chat message: My name is Ada.", "/chat message: What is my name?", "/continue", "/new",
+                "/chat message: Hello again"]
 
 
 def test_console_conversation_remembers_until_new(runs):
     done = runs.get("conversation")
     assert done.returncode == 0, done.stderr[-3000:]
-    first, second, new, fresh = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [o["command"] for o in (first, second, new, fresh)] == ["chat", "chat", "new", "chat"]
-    assert all(o["ok"] for o in (first, second, new, fresh)), done.stdout
+    nothing, first, second, more, new, fresh = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["command"] for o in (nothing, first, second, more, new, fresh)] == ["continue", "chat", "chat", "continue", "new", "chat"]
+    assert all(o["ok"] for o in (first, second, more, new, fresh)), done.stdout
+    assert not nothing["ok"] and "no answer to continue" in nothing["error"]["message"]
     # The second turn read the first exchange; after /new the model reads nothing earlier.
-    assert (first["result"]["turns_seen"], second["result"]["turns_seen"], fresh["result"]["turns_seen"]) == (0, 2, 0)
+    assert (first["result"]["turns_seen"], second["result"]["turns_seen"], fresh["result"]["turns_seen"]) == (0, 2, 0), done.stdout
     assert second["result"]["prompt"] == "What is my name?" and second["result"]["mode"] == "chat"
+    # /continue went on with the second answer and shows it as one answer.
+    assert more["result"]["prompt"] == "What is my name?" and more["result"]["mode"] == "chat"
+    assert more["result"]["texts"][0].startswith(second["result"]["texts"][0])
 
 
 # --------------------------------------------------------------------------------------------- start-up

@@ -33,7 +33,7 @@ from bot.engine.scheduler import ExecutorInfo
 from bot.settings import Settings
 from bot.storage import Tag, TagStore
 
-from .discord_harness import DiscordValidationError, FakeDiscord
+from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake
 
 MOD = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True)
 MEMBER = discord.Permissions(view_channel=True, send_messages=True, read_message_history=True)
@@ -411,7 +411,7 @@ async def test_autotag_tags_new_messages_and_logs_them(env: Env) -> None:
     await env.h.dispatch_message("nothing matches here", author_id=author)  # 1/3 each: below the threshold
     skipped = [
         dict(content="spam from a bot", bot=True),
-        dict(content="spam from a webhook", webhook_id=env.h.add_user(bot=True)),
+        dict(content="spam from a webhook", webhook_id=next_snowflake()),
         dict(content="", attachments=[("spam.png", b"\x89PNG")]),
         dict(content="spam elsewhere", channel_id=log_channel),
     ]

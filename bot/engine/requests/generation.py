@@ -34,6 +34,8 @@ class GenerationRequest(Request):
     # user message. The worker leaves out the oldest turns that do not fit the model's context.
     history: tuple[tuple[str, str], ...] = ()
     system: str | None = None  # chat mode: the server's system prompt
+    # Chat mode: the assistant's unfinished answer to `prompt`; the model goes on writing it (Continue).
+    continue_answer: str | None = None
     model: str = ""  # one of GENERATION_MODELS; "": the default
 
     def validate(self) -> None:
@@ -45,7 +47,7 @@ class GenerationRequest(Request):
         if self.seed is not None:
             check_number(self.seed, "seed", 0, MAX_SEED, integer=True)
         check_choice(self.mode, "mode", MODES)
-        if (self.history or self.system) and self.mode != "chat":
+        if (self.history or self.system or self.continue_answer) and self.mode != "chat":
             raise InvalidInput("A conversation needs mode: chat.")
         if len(self.history) > MAX_TURNS:
             raise InvalidInput(f"That conversation has {len(self.history)} earlier messages; I read at most {MAX_TURNS}.")
@@ -54,13 +56,16 @@ class GenerationRequest(Request):
             check_text(text, "earlier message", MAX_TURN_CHARS)
         if self.system is not None:
             check_text(self.system, "system prompt")
+        if self.continue_answer is not None:
+            check_text(self.continue_answer, "answer so far", MAX_TURN_CHARS)
 
     @property
     def sampling(self) -> bool:
         return self.temperature > 0
 
     def cost(self) -> int:
-        context = sum(estimate_tokens(text) for _, text in self.history) + estimate_tokens(self.system or "")
+        context = sum(estimate_tokens(text) for _, text in self.history) + estimate_tokens(self.system or "") \
+            + estimate_tokens(self.continue_answer or "")
         return (context + estimate_tokens(self.prompt) + self.max_new_tokens) * self.num_return_sequences
 
     def rows(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from .base import Request, check_choice, check_text, estimate_tokens
+from .base import PipelineDetails, Request, check_choice, check_text, estimate_tokens
 
 MAX_LABELS = 25  # a guild label set holds at most 25 (Discord's choice limit)
 MAX_LABEL_CHARS = 100
@@ -20,6 +20,7 @@ class ZeroShotRequest(Request):
     multi_label: bool = False
     hypothesis_template: str = DEFAULT_TEMPLATE
     method: str = "nli"
+    details: bool = False  # also return what the pipeline did (tokens, logits, softmax, id2label)
     model: str = ""  # one of ZERO_SHOT_MODELS (nli) or EMBEDDING_MODELS (embedding); "": the default
 
     def validate(self) -> None:
@@ -64,3 +65,4 @@ class ZeroShotResult:
     multi_label: bool
     method: str
     model: str
+    details: PipelineDetails | None = None  # per label in the request's order, not ranked

@@ -63,12 +63,18 @@ def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) 
     if not tokenizer.chat_template:
         raise InvalidInput("This model has no chat template, so it cannot chat. Use mode: complete instead.")
     system = [{"role": "system", "content": request.system}] if request.system else []
+    # Continue: the unfinished answer is the last message, left open for the model to go on.
+    unfinished = [{"role": "assistant", "content": request.continue_answer}] if request.continue_answer else []
     history = list(request.history)
     while True:
         messages = [*system, *({"role": speaker, "content": text} for speaker, text in history),
-                    {"role": "user", "content": request.prompt}]
+                    {"role": "user", "content": request.prompt}, *unfinished]
         # The template already writes the special tokens the model expects.
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        try:
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=not unfinished,
+                                                 continue_final_message=bool(unfinished), tokenize=False)
+        except ValueError as error:  # a template that rewrites the last answer cannot leave it open
+            raise InvalidInput("This model's chat template can't go on from an unfinished answer. Use Regenerate instead.") from error
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= max_input or not history:
             break

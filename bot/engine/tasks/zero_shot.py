@@ -11,8 +11,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
-from ..embeddings import Embedder
+from ..embeddings import SIMILARITY_SCALE, Embedder
+from ..embeddings import MAX_LENGTH as EMBEDDING_MAX_LENGTH
 from ..errors import ModelUnavailable
+from ..requests.base import PipelineDetails
 from ..requests.zero_shot import ZeroShotRequest, ZeroShotResult
 from ..passes import padded_forward
 from .base import Emit, Task
@@ -64,7 +66,7 @@ class ZeroShotTask(Task):
         return super().run(requests, emit)
 
     def postprocess(self, logits: torch.Tensor, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
-        model = self.registry.get("zero_shot", nli_class, self.model).model_id
+        loaded = self.registry.get("zero_shot", nli_class, self.model)
         results, row = [], 0
         for r in requests:
             own = logits[row:row + len(r.labels)]
@@ -73,8 +75,23 @@ class ZeroShotTask(Task):
                 scores = torch.softmax(own, dim=-1)[:, 1]
             else:  # labels compete: softmax of entailment across this request's labels only
                 scores = torch.softmax(own[:, 1], dim=0)
-            results.append(self._ranked(r, scores.tolist(), "nli", model))
+            details = self._nli_details(loaded, r, own, scores) if r.details else None
+            results.append(self._ranked(r, scores.tolist(), "nli", loaded.model_id, details))
         return results
+
+    @staticmethod
+    def _nli_details(loaded: Any, r: ZeroShotRequest, own: torch.Tensor, scores: torch.Tensor) -> PipelineDetails:
+        """The entailment logit of each label's hypothesis; tokens of the best label's (text, hypothesis) pair."""
+        best = r.hypotheses()[int(scores.argmax())]
+        ids = loaded.tokenizer(r.text, best, truncation="only_first", max_length=MAX_LENGTH)["input_ids"]
+        classes = ", ".join(f"{i} {name}" for i, name in sorted(loaded.config.id2label.items()))
+        logits_are = f"entailment logit of each hypothesis ‘{r.hypothesis_template}’ (model classes: {classes})"
+        if r.multi_label:  # the contradiction logits too: each probability is the softmax of the pair
+            contradiction = " ".join(f"{x:+.3f}" for x in own[:, 0].tolist())
+            logits_are += (f"; multi_label: each probability is that label's entailment-vs-contradiction softmax "
+                           f"(contradiction logits: {contradiction}), not a softmax across labels")
+        return PipelineDetails(loaded.tokenizer.convert_ids_to_tokens(ids), own[:, 1].tolist(), scores.tolist(),
+                               dict(enumerate(r.labels)), logits_are)
 
     def _run_embedding(self, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
         model = self.embedder.loaded.model_id
@@ -84,10 +101,22 @@ class ZeroShotTask(Task):
         for r, vector in zip(requests, text_vectors):
             sims = vector @ self.embedder.label_embeddings(r.hypotheses()).T
             scores = self.embedder.to_scores(sims, r.multi_label)
-            results.append(self._ranked(r, scores.tolist(), "embedding", model))
+            details = self._embedding_details(r, sims, scores) if r.details else None
+            results.append(self._ranked(r, scores.tolist(), "embedding", model, details))
         return results
 
+    def _embedding_details(self, r: ZeroShotRequest, sims: torch.Tensor, scores: torch.Tensor) -> PipelineDetails:
+        tokenizer = self.embedder.loaded.tokenizer
+        ids = tokenizer(r.text, truncation=True, max_length=EMBEDDING_MAX_LENGTH)["input_ids"]
+        logits_are = f"cosine similarity to each label's hypothesis ‘{r.hypothesis_template}’ × {SIMILARITY_SCALE:g}"
+        if r.multi_label:
+            logits_are += "; multi_label: each probability is the cosine similarity clipped to [0, 1], not a softmax"
+        return PipelineDetails(tokenizer.convert_ids_to_tokens(ids), (sims * SIMILARITY_SCALE).tolist(), scores.tolist(),
+                               dict(enumerate(r.labels)), logits_are)
+
     @staticmethod
-    def _ranked(r: ZeroShotRequest, scores: list[float], method: str, model: str) -> ZeroShotResult:
+    def _ranked(r: ZeroShotRequest, scores: list[float], method: str, model: str,
+                details: PipelineDetails | None) -> ZeroShotResult:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        return ZeroShotResult(r.text, [r.labels[i] for i in order], [scores[i] for i in order], r.multi_label, method, model)
+        return ZeroShotResult(r.text, [r.labels[i] for i in order], [scores[i] for i in order], r.multi_label, method, model,
+                              details)
