@@ -28,11 +28,10 @@ from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
 __all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "MODEL_HELP", "CHAT_MAX_NEW_TOKENS", "Reply", "build_request", "render_result", "render_error", "render_partial",
+           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "MODEL_HELP", "Reply", "build_request", "render_result", "render_error", "render_partial",
            "render_waiting", "render_status", "COMMANDS"]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
-CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
 DETAILED_SENTENCES = 4  # `details` for more would pass an embed's 6000 characters
 MODEL_HELP = "Which model answers (the list shows this bot's; empty: the default)"
@@ -95,7 +94,7 @@ def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TO
 
 def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> Request:
     """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
-    return GenerationRequest(message, CHAT_MAX_NEW_TOKENS, mode="chat", history=history, system=system)
+    return GenerationRequest(message, s.chat_max_new_tokens, mode="chat", history=history, system=system)
 
 
 def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
 from .engine.config import OFFLINE_ALTERNATIVES, list_setting_name, setting_name
 from .engine.requests.base import MAX_TEXT_CHARS
+from .engine.requests.generation import DEFAULT_CHAT_MAX_NEW_TOKENS, MAX_NEW_TOKENS
 from .engine.requests.zero_shot import METHODS
 
 PROFILES = ("online", "offline")
@@ -68,6 +69,7 @@ class Settings:
     shard_ids: tuple[int, ...] | None = None  # the shards this process runs; None: all of them
     system_prompt: str | None = None  # /chat's system prompt where a server has set none (and the console's)
     chat_threads: bool = False  # read every message in chat threads; needs the privileged Message Content intent
+    chat_max_new_tokens: int = DEFAULT_CHAT_MAX_NEW_TOKENS  # the length limit of a /chat answer
 
     def __repr__(self) -> str:  # never print the token
         return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
@@ -164,4 +166,6 @@ class Settings:
             system_prompt=parse("SYSTEM_PROMPT", "", str, f"at most {MAX_TEXT_CHARS} characters",
                                 lambda v: len(v) <= MAX_TEXT_CHARS) or None,
             chat_threads=parse("CHAT_THREADS", "false", boolean, "true or false"),
+            chat_max_new_tokens=parse("CHAT_MAX_NEW_TOKENS", str(DEFAULT_CHAT_MAX_NEW_TOKENS), int,
+                                      f"a whole number from 1 to {MAX_NEW_TOKENS}", lambda v: 1 <= v <= MAX_NEW_TOKENS),
         )

@@ -9,13 +9,13 @@ exactly what such a bot sees on Discord: the harness blanks the content of other
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from transformers import AutoTokenizer
 
-from bot import commands
 from bot.client import HFBot
 from bot.engine import Engine, GenerationRequest, GenerationResult
 from bot.engine.errors import WorkerCrashed
@@ -54,8 +54,8 @@ async def chat(make_bot, settings, engine, monkeypatch):
     bot, h = await make_bot(settings, engine)
     bot.stream_interval = 0.0
     h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
-    # Short answers, so that a few turns fit the tiny Llama's 512 positions (200 would fill most of them).
-    monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 8)
+    # Short answers (CHAT_MAX_NEW_TOKENS), so that a few turns fit the tiny Llama's 512 positions.
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=8)
     requests: list[GenerationRequest] = []
     submit = engine.submit_job
 
@@ -274,7 +274,7 @@ async def test_stop_a_chat_answer_keeps_it_as_a_turn(chat, monkeypatch):
     mention = f"<@{h.bot_id}>"
     await h.invoke_slash("chat", {"message": "Hi"})
     thread = h.recorder.last("start_thread").message_id
-    monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 256)  # long enough to press Stop while it streams
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)  # long enough to press Stop while it streams
     asked = await h.dispatch_message(f"{mention} Tell me a long story.", channel_id=thread, wait=False)
 
     def streaming() -> dict | None:
@@ -293,7 +293,7 @@ async def test_stop_a_chat_answer_keeps_it_as_a_turn(chat, monkeypatch):
     kept = stopped["embeds"][0]["description"]
     assert kept and "▌" not in kept and (await bot.store.answer(answer_id))[1] == kept
 
-    monkeypatch.setattr(commands, "CHAT_MAX_NEW_TOKENS", 8)
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=8)
     await h.dispatch_message(f"{mention} And then?", channel_id=thread)
     assert requests[-1].history[-2:] == (("user", "Tell me a long story."), ("assistant", kept))
 

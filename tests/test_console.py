@@ -26,7 +26,7 @@ SETTINGS = ("DISCORD_TOKEN", "DEV_GUILD_ID", "MODEL_PROFILE", "SENTIMENT_MODEL",
             "FILL_MASK_MODEL", "EMBEDDING_MODEL", "LABEL_METHOD", "MODEL_CACHE_DIR", "DEVICE", "DTYPE", "TORCH_THREADS",
             "MAX_QUEUE", "MAX_PER_USER", "MAX_BACKGROUND", "MAX_BATCH_TOKENS", "MAX_BATCH_SIZE", "REQUEST_TIMEOUT",
             "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "SYSTEM_PROMPT", "CHAT_THREADS", "SENTIMENT_MODELS", "GENERATION_MODELS",
-            "ZERO_SHOT_MODELS", "FILL_MASK_MODELS", "EMBEDDING_MODELS", "MODEL_MEMORY_BUDGET_MB")
+            "ZERO_SHOT_MODELS", "FILL_MASK_MODELS", "EMBEDDING_MODELS", "MODEL_MEMORY_BUDGET_MB", "CHAT_MAX_NEW_TOKENS")
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 
 
@@ -117,7 +117,8 @@ def runs(tiny_models, tmp_path_factory):
     runs.start("fallback", [], console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
                "/status\n/tokens text: Hello world\n", data / "fallback")
     runs.start("conversation", ["console", "--json"],
-               console_env(tiny_models, data / "chat", GENERATION_MODEL=str(tiny_models["llama"]), SYSTEM_PROMPT="Be brief."),
+               console_env(tiny_models, data / "chat", GENERATION_MODEL=str(tiny_models["llama"]), SYSTEM_PROMPT="Be brief.",
+                           CHAT_MAX_NEW_TOKENS="16"),  # short answers: a few turns fit the tiny Llama's 512 positions
                "".join(line + "\n" for line in CONVERSATION), data / "chat")
     runs.start("bad setting", ["console", "--json"], console_env(tiny_models, data / "bad", MAX_QUEUE="abc"),
                "/tokens text: hi\n", data / "bad")

@@ -78,6 +78,7 @@ def test_reads_os_environ_by_default(monkeypatch):
 
 
 BAD = [
+    ("CHAT_MAX_NEW_TOKENS", "0"), ("CHAT_MAX_NEW_TOKENS", "257"), ("CHAT_MAX_NEW_TOKENS", "long"),
     ("MODEL_PROFILE", "cloud"),
     ("DEVICE", "tpu"),
     ("DTYPE", "float64"),

@@ -15,6 +15,7 @@ SPEAKERS = ("user", "assistant")  # the roles of a conversation's earlier turns
 MAX_TURNS = 40  # earlier turns sent with one chat request; the worker trims them further to the context
 MAX_TURN_CHARS = 4096  # an earlier answer is at most one embed description
 DEFAULT_MAX_NEW_TOKENS = 64
+DEFAULT_CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.95
 
