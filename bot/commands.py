@@ -92,9 +92,10 @@ def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TO
     return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode, model=model)
 
 
-def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None) -> Request:
+def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None,
+          model: str = "") -> Request:
     """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
-    return GenerationRequest(message, s.chat_max_new_tokens, mode="chat", history=history, system=system)
+    return GenerationRequest(message, s.chat_max_new_tokens, mode="chat", history=history, system=system, model=model)
 
 
 def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,
@@ -121,7 +122,7 @@ def model_role(command: str, options: Mapping[str, Any], settings: Settings) -> 
     """Whose list a command's `model:` option picks from (/label: the method's role)."""
     if command == "label":
         return "zero_shot" if (options.get("method") or settings.label_method) == "nli" else "embedding"
-    return {"sentiment": "sentiment", "generate": "generation", "fill": "fill_mask"}[command]
+    return {"sentiment": "sentiment", "generate": "generation", "chat": "generation", "fill": "fill_mask"}[command]
 
 
 def model_suggestions(settings: Settings, role: str, typed: str) -> list[str]:

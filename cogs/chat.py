@@ -18,8 +18,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answers import Answer, interaction_post, refusal, write
-from bot.client import Edit, HFBot, to_embed
-from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request
+from bot.client import Edit, HFBot, suggest_models, to_embed
+from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, MODEL_HELP, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request
 from bot.engine import EngineError
 from bot.engine.requests.generation import MAX_TURNS
 from bot.storage import StoreBusy
@@ -67,15 +67,17 @@ class Chat(commands.Cog):
                                 default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
 
     @app_commands.command(description="Start a conversation with the model. Go on in its thread, or by replying.")
-    @app_commands.describe(message="What you say to the model", private="Only you see the answer (it can't be continued)")
+    @app_commands.describe(message="What you say to the model", model=f"{MODEL_HELP}; the whole conversation keeps it",
+                           private="Only you see the answer (it can't be continued)")
+    @app_commands.autocomplete(model=suggest_models)
     @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)
     async def chat(self, interaction: discord.Interaction, message: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-                   private: bool = False) -> None:
+                   model: str = "", private: bool = False) -> None:
         system = await self.system_prompt(interaction.guild_id)
         threads = isinstance(interaction.channel, discord.TextChannel) and not private
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
         # Bad input and a full queue are refused before deferring, so the refusal is private.
-        request = build_request("chat", {"message": message, "system": system}, self.bot.settings)
+        request = build_request("chat", {"message": message, "system": system, "model": model}, self.bot.settings)
         answer = Answer(request, opening=True, how=how)
         text, result = await write(self.bot, interaction_post(interaction, private), answer, request, "",
                                    owner=interaction.user.id, guild_id=interaction.guild_id or 0,
@@ -119,7 +121,7 @@ class Chat(commands.Cog):
             return
         if found is None:
             return
-        history, how = found
+        history, how, opening = found
         posted: list[discord.Message] = []
 
         async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
@@ -129,7 +131,8 @@ class Chat(commands.Cog):
 
         try:
             system = await self.system_prompt(message.guild.id if message.guild else None)
-            request = build_request("chat", {"message": text, "history": tuple(history), "system": system}, self.bot.settings)
+            request = build_request("chat", {"message": text, "history": tuple(history), "system": system,
+                                             "model": await self.conversation_model(opening)}, self.bot.settings)
             await write(self.bot, post, Answer(request, how=how), request, "", owner=message.author.id,
                         guild_id=message.guild.id if message.guild else 0, asked_at=message.created_at)
         except (EngineError, StoreBusy) as error:
@@ -140,8 +143,9 @@ class Chat(commands.Cog):
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
 
-    async def conversation(self, message: discord.Message) -> tuple[Turns, str] | None:
-        """The turns before `message`, oldest first, and how to go on; None when it continues no conversation."""
+    async def conversation(self, message: discord.Message) -> tuple[Turns, str, int | None] | None:
+        """The turns before `message`, oldest first, how to go on, and the conversation's first answer (None
+        when the chain was cut before it); None when `message` continues no conversation."""
         bot_id = self.bot.user.id
         channel = message.channel
         if isinstance(channel, discord.Thread) and channel.owner_id == bot_id and channel.parent is not None:
@@ -149,7 +153,7 @@ class Chat(commands.Cog):
             embed = chat_answer(opening, bot_id) if opening else None
             if embed is not None and opening_prompt(embed) is not None:
                 later = [m async for m in channel.history(limit=MAX_READ, before=message)]
-                return self.turns([opening, *reversed(later)]), IN_THREAD
+                return self.turns([opening, *reversed(later)]), IN_THREAD, opening.id
         chain: list[discord.Message] = []
         current = message
         while current.reference and current.reference.message_id and len(chain) < MAX_READ:
@@ -163,8 +167,15 @@ class Chat(commands.Cog):
                 break
             current = previous
         if chain and chat_answer(chain[0], bot_id) is not None:
-            return self.turns(reversed(chain)), IN_CHAIN
+            first = chat_answer(chain[-1], bot_id)
+            return self.turns(reversed(chain)), IN_CHAIN, chain[-1].id if first and opening_prompt(first) is not None else None
         return None
+
+    async def conversation_model(self, opening: int | None) -> str:
+        """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""
+        stored = await self.bot.store.answer(opening) if opening else None
+        model = Answer.from_json(stored[0]).request.model if stored else ""
+        return model if model in self.bot.settings.engine.allowed("generation") else ""
 
     def turns(self, messages: Iterable[discord.Message]) -> Turns:
         """Messages, oldest first, as conversation turns: the bot's chat answers and the members' messages."""

@@ -33,8 +33,9 @@ LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny 
 @pytest.fixture(scope="module")
 def settings(tiny_models, tmp_path_factory) -> Settings:
     folder = tmp_path_factory.mktemp("chat-data")
-    return Settings.from_env(bot_env(tiny_models, str(folder), GENERATION_MODEL=str(tiny_models["llama"]),
-                                     SYSTEM_PROMPT="You are a helpful assistant."))
+    (folder / "other-llama").symlink_to(tiny_models["llama"])  # a second model id to pick (/chat model:)
+    return Settings.from_env(bot_env(tiny_models, str(folder), GENERATION_MODELS=f"{tiny_models['llama']},{folder / 'other-llama'}",
+                                     GENERATION_MODEL="", SYSTEM_PROMPT="You are a helpful assistant."))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -349,3 +350,17 @@ async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypa
     h.assert_no_errors()
     # The error is not read back as the assistant's turn.
     assert requests[-1].history == (("user", "Hi"), ("assistant", first), ("user", "hello?"))
+
+
+async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings):
+    bot, h, requests = chat
+    default, other = settings.engine.allowed("generation")
+    assert [c["value"] for c in await h.invoke_autocomplete("chat", {"message": "hi", "model": "other"}, "model")] == [other]
+    await h.invoke_slash("chat", {"message": "My name is Ada.", "model": other})
+    thread = h.recorder.last("start_thread").message_id
+    assert h.recorder.messages[thread]["embeds"][0]["footer"]["text"].startswith(f"{other} · ")
+    await h.dispatch_message(f"<@{h.bot_id}> What is my name?", channel_id=thread)
+    h.assert_no_errors()
+    assert [r.model for r in requests] == [other, other]  # the thread's turn went to the conversation's model
+    await h.invoke_slash("chat", {"message": "Hello"})  # a new conversation: the default again
+    assert requests[-1].model == ""
