@@ -4,6 +4,7 @@ and stopped here. Classification keeps running in the local worker (tiny models)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import os
 import signal
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Cancelled, Engine, EngineConfig, EngineError, GenerationRequest, ModelUnavailable, OFFLINE_MODELS,
-                        SentimentRequest, WorkerCrashed)
+from bot.engine import (Cancelled, Engine, EngineConfig, EngineError, GenerationRequest, InvalidInput, ModelUnavailable,
+                        OFFLINE_MODELS, SentimentRequest, WorkerCrashed)
 from bot.engine.openai_backend import DOWN, LOST
 
 from .conftest import REAL_MODEL_CACHE, tiny_engine_config
@@ -108,6 +109,15 @@ async def test_chat_streams_from_the_server_and_classification_stays_in_the_work
     status = engine.status()
     assert (server.model, ("generation",)) in [(m.model_id, m.roles) for m in status.models]
     assert "openai" in status.generation_batching
+
+
+async def test_a_conversation_reaches_the_server_whole(engine):
+    request = GenerationRequest("What is my name?", max_new_tokens=12, mode="chat", temperature=0.0, system="Be brief.",
+                                history=(("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada!")))
+    result = await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)
+    assert "Ada" in result.texts[0], result.texts  # greedy SmolLM2 read the earlier turns
+    with pytest.raises(InvalidInput, match="Continue is not available"):
+        await asyncio.wait_for(engine.submit(dataclasses.replace(request, continue_answer="Your name"), user="u"), TIMEOUT)
 
 
 async def test_complete_mode_with_several_sequences_and_a_seed(engine):

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from .config import EngineConfig, ModelInfo
-from .errors import EngineError, ModelUnavailable, WorkerCrashed
+from .errors import EngineError, InvalidInput, ModelUnavailable, WorkerCrashed
 from .requests.base import Request, failure
 from .requests.generation import GenerationRequest, GenerationResult
 from .scheduler import ExecutorInfo, JobEvents
@@ -79,6 +79,8 @@ class OpenAIGenerationExecutor:
             self._jobs.pop(job_id, None)
 
     async def _generate(self, job_id: int, request: GenerationRequest, events: JobEvents) -> GenerationResult:
+        if request.continue_answer is not None:  # the chat API has no standard way to go on with an assistant message
+            raise InvalidInput("Continue is not available with this bot's text generation server. Regenerate, or ask again.")
         sequences = await asyncio.gather(*(self._stream(job_id, index, request, events)
                                            for index in range(request.num_return_sequences)))
         texts, new_tokens, reasons = zip(*sequences)
@@ -96,8 +98,10 @@ class OpenAIGenerationExecutor:
         }
         if request.seed is not None:
             body["seed"] = request.seed + index
-        if request.mode == "chat":
-            body["messages"] = [{"role": "user", "content": request.prompt}]
+        if request.mode == "chat":  # the server applies the chat template (and trims to its context, or refuses)
+            body["messages"] = [*([{"role": "system", "content": request.system}] if request.system else []),
+                                *({"role": speaker, "content": text} for speaker, text in request.history),
+                                {"role": "user", "content": request.prompt}]
         else:
             body["prompt"] = request.prompt
         return body
