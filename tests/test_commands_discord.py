@@ -234,7 +234,7 @@ def final_embed(h: FakeDiscord) -> dict:
 def assert_answered(h: FakeDiscord, *, private: bool = False) -> dict:
     """Deferred ("thinking") first, edits of the original after, nothing else; returns the final embed."""
     kinds = h.recorder.kinds()
-    assert kinds[0] == "response" and set(kinds[1:]) == {"edit_original"}, kinds
+    assert kinds[0] == "response" and set(kinds[1:]) == {"edit_original"}, (kinds, [r.text() for r in h.recorder.message_records()])
     defer = h.recorder.records[0]
     assert defer.response_type == DEFERRED_CHANNEL_MESSAGE
     assert defer.ephemeral is private
