@@ -262,3 +262,16 @@ async def test_status_lists_loaded_models_with_sizes_and_the_budget(choice_env, 
     lines = fields["Loaded models"].splitlines()
     assert re.fullmatch(r"[\d.]+ MB in memory of a [\d.]+ MB budget; most recently used first", lines[0]), lines[0]
     assert re.fullmatch(re.escape(str(tiny_models["embedding"])) + r" · sentiment · float32 · [\d.]+ MB", lines[1]), lines[1]
+
+
+def test_loads_from_several_threads_at_once_all_get_real_weights(tiny_models):
+    """A Ray replica runs units in threads: loads must not overlap (from_pretrained's meta-device init is process-wide)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = ModelRegistry(tiny_engine_config(tiny_models))
+    asks = [("sentiment", sentiment_class), ("generation", generation_class), ("fill_mask", fill_mask_class),
+            ("embedding", lambda config: AutoModel)] * 2
+    with ThreadPoolExecutor(len(asks)) as pool:
+        loaded = list(pool.map(lambda ask: registry.get(*ask), asks))
+    assert len({id(m) for m in loaded}) == 4  # each model once, shared by its two callers
+    assert all(p.device.type == "cpu" for m in loaded for p in m.model.parameters())

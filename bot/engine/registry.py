@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class ModelRegistry:
         self.holders: list[ModelHolder] = []
         self.loading: str | None = None  # the model being loaded right now (the watchdog allows for it)
         self.evictions = 0
+        self._lock = threading.Lock()
         self._models: OrderedDict[tuple[str, type], LoadedModel] = OrderedDict()  # least recently used first
         self._configs: dict[str, PretrainedConfig] = {}
         self._tokenizers: dict[str, PreTrainedTokenizerBase] = {}
@@ -151,35 +153,39 @@ class ModelRegistry:
     def get(self, role: str, pick_class: ClassPicker, model_id: str = "") -> LoadedModel:
         """The model `model_id` (default: the role's), loaded on first use with the class `pick_class(config)` chooses."""
         model_id = model_id or self.model_id(role)
-        if model_id in self._failures:  # don't hit a missing Hub again for every request
-            raise self._failures[model_id]
-        key = (model_id, pick_class(self._config(role, model_id)))
-        loaded = self._models.get(key)
-        if loaded is None:
-            self.loading = model_id
-            try:
-                loaded = self._load(role, model_id, key[1])
-            except ModelUnavailable as error:
-                self._failures[model_id] = error
-                raise
-            finally:
-                self.loading = None
-            if self.turns is not None:
-                self.turns.attach(loaded.model)
-            self._models[key] = loaded
-        self._models.move_to_end(key)
-        loaded.roles.add(role)
-        return loaded
+        # One caller at a time: a Ray replica runs units in threads, and two loads at once in one
+        # process corrupt each other (from_pretrained builds models on the meta device process-wide).
+        with self._lock:
+            if model_id in self._failures:  # don't hit a missing Hub again for every request
+                raise self._failures[model_id]
+            key = (model_id, pick_class(self._config(role, model_id)))
+            loaded = self._models.get(key)
+            if loaded is None:
+                self.loading = model_id
+                try:
+                    loaded = self._load(role, model_id, key[1])
+                except ModelUnavailable as error:
+                    self._failures[model_id] = error
+                    raise
+                finally:
+                    self.loading = None
+                if self.turns is not None:
+                    self.turns.attach(loaded.model)
+                self._models[key] = loaded
+            self._models.move_to_end(key)
+            loaded.roles.add(role)
+            return loaded
 
     def tokenizer(self, role: str, model_id: str = "") -> PreTrainedTokenizerBase:
         model_id = model_id or self.model_id(role)
-        held = next((m for (held_id, _), m in self._models.items() if held_id == model_id), None)
-        if held is not None:
-            return held.tokenizer
-        if model_id not in self._tokenizers:
-            source, kwargs = self.source(role, model_id)
-            self._tokenizers[model_id] = self._guard(role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
-        return self._tokenizers[model_id]
+        with self._lock:
+            held = next((m for (held_id, _), m in self._models.items() if held_id == model_id), None)
+            if held is not None:
+                return held.tokenizer
+            if model_id not in self._tokenizers:
+                source, kwargs = self.source(role, model_id)
+                self._tokenizers[model_id] = self._guard(role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
+            return self._tokenizers[model_id]
 
     def _config(self, role: str, model_id: str) -> PretrainedConfig:
         if model_id not in self._configs:
