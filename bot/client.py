@@ -45,8 +45,8 @@ async def suggest_models(interaction: discord.Interaction, current: str) -> list
     """Autocomplete of every `model:` option: the allowed models of the command's role
     (for /compare, of the task picked so far). Free text still reaches the engine, which checks it."""
     options = {name: value for name, value in interaction.namespace}  # (dict() would call its missing .keys)
-    command = options.get("task") if interaction.command and interaction.command.name == "compare" else \
-        interaction.command and interaction.command.name
+    name = interaction.command.name if interaction.command else ""
+    command = options.get("task") if name == "compare" else name
     if not command:
         return []
     role = model_role(command, options, interaction.client.settings)
