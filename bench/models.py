@@ -5,6 +5,7 @@ tests/model_factory.py into .cache/bench-models/ (git-ignored). Generation uses 
 packaged SmolLM2-135M-Instruct (real weights, real tokenizer), de-quantized once by
 the engine's registry into .cache/models/.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,15 @@ def engine_config(paths: dict[str, Path], *, torch_threads: int, **overrides) ->
     models = {role: str(path) for role, path in paths.items()}
     models["generation"] = GENERATION_MODEL
     models["embedding"] = ""
-    return EngineConfig(models=models, device="cpu", dtype="auto", offline=True,
-                        cache_dir=MODEL_CACHE, torch_threads=torch_threads, **overrides)
+    return EngineConfig(
+        models=models,
+        device="cpu",
+        dtype="auto",
+        offline=True,
+        cache_dir=MODEL_CACHE,
+        torch_threads=torch_threads,
+        **overrides,
+    )
 
 
 def generation_folder(config: EngineConfig) -> Path:

@@ -1,10 +1,19 @@
 """Targets, the markdown report (bench/RESULTS.md) and the public JSON shape."""
+
 from __future__ import annotations
 
 from typing import Any
 
 TASK_ORDER = ("sentiment", "zero_shot", "fill_mask", "generation")
-PUBLIC_TASK_KEYS = ("naive_rps", "ceiling_rps", "engine_rps", "engine_over_naive", "engine_over_ceiling", "p50_ms", "p99_ms")
+PUBLIC_TASK_KEYS = (
+    "naive_rps",
+    "ceiling_rps",
+    "engine_rps",
+    "engine_over_naive",
+    "engine_over_ceiling",
+    "p50_ms",
+    "p99_ms",
+)
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -26,7 +35,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     add("generation, 16 users: engine >= 5x naive tokens/s", g.get("engine_over_naive"), 5.0, True)
     add("generation, 16 users: engine >= static batching", g.get("engine_over_static"), 1.0, True)
     m = result.get("mixed") or {}
-    add("mixed: sentiment p99 <= 5% of a generation's duration", m.get("sentiment_p99_over_generation"), 0.05, False, "")
+    add(
+        "mixed: sentiment p99 <= 5% of a generation's duration", m.get("sentiment_p99_over_generation"), 0.05, False, ""
+    )
     f = result.get("fairness") or {}
     ratio = None
     if f.get("light_user_p99_ms") and f.get("light_user_idle_p99_ms"):
@@ -41,9 +52,15 @@ def public(result: dict[str, Any]) -> dict[str, Any]:
     tasks = {}
     for name in TASK_ORDER:
         t = result["tasks"].get(name) or {}
-        tasks[name] = {k: t.get(k) for k in PUBLIC_TASK_KEYS} | {k: v for k, v in t.items() if k not in PUBLIC_TASK_KEYS}
-    head = {"tasks": tasks, "loop_lag_p99_ms": result["loop_lag_p99_ms"],
-            "light_user_p99_ms": result["light_user_p99_ms"], "light_user_idle_p99_ms": result["light_user_idle_p99_ms"]}
+        tasks[name] = {k: t.get(k) for k in PUBLIC_TASK_KEYS} | {
+            k: v for k, v in t.items() if k not in PUBLIC_TASK_KEYS
+        }
+    head = {
+        "tasks": tasks,
+        "loop_lag_p99_ms": result["loop_lag_p99_ms"],
+        "light_user_p99_ms": result["light_user_p99_ms"],
+        "light_user_idle_p99_ms": result["light_user_idle_p99_ms"],
+    }
     rest = {k: v for k, v in result.items() if k not in head}
     return head | rest | {"targets": targets(result)}
 
@@ -58,7 +75,11 @@ def _f(x: Any, nd: int = 2) -> str:
 
 def _contention(result: dict[str, Any], task: str) -> str:
     """Max cores other processes used in any phase of `task`; flagged when the row is unreliable."""
-    loads = [c.get("other_processes", 0) for name, c in (result.get("cpu_cores_by_phase") or {}).items() if name.startswith(f"{task}:")]
+    loads = [
+        c.get("other_processes", 0)
+        for name, c in (result.get("cpu_cores_by_phase") or {}).items()
+        if name.startswith(f"{task}:")
+    ]
     if not loads:
         return "–"
     worst = max(loads)
@@ -67,32 +88,46 @@ def _contention(result: dict[str, Any], task: str) -> str:
 
 def table(result: dict[str, Any]) -> str:
     notes: list[str] = []
-    rows = ["| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine dtype | engine p50 ms | engine p99 ms | "
-            "naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
-            "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine dtype | engine p50 ms | engine p99 ms | "
+        "naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for name in TASK_ORDER[:3]:
         t = result["tasks"].get(name) or {}
         if t.get("naive_rps_is_lower_bound") or t.get("engine_rps_is_lower_bound"):
-            notes.append(f"{name}: " + " and ".join(
-                f"{who} kept up with the offered rate, so its throughput is a lower bound of its capacity"
-                for who, key in (("the naive loop", "naive_rps_is_lower_bound"), ("the engine", "engine_rps_is_lower_bound")) if t.get(key)))
+            notes.append(
+                f"{name}: "
+                + " and ".join(
+                    f"{who} kept up with the offered rate, so its throughput is a lower bound of its capacity"
+                    for who, key in (
+                        ("the naive loop", "naive_rps_is_lower_bound"),
+                        ("the engine", "engine_rps_is_lower_bound"),
+                    )
+                    if t.get(key)
+                )
+            )
         if "error" in t:
             rows.append(f"| {name} | error: {t['error']} |" + " |" * 11)
             continue
-        rows.append(f"| {name} | req/s | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | {_f(t.get('engine_rps'))} | "
-                    f"{_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | {t.get('engine_dtype', '–')} | "
-                    f"{_f(t.get('p50_ms'), 0)} | {_f(t.get('p99_ms'), 0)} | {_f(t.get('naive_p50_ms'), 0)} | "
-                    f"{_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |")
+        rows.append(
+            f"| {name} | req/s | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | {_f(t.get('engine_rps'))} | "
+            f"{_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | {t.get('engine_dtype', '–')} | "
+            f"{_f(t.get('p50_ms'), 0)} | {_f(t.get('p99_ms'), 0)} | {_f(t.get('naive_p50_ms'), 0)} | "
+            f"{_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |"
+        )
     g = result["tasks"].get("generation") or {}
     rows += ["", "| generation, 16 users, Poisson arrivals | tokens/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     if "error" in g:
         rows.append(f"| error: {g['error']} | | | |")
     else:
-        rows += [f"| naive (one `generate` per request, one at a time; {g.get('naive_requests')} requests) | {_f(g.get('naive_rps'))} | "
-                 f"{_f(g.get('naive_p50_ms'), 0)} | {_f(g.get('naive_p99_ms'), 0)} |",
-                 f"| static batching (what waits runs as one `generate`) | {_f(g.get('static_rps'))} | {_f(g.get('static_p50_ms'), 0)} | "
-                 f"{_f(g.get('static_p99_ms'), 0)} |",
-                 f"| engine ({g.get('batching')} batching) | {_f(g.get('engine_rps'))} | {_f(g.get('p50_ms'), 0)} | {_f(g.get('p99_ms'), 0)} |"]
+        rows += [
+            f"| naive (one `generate` per request, one at a time; {g.get('naive_requests')} requests) | {_f(g.get('naive_rps'))} | "
+            f"{_f(g.get('naive_p50_ms'), 0)} | {_f(g.get('naive_p99_ms'), 0)} |",
+            f"| static batching (what waits runs as one `generate`) | {_f(g.get('static_rps'))} | {_f(g.get('static_p50_ms'), 0)} | "
+            f"{_f(g.get('static_p99_ms'), 0)} |",
+            f"| engine ({g.get('batching')} batching) | {_f(g.get('engine_rps'))} | {_f(g.get('p50_ms'), 0)} | {_f(g.get('p99_ms'), 0)} |",
+        ]
     return "\n".join(rows + [""] + [f"- **Caveat:** {n}." for n in notes] if notes else rows)
 
 
@@ -102,7 +137,11 @@ def targets_table(result: dict[str, Any]) -> str:
         mark = "n/a" if t["reached"] is None else ("reached" if t["reached"] else "**NOT reached**")
         if t.get("cpu_shared"):
             mark += " (measured while other processes used the CPU: unreliable)"
-        value = "–" if t["value"] is None else (f"{100 * t['value']:.1f}%" if t["unit"] == "" else f"{_f(t['value'])}{t['unit']}")
+        value = (
+            "–"
+            if t["value"] is None
+            else (f"{100 * t['value']:.1f}%" if t["unit"] == "" else f"{_f(t['value'])}{t['unit']}")
+        )
         rows.append(f"| {t['target']} | {value} | {mark} |")
     return "\n".join(rows)
 
@@ -111,7 +150,11 @@ def incidents_table(result: dict[str, Any]) -> list[str]:
     i, f = result.get("incidents") or {}, result.get("fairness") or {}
     if "error" in i:
         return [f"Not measured: {i['error']}"]
-    ratio = f["light_user_p99_ms"] / f["light_user_idle_p99_ms"] if f.get("light_user_p99_ms") and f.get("light_user_idle_p99_ms") else None
+    ratio = (
+        f["light_user_p99_ms"] / f["light_user_idle_p99_ms"]
+        if f.get("light_user_p99_ms") and f.get("light_user_idle_p99_ms")
+        else None
+    )
     return [
         "| case | before (the issue's run) | this run |",
         "|---|---|---|",
@@ -122,7 +165,7 @@ def incidents_table(result: dict[str, Any]) -> list[str]:
         f"| cancel of a running generation, until the worker has stopped it | never (ended 8.65 s later, when done) | "
         f"{_f(i.get('cancel_stop_ms'), 0)} ms |",
         f"| a hung worker (SIGSTOP) | never noticed | detected after {_f(i.get('stall_detected_s'), 1)} s (limit "
-        f"{_f(i.get('stall_limit_s'), 0)} s in this run; `/status`: \"{i.get('state_after_stall')}\"), served again after "
+        f'{_f(i.get("stall_limit_s"), 0)} s in this run; `/status`: "{i.get("state_after_stall")}"), served again after '
         f"{_f(i.get('served_again_s'), 1)} s |",
     ]
 
@@ -133,31 +176,41 @@ def _analysis(result: dict[str, Any]) -> list[str]:
     loads = [c.get("other_processes", 0) for c in (result.get("cpu_cores_by_phase") or {}).values()]
     if loads:
         worst = max(loads)
-        notes.append(f"Other processes used at most {worst:.2f} cores in any phase"
-                     + (" — rows flagged above were measured on a shared machine." if worst >= 0.2 else " (a quiet machine)."))
+        notes.append(
+            f"Other processes used at most {worst:.2f} cores in any phase"
+            + (" — rows flagged above were measured on a shared machine." if worst >= 0.2 else " (a quiet machine).")
+        )
     for name in TASK_ORDER[:3]:
         t = tasks.get(name) or {}
         if t.get("naive_rps") and t.get("ceiling_rps") and t.get("engine_rps"):
-            notes.append(f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
-                         f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
-                         f"{t['engine_over_ceiling']:.2f}x of that ceiling (one forward pass per step, sorted only within a step).")
+            notes.append(
+                f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
+                f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
+                f"{t['engine_over_ceiling']:.2f}x of that ceiling (one forward pass per step, sorted only within a step)."
+            )
     g = tasks.get("generation") or {}
     if g.get("engine_rps") and g.get("static_rps"):
-        notes.append(f"Generation: static batching is {g['static_over_naive']:.2f}x naive, the engine ({g.get('batching')} batching) "
-                     f"{g['engine_over_naive']:.2f}x naive and {g['engine_over_static']:.2f}x static batching; with Poisson arrivals "
-                     "a static batch runs only what waited when the last one ended, while continuous batching lets each request "
-                     "join at the next step.")
+        notes.append(
+            f"Generation: static batching is {g['static_over_naive']:.2f}x naive, the engine ({g.get('batching')} batching) "
+            f"{g['engine_over_naive']:.2f}x naive and {g['engine_over_static']:.2f}x static batching; with Poisson arrivals "
+            "a static batch runs only what waited when the last one ended, while continuous batching lets each request "
+            "join at the next step."
+        )
     m = result.get("mixed") or {}
     if m.get("generation_p50_s"):
-        notes.append(f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms while "
-                     f"{m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed (each took {_f(m.get('generation_p50_s'))} s "
-                     f"at p50): a classification pass waits for at most the decode step in progress. Time to first token p50/p99 "
-                     f"{_f(m.get('ttft_p50_ms'), 0)}/{_f(m.get('ttft_p99_ms'), 0)} ms.")
+        notes.append(
+            f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms while "
+            f"{m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed (each took {_f(m.get('generation_p50_s'))} s "
+            f"at p50): a classification pass waits for at most the decode step in progress. Time to first token p50/p99 "
+            f"{_f(m.get('ttft_p50_ms'), 0)}/{_f(m.get('ttft_p99_ms'), 0)} ms."
+        )
     f = result.get("fairness") or {}
     if f.get("light_user_p99_ms"):
-        notes.append(f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood vs {_f(f['light_user_idle_p99_ms'], 0)} ms "
-                     "idle: its request joins the next forward pass (round-robin), so it waits for about the pass in progress "
-                     f"(flood passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests).")
+        notes.append(
+            f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood vs {_f(f['light_user_idle_p99_ms'], 0)} ms "
+            "idle: its request joins the next forward pass (round-robin), so it waits for about the pass in progress "
+            f"(flood passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests)."
+        )
     return notes
 
 
@@ -221,30 +274,51 @@ def markdown(result: dict[str, Any], command: str) -> str:
         t = result["tasks"].get(name) or {}
         phases.append((f"{name} @ {_f(t.get('offered_rps'))}/s (naive's schedule)", t.get("engine_batches_at_offered")))
         if t.get("saturation_offered_rps"):
-            phases.append((f"{name} @ {_f(t.get('saturation_offered_rps'))}/s (saturating)", t.get("engine_batches_saturated")))
+            phases.append(
+                (f"{name} @ {_f(t.get('saturation_offered_rps'))}/s (saturating)", t.get("engine_batches_saturated"))
+            )
     phases.append(("generation, 16 users", (result["tasks"].get("generation") or {}).get("engine_batches")))
     phases.append(("fairness flood", f.get("engine_batches")))
     for label, b in phases:
         if b:
             pad = f"{100 * b['padding_fraction']:.0f}%" if b.get("padding_fraction") is not None else "–"
-            lines.append(f"| {label} | {b['batches']} | {b['mean_batch_size']} | {b['max_batch_size']} | {pad} | {b['worker_compute_s']} | "
-                         f"{b['round_trip_s']} | {b['ipc_overhead_s']} | {b['ipc_overhead_ms_per_batch']} | {b['executor_busy_fraction']:.0%} |")
-    lines += ["", "`engine.status().tasks` at the end of the run (all phases, incl. warm-up; compute = batch round trip):", "",
-              "| task | served | failed | mean batch | wait p50 s | wait p95 s | compute p50 s | compute p95 s |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {label} | {b['batches']} | {b['mean_batch_size']} | {b['max_batch_size']} | {pad} | {b['worker_compute_s']} | "
+                f"{b['round_trip_s']} | {b['ipc_overhead_s']} | {b['ipc_overhead_ms_per_batch']} | {b['executor_busy_fraction']:.0%} |"
+            )
+    lines += [
+        "",
+        "`engine.status().tasks` at the end of the run (all phases, incl. warm-up; compute = batch round trip):",
+        "",
+        "| task | served | failed | mean batch | wait p50 s | wait p95 s | compute p50 s | compute p95 s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, s in (result.get("engine_status_tasks") or {}).items():
-        lines.append(f"| {name} | {s['served']} | {s['failed']} | {_f(s['mean_batch_size'])} | {_f(s['wait_p50'], 3)} | "
-                     f"{_f(s['wait_p95'], 3)} | {_f(s['compute_p50'], 3)} | {_f(s['compute_p95'], 3)} |")
-    lines += ["", "CPU per phase, from /proc (cores: 2.0 = both cores busy for the whole phase; `other processes` = everything on "
-              "the machine outside this bench and its worker; CPU ms per unit = CPU time of bench + worker per request, or per "
-              "token for generation — less sensitive to sharing than wall time):", "",
-              "| phase | wall s | bench process cores | worker cores | other processes cores | steal | CPU ms / unit |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {s['served']} | {s['failed']} | {_f(s['mean_batch_size'])} | {_f(s['wait_p50'], 3)} | "
+            f"{_f(s['wait_p95'], 3)} | {_f(s['compute_p50'], 3)} | {_f(s['compute_p95'], 3)} |"
+        )
+    lines += [
+        "",
+        "CPU per phase, from /proc (cores: 2.0 = both cores busy for the whole phase; `other processes` = everything on "
+        "the machine outside this bench and its worker; CPU ms per unit = CPU time of bench + worker per request, or per "
+        "token for generation — less sensitive to sharing than wall time):",
+        "",
+        "| phase | wall s | bench process cores | worker cores | other processes cores | steal | CPU ms / unit |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, c in (result.get("cpu_cores_by_phase") or {}).items():
-        lines.append(f"| {name} | {c.get('wall_s')} | {c['bench_process']} | {c['worker']} | {c['other_processes']} | {c['steal']} | "
-                     f"{_f(c.get('own_cpu_ms_per_unit'))} |")
-    lines += ["", "Event-loop lag (oversleep of a 10 ms sleep) per engine phase:", "",
-              "| phase | p50 ms | p99 ms | max ms | samples |", "|---|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {c.get('wall_s')} | {c['bench_process']} | {c['worker']} | {c['other_processes']} | {c['steal']} | "
+            f"{_f(c.get('own_cpu_ms_per_unit'))} |"
+        )
+    lines += [
+        "",
+        "Event-loop lag (oversleep of a 10 ms sleep) per engine phase:",
+        "",
+        "| phase | p50 ms | p99 ms | max ms | samples |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, lag in (result.get("loop_lag_phases") or {}).items():
         lines.append(f"| {name} | {_f(lag['p50_ms'])} | {_f(lag['p99_ms'])} | {_f(lag['max_ms'])} | {lag['samples']} |")
     p = result.get("profile_settings", {})
@@ -252,7 +326,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         "## Method",
         "",
-        "- **Models:** " + "; ".join(f"{k}: {d}" for k, d in result.get("models", {}).items()) + ". Random weights do not change the "
+        "- **Models:** "
+        + "; ".join(f"{k}: {d}" for k, d in result.get("models", {}).items())
+        + ". Random weights do not change the "
         "compute; the generation row uses real weights so EOS/lengths are realistic.",
         f"- **Requests:** {', '.join(f'{k} {n}' for k, n in p.get('requests', {}).items())}; generation {p.get('gen_requests')}. "
         "Texts are 5–60 words (uniform), drawn with a seeded RNG from the vocabulary of the corpus the factory tokenizers "

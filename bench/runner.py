@@ -1,6 +1,7 @@
 """Orchestrates one benchmark run: for each classification task naive -> ceiling -> engine,
 then generation (16 users, Poisson arrivals: naive, static batching, the engine), the mixed
 load (streaming generations + Poisson sentiment), then fairness; returns one result dict."""
+
 from __future__ import annotations
 
 import asyncio
@@ -16,13 +17,34 @@ from typing import Any
 
 import torch
 
-from bot.engine import (Cancelled, Engine, EngineError, WorkerStalled, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, SentimentRequest,
-                        SentimentResult, ZeroShotRequest, ZeroShotResult)
+from bot.engine import (
+    Cancelled,
+    Engine,
+    EngineError,
+    FillMaskRequest,
+    FillMaskResult,
+    GenerationRequest,
+    GenerationResult,
+    SentimentRequest,
+    SentimentResult,
+    WorkerStalled,
+    ZeroShotRequest,
+    ZeroShotResult,
+)
 from bot.engine.requests.zero_shot import DEFAULT_TEMPLATE
 
 from . import baselines, workload
-from .load import (CpuProbe, LagProbe, RunResult, TimedWorker, batch_summary, now, open_loop, single_thread_server,
-                   static_batching_server)
+from .load import (
+    CpuProbe,
+    LagProbe,
+    RunResult,
+    TimedWorker,
+    batch_summary,
+    now,
+    open_loop,
+    single_thread_server,
+    static_batching_server,
+)
 from .models import SHAPES, build_models, engine_config, generation_folder
 
 log = logging.getLogger("bench")
@@ -49,14 +71,36 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", {"sentiment": 160, "zero_shot": 16, "fill_mask": 160}, gen_requests=48, gen_naive_requests=8,
-                     light_requests=12),
-    "full": Profile("full", {"sentiment": 400, "zero_shot": 48, "fill_mask": 240}, gen_requests=96, gen_naive_requests=16,
-                    light_requests=30, mixed_sentiment=40, calibration_seconds=5.0),
+    "quick": Profile(
+        "quick",
+        {"sentiment": 160, "zero_shot": 16, "fill_mask": 160},
+        gen_requests=48,
+        gen_naive_requests=8,
+        light_requests=12,
+    ),
+    "full": Profile(
+        "full",
+        {"sentiment": 400, "zero_shot": 48, "fill_mask": 240},
+        gen_requests=96,
+        gen_naive_requests=16,
+        light_requests=30,
+        mixed_sentiment=40,
+        calibration_seconds=5.0,
+    ),
     # A fast end-to-end check of the bench itself; its numbers mean little.
-    "smoke": Profile("smoke", {"sentiment": 24, "zero_shot": 6, "fill_mask": 16}, gen_requests=16, gen_naive_requests=2,
-                     max_new_tokens=8, mixed_users=2, mixed_tokens=16, mixed_sentiment=4, light_requests=3,
-                     flood_concurrency=48, calibration_seconds=0.5),
+    "smoke": Profile(
+        "smoke",
+        {"sentiment": 24, "zero_shot": 6, "fill_mask": 16},
+        gen_requests=16,
+        gen_naive_requests=2,
+        max_new_tokens=8,
+        mixed_users=2,
+        mixed_tokens=16,
+        mixed_sentiment=4,
+        light_requests=3,
+        flood_concurrency=48,
+        calibration_seconds=0.5,
+    ),
 }
 
 USER_POOL = 64  # open-loop requests come from this many simulated users
@@ -96,29 +140,50 @@ class Bench:
                 break
         waited = time.perf_counter() - t
         self.waited[label] = round(waited, 1)
-        log.info("  waited %.0fs for a quiet machine before %s (other processes now %.2f cores)", waited, label,
-                 cpu.cores["other_processes"])
+        log.info(
+            "  waited %.0fs for a quiet machine before %s (other processes now %.2f cores)",
+            waited,
+            label,
+            cpu.cores["other_processes"],
+        )
 
     def _cpu(self, name: str, cpu: CpuProbe, run: RunResult | None) -> None:
         """Cores used during the phase, and CPU seconds (bench + worker) per unit served: less
         sensitive than wall time to other processes sharing the cores."""
         per_unit = round(1000 * cpu.own_cpu_seconds / run.units, 2) if run and run.units else None
-        self.cpu[name] = cpu.cores | {"wall_s": round(cpu.wall, 2), "own_cpu_s": round(cpu.own_cpu_seconds, 2),
-                                      "own_cpu_ms_per_unit": per_unit}
+        self.cpu[name] = cpu.cores | {
+            "wall_s": round(cpu.wall, 2),
+            "own_cpu_s": round(cpu.own_cpu_seconds, 2),
+            "own_cpu_ms_per_unit": per_unit,
+        }
 
-    async def _engine_phase(self, name: str, coro_fn, *, saturated: bool, lengths=None,
-                            per_unit: bool = True) -> tuple[RunResult, dict[str, Any]]:
+    async def _engine_phase(
+        self, name: str, coro_fn, *, saturated: bool, lengths=None, per_unit: bool = True
+    ) -> tuple[RunResult, dict[str, Any]]:
         first = len(self.worker.batches)
         with LagProbe() as lag, CpuProbe(self._pids) as cpu:
             run = await coro_fn()
         self._cpu(name, cpu, run if per_unit else None)
-        self.lag_phases[name] = {"p50_ms": _r(lag.ms(50)), "p99_ms": _r(lag.ms(99)), "max_ms": _r(lag.ms(100)), "samples": len(lag.samples)}
+        self.lag_phases[name] = {
+            "p50_ms": _r(lag.ms(50)),
+            "p99_ms": _r(lag.ms(99)),
+            "max_ms": _r(lag.ms(100)),
+            "samples": len(lag.samples),
+        }
         self._last_lag = lag.samples
         if saturated:
             self.lag_saturated += lag.samples
         batches = batch_summary(self.worker.batches[first:], cpu.wall, lengths)
-        log.info("  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  batches %s  loop lag p99 %.1f ms  cpu %s",
-                 name, run.rate, run.ms(50) or 0, run.ms(99) or 0, batches.get("mean_batch_size"), lag.ms(99) or 0, cpu.cores)
+        log.info(
+            "  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  batches %s  loop lag p99 %.1f ms  cpu %s",
+            name,
+            run.rate,
+            run.ms(50) or 0,
+            run.ms(99) or 0,
+            batches.get("mean_batch_size"),
+            lag.ms(99) or 0,
+            cpu.cores,
+        )
         if run.failed or run.refused:
             log.warning("  %s: %d failed, %d refused %s", name, run.failed, run.refused, run.errors[:3])
         return run, batches
@@ -127,7 +192,14 @@ class Bench:
         with CpuProbe(self._pids) as cpu:
             run = await coro_fn()
         self._cpu(name, cpu, run if per_unit else None)
-        log.info("  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  cpu %s", name, run.rate, run.ms(50) or 0, run.ms(99) or 0, cpu.cores)
+        log.info(
+            "  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  cpu %s",
+            name,
+            run.rate,
+            run.ms(50) or 0,
+            run.ms(99) or 0,
+            cpu.cores,
+        )
         return run
 
     # --- the run -------------------------------------------------------------------------
@@ -138,8 +210,9 @@ class Bench:
         # One engine for the whole run. The per-user cap is raised (default 3) so the fairness
         # flood can come from ONE user id, and the queue bound is raised so open-loop overload
         # is queued, not refused (refusals are still counted).
-        self.config = engine_config(paths, torch_threads=self.threads, max_queue=100_000, max_per_user=1_000_000,
-                                    stall_timeout=STALL_TIMEOUT)
+        self.config = engine_config(
+            paths, torch_threads=self.threads, max_queue=100_000, max_per_user=1_000_000, stall_timeout=STALL_TIMEOUT
+        )
         self.gen_folder = generation_folder(self.config)
         self.worker = TimedWorker(self.config)
         self.engine = Engine(self.config, executor=self.worker)
@@ -177,13 +250,19 @@ class Bench:
             "loop_lag_phases": self.lag_phases,
             "cpu_cores_by_phase": self.cpu,
             "waited_for_quiet_s": self.waited,
-            "engine_status_tasks": {k: {f: _r(v, 4) if isinstance(v, float) else v for f, v in asdict(s).items()}
-                                    for k, s in status.tasks.items()},
+            "engine_status_tasks": {
+                k: {f: _r(v, 4) if isinstance(v, float) else v for f, v in asdict(s).items()}
+                for k, s in status.tasks.items()
+            },
             "engine_shed": dict(status.shed),
             "engine_settings": {
-                "max_batch_size": self.config.max_batch_size, "max_batch_tokens": self.config.max_batch_tokens,
-                "max_queue": self.config.max_queue, "max_per_user": self.config.max_per_user,
-                "torch_threads": self.config.torch_threads, "device": status.device, "dtypes": status.dtypes,
+                "max_batch_size": self.config.max_batch_size,
+                "max_batch_tokens": self.config.max_batch_tokens,
+                "max_queue": self.config.max_queue,
+                "max_per_user": self.config.max_per_user,
+                "torch_threads": self.config.torch_threads,
+                "device": status.device,
+                "dtypes": status.dtypes,
                 "generation_batching": status.generation_batching,
             },
             "profile": self.p.name,
@@ -191,8 +270,17 @@ class Bench:
             "models": SHAPES,
             "device": "cpu",
             "torch_threads": self.threads,
-            "machine": {"cpu_cores": os.cpu_count(), "cpu": _cpu_name(), "memory_gib": _mem_gib(), "platform": platform.platform()},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": _tf_version()},
+            "machine": {
+                "cpu_cores": os.cpu_count(),
+                "cpu": _cpu_name(),
+                "memory_gib": _mem_gib(),
+                "platform": platform.platform(),
+            },
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "transformers": _tf_version(),
+            },
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "runtime_s": round(time.perf_counter() - started, 1),
         }
@@ -266,28 +354,44 @@ class Bench:
         mask_only = None
         if task == "fill_mask" and hasattr(pipe.model, "lm_head"):
             mask_only = n / baselines.fill_mask_head_at_mask_only(pipe, texts)
-            log.info("  %-26s %7.2f /s  (informational: LM head at the mask position only, 8-row chunks)", "ceiling, mask-only head", mask_only)
+            log.info(
+                "  %-26s %7.2f /s  (informational: LM head at the mask position only, 8-row chunks)",
+                "ceiling, mask-only head",
+                mask_only,
+            )
         pipe.model.to(torch.float32)
         # (every row count tried, plus tokenizing: CPU ms per request is an upper estimate here)
         self._cpu(f"{task}: ceiling (all row counts)", cpu, RunResult(units=n * len(baselines.CEILING_ROWS)))
         ceiling_rps = n / ceiling.seconds
-        log.info("  %-26s %7.2f /s  (best of rows/forward %s: %s; %.0f%% padding; tokenizing, not timed: %.2fs)", "ceiling",
-                 ceiling_rps, baselines.CEILING_ROWS, {r: round(n / s, 2) for r, s in ceiling.seconds_by_rows.items()},
-                 100 * (1 - ceiling.real_tokens / ceiling.padded_tokens), ceiling.tokenize_seconds)
+        log.info(
+            "  %-26s %7.2f /s  (best of rows/forward %s: %s; %.0f%% padding; tokenizing, not timed: %.2fs)",
+            "ceiling",
+            ceiling_rps,
+            baselines.CEILING_ROWS,
+            {r: round(n / s, 2) for r, s in ceiling.seconds_by_rows.items()},
+            100 * (1 - ceiling.real_tokens / ceiling.padded_tokens),
+            ceiling.tokenize_seconds,
+        )
 
         # One open-loop schedule, shared by the naive loop and the engine.
         offered = self.p.naive_load * calibrated
         offsets = workload.poisson_offsets(SEEDS[task], n, offered)
         serve = single_thread_server(call)
-        naive = await self._plain_phase(f"{task}: naive @{offered:.1f}/s", lambda: open_loop(lambda i: serve(texts[i]), offsets))
+        naive = await self._plain_phase(
+            f"{task}: naive @{offered:.1f}/s", lambda: open_loop(lambda i: serve(texts[i]), offsets)
+        )
         tokenizer = pipe.tokenizer
-        del call, pipe, serve
+        call = pipe = serve = None  # freed before the engine phase
         gc.collect()
 
         def lengths(batch: list) -> list[int]:
             """Token lengths of the sequences the worker runs for a batch (as the task builds them)."""
             if task == "zero_shot":
-                return [len(tokenizer(r.text, h, truncation="only_first", max_length=512)["input_ids"]) for r in batch for h in r.hypotheses()]
+                return [
+                    len(tokenizer(r.text, h, truncation="only_first", max_length=512)["input_ids"])
+                    for r in batch
+                    for h in r.hypotheses()
+                ]
             if task == "sentiment":
                 return [len(tokenizer(t, truncation=True, max_length=512)["input_ids"]) for r in batch for t in r.texts]
             return [len(tokenizer(r.text, truncation=True, max_length=512)["input_ids"]) for r in batch]
@@ -301,8 +405,12 @@ class Bench:
                 bad.append(type(out).__name__)
             return 1.0
 
-        same, same_batches = await self._engine_phase(f"{task}: engine @{offered:.1f}/s", lambda: open_loop(engine_call, offsets),
-                                                      saturated=False, lengths=lengths)
+        same, same_batches = await self._engine_phase(
+            f"{task}: engine @{offered:.1f}/s",
+            lambda: open_loop(engine_call, offsets),
+            saturated=False,
+            lengths=lengths,
+        )
         # Throughput is only measured when the offered rate exceeds capacity. If the engine kept
         # up with this schedule, run it again on a faster one (above the ceiling) to find its capacity.
         arrival_rate = (n - 1) / offsets[-1] if offsets[-1] > 0 else float("inf")
@@ -316,12 +424,20 @@ class Bench:
         if kept_up:
             sat_rate = max(self.p.saturate * ceiling_rps, 2 * offered)
             sat_offsets = workload.poisson_offsets(SEEDS[task] + 7, n, sat_rate)
-            sat, sat_batches = await self._engine_phase(f"{task}: engine @{sat_rate:.1f}/s", lambda: open_loop(engine_call, sat_offsets),
-                                                        saturated=True, lengths=lengths)
+            sat, sat_batches = await self._engine_phase(
+                f"{task}: engine @{sat_rate:.1f}/s",
+                lambda: open_loop(engine_call, sat_offsets),
+                saturated=True,
+                lengths=lengths,
+            )
             sat_arrival = (n - 1) / sat_offsets[-1]
-            result |= {"saturation_offered_rps": _r(sat_rate), "saturation_p50_ms": _r(sat.ms(50), 1),
-                       "saturation_p99_ms": _r(sat.ms(99), 1), "engine_batches_saturated": sat_batches,
-                       "engine_rps_is_lower_bound": sat.rate >= 0.9 * sat_arrival}
+            result |= {
+                "saturation_offered_rps": _r(sat_rate),
+                "saturation_p50_ms": _r(sat.ms(50), 1),
+                "saturation_p99_ms": _r(sat.ms(99), 1),
+                "engine_batches_saturated": sat_batches,
+                "engine_rps_is_lower_bound": sat.rate >= 0.9 * sat_arrival,
+            }
             runs = (same, sat)
         else:
             sat, sat_batches = same, same_batches
@@ -329,22 +445,38 @@ class Bench:
             runs = (same,)
         engine_rps = sat.rate
         return {
-            "engine_dtype": dtype, "ceiling_dtype": dtype, "naive_dtype": "float32",
-            "naive_rps": _r(naive.rate), "ceiling_rps": _r(ceiling_rps), "engine_rps": _r(engine_rps),
-            "engine_over_naive": _r(engine_rps / naive.rate), "engine_over_ceiling": _r(engine_rps / ceiling_rps),
-            "p50_ms": _r(same.ms(50), 1), "p99_ms": _r(same.ms(99), 1),
-            "naive_p50_ms": _r(naive.ms(50), 1), "naive_p99_ms": _r(naive.ms(99), 1),
-            "offered_rps": _r(offered), "naive_calibrated_rps": _r(calibrated),
-            "engine_at_offered_rps": _r(same.rate), "engine_kept_up_with_offered": kept_up,
+            "engine_dtype": dtype,
+            "ceiling_dtype": dtype,
+            "naive_dtype": "float32",
+            "naive_rps": _r(naive.rate),
+            "ceiling_rps": _r(ceiling_rps),
+            "engine_rps": _r(engine_rps),
+            "engine_over_naive": _r(engine_rps / naive.rate),
+            "engine_over_ceiling": _r(engine_rps / ceiling_rps),
+            "p50_ms": _r(same.ms(50), 1),
+            "p99_ms": _r(same.ms(99), 1),
+            "naive_p50_ms": _r(naive.ms(50), 1),
+            "naive_p99_ms": _r(naive.ms(99), 1),
+            "offered_rps": _r(offered),
+            "naive_calibrated_rps": _r(calibrated),
+            "engine_at_offered_rps": _r(same.rate),
+            "engine_kept_up_with_offered": kept_up,
             "naive_rps_is_lower_bound": naive_kept_up,
-            "requests": n, "completed": sum(r.completed for r in runs), "refused": sum(r.refused for r in runs),
-            "failed": sum(r.failed for r in runs) + naive.failed, "wrong_result_type": len(bad),
-            "ceiling": {"seconds": _r(ceiling.seconds, 3), "tokenize_seconds": _r(ceiling.tokenize_seconds, 3), "rows": ceiling.rows,
-                        "padding_fraction": _r(1 - ceiling.real_tokens / ceiling.padded_tokens, 3),
-                        "mean_tokens_per_row": _r(ceiling.real_tokens / ceiling.rows, 1),
-                        "rows_per_forward": ceiling.rows_per_forward,
-                        "rps_by_rows_per_forward": {str(r): _r(n / sec) for r, sec in ceiling.seconds_by_rows.items()}}
-                       | ({"mask_only_lm_head_rps": _r(mask_only)} if mask_only else {}),
+            "requests": n,
+            "completed": sum(r.completed for r in runs),
+            "refused": sum(r.refused for r in runs),
+            "failed": sum(r.failed for r in runs) + naive.failed,
+            "wrong_result_type": len(bad),
+            "ceiling": {
+                "seconds": _r(ceiling.seconds, 3),
+                "tokenize_seconds": _r(ceiling.tokenize_seconds, 3),
+                "rows": ceiling.rows,
+                "padding_fraction": _r(1 - ceiling.real_tokens / ceiling.padded_tokens, 3),
+                "mean_tokens_per_row": _r(ceiling.real_tokens / ceiling.rows, 1),
+                "rows_per_forward": ceiling.rows_per_forward,
+                "rps_by_rows_per_forward": {str(r): _r(n / sec) for r, sec in ceiling.seconds_by_rows.items()},
+            }
+            | ({"mask_only_lm_head_rps": _r(mask_only)} if mask_only else {}),
             "engine_batches_at_offered": same_batches,
         } | result
 
@@ -356,33 +488,57 @@ class Bench:
         prompts = workload.prompts(SEEDS["generation"], p.gen_requests)
         offsets = workload.poisson_offsets(SEEDS["generation"], p.gen_requests, p.gen_rate)
         users = [f"gen{i % p.gen_users}" for i in range(p.gen_requests)]
-        log.info("[generation] %d requests from %d users, Poisson %.1f/s, greedy, max_new_tokens=%d (%s)",
-                 p.gen_requests, p.gen_users, p.gen_rate, p.max_new_tokens, SHAPES["generation"])
+        log.info(
+            "[generation] %d requests from %d users, Poisson %.1f/s, greedy, max_new_tokens=%d (%s)",
+            p.gen_requests,
+            p.gen_users,
+            p.gen_rate,
+            p.max_new_tokens,
+            SHAPES["generation"],
+        )
         gen = baselines.Generator.load(self.gen_folder, p.max_new_tokens)
         gen.generate(prompts[:2], max_new_tokens=4)  # warm-up
         serve = single_thread_server(gen.naive, units=float)
-        naive = await self._plain_phase("generation: naive", lambda: open_loop(lambda i: serve(prompts[i]),
-                                                                                offsets[:p.gen_naive_requests]))
+        naive = await self._plain_phase(
+            "generation: naive", lambda: open_loop(lambda i: serve(prompts[i]), offsets[: p.gen_naive_requests])
+        )
         static = static_batching_server(gen.generate, p.gen_users)
-        batched = await self._plain_phase("generation: static batching", lambda: open_loop(lambda i: static(prompts[i]), offsets))
-        del gen, serve, static
+        batched = await self._plain_phase(
+            "generation: static batching", lambda: open_loop(lambda i: static(prompts[i]), offsets)
+        )
+        gen = serve = static = None  # freed before the engine phase
         gc.collect()
 
         async def engine_call(i: int) -> float:
-            request = GenerationRequest(prompt=prompts[i], max_new_tokens=p.max_new_tokens, temperature=0.0, mode="complete")
+            request = GenerationRequest(
+                prompt=prompts[i], max_new_tokens=p.max_new_tokens, temperature=0.0, mode="complete"
+            )
             out: GenerationResult = await self.engine.submit(request, user=users[i])
             return float(out.new_tokens[0])
 
-        run, batches = await self._engine_phase("generation: engine", lambda: open_loop(engine_call, offsets), saturated=True)
+        run, batches = await self._engine_phase(
+            "generation: engine", lambda: open_loop(engine_call, offsets), saturated=True
+        )
         return {
-            "naive_rps": _r(naive.rate), "static_rps": _r(batched.rate), "engine_rps": _r(run.rate),
-            "engine_over_naive": _r(run.rate / naive.rate), "engine_over_static": _r(run.rate / batched.rate),
+            "naive_rps": _r(naive.rate),
+            "static_rps": _r(batched.rate),
+            "engine_rps": _r(run.rate),
+            "engine_over_naive": _r(run.rate / naive.rate),
+            "engine_over_static": _r(run.rate / batched.rate),
             "static_over_naive": _r(batched.rate / naive.rate),
-            "p50_ms": _r(run.ms(50), 1), "p99_ms": _r(run.ms(99), 1),
-            "static_p50_ms": _r(batched.ms(50), 1), "static_p99_ms": _r(batched.ms(99), 1),
-            "naive_p50_ms": _r(naive.ms(50), 1), "naive_p99_ms": _r(naive.ms(99), 1),
-            "unit": "tokens/s", "requests": p.gen_requests, "naive_requests": p.gen_naive_requests, "users": p.gen_users,
-            "arrival_rate": p.gen_rate, "max_new_tokens": p.max_new_tokens, "batching": self.engine.status().generation_batching,
+            "p50_ms": _r(run.ms(50), 1),
+            "p99_ms": _r(run.ms(99), 1),
+            "static_p50_ms": _r(batched.ms(50), 1),
+            "static_p99_ms": _r(batched.ms(99), 1),
+            "naive_p50_ms": _r(naive.ms(50), 1),
+            "naive_p99_ms": _r(naive.ms(99), 1),
+            "unit": "tokens/s",
+            "requests": p.gen_requests,
+            "naive_requests": p.gen_naive_requests,
+            "users": p.gen_users,
+            "arrival_rate": p.gen_rate,
+            "max_new_tokens": p.max_new_tokens,
+            "batching": self.engine.status().generation_batching,
             "new_tokens": {"naive": int(naive.units), "static": int(batched.units), "engine": int(run.units)},
             "failed": run.failed + naive.failed + batched.failed,
             "engine_batches": batches,
@@ -396,15 +552,22 @@ class Bench:
         prompts = workload.prompts(SEEDS["generation"] + 100, p.mixed_users)
         texts = workload.texts(SEEDS["sentiment"] + 200, p.mixed_sentiment)
         offsets = [1.0 + t for t in workload.poisson_offsets(SEEDS["sentiment"] + 200, p.mixed_sentiment, p.mixed_rate)]
-        log.info("[mixed] %d users stream %d-token generations; %d sentiment requests arrive at %.1f/s from 1 s on",
-                 p.mixed_users, p.mixed_tokens, p.mixed_sentiment, p.mixed_rate)
+        log.info(
+            "[mixed] %d users stream %d-token generations; %d sentiment requests arrive at %.1f/s from 1 s on",
+            p.mixed_users,
+            p.mixed_tokens,
+            p.mixed_sentiment,
+            p.mixed_rate,
+        )
         first_token: list[float] = []
         durations: list[float] = []
 
         async def stream(i: int) -> None:
             sent = now()
-            job = self.engine.submit_job(GenerationRequest(prompt=prompts[i], max_new_tokens=p.mixed_tokens, temperature=0.0),
-                                         user=f"streamer{i}")
+            job = self.engine.submit_job(
+                GenerationRequest(prompt=prompts[i], max_new_tokens=p.mixed_tokens, temperature=0.0),
+                user=f"streamer{i}",
+            )
             async for _ in job.chunks():
                 first_token.append(now() - sent)
                 break
@@ -424,11 +587,17 @@ class Bench:
         run, _ = await self._engine_phase("mixed: sentiment during streams", both, saturated=True, per_unit=False)
         generation = workload.pct(durations, 50)
         return {
-            "sentiment_p50_ms": _r(run.ms(50), 1), "sentiment_p99_ms": _r(run.ms(99), 1), "sentiment_requests": run.completed,
-            "generation_p50_s": _r(generation, 2), "generation_max_s": _r(max(durations), 2),
+            "sentiment_p50_ms": _r(run.ms(50), 1),
+            "sentiment_p99_ms": _r(run.ms(99), 1),
+            "sentiment_requests": run.completed,
+            "generation_p50_s": _r(generation, 2),
+            "generation_max_s": _r(max(durations), 2),
             "sentiment_p99_over_generation": _r(run.ms(99) / 1000 / generation, 4) if generation else None,
-            "ttft_p50_ms": _r(1000 * workload.pct(first_token, 50), 1), "ttft_p99_ms": _r(1000 * workload.pct(first_token, 99), 1),
-            "users": p.mixed_users, "max_new_tokens": p.mixed_tokens, "sentiment_rate": p.mixed_rate,
+            "ttft_p50_ms": _r(1000 * workload.pct(first_token, 50), 1),
+            "ttft_p99_ms": _r(1000 * workload.pct(first_token, 99), 1),
+            "users": p.mixed_users,
+            "max_new_tokens": p.mixed_tokens,
+            "sentiment_rate": p.mixed_rate,
             "failed": run.failed,
         }
 
@@ -445,14 +614,18 @@ class Bench:
             return now() - started
 
         idle = sorted([await timed(self.engine.submit(quick, user="probe")) for _ in range(5)])[2]
-        story = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        story = self.engine.submit_job(
+            GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer"
+        )
         started = now()
         await asyncio.sleep(0.5)
         behind = await timed(self.engine.submit(quick, user="probe"))
         await story.result()
         story_seconds = now() - started
 
-        job = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        job = self.engine.submit_job(
+            GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer"
+        )
         async for _ in job.chunks():
             break
         cancelled_at = now()
@@ -461,7 +634,9 @@ class Bench:
             await asyncio.sleep(0.005)
         stop_seconds = now() - cancelled_at
 
-        job = self.engine.submit_job(GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer")
+        job = self.engine.submit_job(
+            GenerationRequest(chat, max_new_tokens=256, temperature=0.0, mode="chat"), user="writer"
+        )
         async for _ in job.chunks():
             break
         hung_at = now()
@@ -474,13 +649,27 @@ class Bench:
         state = self.engine.status().worker_state
         await self.engine.submit(quick, user="probe")  # the new worker loads its model, then answers
         recovered = now() - hung_at
-        log.info("[incidents] sentiment idle %.0f ms, 0.5 s into a 256-token chat answer %.0f ms (answer took %.1f s); "
-                 "cancel stopped a generation in %.0f ms; a hung worker was detected after %s s (%s) and served again after %.1f s",
-                 1000 * idle, 1000 * behind, story_seconds, 1000 * stop_seconds, detected and round(detected, 1), state, recovered)
-        return {"sentiment_idle_ms": _r(1000 * idle, 1), "sentiment_behind_generation_ms": _r(1000 * behind, 1),
-                "generation_seconds": _r(story_seconds, 2), "cancel_stop_ms": _r(1000 * stop_seconds, 1),
-                "stall_limit_s": STALL_TIMEOUT, "stall_detected_s": _r(detected, 2), "state_after_stall": state,
-                "served_again_s": _r(recovered, 2)}
+        log.info(
+            "[incidents] sentiment idle %.0f ms, 0.5 s into a 256-token chat answer %.0f ms (answer took %.1f s); "
+            "cancel stopped a generation in %.0f ms; a hung worker was detected after %s s (%s) and served again after %.1f s",
+            1000 * idle,
+            1000 * behind,
+            story_seconds,
+            1000 * stop_seconds,
+            detected and round(detected, 1),
+            state,
+            recovered,
+        )
+        return {
+            "sentiment_idle_ms": _r(1000 * idle, 1),
+            "sentiment_behind_generation_ms": _r(1000 * behind, 1),
+            "generation_seconds": _r(story_seconds, 2),
+            "cancel_stop_ms": _r(1000 * stop_seconds, 1),
+            "stall_limit_s": STALL_TIMEOUT,
+            "stall_detected_s": _r(detected, 2),
+            "state_after_stall": state,
+            "served_again_s": _r(recovered, 2),
+        }
 
     # --- fairness --------------------------------------------------------------------------
     async def _fairness(self) -> dict[str, Any]:
@@ -493,8 +682,11 @@ class Bench:
             await self.engine.submit(SentimentRequest(texts=(light_texts[i],)), user="light-user")
             return 1.0
 
-        log.info("[fairness] light user: %d sentiment requests, one a second; heavy user: %d outstanding (one user id)",
-                 p.light_requests, p.flood_concurrency)
+        log.info(
+            "[fairness] light user: %d sentiment requests, one a second; heavy user: %d outstanding (one user id)",
+            p.light_requests,
+            p.flood_concurrency,
+        )
         idle = await self._plain_phase("light user, engine idle", lambda: open_loop(light, offsets), per_unit=False)
 
         stop = False
@@ -508,7 +700,9 @@ class Bench:
             while not stop:
                 sent = now()
                 try:
-                    job = self.engine.submit_job(SentimentRequest(texts=(flood_texts[i % len(flood_texts)],)), user="heavy-user")
+                    job = self.engine.submit_job(
+                        SentimentRequest(texts=(flood_texts[i % len(flood_texts)],)), user="heavy-user"
+                    )
                 except EngineError:  # refused (Busy): counted, and this flooder stops
                     heavy.refused += 1
                     return
@@ -540,14 +734,22 @@ class Bench:
         busy, batches = await self._engine_phase("light user, heavy flood", flooded, saturated=True, per_unit=False)
         heavy_rps = heavy.completed / heavy.seconds
         return {
-            "light_user_p99_ms": _r(busy.ms(99), 1), "light_user_idle_p99_ms": _r(idle.ms(99), 1),
-            "light_user_p50_ms": _r(busy.ms(50), 1), "light_user_idle_p50_ms": _r(idle.ms(50), 1),
-            "light_requests": p.light_requests, "light_failed": busy.failed + busy.refused,
-            "heavy_user_outstanding": p.flood_concurrency, "heavy_queue_depth_at_start": queued,
-            "heavy_rps": _r(heavy_rps), "heavy_p50_ms": _r(heavy.ms(50), 1), "heavy_refused": heavy.refused, "heavy_failed": heavy.failed,
+            "light_user_p99_ms": _r(busy.ms(99), 1),
+            "light_user_idle_p99_ms": _r(idle.ms(99), 1),
+            "light_user_p50_ms": _r(busy.ms(50), 1),
+            "light_user_idle_p50_ms": _r(idle.ms(50), 1),
+            "light_requests": p.light_requests,
+            "light_failed": busy.failed + busy.refused,
+            "heavy_user_outstanding": p.flood_concurrency,
+            "heavy_queue_depth_at_start": queued,
+            "heavy_rps": _r(heavy_rps),
+            "heavy_p50_ms": _r(heavy.ms(50), 1),
+            "heavy_refused": heavy.refused,
+            "heavy_failed": heavy.failed,
             # What the light user would wait in a plain FIFO queue behind the flood.
             "fifo_wait_estimate_ms": _r(1000 * p.flood_concurrency / heavy_rps, 1) if heavy_rps else None,
-            "flood_user_ids": 1, "max_per_user": self.config.max_per_user,
+            "flood_user_ids": 1,
+            "max_per_user": self.config.max_per_user,
             "engine_batches": batches,
         }
 

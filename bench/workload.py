@@ -3,6 +3,7 @@
 Everything here is deterministic for a given seed, so the naive loop, the raw
 ceiling and the engine see exactly the same request set and the same schedule.
 """
+
 from __future__ import annotations
 
 import random
@@ -53,10 +54,18 @@ WORDS = [item.rsplit(":", 1)[0] for item in _VOCAB.split()]
 WEIGHTS = [int(item.rsplit(":", 1)[1]) ** 0.5 for item in _VOCAB.split()]
 
 GENERATION_OPENERS = [
-    "Write a short story about", "Explain to a friend why", "Here is my review of",
-    "The best way to spend a weekend is", "Yesterday at the game", "My favourite recipe is",
-    "The weather forecast says", "In the meeting today the team", "Once upon a time",
-    "The new phone update", "A good reason to learn to code is", "Tell me about",
+    "Write a short story about",
+    "Explain to a friend why",
+    "Here is my review of",
+    "The best way to spend a weekend is",
+    "Yesterday at the game",
+    "My favourite recipe is",
+    "The weather forecast says",
+    "In the meeting today the team",
+    "Once upon a time",
+    "The new phone update",
+    "A good reason to learn to code is",
+    "Tell me about",
 ]
 
 ZERO_SHOT_LABELS = ("sports", "politics", "technology", "food")  # 4 labels, one guild label set

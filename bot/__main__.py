@@ -1,9 +1,10 @@
 """Entry point.
 
-    python -m bot                 run the bot (or, without DISCORD_TOKEN, the console demo)
-    python -m bot console [--json] [--profile offline|online]
-    python -m bot sync [--guild ID]   publish the slash commands, then exit
+python -m bot                 run the bot (or, without DISCORD_TOKEN, the console demo)
+python -m bot console [--json] [--profile offline|online]
+python -m bot sync [--guild ID]   publish the slash commands, then exit
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "sync":
             print("DISCORD_TOKEN is not set: there is no bot to sync. See the README.", file=sys.stderr)
             return 2
-        print("DISCORD_TOKEN is not set, so the Discord bot can't start. Starting the local console demo "
-              "on the offline profile instead (see the README to connect Discord).", file=sys.stderr)
+        print(
+            "DISCORD_TOKEN is not set, so the Discord bot can't start. Starting the local console demo "
+            "on the offline profile instead (see the README to connect Discord).",
+            file=sys.stderr,
+        )
         settings = Settings.from_env(profile=args.profile or "offline")
         mode = "console"
     if mode == "console":
@@ -60,22 +64,32 @@ def main(argv: list[str] | None = None) -> int:
 def startup_error(error: BaseException) -> str | None:
     """One line naming what to fix, for the ways a first start fails; None for anything else."""
     if isinstance(error, discord.LoginFailure):
-        return ("Discord rejected DISCORD_TOKEN. Copy the bot's token again (developer portal -> your app -> Bot -> "
-                "Reset Token) into .env.")
+        return (
+            "Discord rejected DISCORD_TOKEN. Copy the bot's token again (developer portal -> your app -> Bot -> "
+            "Reset Token) into .env."
+        )
     if isinstance(error, discord.PrivilegedIntentsRequired):
-        return ("Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
-                "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false.")
+        return (
+            "Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
+            "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false."
+        )
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
     # Not any OSError: setup_hook runs inside login, and a database folder we can't write is no network problem.
     if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, ConnectionError)):
-        return f"Can't reach Discord ({type(error).__name__}: {error}). Check the network, DNS or proxy of this machine."
+        return (
+            f"Can't reach Discord ({type(error).__name__}: {error}). Check the network, DNS or proxy of this machine."
+        )
     return None
 
 
 async def _login(bot: commands.Bot, settings: Settings, connect: bool) -> int:
     """Log in (and connect); a failure anyone can fix is one line on stderr and exit code 1."""
-    shards = f" (SHARD_IDS={','.join(map(str, settings.shard_ids))} of SHARD_COUNT={settings.shard_count})" if settings.shard_ids else ""
+    shards = (
+        f" (SHARD_IDS={','.join(map(str, settings.shard_ids))} of SHARD_COUNT={settings.shard_count})"
+        if settings.shard_ids
+        else ""
+    )
     try:
         if connect:
             await bot.start(settings.discord_token)

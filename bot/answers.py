@@ -8,6 +8,7 @@ restart. Stop needs the running job, which lives only in this process: after a r
 One writer serves an interaction's answer (edited through its token) and a chat answer to a message
 event (a normal message the bot edits).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +28,14 @@ from .engine.errors import InvalidInput
 from .storage import StoreBusy
 
 STOP, AGAIN, MORE = "stop", "again", "more"
-BUTTON_LABELS = {STOP: ("Stop", discord.ButtonStyle.danger), AGAIN: ("Regenerate", discord.ButtonStyle.secondary),
-                 MORE: ("Continue", discord.ButtonStyle.primary)}
-NOT_WRITING = "This answer is not being written any more (it finished, or the bot restarted since). Regenerate writes a new one."
+BUTTON_LABELS = {
+    STOP: ("Stop", discord.ButtonStyle.danger),
+    AGAIN: ("Regenerate", discord.ButtonStyle.secondary),
+    MORE: ("Continue", discord.ButtonStyle.primary),
+}
+NOT_WRITING = (
+    "This answer is not being written any more (it finished, or the bot restarted since). Regenerate writes a new one."
+)
 NOT_YOURS = "Only the member who asked can use these buttons. Ask with /generate or /chat for an answer of your own."
 STILL_WRITING = "This answer is still being written. Press Stop first."
 BUTTON_ID = re.compile(r"answer:(?P<action>stop|again|more):(?P<owner>\d+)")
@@ -88,6 +94,7 @@ def buttons(owner: int, *actions: str) -> discord.ui.View:
 
 def interaction_post(interaction: discord.Interaction, private: bool = False) -> Post:
     """Answer in an interaction's message: a command's reply, or the message whose button was pressed."""
+
     async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
         if interaction.message is not None:
             await interaction.response.defer()  # a button: edits the message it is on
@@ -95,11 +102,21 @@ def interaction_post(interaction: discord.Interaction, private: bool = False) ->
             await interaction.response.defer(thinking=True, ephemeral=private)
             interaction.extras["public"] = not private
         return await interaction.edit_original_response(**kwargs), interaction.edit_original_response
+
     return post
 
 
-async def write(bot: HFBot, post: Post, answer: Answer, request: GenerationRequest, before: str, *, owner: int,
-                guild_id: int, asked_at: datetime) -> tuple[str, GenerationResult | None]:
+async def write(
+    bot: HFBot,
+    post: Post,
+    answer: Answer,
+    request: GenerationRequest,
+    before: str,
+    *,
+    owner: int,
+    guild_id: int,
+    asked_at: datetime,
+) -> tuple[str, GenerationResult | None]:
     """Write `request` as `answer` with a Stop button, then Regenerate (and Continue). `before` is the
     text already written (Continue). Returns the answer's text and its result (None when stopped).
     Refusals and engine errors are raised; a full queue before anything is shown."""
@@ -127,7 +144,9 @@ async def write(bot: HFBot, post: Post, answer: Answer, request: GenerationReque
             reply = answer.render(text, stopped=True)
         else:
             # A continuation is shown, and kept, as one text with what came before.
-            result = dataclasses.replace(result, prompt=answer.request.prompt, texts=[before + result.texts[0], *result.texts[1:]])
+            result = dataclasses.replace(
+                result, prompt=answer.request.prompt, texts=[before + result.texts[0], *result.texts[1:]]
+            )
             text, more = result.texts[0], result.finish_reasons == ["length"]
             reply = answer.render(text, result)
         await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), text)
@@ -146,8 +165,9 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
     if action == STOP:
         if writing is None:  # finished meanwhile, or the bot restarted while writing it: offer Regenerate
             await interaction.response.edit_message(view=buttons(owner, AGAIN))
-            await interaction.followup.send(embed=to_embed(Reply("That didn't work", [NOT_WRITING], tone="error")),
-                                            ephemeral=True)
+            await interaction.followup.send(
+                embed=to_embed(Reply("That didn't work", [NOT_WRITING], tone="error")), ephemeral=True
+            )
             return
         writing.stopped = True
         writing.job.cancel()  # the writer shows the text so far
@@ -162,17 +182,31 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
             raise InvalidInput(FORGOTTEN)
         answer, text = Answer.from_json(stored[0]), stored[1]
         # Regenerate: a new sample (a fixed seed would give the same text); Continue: from the text so far.
-        request = dataclasses.replace(answer.request, seed=None) if action == AGAIN else continuation(answer.request, text)
+        request = (
+            dataclasses.replace(answer.request, seed=None) if action == AGAIN else continuation(answer.request, text)
+        )
         request.validate()
         try:
-            await write(bot, interaction_post(interaction), answer, request, "" if action == AGAIN else text, owner=owner,
-                        guild_id=interaction.guild_id or 0, asked_at=interaction.created_at)
+            await write(
+                bot,
+                interaction_post(interaction),
+                answer,
+                request,
+                "" if action == AGAIN else text,
+                owner=owner,
+                guild_id=interaction.guild_id or 0,
+                asked_at=interaction.created_at,
+            )
         except (EngineError, StoreBusy) as error:
-            if not interaction.response.is_done():  # refused before anything changed: the error handler says it privately
+            if (
+                not interaction.response.is_done()
+            ):  # refused before anything changed: the error handler says it privately
                 raise
             # The answer goes back to what it was; the error is for the member who pressed.
             await bot.store.save_answer(message.id, interaction.guild_id or 0, owner, stored[0], text)
-            await interaction.edit_original_response(content=None, embeds=message.embeds, view=buttons(owner, *actions_of(message)))
+            await interaction.edit_original_response(
+                content=None, embeds=message.embeds, view=buttons(owner, *actions_of(message))
+            )
             await interaction.followup.send(embed=to_embed(refusal(error)), ephemeral=True)
     finally:
         bot.pressed.discard(message.id)
@@ -191,12 +225,14 @@ class AnswerButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_ID
         self.action, self.owner = action, owner
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]) -> AnswerButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+    ) -> AnswerButton:
         return cls(match["action"], int(match["owner"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         # Errors get the same private messages as commands (a DynamicItem's would only be logged).
         try:
             await on_button(interaction.client, interaction, self.action, self.owner)
-        except Exception as error:  # noqa: BLE001 - routed to the one error handler
+        except Exception as error:
             await interaction.client.on_app_command_error(interaction, error)

@@ -1,5 +1,6 @@
 """The Discord bot: loads the cogs, owns the engine, and turns command-layer
 replies into deferred, queued, streamed Discord answers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,26 +15,55 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .commands import (DESCRIPTION_LIMIT, Reply, build_request, clip, model_role, model_suggestions, render_apology,
-                       render_error, render_partial, render_result, render_waiting)
+from .commands import (
+    DESCRIPTION_LIMIT,
+    Reply,
+    build_request,
+    clip,
+    model_role,
+    model_suggestions,
+    render_apology,
+    render_error,
+    render_partial,
+    render_result,
+    render_waiting,
+)
 from .engine import Engine, EngineError, GenerationRequest, Job
 from .settings import Settings
 from .storage import StoreBusy, TagStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.sentiment", "cogs.generation", "cogs.labeling", "cogs.fill_mask", "cogs.tokens", "cogs.status",
-              "cogs.moderation", "cogs.chat", "cogs.compare")
-COLOURS = {"ok": discord.Colour.blurple(), "info": discord.Colour.light_grey(), "busy": discord.Colour.orange(),
-           "error": discord.Colour.red()}
+EXTENSIONS = (
+    "cogs.sentiment",
+    "cogs.generation",
+    "cogs.labeling",
+    "cogs.fill_mask",
+    "cogs.tokens",
+    "cogs.status",
+    "cogs.moderation",
+    "cogs.chat",
+    "cogs.compare",
+)
+COLOURS = {
+    "ok": discord.Colour.blurple(),
+    "info": discord.Colour.light_grey(),
+    "busy": discord.Colour.orange(),
+    "error": discord.Colour.red(),
+}
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
-Edit = Callable[..., Awaitable[Any]]  # edits the answer being written: interaction.edit_original_response or Message.edit
+Edit = Callable[
+    ..., Awaitable[Any]
+]  # edits the answer being written: interaction.edit_original_response or Message.edit
 
 
 def to_embed(reply: Reply) -> discord.Embed:
     """A Reply within Discord's embed limits (title 256, description 4096, fields 25 x 1024)."""
-    embed = discord.Embed(title=clip(reply.title, 256), description=clip(reply.text, DESCRIPTION_LIMIT) or None,
-                          colour=COLOURS.get(reply.tone, COLOURS["ok"]))
+    embed = discord.Embed(
+        title=clip(reply.title, 256),
+        description=clip(reply.text, DESCRIPTION_LIMIT) or None,
+        colour=COLOURS.get(reply.tone, COLOURS["ok"]),
+    )
     for name, value in reply.fields[:25]:
         embed.add_field(name=clip(name, 256), value=clip(value, 1024) or "–", inline=reply.side_by_side)
     if reply.footer:
@@ -50,7 +80,10 @@ async def suggest_models(interaction: discord.Interaction, current: str) -> list
     if not command:
         return []
     role = model_role(command, options, interaction.client.settings)
-    return [app_commands.Choice(name=model, value=model) for model in model_suggestions(interaction.client.settings, role, current)]
+    return [
+        app_commands.Choice(name=model, value=model)
+        for model in model_suggestions(interaction.client.settings, role, current)
+    ]
 
 
 @dataclass
@@ -119,8 +152,14 @@ class HFBot(commands.AutoShardedBot):
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
 
     # --- answering -------------------------------------------------------------------------
-    async def answer(self, interaction: discord.Interaction, command: str, private: bool,
-                     render: Callable[[Any], Reply] = render_result, **options: Any) -> Any:
+    async def answer(
+        self,
+        interaction: discord.Interaction,
+        command: str,
+        private: bool,
+        render: Callable[[Any], Reply] = render_result,
+        **options: Any,
+    ) -> Any:
         """Defer, queue the request, show the queue position, stream if generating, then answer
         with `render(result)`. Returns the result."""
         # Bad input and a full queue are refused before deferring, so the refusal is private.
@@ -167,7 +206,9 @@ class HFBot(commands.AutoShardedBot):
             if text != shown:
                 try:
                     await edit(content=text)
-                except discord.NotFound:  # the answer is gone (deleted, expired, its thread deleted): nobody will see it
+                except (
+                    discord.NotFound
+                ):  # the answer is gone (deleted, expired, its thread deleted): nobody will see it
                     job.cancel()
                     return
                 shown = text
@@ -191,10 +232,21 @@ class HFBot(commands.AutoShardedBot):
         elif isinstance(cause, app_commands.CommandOnCooldown):
             reply = Reply("Slow down", [f"You can use this again in {cause.retry_after:.0f} s."], tone="busy")
         elif isinstance(cause, app_commands.MissingPermissions):
-            reply = Reply("Not allowed", ["You need the " + ", ".join(p.replace("_", " ") for p in cause.missing_permissions)
-                                          + " permission for this."], tone="error")
+            reply = Reply(
+                "Not allowed",
+                [
+                    "You need the "
+                    + ", ".join(p.replace("_", " ") for p in cause.missing_permissions)
+                    + " permission for this."
+                ],
+                tone="error",
+            )
         elif isinstance(cause, app_commands.TransformerError):
-            reply = Reply("That didn't work", [f"I couldn't read the value {cause.value!r}: {clip(str(cause), 200)}"], tone="error")
+            reply = Reply(
+                "That didn't work",
+                [f"I couldn't read the value {cause.value!r}: {clip(str(cause), 200)}"],
+                tone="error",
+            )
         elif isinstance(cause, StoreBusy):
             reply = Reply("Busy", [str(cause)], tone="busy")
         elif isinstance(cause, app_commands.CheckFailure):

@@ -5,6 +5,7 @@ A command turns its options into an engine request (validated again here even
 though Discord enforces ranges: the console and direct API calls do not), and an
 engine result into a neutral `Reply` that each front end draws its own way.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,22 +15,67 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import (ROLES, EngineError, EngineStatus, FillMaskRequest, FillMaskResult, GenerationRequest, GenerationResult, Job,
-                     SentimentRequest, SentimentResult, TokenizeRequest, TokenizeResult, ZeroShotRequest, ZeroShotResult)
-from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
+from .engine import (
+    ROLES,
+    EngineError,
+    EngineStatus,
+    FillMaskRequest,
+    FillMaskResult,
+    GenerationRequest,
+    GenerationResult,
+    Job,
+    SentimentRequest,
+    SentimentResult,
+    TokenizeRequest,
+    TokenizeResult,
+    ZeroShotRequest,
+    ZeroShotResult,
+)
 from .engine.config import list_setting_name
+from .engine.errors import Busy, DeadlineExceeded, InvalidInput, ModelUnavailable, WorkerCrashed
 from .engine.requests.base import MAX_TEXT_CHARS, PipelineDetails, Request, check_choice, split_sentences
 from .engine.requests.fill_mask import DEFAULT_TOP_K, MASKED, MAX_TOP_K
-from .engine.requests.generation import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS,
-                                         MAX_RETURN_SEQUENCES, MAX_SEED, MAX_TEMPERATURE, MODES)
+from .engine.requests.generation import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    MAX_NEW_TOKENS,
+    MAX_RETURN_SEQUENCES,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    MODES,
+)
 from .engine.requests.tokenize import DEFAULT_ROLE
 from .engine.requests.zero_shot import MAX_LABELS, METHODS
 from .settings import Settings
 
 # Re-exported for the cogs, which declare the same ranges to Discord.
-__all__ = ["ROLES", "MAX_TEXT_CHARS", "MAX_TOP_K", "MAX_NEW_TOKENS", "MAX_RETURN_SEQUENCES", "MAX_TEMPERATURE", "MAX_SEED",
-           "MAX_LABELS", "METHODS", "DEFAULT_ROLE", "DEFAULT_TOP_K", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_TEMPERATURE", "DEFAULT_TOP_P", "MODES", "MODEL_HELP", "Reply", "build_request", "render_result", "render_error", "render_partial",
-           "render_waiting", "render_status", "COMMANDS"]
+__all__ = [
+    "ROLES",
+    "MAX_TEXT_CHARS",
+    "MAX_TOP_K",
+    "MAX_NEW_TOKENS",
+    "MAX_RETURN_SEQUENCES",
+    "MAX_TEMPERATURE",
+    "MAX_SEED",
+    "MAX_LABELS",
+    "METHODS",
+    "DEFAULT_ROLE",
+    "DEFAULT_TOP_K",
+    "DEFAULT_MAX_NEW_TOKENS",
+    "DEFAULT_TEMPERATURE",
+    "DEFAULT_TOP_P",
+    "MODES",
+    "MODEL_HELP",
+    "Reply",
+    "build_request",
+    "render_result",
+    "render_error",
+    "render_partial",
+    "render_waiting",
+    "render_status",
+    "COMMANDS",
+]
 
 DESCRIPTION_LIMIT = 4096  # Discord's embed description limit; the console uses it too
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
@@ -74,6 +120,7 @@ def quote(text: str, limit: int = 200) -> str:
 
 # --- options -> requests ---------------------------------------------------------------------
 
+
 def parse_labels(labels: str) -> tuple[str, ...]:
     # Empty items stay in, so the engine can say "one of the labels is empty".
     parts = [part.strip() for part in labels.split(",")]
@@ -82,26 +129,44 @@ def parse_labels(labels: str) -> tuple[str, ...]:
 
 # `model` options name one of the role's allowed models ("": its default); the engine checks the list.
 
+
 def _sentiment(s: Settings, text: str, details: bool = False, model: str = "") -> Request:
     return SentimentRequest(tuple(split_sentences(text)), details, model=model)
 
 
-def _generate(s: Settings, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, num_return_sequences: int = 1,
-              temperature: float = DEFAULT_TEMPERATURE, top_p: float = DEFAULT_TOP_P, seed: int | None = None,
-              mode: str = MODES[0], model: str = "") -> Request:
+def _generate(
+    s: Settings,
+    prompt: str,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    num_return_sequences: int = 1,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int | None = None,
+    mode: str = MODES[0],
+    model: str = "",
+) -> Request:
     return GenerationRequest(prompt, max_new_tokens, num_return_sequences, temperature, top_p, seed, mode, model=model)
 
 
-def _chat(s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None,
-          model: str = "") -> Request:
+def _chat(
+    s: Settings, message: str, history: tuple[tuple[str, str], ...] = (), system: str | None = None, model: str = ""
+) -> Request:
     """One turn of a conversation: `history` comes from the thread or reply chain, not from the member."""
     return GenerationRequest(message, s.chat_max_new_tokens, mode="chat", history=history, system=system, model=model)
 
 
-def _label(s: Settings, text: str, labels: str, multi_label: bool = False, method: str | None = None,
-           details: bool = False, model: str = "") -> Request:
-    return ZeroShotRequest(text, parse_labels(labels), multi_label, method=method or s.label_method, details=details,
-                           model=model)
+def _label(
+    s: Settings,
+    text: str,
+    labels: str,
+    multi_label: bool = False,
+    method: str | None = None,
+    details: bool = False,
+    model: str = "",
+) -> Request:
+    return ZeroShotRequest(
+        text, parse_labels(labels), multi_label, method=method or s.label_method, details=details, model=model
+    )
 
 
 def _fill(s: Settings, text: str, top_k: int = DEFAULT_TOP_K, details: bool = False, model: str = "") -> Request:
@@ -114,7 +179,12 @@ def _tokens(s: Settings, text: str, model: str = DEFAULT_ROLE) -> Request:
 
 # Command name -> request builder. /status needs no request (see render_status).
 COMMANDS: dict[str, Callable[..., Request]] = {
-    "sentiment": _sentiment, "generate": _generate, "chat": _chat, "label": _label, "fill": _fill, "tokens": _tokens,
+    "sentiment": _sentiment,
+    "generate": _generate,
+    "chat": _chat,
+    "label": _label,
+    "fill": _fill,
+    "tokens": _tokens,
 }
 
 
@@ -155,8 +225,9 @@ COMPARED = {"sentiment": "text", "label": "text", "fill": "text", "generate": "p
 Answer = tuple[str, Any, float | None]  # (model, result or EngineError, seconds it ran)
 
 
-def build_comparison(settings: Settings, task: str, text: str, model_a: str = "", model_b: str = "",
-                     labels: str | None = None) -> tuple[Request, Request]:
+def build_comparison(
+    settings: Settings, task: str, text: str, model_a: str = "", model_b: str = "", labels: str | None = None
+) -> tuple[Request, Request]:
     """Two validated requests, equal but for the model; left out, the models are the role's first two."""
     check_choice(task, "task", tuple(COMPARED))
     options: dict[str, Any] = {COMPARED[task]: text}
@@ -173,11 +244,15 @@ def build_comparison(settings: Settings, task: str, text: str, model_a: str = ""
     first = model_a or next(iter(allowed), "")
     second = model_b or next((model for model in allowed if model != first), "")
     if not (first and second):
-        raise InvalidInput(f"Comparing needs two {role.replace('_', '-')} models, and this bot has {len(allowed)} "
-                           f"({', '.join(allowed) or 'none'}). An operator can list more in {list_setting_name(role)}.")
+        raise InvalidInput(
+            f"Comparing needs two {role.replace('_', '-')} models, and this bot has {len(allowed)} "
+            f"({', '.join(allowed) or 'none'}). An operator can list more in {list_setting_name(role)}."
+        )
     if first == second:
         raise InvalidInput(f"Both sides are '{first}'. Pick two different models to compare.")
-    return build_request(task, {**options, "model": first}, settings), build_request(task, {**options, "model": second}, settings)
+    return build_request(task, {**options, "model": first}, settings), build_request(
+        task, {**options, "model": second}, settings
+    )
 
 
 def submit_comparison(submit: Callable[[Request], Job], requests: tuple[Request, ...]) -> list[Job]:
@@ -199,7 +274,9 @@ async def comparison_answers(requests: tuple[Request, ...], jobs: list[Job]) -> 
     for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, EngineError):
             raise outcome
-    return [(request.chosen_model(), outcome, job.run_seconds()) for request, outcome, job in zip(requests, outcomes, jobs)]
+    return [
+        (request.chosen_model(), outcome, job.run_seconds()) for request, outcome, job in zip(requests, outcomes, jobs)
+    ]
 
 
 def render_comparison(task: str, text: str, answers: list[Answer]) -> Reply:
@@ -209,12 +286,18 @@ def render_comparison(task: str, text: str, answers: list[Answer]) -> Reply:
         took = f" · {seconds:.2f} s" if seconds is not None else ""
         body = [line for line in reply.lines if line and line != quote(text)]
         fields.append((f"{model}{took}", "\n".join([*body, *(f"{name}: {value}" for name, value in reply.fields)])))
-    return Reply(f"Compare: {task}", [quote(text)], fields=fields, side_by_side=True,
-                 footer="seconds: the model's own run, loading it included the first time" +
-                        (" · greedy decoding" if task == "generate" else ""))
+    return Reply(
+        f"Compare: {task}",
+        [quote(text)],
+        fields=fields,
+        side_by_side=True,
+        footer="seconds: the model's own run, loading it included the first time"
+        + (" · greedy decoding" if task == "generate" else ""),
+    )
 
 
 # --- results -> replies ----------------------------------------------------------------------
+
 
 def render_result(result: Any) -> Reply:
     return _RENDERERS[type(result)](result)
@@ -233,10 +316,14 @@ def _render_sentiment(r: SentimentResult) -> Reply:
 
 def _render_details(text: str, d: PipelineDetails) -> list[tuple[str, str]]:
     """Tokens, then logits -> softmax per class id with its label: the pipeline on the user's own sentence."""
-    classes = "\n".join(f"`{i}` {label}: logit {logit:+.3f} → {p:.3f}"
-                        for (i, label), logit, p in zip(d.id2label.items(), d.logits, d.probabilities))
-    return [(f"Tokens ({len(d.tokens)}) of {clip(text, 60)}", clip(" │ ".join(d.tokens), 300)),
-            ("id2label: logits → softmax", clip(f"{classes}\nlogits: {d.logits_are}", 1024))]
+    classes = "\n".join(
+        f"`{i}` {label}: logit {logit:+.3f} → {p:.3f}"
+        for (i, label), logit, p in zip(d.id2label.items(), d.logits, d.probabilities)
+    )
+    return [
+        (f"Tokens ({len(d.tokens)}) of {clip(text, 60)}", clip(" │ ".join(d.tokens), 300)),
+        ("id2label: logits → softmax", clip(f"{classes}\nlogits: {d.logits_are}", 1024)),
+    ]
 
 
 def _render_zero_shot(r: ZeroShotResult) -> Reply:
@@ -248,8 +335,15 @@ def _render_zero_shot(r: ZeroShotResult) -> Reply:
 
 
 def _render_fill(r: FillMaskResult) -> Reply:
-    lines = [f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}" for i, c in enumerate(r.candidates, 1)]
-    footer = r.model if r.method == MASKED else f"{r.model} · {r.method}: words from the text before the mask, rescored on the whole sentence"
+    lines = [
+        f"{i}. **{c.token}** `{bar(c.score)}` {c.score:.2f} — {quote(c.sequence, 150)}"
+        for i, c in enumerate(r.candidates, 1)
+    ]
+    footer = (
+        r.model
+        if r.method == MASKED
+        else f"{r.model} · {r.method}: words from the text before the mask, rescored on the whole sentence"
+    )
     fields = _render_details(r.text, r.details) if r.details else []
     return Reply("Fill the mask", lines or ["The model found no word for this mask."], fields=fields, footer=footer)
 
@@ -260,8 +354,12 @@ def _render_tokens(r: TokenizeResult) -> Reply:
     return Reply(
         f"Tokens ({len(r.ids)})",
         [quote(r.text)],
-        fields=[("Tokens", clip(tokens, 1024)), ("IDs", clip(" ".join(map(str, r.ids)), 1024)),
-                ("Special tokens added", clip(specials, 1024)), ("Decoded back", clip(r.decoded, 1024))],
+        fields=[
+            ("Tokens", clip(tokens, 1024)),
+            ("IDs", clip(" ".join(map(str, r.ids)), 1024)),
+            ("Special tokens added", clip(specials, 1024)),
+            ("Decoded back", clip(r.decoded, 1024)),
+        ],
         footer=f"{r.model} tokenizer",
     )
 
@@ -277,8 +375,11 @@ def _render_generation(r: GenerationResult) -> Reply:
     note = " · stopped at max_new_tokens" if cut else ""
     if r.dropped_turns:
         note += f" · {r.dropped_turns} earlier messages left out to fit the context"
-    return Reply(CHAT_TITLE if r.mode == "chat" else "Generation", [*head, *body],
-                 footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}")
+    return Reply(
+        CHAT_TITLE if r.mode == "chat" else "Generation",
+        [*head, *body],
+        footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}",
+    )
 
 
 def render_conversation(r: GenerationResult, opening: bool, how_to_continue: str) -> Reply:
@@ -296,8 +397,11 @@ def as_turn(reply: Reply, prompt: str, opening: bool, how_to_continue: str) -> R
 
 
 _RENDERERS: dict[type, Callable[[Any], Reply]] = {
-    SentimentResult: _render_sentiment, ZeroShotResult: _render_zero_shot, FillMaskResult: _render_fill,
-    TokenizeResult: _render_tokens, GenerationResult: _render_generation,
+    SentimentResult: _render_sentiment,
+    ZeroShotResult: _render_zero_shot,
+    FillMaskResult: _render_fill,
+    TokenizeResult: _render_tokens,
+    GenerationResult: _render_generation,
 }
 
 
@@ -309,8 +413,12 @@ def render_partial(request: GenerationRequest, text: str, stopped: bool = False)
     """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
     body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
-    return Reply(CHAT_TITLE if request.mode == "chat" else "Generation", [*head, body or NO_TEXT],
-                 footer="stopped" if stopped else WRITING, tone="ok" if stopped else "info")
+    return Reply(
+        CHAT_TITLE if request.mode == "chat" else "Generation",
+        [*head, body or NO_TEXT],
+        footer="stopped" if stopped else WRITING,
+        tone="ok" if stopped else "info",
+    )
 
 
 def render_waiting(position: int, eta: float) -> str:
@@ -319,7 +427,10 @@ def render_waiting(position: int, eta: float) -> str:
 
 
 _ERROR_TITLES = {
-    InvalidInput: "That didn't work", Busy: "Busy", DeadlineExceeded: "Timed out", ModelUnavailable: "Model unavailable",
+    InvalidInput: "That didn't work",
+    Busy: "Busy",
+    DeadlineExceeded: "Timed out",
+    ModelUnavailable: "Model unavailable",
     WorkerCrashed: "Please try again",
 }
 
@@ -330,7 +441,9 @@ def render_error(error: EngineError) -> Reply:
 
 
 def render_apology(error_id: str) -> Reply:
-    return Reply("Sorry", [f"Something went wrong on my side. It has been logged (error id `{error_id}`)."], tone="error")
+    return Reply(
+        "Sorry", [f"Something went wrong on my side. It has been logged (error id `{error_id}`)."], tone="error"
+    )
 
 
 def render_status(status: EngineStatus, settings: Settings) -> Reply:
@@ -348,16 +461,34 @@ def render_status(status: EngineStatus, settings: Settings) -> Reply:
         f"**Queue** {status.queued} waiting · {status.running} running · {status.queued_background} background",
     ]
     if status.shed:
-        lines.append("**Refused or dropped** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(status.shed.items())))
+        lines.append(
+            "**Refused or dropped** " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(status.shed.items()))
+        )
     budget = f" of a {status.memory_budget_mb:,.0f} MB budget" if status.memory_budget_mb else ""
-    models = "\n".join([f"{sum(m.megabytes for m in status.models):,.1f} MB in memory{budget}; most recently used first",
-                        *(f"{m.model_id} · {', '.join(m.roles)} · {m.dtype}" + (f" · {m.megabytes:,.1f} MB" if m.megabytes else "")
-                          for m in status.models)]) if status.models else "none yet (each loads on first use)"
+    models = (
+        "\n".join(
+            [
+                f"{sum(m.megabytes for m in status.models):,.1f} MB in memory{budget}; most recently used first",
+                *(
+                    f"{m.model_id} · {', '.join(m.roles)} · {m.dtype}"
+                    + (f" · {m.megabytes:,.1f} MB" if m.megabytes else "")
+                    for m in status.models
+                ),
+            ]
+        )
+        if status.models
+        else "none yet (each loads on first use)"
+    )
     fields = [("Loaded models", models)]
     for task, t in status.tasks.items():
-        fields.append((task, f"served {t.served} · failed {t.failed}\nwait p50/p95 {ms(t.wait_p50)}/{ms(t.wait_p95)} ms\n"
-                             f"compute p50/p95 {ms(t.compute_p50)}/{ms(t.compute_p95)} ms\n"
-                             f"batch {t.mean_batch_size or 0:.1f} avg"))
+        fields.append(
+            (
+                task,
+                f"served {t.served} · failed {t.failed}\nwait p50/p95 {ms(t.wait_p50)}/{ms(t.wait_p95)} ms\n"
+                f"compute p50/p95 {ms(t.compute_p50)}/{ms(t.compute_p95)} ms\n"
+                f"batch {t.mean_batch_size or 0:.1f} avg",
+            )
+        )
     return Reply("Status", lines, fields=fields[:25], tone="info")
 
 

@@ -5,6 +5,7 @@
 Interactive on a terminal (with history); otherwise one command per line, and
 with --json one JSON object per input line, for scripts and experiments.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,9 +25,22 @@ from rich.table import Table
 
 from .answers import continuation
 from .client import EXTENSIONS, HFBot
-from .commands import (COMMANDS, Reply, build_comparison, build_request, check_usage, comparison_answers, render_apology,
-                       render_comparison, render_conversation, render_error, render_result, render_status, result_data,
-                       submit_comparison)
+from .commands import (
+    COMMANDS,
+    Reply,
+    build_comparison,
+    build_request,
+    check_usage,
+    comparison_answers,
+    render_apology,
+    render_comparison,
+    render_conversation,
+    render_error,
+    render_result,
+    render_status,
+    result_data,
+    submit_comparison,
+)
 from .engine import Engine, EngineError, GenerationRequest
 from .engine.errors import InvalidInput
 from .engine.requests.generation import MAX_TURNS
@@ -37,8 +51,12 @@ log = logging.getLogger(__name__)
 HISTORY = Path.home() / ".hf_discord_bot_history"
 TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
 CONSOLE_USER = "console"
-HELP = ("Commands: " + ", ".join(f"/{name}" for name in [*COMMANDS, "compare", "status"]) + ". /chat goes on with the conversation; "
-        "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D.")
+HELP = (
+    "Commands: "
+    + ", ".join(f"/{name}" for name in [*COMMANDS, "compare", "status"])
+    + ". /chat goes on with the conversation; "
+    "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D."
+)
 NEW_CONVERSATION = ("/new", "new")
 CONTINUE = ("/continue", "continue")
 
@@ -69,7 +87,7 @@ class CommandLine:
         options: dict[str, Any] = {}
         for mark, following in zip(marks, [*marks[1:], None]):
             key = mark.group(1).lower()
-            value = rest[mark.end(): following.start() if following else len(rest)].strip()
+            value = rest[mark.end() : following.start() if following else len(rest)].strip()
             options[key] = self._convert(params[key], value)
         options.pop("private", None)  # accepted as on Discord; everything in a console is private
         return name, options
@@ -89,7 +107,9 @@ class CommandLine:
             else:
                 value = raw
         except ValueError:
-            raise InvalidInput(f"{param.name} must be {kind.name.replace('number', 'a number').replace('integer', 'a whole number').replace('boolean', 'true or false')}, not {raw!r}.") from None
+            raise InvalidInput(
+                f"{param.name} must be {kind.name.replace('number', 'a number').replace('integer', 'a whole number').replace('boolean', 'true or false')}, not {raw!r}."
+            ) from None
         if param.choices and value not in [c.value for c in param.choices]:
             raise InvalidInput(f"{param.name} must be one of: {', '.join(str(c.value) for c in param.choices)}.")
         return value  # ranges are checked by the command layer, as for Discord
@@ -134,15 +154,31 @@ class ConsoleApp:
             elif command == "compare":
                 check_usage(command, build_comparison, options)
                 requests = build_comparison(self.settings, **options)
-                jobs = submit_comparison(lambda request: self.engine.submit_job(request, user=CONSOLE_USER,
-                                                                                timeout=self.settings.request_timeout), requests)
+                jobs = submit_comparison(
+                    lambda request: self.engine.submit_job(
+                        request, user=CONSOLE_USER, timeout=self.settings.request_timeout
+                    ),
+                    requests,
+                )
                 try:
                     answers = await comparison_answers(requests, jobs)
                 finally:
                     for job in jobs:
                         job.cancel()  # no-op once finished
-                data = {"answers": [{"model": model, "seconds": seconds, **({"error": {"kind": outcome.kind, "message": str(outcome)}}
-                         if isinstance(outcome, EngineError) else {"result": result_data(outcome)})} for model, outcome, seconds in answers]}
+                data = {
+                    "answers": [
+                        {
+                            "model": model,
+                            "seconds": seconds,
+                            **(
+                                {"error": {"kind": outcome.kind, "message": str(outcome)}}
+                                if isinstance(outcome, EngineError)
+                                else {"result": result_data(outcome)}
+                            ),
+                        }
+                        for model, outcome, seconds in answers
+                    ]
+                }
                 self.show(render_comparison(options["task"], options["text"], answers))
             else:
                 job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
@@ -164,21 +200,40 @@ class ConsoleApp:
             return {"line": number, "command": command, "ok": True, "result": data}
         except EngineError as error:
             self.show(render_error(error))
-            return {"line": number, "command": command, "ok": False, "error": {"kind": error.kind, "message": str(error)}}
-        except Exception:  # noqa: BLE001 - a console line must never end the session
+            return {
+                "line": number,
+                "command": command,
+                "ok": False,
+                "error": {"kind": error.kind, "message": str(error)},
+            }
+        except Exception:
             error_id = secrets.token_hex(4)
             log.exception("Error %s on console line %d", error_id, number)
             self.show(render_apology(error_id))
-            return {"line": number, "command": command, "ok": False,
-                    "error": {"kind": "internal", "message": f"Something went wrong (error id {error_id})."}}
+            return {
+                "line": number,
+                "command": command,
+                "ok": False,
+                "error": {"kind": "internal", "message": f"Something went wrong (error id {error_id})."},
+            }
 
     def continuation(self) -> GenerationRequest:
         """The conversation's last answer, to go on with (/continue)."""
         if not self.conversation:
             raise InvalidInput("There is no answer to continue yet: start with /chat.")
         (_, asked), (_, said) = self.conversation[-2:]
-        request = continuation(build_request("chat", {"message": asked, "history": tuple(self.conversation[:-2][-MAX_TURNS:]),
-                                                      "system": self.settings.system_prompt}, self.settings), said)
+        request = continuation(
+            build_request(
+                "chat",
+                {
+                    "message": asked,
+                    "history": tuple(self.conversation[:-2][-MAX_TURNS:]),
+                    "system": self.settings.system_prompt,
+                },
+                self.settings,
+            ),
+            said,
+        )
         request.validate()
         return request
 
@@ -213,8 +268,10 @@ class ConsoleApp:
 
         if HISTORY.exists():
             readline.read_history_file(HISTORY)
-        self.rich.print(f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{HELP}\n"
-                        "Example: /label text: great goal! labels: sports, politics")
+        self.rich.print(
+            f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{HELP}\n"
+            "Example: /label text: great goal! labels: sports, politics"
+        )
         number = 0
         try:
             while True:

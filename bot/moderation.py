@@ -5,6 +5,7 @@ and the CSV export.
 Replies are the command layer's `Reply`, so they are drawn like every other answer.
 Text uses Discord markup (<#channel>, <@user>, <t:time:R>) since only the cog shows it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,21 +19,50 @@ from typing import Any
 from .commands import Reply, bar, clip, quote
 from .engine.errors import InvalidInput
 from .engine.requests.base import MAX_TEXT_CHARS
-from .engine.requests.learned_labels import (LEARNED, NONE_OF_THESE, Example, LabelEvaluation, LabelMessageRequest,
-                                             LabelMessageResult, TrainedLabels)
+from .engine.requests.learned_labels import (
+    LEARNED,
+    NONE_OF_THESE,
+    Example,
+    LabelEvaluation,
+    LabelMessageRequest,
+    LabelMessageResult,
+    TrainedLabels,
+)
 from .engine.requests.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
 from .storage import GuildConfig, Label, LabelModel, Review, Tag, Watch
 
 MESSAGE_LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+|@me)/(\d+)/(\d+)")
-CSV_COLUMNS = ("time_utc", "channel_id", "message_id", "author_id", "label", "score", "method", "tagged_by", "auto", "link", "text")
+CSV_COLUMNS = (
+    "time_utc",
+    "channel_id",
+    "message_id",
+    "author_id",
+    "label",
+    "score",
+    "method",
+    "tagged_by",
+    "auto",
+    "link",
+    "text",
+)
 MAX_TIMEOUT = timedelta(days=28)  # Discord refuses longer timeouts
-TIMEOUTS = {"60 seconds": 60, "10 minutes": 600, "1 hour": 3600, "1 day": 86400, "1 week": 7 * 86400,
-            "28 days": int(MAX_TIMEOUT.total_seconds())}
-METHOD_NAMES = {LEARNED: "learned labels (trained on this server's tags)", "embedding": "zero-shot (embedding similarity)",
-                "nli": "zero-shot (NLI)"}
+TIMEOUTS = {
+    "60 seconds": 60,
+    "10 minutes": 600,
+    "1 hour": 3600,
+    "1 day": 86400,
+    "1 week": 7 * 86400,
+    "28 days": int(MAX_TIMEOUT.total_seconds()),
+}
+METHOD_NAMES = {
+    LEARNED: "learned labels (trained on this server's tags)",
+    "embedding": "zero-shot (embedding similarity)",
+    "nli": "zero-shot (NLI)",
+}
 
 
 # --- input -----------------------------------------------------------------------------------
+
 
 def validate_label(name: str) -> str:
     label = " ".join(name.split())  # one line, single spaces: it is shown in menus and charts
@@ -62,7 +92,9 @@ def validate_description(label: str, description: str | None) -> str | None:
     description = " ".join(description.split())
     room = MAX_LABEL_CHARS - len(label) - 2
     if len(description) > room:
-        raise InvalidInput(f"The description is {len(description)} characters; with the label “{clip(label, 40)}” it can be at most {max(room, 0)}.")
+        raise InvalidInput(
+            f"The description is {len(description)} characters; with the label “{clip(label, 40)}” it can be at most {max(room, 0)}."
+        )
     return description
 
 
@@ -83,7 +115,9 @@ def label_prompt(label: Label) -> str:
     return f"{label.name}: {label.description}" if label.description else label.name
 
 
-def label_request(text: str, config: GuildConfig, model: LabelModel | None, embedding_model: str) -> LabelMessageRequest:
+def label_request(
+    text: str, config: GuildConfig, model: LabelModel | None, embedding_model: str
+) -> LabelMessageRequest:
     """The server's learned labels where its model fits the label set, zero-shot for the rest.
 
     For zero-shot, NLI models understand bare label names; a small embedding model (MiniLM) compares topics,
@@ -104,7 +138,9 @@ def label_key(name: str) -> str:
 def label_by_key(config: GuildConfig, key: str) -> Label:
     label = next((label for label in config.labels if label_key(label.name) == key), None)
     if label is None:
-        raise InvalidInput("That label has been removed from the label set since this was suggested. Run “Tag message” again.")
+        raise InvalidInput(
+            "That label has been removed from the label set since this was suggested. Run “Tag message” again."
+        )
     return label
 
 
@@ -120,8 +156,11 @@ def training_examples(pairs: Sequence[tuple[int, Example]], config: GuildConfig)
     """The examples of the current label set, under the set's spelling of each name. Examples of a removed
     label are kept in the database (it may come back) but not trained on."""
     names = {label.name.casefold(): label.name for label in config.labels} | {NONE_OF_THESE: NONE_OF_THESE}
-    return tuple(Example(names[e.label.casefold()], e.positive, e.text, e.vector, e.vector_model)
-                 for _, e in pairs if e.label.casefold() in names)
+    return tuple(
+        Example(names[e.label.casefold()], e.positive, e.text, e.vector, e.vector_model)
+        for _, e in pairs
+        if e.label.casefold() in names
+    )
 
 
 def identical_labels(pairs: Sequence[tuple[int, Example]], config: GuildConfig) -> list[tuple[str, str]]:
@@ -131,7 +170,9 @@ def identical_labels(pairs: Sequence[tuple[int, Example]], config: GuildConfig) 
         if e.positive and e.label != NONE_OF_THESE:
             messages.setdefault(e.label.casefold(), set()).add(message_id)
     names = [label.name for label in config.labels if label.name.casefold() in messages]
-    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if messages[a.casefold()] == messages[b.casefold()]]
+    return [
+        (a, b) for i, a in enumerate(names) for b in names[i + 1 :] if messages[a.casefold()] == messages[b.casefold()]
+    ]
 
 
 def timeout_duration(value: str) -> timedelta:
@@ -157,13 +198,19 @@ def known_label(config: GuildConfig, name: str) -> Label:
     label = config.label(name)
     if label is None:
         names = ", ".join(label.name for label in config.labels) or "none yet"
-        raise InvalidInput(f"There is no label “{clip(name, 100)}” in this server's label set. Labels: {clip(names, 1500)}.")
+        raise InvalidInput(
+            f"There is no label “{clip(name, 100)}” in this server's label set. Labels: {clip(names, 1500)}."
+        )
     return label
 
 
 def auto_labels(result: LabelMessageResult, threshold: float) -> list[tuple[str, float, str]]:
     """The labels an auto-tag keeps, with score and method: every one scoring at or above the threshold."""
-    return [(label, score, method) for label, score, method in zip(result.labels, result.scores, result.methods) if score >= threshold]
+    return [
+        (label, score, method)
+        for label, score, method in zip(result.labels, result.scores, result.methods)
+        if score >= threshold
+    ]
 
 
 def parse_message_ref(value: str, guild_id: int) -> int:
@@ -173,7 +220,9 @@ def parse_message_ref(value: str, guild_id: int) -> int:
         return int(value)
     link = MESSAGE_LINK.fullmatch(value)
     if link is None:
-        raise InvalidInput("Give a message id (a number) or a message link (right-click the message → Copy Message Link).")
+        raise InvalidInput(
+            "Give a message id (a number) or a message link (right-click the message → Copy Message Link)."
+        )
     if link.group(1) != str(guild_id):
         raise InvalidInput("That link points to a message in another server (or a DM); tags are kept per server.")
     return int(link.group(3))
@@ -185,6 +234,7 @@ def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
 
 # --- replies ---------------------------------------------------------------------------------
 
+
 def _label_line(label: Label) -> str:
     description = f" — {label.description}" if label.description else ""
     return f"{label.emoji + ' ' if label.emoji else ''}**{label.name}**{description}"
@@ -194,8 +244,10 @@ def render_labelset(config: GuildConfig, title: str = "Label set") -> Reply:
     lines = [f"{i}. {_label_line(label)}" for i, label in enumerate(config.labels, 1)]
     if not lines:
         lines = ["No labels yet. Add some with /labelset add."]
-    footer = (f"{len(config.labels)}/{MAX_LABELS} labels · method {config.method} · auto-tag threshold {config.threshold:.2f} · "
-              f"message text {'stored' if config.store_text else 'not stored'} · review from {config.review_threshold:.2f}")
+    footer = (
+        f"{len(config.labels)}/{MAX_LABELS} labels · method {config.method} · auto-tag threshold {config.threshold:.2f} · "
+        f"message text {'stored' if config.store_text else 'not stored'} · review from {config.review_threshold:.2f}"
+    )
     return Reply(title, lines, footer=footer, tone="info")
 
 
@@ -206,8 +258,10 @@ def labelled_by(method: str) -> str:
 def render_suggestion(result: LabelMessageResult) -> Reply:
     width = max(len(label) for label in result.labels)
     lines = [quote(result.text), ""]
-    lines += [f"`{label.ljust(width)} {bar(score)}` {score:.2f}{' · learned' if method == LEARNED else ''}"
-              for label, score, method in zip(result.labels, result.scores, result.methods)]
+    lines += [
+        f"`{label.ljust(width)} {bar(score)}` {score:.2f}{' · learned' if method == LEARNED else ''}"
+        for label, score, method in zip(result.labels, result.scores, result.methods)
+    ]
     lines += ["", f"Confirm **{result.labels[0]}**, pick another label, or choose none."]
     return Reply("Tag this message?", lines, footer=f"{labelled_by(result.methods[0])} · {result.model}")
 
@@ -232,29 +286,52 @@ def render_trained(trained: TrainedLabels, identical: Sequence[tuple[str, str]],
         lines.append(f"Zero-shot until they have {min_examples} examples: {', '.join(waiting)}.")
     lines += identical_notes(identical)
     lines += skipped_notes(trained.skipped)
-    return Reply("Learned labels trained" if trained.head else "Learned labels", lines, tone="ok" if trained.head else "info")
+    return Reply(
+        "Learned labels trained" if trained.head else "Learned labels", lines, tone="ok" if trained.head else "info"
+    )
 
 
 def identical_notes(identical: Sequence[tuple[str, str]]) -> list[str]:
-    return [f"⚠️ **{a}** and **{b}** were tagged on exactly the same messages, so they can't be told apart. "
-            "Undo the wrong tags (/tags undo) or remove one label." for a, b in identical]
+    return [
+        f"⚠️ **{a}** and **{b}** were tagged on exactly the same messages, so they can't be told apart. "
+        "Undo the wrong tags (/tags undo) or remove one label."
+        for a, b in identical
+    ]
 
 
 def skipped_notes(skipped: int) -> list[str]:
-    return [f"{skipped} examples were skipped: stored without text, and without a vector of the current embedding model."] * bool(skipped)
+    return [
+        f"{skipped} examples were skipped: stored without text, and without a vector of the current embedding model."
+    ] * bool(skipped)
 
 
 def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
     e = evaluation
     width = max(len(label) for label in e.labels)
-    lines = [f"`{label.ljust(width)}` {n} examples{f' · zero-shot until {min_examples}' if n < min_examples else ''}"
-             for label, n in zip(e.labels, e.counts)]
-    learned = (f"learned labels **{100 * e.learned_accuracy:.0f}%**" if e.learned_accuracy is not None else
-               f"learned labels: not measurable yet (each example is held out in turn, so a label needs {min_examples + 1})")
-    fields = [("Right on your own examples (cross-validated)",
-               f"{learned} · zero-shot {100 * e.zero_shot_accuracy:.0f}% ({e.evaluated} examples)")]
-    confused = sorted(((e.confusion[t][p], e.labels[t], e.labels[p]) for t in range(len(e.labels)) for p in range(len(e.labels))
-                       if t != p and e.confusion[t][p]), reverse=True)[:3]
+    lines = [
+        f"`{label.ljust(width)}` {n} examples{f' · zero-shot until {min_examples}' if n < min_examples else ''}"
+        for label, n in zip(e.labels, e.counts)
+    ]
+    learned = (
+        f"learned labels **{100 * e.learned_accuracy:.0f}%**"
+        if e.learned_accuracy is not None
+        else f"learned labels: not measurable yet (each example is held out in turn, so a label needs {min_examples + 1})"
+    )
+    fields = [
+        (
+            "Right on your own examples (cross-validated)",
+            f"{learned} · zero-shot {100 * e.zero_shot_accuracy:.0f}% ({e.evaluated} examples)",
+        )
+    ]
+    confused = sorted(
+        (
+            (e.confusion[t][p], e.labels[t], e.labels[p])
+            for t in range(len(e.labels))
+            for p in range(len(e.labels))
+            if t != p and e.confusion[t][p]
+        ),
+        reverse=True,
+    )[:3]
     if confused:
         fields.append(("Most confused", "\n".join(f"**{t}** taken for **{p}**: {n}×" for n, t, p in confused)))
     fields.append(("Needs more examples", needs_more(e, min_examples)))
@@ -276,7 +353,9 @@ def needs_more(e: LabelEvaluation, min_examples: int) -> str:
 def render_watches(watches: Sequence[Watch], config: GuildConfig, enabled: bool) -> Reply:
     lines = []
     for watch in watches:
-        threshold = f"{watch.threshold:.2f}" if watch.threshold is not None else f"{config.threshold:.2f} (server default)"
+        threshold = (
+            f"{watch.threshold:.2f}" if watch.threshold is not None else f"{config.threshold:.2f} (server default)"
+        )
         log_to = f" · log to <#{watch.log_channel_id}>" if watch.log_channel_id else ""
         lines.append(f"<#{watch.channel_id}> · threshold {threshold}{log_to}")
     if not lines:
@@ -287,8 +366,10 @@ def render_watches(watches: Sequence[Watch], config: GuildConfig, enabled: bool)
     return Reply("Auto-tagged channels", lines, footer=f"method {config.method}", tone="info")
 
 
-AUTOTAG_OFF = ("⚠️ Auto-tagging is turned off on this bot: its owner has to set AUTOTAG=true, which needs the "
-               "privileged Message Content intent (Developer Portal → Bot).")
+AUTOTAG_OFF = (
+    "⚠️ Auto-tagging is turned off on this bot: its owner has to set AUTOTAG=true, which needs the "
+    "privileged Message Content intent (Developer Portal → Bot)."
+)
 
 
 def render_tags(tags: Sequence[Tag], title: str = "Recent tags") -> Reply:
@@ -316,24 +397,40 @@ def render_undo(removed: Sequence[Tag], message_id: int) -> Reply:
     if not removed:
         return Reply("Nothing to undo", [f"Message {message_id} has no tags in this server."], tone="info")
     labels = ", ".join(f"**{t.label}**" for t in removed)
-    return Reply("Tags removed", [f"Removed {len(removed)} tag{'s' * (len(removed) != 1)} from message {message_id}: {labels}."])
+    return Reply(
+        "Tags removed", [f"Removed {len(removed)} tag{'s' * (len(removed) != 1)} from message {message_id}: {labels}."]
+    )
 
 
 def render_autotag_log(tags: Sequence[Tag], text: str) -> Reply:
     first = tags[0]
     labels = ", ".join(f"**{t.label}** {t.score:.2f}" for t in tags)
-    return Reply("Auto-tagged", [f"{labels} · [message]({jump_url(first.guild_id, first.channel_id, first.message_id)}) "
-                                 f"in <#{first.channel_id}> by <@{first.author_id}>", quote(text)],
-                 footer=labelled_by(first.method), tone="info")
+    return Reply(
+        "Auto-tagged",
+        [
+            f"{labels} · [message]({jump_url(first.guild_id, first.channel_id, first.message_id)}) "
+            f"in <#{first.channel_id}> by <@{first.author_id}>",
+            quote(text),
+        ],
+        footer=labelled_by(first.method),
+        tone="info",
+    )
 
 
 def render_review(review: Review, text: str) -> Reply:
     r = review
-    return Reply("Review this auto-tag", [f"**{r.label}**? score {r.score:.2f}, below the auto-tag threshold · "
-                                          f"[message]({jump_url(r.guild_id, r.channel_id, r.message_id)}) in <#{r.channel_id}> "
-                                          f"by <@{r.author_id}>", quote(text),
-                                          "Confirm it, pick the right label, or say it is not this: each answer teaches the bot."],
-                 footer=labelled_by(r.method), tone="busy")
+    return Reply(
+        "Review this auto-tag",
+        [
+            f"**{r.label}**? score {r.score:.2f}, below the auto-tag threshold · "
+            f"[message]({jump_url(r.guild_id, r.channel_id, r.message_id)}) in <#{r.channel_id}> "
+            f"by <@{r.author_id}>",
+            quote(text),
+            "Confirm it, pick the right label, or say it is not this: each answer teaches the bot.",
+        ],
+        footer=labelled_by(r.method),
+        tone="busy",
+    )
 
 
 def render_review_answer(review: Review, moderator_id: int, label: str | None) -> str:
@@ -341,16 +438,26 @@ def render_review_answer(review: Review, moderator_id: int, label: str | None) -
     return f"{answer} by <@{moderator_id}>"
 
 
-PURGE_PROMPT = Reply("Delete this server's moderation data?",
-                     ["This deletes every tag, training example (text and vectors), learned model, pending review, the label "
-                      "set, the auto-tagged channels and the settings of this server. It cannot be undone."], tone="error")
+PURGE_PROMPT = Reply(
+    "Delete this server's moderation data?",
+    [
+        "This deletes every tag, training example (text and vectors), learned model, pending review, the label "
+        "set, the auto-tagged channels and the settings of this server. It cannot be undone."
+    ],
+    tone="error",
+)
 
 
 def render_purged(deleted: dict[str, int]) -> Reply:
-    return Reply("Moderation data deleted", [f"Deleted {deleted.get('tags', 0)} tags, {deleted.get('labels', 0)} labels, "
-                                             f"{deleted.get('watched_channels', 0)} auto-tagged channels, "
-                                             f"{deleted.get('rejections', 0)} other answers, {deleted.get('reviews', 0)} pending reviews "
-                                             f"and {deleted.get('label_models', 0)} learned models."])
+    return Reply(
+        "Moderation data deleted",
+        [
+            f"Deleted {deleted.get('tags', 0)} tags, {deleted.get('labels', 0)} labels, "
+            f"{deleted.get('watched_channels', 0)} auto-tagged channels, "
+            f"{deleted.get('rejections', 0)} other answers, {deleted.get('reviews', 0)} pending reviews "
+            f"and {deleted.get('label_models', 0)} learned models."
+        ],
+    )
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -386,8 +493,13 @@ def stats_chart(counts: Sequence[tuple[str, int]], days: int) -> bytes:
     """A horizontal bar chart of tags per label, as PNG bytes."""
     figure = _figure(6.4, len(counts))
     axes = figure.subplots()
-    _bars(axes, [label for label, _ in reversed(counts)], [n for _, n in reversed(counts)],  # most used at the top
-          f"Tags per label, last {days} days", "tags")
+    _bars(
+        axes,
+        [label for label, _ in reversed(counts)],
+        [n for _, n in reversed(counts)],  # most used at the top
+        f"Tags per label, last {days} days",
+        "tags",
+    )
     axes.xaxis.get_major_locator().set_params(integer=True)
     return _png(figure)
 
@@ -400,7 +512,10 @@ def report_chart(e: LabelEvaluation) -> bytes:
     _bars(examples, labels, list(reversed(e.counts)), "Examples per label", "examples")
     examples.xaxis.get_major_locator().set_params(integer=True)
     rows = range(len(labels))
-    for offset, name, recalls, color in ((0.2, "learned labels", e.learned_recall, BLURPLE), (-0.2, "zero-shot", e.zero_shot_recall, GREY)):
+    for offset, name, recalls, color in (
+        (0.2, "learned labels", e.learned_recall, BLURPLE),
+        (-0.2, "zero-shot", e.zero_shot_recall, GREY),
+    ):
         values = [100 * (r or 0.0) for r in reversed(recalls)]
         accuracy.barh([y + offset for y in rows], values, height=0.4, color=color, label=name)
     accuracy.set_xlim(0, 100)
@@ -421,9 +536,19 @@ def tags_csv(tags: Sequence[Tag]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for t in tags:
-        writer.writerow([
-            datetime.fromtimestamp(t.created_at, timezone.utc).isoformat(timespec="seconds"), t.channel_id, t.message_id,
-            t.author_id, _cell(t.label), "" if t.score is None else f"{t.score:.4f}", t.method, t.tagged_by,
-            "yes" if t.auto else "no", jump_url(t.guild_id, t.channel_id, t.message_id), _cell(t.text or ""),
-        ])
+        writer.writerow(
+            [
+                datetime.fromtimestamp(t.created_at, timezone.utc).isoformat(timespec="seconds"),
+                t.channel_id,
+                t.message_id,
+                t.author_id,
+                _cell(t.label),
+                "" if t.score is None else f"{t.score:.4f}",
+                t.method,
+                t.tagged_by,
+                "yes" if t.auto else "no",
+                jump_url(t.guild_id, t.channel_id, t.message_id),
+                _cell(t.text or ""),
+            ]
+        )
     return out.getvalue().encode("utf-8-sig")  # the BOM makes Excel read UTF-8

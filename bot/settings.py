@@ -1,4 +1,5 @@
 """One validated settings object, read from the environment (and `.env` via python-dotenv)."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine import ROLES, EngineConfig, OFFLINE_MODELS, ONLINE_MODELS
+from .engine import OFFLINE_MODELS, ONLINE_MODELS, ROLES, EngineConfig
 from .engine.config import OFFLINE_ALTERNATIVES, list_setting_name, setting_name
 from .engine.requests.base import MAX_TEXT_CHARS
 from .engine.requests.generation import DEFAULT_CHAT_MAX_NEW_TOKENS, MAX_NEW_TOKENS
@@ -82,7 +83,13 @@ class Settings:
             # An empty value (as in .env.example) means "use the default".
             return env.get(name, "").strip() or default
 
-        def parse(name: str, default: str, convert: Callable[[str], Any], what: str, check: Callable[[Any], bool] = lambda v: True) -> Any:
+        def parse(
+            name: str,
+            default: str,
+            convert: Callable[[str], Any],
+            what: str,
+            check: Callable[[Any], bool] = lambda v: True,
+        ) -> Any:
             raw = get(name, default)
             try:
                 value = convert(raw)
@@ -105,22 +112,36 @@ class Settings:
         positive = lambda v: v > 0  # noqa: E731
         # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
         # Neither set: the profile's default, and its second choices.
-        listed = {role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once") for role in ROLES}
+        listed = {
+            role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once")
+            for role in ROLES
+        }
         models = {role: get(setting_name(role)) or (listed[role] or (defaults[role],))[0] for role in ROLES}
         profile_choices = OFFLINE_ALTERNATIVES if chosen == "offline" else {}
-        choices = {role: listed[role] or (() if get(setting_name(role)) else profile_choices.get(role, ())) for role in ROLES}
+        choices = {
+            role: listed[role] or (() if get(setting_name(role)) else profile_choices.get(role, ())) for role in ROLES
+        }
         for role, listed in choices.items():
-            too_long = next((model for model in (models[role], *listed) if listed and len(model) > MAX_CHOICE_CHARS), None)
+            too_long = next(
+                (model for model in (models[role], *listed) if listed and len(model) > MAX_CHOICE_CHARS), None
+            )
             if too_long:
-                raise SettingsError(f"{list_setting_name(role)}: '{too_long[:40]}…' is longer than {MAX_CHOICE_CHARS} characters, "
-                                    "Discord's limit for an option's value; use a shorter folder path (e.g. a symlink).")
+                raise SettingsError(
+                    f"{list_setting_name(role)}: '{too_long[:40]}…' is longer than {MAX_CHOICE_CHARS} characters, "
+                    "Discord's limit for an option's value; use a shorter folder path (e.g. a symlink)."
+                )
         if get("GENERATION_BACKEND").lower() == "openai":
             models["generation"] = get("OPENAI_MODEL")  # the server's model: the default of the generation list
         engine = EngineConfig(
             models=models,
             alternatives={role: listed for role, listed in choices.items() if listed},
-            memory_budget_mb=parse("MODEL_MEMORY_BUDGET_MB", "0", float, "megabytes, 0 or more (0: no limit)",
-                                   lambda v: 0 <= v < float("inf")),
+            memory_budget_mb=parse(
+                "MODEL_MEMORY_BUDGET_MB",
+                "0",
+                float,
+                "megabytes, 0 or more (0: no limit)",
+                lambda v: 0 <= v < float("inf"),
+            ),
             device=device,
             dtype=choice("DTYPE", "auto", DTYPES),
             offline=chosen == "offline",
@@ -136,7 +157,9 @@ class Settings:
             backend=choice("ENGINE_BACKEND", "local", ENGINE_BACKENDS),
             ray_address=get("RAY_ADDRESS"),
             ray_replicas=parse("RAY_REPLICAS", "2", int, "a positive whole number", positive),
-            ray_gpus_per_replica=parse("RAY_GPUS_PER_REPLICA", "0", float, "a number of GPUs, 0 or more", lambda v: v >= 0),
+            ray_gpus_per_replica=parse(
+                "RAY_GPUS_PER_REPLICA", "0", float, "a number of GPUs, 0 or more", lambda v: v >= 0
+            ),
             generation_backend=choice("GENERATION_BACKEND", "local", GENERATION_BACKENDS),
             openai_base_url=get("OPENAI_BASE_URL").rstrip("/"),
             openai_api_key=get("OPENAI_API_KEY"),
@@ -144,11 +167,30 @@ class Settings:
             openai_timeout=parse("OPENAI_TIMEOUT", "60", float, "seconds", positive),
         )
         if engine.generation_backend == "openai" and not (engine.openai_base_url and engine.openai_model):
-            raise SettingsError("GENERATION_BACKEND=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1) and OPENAI_MODEL.")
-        shard_count = parse("SHARD_COUNT", "0", int, "a positive whole number (or empty: Discord's recommendation)", lambda v: v >= 0) or None
-        shard_ids = parse("SHARD_IDS", "", shard_list, "shard numbers separated by commas, e.g. 0,1", lambda v: v is None or len(set(v)) == len(v))
+            raise SettingsError(
+                "GENERATION_BACKEND=openai needs OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1) and OPENAI_MODEL."
+            )
+        shard_count = (
+            parse(
+                "SHARD_COUNT",
+                "0",
+                int,
+                "a positive whole number (or empty: Discord's recommendation)",
+                lambda v: v >= 0,
+            )
+            or None
+        )
+        shard_ids = parse(
+            "SHARD_IDS",
+            "",
+            shard_list,
+            "shard numbers separated by commas, e.g. 0,1",
+            lambda v: v is None or len(set(v)) == len(v),
+        )
         if shard_ids is not None and (shard_count is None or max(shard_ids) >= shard_count):
-            raise SettingsError(f"SHARD_IDS={get('SHARD_IDS')!r} needs SHARD_COUNT set, and every id below it (ids start at 0).")
+            raise SettingsError(
+                f"SHARD_IDS={get('SHARD_IDS')!r} needs SHARD_COUNT set, and every id below it (ids start at 0)."
+            )
         return cls(
             discord_token=get("DISCORD_TOKEN") or None,
             dev_guild_id=parse("DEV_GUILD_ID", "0", int, "a Discord server id (a number)", lambda v: v >= 0) or None,
@@ -159,13 +201,26 @@ class Settings:
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
-            min_examples=parse("MIN_EXAMPLES", str(DEFAULT_MIN_EXAMPLES), int, "a whole number from 2 to 1000", lambda v: 2 <= v <= 1000),
+            min_examples=parse(
+                "MIN_EXAMPLES",
+                str(DEFAULT_MIN_EXAMPLES),
+                int,
+                "a whole number from 2 to 1000",
+                lambda v: 2 <= v <= 1000,
+            ),
             retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
             shard_count=shard_count,
             shard_ids=shard_ids,
-            system_prompt=parse("SYSTEM_PROMPT", "", str, f"at most {MAX_TEXT_CHARS} characters",
-                                lambda v: len(v) <= MAX_TEXT_CHARS) or None,
+            system_prompt=parse(
+                "SYSTEM_PROMPT", "", str, f"at most {MAX_TEXT_CHARS} characters", lambda v: len(v) <= MAX_TEXT_CHARS
+            )
+            or None,
             chat_threads=parse("CHAT_THREADS", "false", boolean, "true or false"),
-            chat_max_new_tokens=parse("CHAT_MAX_NEW_TOKENS", str(DEFAULT_CHAT_MAX_NEW_TOKENS), int,
-                                      f"a whole number from 1 to {MAX_NEW_TOKENS}", lambda v: 1 <= v <= MAX_NEW_TOKENS),
+            chat_max_new_tokens=parse(
+                "CHAT_MAX_NEW_TOKENS",
+                str(DEFAULT_CHAT_MAX_NEW_TOKENS),
+                int,
+                f"a whole number from 1 to {MAX_NEW_TOKENS}",
+                lambda v: 1 <= v <= MAX_NEW_TOKENS,
+            ),
         )

@@ -8,6 +8,7 @@ examples learned labels train on, the trained heads, and auto-tags waiting for r
 - `schema_version` holds the version; MIGRATIONS are applied forward, all in one
   transaction, when the store opens. Append a migration, never edit a shipped one.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -234,7 +235,9 @@ class Tag:
 
 
 _TAG_COLUMNS = "guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, auto, created_at, text"
-_REVIEW_COLUMNS = "guild_id, channel_id, message_id, author_id, label, score, method, created_at, text, vector, vector_model"
+_REVIEW_COLUMNS = (
+    "guild_id, channel_id, message_id, author_id, label, score, method, created_at, text, vector, vector_model"
+)
 
 
 def _tag(row: sqlite3.Row | tuple) -> Tag:
@@ -243,8 +246,13 @@ def _tag(row: sqlite3.Row | tuple) -> Tag:
 
 
 class TagStore:
-    def __init__(self, path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT,
-                 migrations: Sequence[tuple[str, ...]] = MIGRATIONS) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+        migrations: Sequence[tuple[str, ...]] = MIGRATIONS,
+    ) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.migrations = list(migrations)
@@ -297,8 +305,10 @@ class TagStore:
             row = await (await db.execute("SELECT version FROM schema_version")).fetchone()
             current = row[0] if row else 0
             if current > len(self.migrations):
-                raise RuntimeError(f"{self.path} has schema version {current}, newer than this bot's "
-                                   f"{len(self.migrations)}: update the bot, or point DATABASE_PATH elsewhere.")
+                raise RuntimeError(
+                    f"{self.path} has schema version {current}, newer than this bot's "
+                    f"{len(self.migrations)}: update the bot, or point DATABASE_PATH elsewhere."
+                )
             for statements in self.migrations[current:]:
                 for statement in statements:
                     await db.execute(statement)
@@ -338,26 +348,47 @@ class TagStore:
 
     # --- label sets ----------------------------------------------------------------------
     async def config(self, guild_id: int) -> GuildConfig:
-        settings = await self._read("SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?",
-                                    (guild_id,))
-        labels = await self._read("SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,))
-        method, threshold, store_text, review = settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0, None)
-        return GuildConfig(method, threshold, bool(store_text), tuple(Label(*row) for row in labels),
-                           DEFAULT_REVIEW_THRESHOLD if review is None else review)
+        settings = await self._read(
+            "SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        )
+        labels = await self._read(
+            "SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,)
+        )
+        method, threshold, store_text, review = (
+            settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0, None)
+        )
+        return GuildConfig(
+            method,
+            threshold,
+            bool(store_text),
+            tuple(Label(*row) for row in labels),
+            DEFAULT_REVIEW_THRESHOLD if review is None else review,
+        )
 
-    async def add_label(self, guild_id: int, name: str, emoji: str | None = None, description: str | None = None) -> bool:
+    async def add_label(
+        self, guild_id: int, name: str, emoji: str | None = None, description: str | None = None
+    ) -> bool:
         """Add a label (True), or update an existing label's emoji and description where given (False).
         Refuses a 26th label."""
         async with self._write() as db:  # count and insert in one transaction: two moderators can't make 26
-            cursor = await db.execute("UPDATE labels SET emoji = COALESCE(?, emoji), description = COALESCE(?, description) "
-                                      "WHERE guild_id = ? AND name = ?", (emoji, description, guild_id, name))
+            cursor = await db.execute(
+                "UPDATE labels SET emoji = COALESCE(?, emoji), description = COALESCE(?, description) "
+                "WHERE guild_id = ? AND name = ?",
+                (emoji, description, guild_id, name),
+            )
             if cursor.rowcount:
                 return False
-            count, last = await (await db.execute("SELECT COUNT(*), MAX(position) FROM labels WHERE guild_id = ?", (guild_id,))).fetchone()
+            count, last = await (
+                await db.execute("SELECT COUNT(*), MAX(position) FROM labels WHERE guild_id = ?", (guild_id,))
+            ).fetchone()
             if count >= MAX_LABELS:
-                raise InvalidInput(f"The label set is full ({MAX_LABELS} labels). Remove one with /labelset remove first.")
-            await db.execute("INSERT INTO labels (guild_id, name, emoji, description, position) VALUES (?, ?, ?, ?, ?)",
-                             (guild_id, name, emoji, description, (last or 0) + 1))
+                raise InvalidInput(
+                    f"The label set is full ({MAX_LABELS} labels). Remove one with /labelset remove first."
+                )
+            await db.execute(
+                "INSERT INTO labels (guild_id, name, emoji, description, position) VALUES (?, ?, ?, ?, ?)",
+                (guild_id, name, emoji, description, (last or 0) + 1),
+            )
             return True
 
     async def remove_label(self, guild_id: int, name: str) -> bool:
@@ -365,15 +396,25 @@ class TagStore:
             cursor = await db.execute("DELETE FROM labels WHERE guild_id = ? AND name = ?", (guild_id, name))
             return cursor.rowcount > 0
 
-    async def update_settings(self, guild_id: int, *, method: str | None = None, threshold: float | None = None,
-                              store_text: bool | None = None, review_threshold: float | None = None) -> GuildConfig:
+    async def update_settings(
+        self,
+        guild_id: int,
+        *,
+        method: str | None = None,
+        threshold: float | None = None,
+        store_text: bool | None = None,
+        review_threshold: float | None = None,
+    ) -> GuildConfig:
         async with self._write() as db:
-            await db.execute("INSERT OR IGNORE INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?)",
-                             (guild_id, DEFAULT_METHOD, DEFAULT_THRESHOLD))
+            await db.execute(
+                "INSERT OR IGNORE INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?)",
+                (guild_id, DEFAULT_METHOD, DEFAULT_THRESHOLD),
+            )
             await db.execute(
                 "UPDATE guild_settings SET method = COALESCE(?, method), threshold = COALESCE(?, threshold), "
                 "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold) WHERE guild_id = ?",
-                (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id))
+                (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id),
+            )
         return await self.config(guild_id)
 
     # --- conversations -------------------------------------------------------------------
@@ -387,14 +428,19 @@ class TagStore:
             if prompt is None:
                 await db.execute("DELETE FROM system_prompts WHERE guild_id = ?", (guild_id,))
             else:
-                await db.execute("INSERT OR REPLACE INTO system_prompts (guild_id, prompt, set_by, set_at) VALUES (?, ?, ?, ?)",
-                                 (guild_id, prompt, set_by, time.time()))
+                await db.execute(
+                    "INSERT OR REPLACE INTO system_prompts (guild_id, prompt, set_by, set_at) VALUES (?, ?, ?, ?)",
+                    (guild_id, prompt, set_by, time.time()),
+                )
 
     async def save_answer(self, message_id: int, guild_id: int, owner_id: int, request: str, text: str) -> None:
         """Keep an answer's request (JSON) and text, for its buttons."""
         async with self._write() as db:
-            await db.execute("INSERT OR REPLACE INTO answers (message_id, guild_id, owner_id, request, text, created_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (message_id, guild_id, owner_id, request, text, time.time()))
+            await db.execute(
+                "INSERT OR REPLACE INTO answers (message_id, guild_id, owner_id, request, text, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (message_id, guild_id, owner_id, request, text, time.time()),
+            )
 
     async def answer(self, message_id: int) -> tuple[str, str] | None:
         """An answer's request (JSON) and text, or None."""
@@ -404,22 +450,31 @@ class TagStore:
     # --- watched channels ----------------------------------------------------------------
     async def watch(self, guild_id: int, channel_id: int, threshold: float | None, log_channel_id: int | None) -> None:
         async with self._write() as db:
-            await db.execute("INSERT OR REPLACE INTO watched_channels (guild_id, channel_id, threshold, log_channel_id) "
-                             "VALUES (?, ?, ?, ?)", (guild_id, channel_id, threshold, log_channel_id))
+            await db.execute(
+                "INSERT OR REPLACE INTO watched_channels (guild_id, channel_id, threshold, log_channel_id) "
+                "VALUES (?, ?, ?, ?)",
+                (guild_id, channel_id, threshold, log_channel_id),
+            )
 
     async def unwatch(self, guild_id: int, channel_id: int) -> bool:
         async with self._write() as db:
-            cursor = await db.execute("DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id))
+            cursor = await db.execute(
+                "DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+            )
             return cursor.rowcount > 0
 
     async def watches(self, guild_id: int) -> list[Watch]:
-        rows = await self._read("SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? "
-                                "ORDER BY channel_id", (guild_id,))
+        rows = await self._read(
+            "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? ORDER BY channel_id",
+            (guild_id,),
+        )
         return [Watch(*row) for row in rows]
 
     async def watch_of(self, guild_id: int, channel_id: int) -> Watch | None:
-        rows = await self._read("SELECT channel_id, threshold, log_channel_id FROM watched_channels "
-                                "WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id))
+        rows = await self._read(
+            "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? AND channel_id = ?",
+            (guild_id, channel_id),
+        )
         return Watch(*rows[0]) if rows else None
 
     # --- tags ----------------------------------------------------------------------------
@@ -439,47 +494,85 @@ class TagStore:
             "tagged_by = excluded.tagged_by, auto = excluded.auto, created_at = excluded.created_at, text = excluded.text, "
             "vector = excluded.vector, vector_model = excluded.vector_model "
             "WHERE excluded.auto = 0 OR tags.auto = 1",
-            [(t.guild_id, t.channel_id, t.message_id, t.author_id, t.label, t.score, t.method, t.tagged_by, int(t.auto),
-              t.created_at, t.text, *(_embedding_columns(None if t.auto else embedding))) for t in tags])
-        await db.executemany("DELETE FROM rejections WHERE guild_id = ? AND message_id = ? AND label IN ('', ?)",
-                             [(t.guild_id, t.message_id, t.label) for t in tags if not t.auto])
+            [
+                (
+                    t.guild_id,
+                    t.channel_id,
+                    t.message_id,
+                    t.author_id,
+                    t.label,
+                    t.score,
+                    t.method,
+                    t.tagged_by,
+                    int(t.auto),
+                    t.created_at,
+                    t.text,
+                    *(_embedding_columns(None if t.auto else embedding)),
+                )
+                for t in tags
+            ],
+        )
+        await db.executemany(
+            "DELETE FROM rejections WHERE guild_id = ? AND message_id = ? AND label IN ('', ?)",
+            [(t.guild_id, t.message_id, t.label) for t in tags if not t.auto],
+        )
 
     @staticmethod
     async def _insert_rejection(db: aiosqlite.Connection, rejection: Rejection, embedding: Embedding | None) -> None:
         r = rejection
-        await db.execute("INSERT OR REPLACE INTO rejections (guild_id, channel_id, message_id, label, tagged_by, created_at, text, "
-                         "vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (r.guild_id, r.channel_id, r.message_id, r.label, r.tagged_by, r.created_at, r.text,
-                          *_embedding_columns(embedding)))
+        await db.execute(
+            "INSERT OR REPLACE INTO rejections (guild_id, channel_id, message_id, label, tagged_by, created_at, text, "
+            "vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.guild_id,
+                r.channel_id,
+                r.message_id,
+                r.label,
+                r.tagged_by,
+                r.created_at,
+                r.text,
+                *_embedding_columns(embedding),
+            ),
+        )
 
     async def reject(self, rejection: Rejection, embedding: Embedding | None = None) -> None:
         """Keep a moderator's "Not this" / "None of these" as a training example."""
         async with self._write() as db:
             await self._insert_rejection(db, rejection, embedding)
 
-    async def recent(self, guild_id: int, *, channel_id: int | None = None, label: str | None = None, limit: int = 10) -> list[Tag]:
+    async def recent(
+        self, guild_id: int, *, channel_id: int | None = None, label: str | None = None, limit: int = 10
+    ) -> list[Tag]:
         rows = await self._read(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND (? IS NULL OR channel_id = ?) "
             "AND (? IS NULL OR label = ? COLLATE NOCASE) ORDER BY created_at DESC, id DESC LIMIT ?",
-            (guild_id, channel_id, channel_id, label, label, limit))
+            (guild_id, channel_id, channel_id, label, label, limit),
+        )
         return [_tag(row) for row in rows]
 
     async def label_counts(self, guild_id: int, since: float) -> list[tuple[str, int]]:
         """(label, number of tags) since `since`, most used first."""
-        rows = await self._read("SELECT label, COUNT(*) AS n FROM tags WHERE guild_id = ? AND created_at >= ? "
-                                "GROUP BY label ORDER BY n DESC, label", (guild_id, since))
+        rows = await self._read(
+            "SELECT label, COUNT(*) AS n FROM tags WHERE guild_id = ? AND created_at >= ? "
+            "GROUP BY label ORDER BY n DESC, label",
+            (guild_id, since),
+        )
         return [(label, n) for label, n in rows]
 
     async def tags(self, guild_id: int, since: float | None = None) -> list[Tag]:
         """Every tag of the guild (since `since`), oldest first: the CSV export."""
-        rows = await self._read(f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
-                                (guild_id, since or 0.0))
+        rows = await self._read(
+            f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
+            (guild_id, since or 0.0),
+        )
         return [_tag(row) for row in rows]
 
     async def remove_tags(self, guild_id: int, message_id: int) -> list[Tag]:
         """Undo: delete the tags of one message; returns what was deleted."""
         async with self._write() as db:
-            cursor = await db.execute(f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
+            cursor = await db.execute(
+                f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
+            )
             removed = [_tag(row) for row in await cursor.fetchall()]
             for table in ("tags", "rejections", "reviews"):  # every answer about the message, and its pending review
                 await db.execute(f"DELETE FROM {table} WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
@@ -491,7 +584,9 @@ class TagStore:
         rows = await self._read(
             "SELECT message_id, label, 1, text, vector, vector_model, created_at FROM tags WHERE guild_id = ? AND auto = 0 "
             "UNION ALL SELECT message_id, label, 0, text, vector, vector_model, created_at FROM rejections WHERE guild_id = ? "
-            "ORDER BY created_at DESC", (guild_id, guild_id))
+            "ORDER BY created_at DESC",
+            (guild_id, guild_id),
+        )
         kept: dict[tuple[str, bool], int] = {}
         out = []
         for message_id, label, positive, text, vector, model, _ in rows:
@@ -505,28 +600,48 @@ class TagStore:
 
     async def example_counts(self, guild_id: int) -> dict[str, int]:
         """Moderators' tags per label (casefolded): the positive examples each label has."""
-        rows = await self._read("SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
-                                "GROUP BY label COLLATE NOCASE", (guild_id,))
+        rows = await self._read(
+            "SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
+            "GROUP BY label COLLATE NOCASE",
+            (guild_id,),
+        )
         return {label.casefold(): n for label, n in rows}
 
     async def new_examples(self, guild_id: int, since: float) -> int:
         """Moderators' answers given after `since`."""
-        rows = await self._read("SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "
-                                "(SELECT COUNT(*) FROM rejections WHERE guild_id = ? AND created_at > ?)",
-                                (guild_id, since, guild_id, since))
+        rows = await self._read(
+            "SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "
+            "(SELECT COUNT(*) FROM rejections WHERE guild_id = ? AND created_at > ?)",
+            (guild_id, since, guild_id, since),
+        )
         return rows[0][0]
 
     async def save_model(self, guild_id: int, model: LabelModel) -> None:
         head = model.head
         async with self._write() as db:
-            await db.execute("INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, bias, "
-                             "examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (guild_id, head.model, json.dumps(model.label_set), json.dumps(head.classes), head.dim, head.weights,
-                              head.bias, model.examples, model.examples_until, model.trained_at))
+            await db.execute(
+                "INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, bias, "
+                "examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    guild_id,
+                    head.model,
+                    json.dumps(model.label_set),
+                    json.dumps(head.classes),
+                    head.dim,
+                    head.weights,
+                    head.bias,
+                    model.examples,
+                    model.examples_until,
+                    model.trained_at,
+                ),
+            )
 
     async def label_model(self, guild_id: int) -> LabelModel | None:
-        rows = await self._read("SELECT embedding_model, label_set, classes, dim, weights, bias, examples, examples_until, trained_at "
-                                "FROM label_models WHERE guild_id = ?", (guild_id,))
+        rows = await self._read(
+            "SELECT embedding_model, label_set, classes, dim, weights, bias, examples, examples_until, trained_at "
+            "FROM label_models WHERE guild_id = ?",
+            (guild_id,),
+        )
         if not rows:
             return None
         model, label_set, classes, dim, weights, bias, examples, until, trained_at = rows[0]
@@ -537,12 +652,26 @@ class TagStore:
     async def add_review(self, review: Review) -> None:
         r = review
         async with self._write() as db:
-            await db.execute(f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (r.guild_id, r.channel_id, r.message_id, r.author_id, r.label, r.score, r.method, r.created_at, r.text,
-                              *_embedding_columns(r.embedding)))
+            await db.execute(
+                f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.guild_id,
+                    r.channel_id,
+                    r.message_id,
+                    r.author_id,
+                    r.label,
+                    r.score,
+                    r.method,
+                    r.created_at,
+                    r.text,
+                    *_embedding_columns(r.embedding),
+                ),
+            )
 
     async def review(self, guild_id: int, message_id: int) -> Review | None:
-        rows = await self._read(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
+        rows = await self._read(
+            f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
+        )
         return _review(rows[0]) if rows else None
 
     async def answer_review(self, guild_id: int, message_id: int, tagged_by: int, label: str | None) -> Review | None:
@@ -550,20 +679,39 @@ class TagStore:
         with the review's embedding), or with None the reviewed label is rejected ("Not this"). Returns the review,
         or None when it was already answered or undone (nothing is written then)."""
         async with self._write() as db:
-            cursor = await db.execute(f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?",
-                                      (guild_id, message_id))
+            cursor = await db.execute(
+                f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
+            )
             row = await cursor.fetchone()
             if row is None:
                 return None
             r = _review(row)
             now = time.time()
             if label is None:
-                await self._insert_rejection(db, Rejection(guild_id, r.channel_id, message_id, r.label, tagged_by, now, r.text),
-                                             r.embedding)
+                await self._insert_rejection(
+                    db, Rejection(guild_id, r.channel_id, message_id, r.label, tagged_by, now, r.text), r.embedding
+                )
             else:
                 score = r.score if label.casefold() == r.label.casefold() else None
-                await self._insert_tags(db, [Tag(guild_id, r.channel_id, message_id, r.author_id, label, score, r.method, tagged_by,
-                                                 False, now, r.text)], r.embedding)
+                await self._insert_tags(
+                    db,
+                    [
+                        Tag(
+                            guild_id,
+                            r.channel_id,
+                            message_id,
+                            r.author_id,
+                            label,
+                            score,
+                            r.method,
+                            tagged_by,
+                            False,
+                            now,
+                            r.text,
+                        )
+                    ],
+                    r.embedding,
+                )
             await db.execute("DELETE FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
             return r
 
@@ -572,8 +720,17 @@ class TagStore:
         """Delete everything stored for a guild; returns rows deleted per table."""
         deleted = {}
         async with self._write() as db:
-            for table in ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews",
-                          "system_prompts", "answers"):
+            for table in (
+                "tags",
+                "labels",
+                "watched_channels",
+                "guild_settings",
+                "rejections",
+                "label_models",
+                "reviews",
+                "system_prompts",
+                "answers",
+            ):
                 cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
                 deleted[table] = cursor.rowcount
         return deleted

@@ -4,6 +4,7 @@ continues the conversation. The history is read back from Discord itself (the th
 chain of replies), so it survives restarts and needs no storage. Every answer has the Stop,
 Regenerate and Continue buttons of /generate (bot/answers.py).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,25 +64,44 @@ class Chat(commands.Cog):
     def __init__(self, bot: HFBot) -> None:
         self.bot = bot
 
-    config = app_commands.Group(name="config", description="Admins: this server's settings for the bot",
-                                default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+    config = app_commands.Group(
+        name="config",
+        description="Admins: this server's settings for the bot",
+        default_permissions=discord.Permissions(manage_guild=True),
+        guild_only=True,
+    )
 
     @app_commands.command(description="Start a conversation with the model. Go on in its thread, or by replying.")
-    @app_commands.describe(message="What you say to the model", model=f"{MODEL_HELP}; the whole conversation keeps it",
-                           private="Only you see the answer (it can't be continued)")
+    @app_commands.describe(
+        message="What you say to the model",
+        model=f"{MODEL_HELP}; the whole conversation keeps it",
+        private="Only you see the answer (it can't be continued)",
+    )
     @app_commands.autocomplete(model=suggest_models)
     @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)
-    async def chat(self, interaction: discord.Interaction, message: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-                   model: str = "", private: bool = False) -> None:
+    async def chat(
+        self,
+        interaction: discord.Interaction,
+        message: app_commands.Range[str, 1, MAX_TEXT_CHARS],
+        model: str = "",
+        private: bool = False,
+    ) -> None:
         system = await self.system_prompt(interaction.guild_id)
         threads = isinstance(interaction.channel, discord.TextChannel) and not private
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
         # Bad input and a full queue are refused before deferring, so the refusal is private.
         request = build_request("chat", {"message": message, "system": system, "model": model}, self.bot.settings)
         answer = Answer(request, opening=True, how=how)
-        text, result = await write(self.bot, interaction_post(interaction, private), answer, request, "",
-                                   owner=interaction.user.id, guild_id=interaction.guild_id or 0,
-                                   asked_at=interaction.created_at)
+        text, result = await write(
+            self.bot,
+            interaction_post(interaction, private),
+            answer,
+            request,
+            "",
+            owner=interaction.user.id,
+            guild_id=interaction.guild_id or 0,
+            asked_at=interaction.created_at,
+        )
         if threads:
             opening = await interaction.original_response()
             try:
@@ -89,18 +109,26 @@ class Chat(commands.Cog):
             except discord.HTTPException as error:  # no permission to make threads: replies still continue it
                 log.info("No thread for a /chat answer in %s: %s", interaction.channel_id, error)
                 answer = dataclasses.replace(answer, how=IN_CHAIN)
-                await self.bot.store.save_answer(opening.id, interaction.guild_id or 0, interaction.user.id,
-                                                 answer.to_json(), text)
-                await interaction.edit_original_response(embed=to_embed(answer.render(text, result, stopped=result is None)))
+                await self.bot.store.save_answer(
+                    opening.id, interaction.guild_id or 0, interaction.user.id, answer.to_json(), text
+                )
+                await interaction.edit_original_response(
+                    embed=to_embed(answer.render(text, result, stopped=result is None))
+                )
 
     @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
     @app_commands.describe(text="The system prompt; leave it out to go back to the default")
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def system_prompt_command(self, interaction: discord.Interaction,
-                                    text: app_commands.Range[str, 1, MAX_TEXT_CHARS] | None = None) -> None:
+    async def system_prompt_command(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS] | None = None
+    ) -> None:
         await self.bot.store.set_system_prompt(interaction.guild_id, text, interaction.user.id)
-        said = f"New conversations start with this system prompt:\n> {text}" if text else \
-            "The system prompt is back to the default" + (f":\n> {self.bot.settings.system_prompt}" if self.bot.settings.system_prompt else " (none).")
+        said = (
+            f"New conversations start with this system prompt:\n> {text}"
+            if text
+            else "The system prompt is back to the default"
+            + (f":\n> {self.bot.settings.system_prompt}" if self.bot.settings.system_prompt else " (none).")
+        )
         await interaction.response.send_message(said, ephemeral=True)
 
     async def system_prompt(self, guild_id: int | None) -> str | None:
@@ -131,10 +159,26 @@ class Chat(commands.Cog):
 
         try:
             system = await self.system_prompt(message.guild.id if message.guild else None)
-            request = build_request("chat", {"message": text, "history": tuple(history), "system": system,
-                                             "model": await self.conversation_model(opening)}, self.bot.settings)
-            await write(self.bot, post, Answer(request, how=how), request, "", owner=message.author.id,
-                        guild_id=message.guild.id if message.guild else 0, asked_at=message.created_at)
+            request = build_request(
+                "chat",
+                {
+                    "message": text,
+                    "history": tuple(history),
+                    "system": system,
+                    "model": await self.conversation_model(opening),
+                },
+                self.bot.settings,
+            )
+            await write(
+                self.bot,
+                post,
+                Answer(request, how=how),
+                request,
+                "",
+                owner=message.author.id,
+                guild_id=message.guild.id if message.guild else 0,
+                asked_at=message.created_at,
+            )
         except (EngineError, StoreBusy) as error:
             if posted:  # the answer becomes the refusal (an error is never read back as a turn)
                 await self._edit(posted[0], refusal(error))
@@ -158,7 +202,11 @@ class Chat(commands.Cog):
         current = message
         while current.reference and current.reference.message_id and len(chain) < MAX_READ:
             resolved = current.reference.resolved
-            previous = resolved if isinstance(resolved, discord.Message) else await self._fetch(channel, current.reference.message_id)
+            previous = (
+                resolved
+                if isinstance(resolved, discord.Message)
+                else await self._fetch(channel, current.reference.message_id)
+            )
             if previous is None:  # deleted, or a private answer: the conversation starts after it
                 break
             chain.append(previous)
@@ -168,7 +216,11 @@ class Chat(commands.Cog):
             current = previous
         if chain and chat_answer(chain[0], bot_id) is not None:
             first = chat_answer(chain[-1], bot_id)
-            return self.turns(reversed(chain)), IN_CHAIN, chain[-1].id if first and opening_prompt(first) is not None else None
+            return (
+                self.turns(reversed(chain)),
+                IN_CHAIN,
+                chain[-1].id if first and opening_prompt(first) is not None else None,
+            )
         return None
 
     async def conversation_model(self, opening: int | None) -> str:

@@ -1,4 +1,5 @@
 """/compare: one input through two models of the same task, side by side, with how long each ran."""
+
 from __future__ import annotations
 
 import discord
@@ -6,7 +7,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import HFBot, suggest_models, to_embed
-from bot.commands import COMPARED, MAX_TEXT_CHARS, build_comparison, comparison_answers, render_comparison, submit_comparison
+from bot.commands import (
+    COMPARED,
+    MAX_TEXT_CHARS,
+    build_comparison,
+    comparison_answers,
+    render_comparison,
+    submit_comparison,
+)
 
 
 class Compare(commands.Cog):
@@ -25,11 +33,21 @@ class Compare(commands.Cog):
     @app_commands.choices(task=[app_commands.Choice(name=task, value=task) for task in COMPARED])
     @app_commands.autocomplete(model_a=suggest_models, model_b=suggest_models)
     @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)  # two requests each
-    async def compare(self, interaction: discord.Interaction, task: str, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-                      model_a: str = "", model_b: str = "", labels: str | None = None, private: bool = False) -> None:
+    async def compare(
+        self,
+        interaction: discord.Interaction,
+        task: str,
+        text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
+        model_a: str = "",
+        model_b: str = "",
+        labels: str | None = None,
+        private: bool = False,
+    ) -> None:
         # Bad input, a model not in the list and a full queue are refused before deferring: privately.
         requests = build_comparison(self.bot.settings, task, text, model_a, model_b, labels)
-        jobs = submit_comparison(lambda request: self.bot.submit(request, interaction.user.id, interaction.created_at), requests)
+        jobs = submit_comparison(
+            lambda request: self.bot.submit(request, interaction.user.id, interaction.created_at), requests
+        )
         try:
             await interaction.response.defer(thinking=True, ephemeral=private)
             interaction.extras["public"] = not private

@@ -1,4 +1,5 @@
 """/generate: the answer streams in, with Stop, Regenerate and Continue buttons (bot/answers.py)."""
+
 from __future__ import annotations
 
 import discord
@@ -7,8 +8,19 @@ from discord.ext import commands
 
 from bot.answers import Answer, AnswerButton, interaction_post, write
 from bot.client import HFBot, suggest_models
-from bot.commands import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_NEW_TOKENS, MAX_RETURN_SEQUENCES,
-                          MAX_SEED, MAX_TEMPERATURE, MAX_TEXT_CHARS, MODEL_HELP, MODES, build_request)
+from bot.commands import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    MAX_NEW_TOKENS,
+    MAX_RETURN_SEQUENCES,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    MAX_TEXT_CHARS,
+    MODEL_HELP,
+    MODES,
+    build_request,
+)
 
 
 class Generation(commands.Cog):
@@ -22,7 +34,9 @@ class Generation(commands.Cog):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(AnswerButton)
 
-    @app_commands.command(description="Continue a text, or chat with the model. The answer streams in as it is written.")
+    @app_commands.command(
+        description="Continue a text, or chat with the model. The answer streams in as it is written."
+    )
     @app_commands.describe(
         prompt="The text to continue, or your message in chat mode",
         max_new_tokens="How many tokens to write at most",
@@ -51,11 +65,30 @@ class Generation(commands.Cog):
         private: bool = False,
     ) -> None:
         # Bad input and a full queue are refused before deferring, so the refusal is private.
-        request = build_request("generate", dict(prompt=prompt, max_new_tokens=max_new_tokens,
-                                                 num_return_sequences=num_return_sequences, temperature=temperature,
-                                                 top_p=top_p, seed=seed, mode=mode, model=model), self.bot.settings)
-        await write(self.bot, interaction_post(interaction, private), Answer(request), request, "", owner=interaction.user.id,
-                    guild_id=interaction.guild_id or 0, asked_at=interaction.created_at)
+        request = build_request(
+            "generate",
+            dict(
+                prompt=prompt,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=num_return_sequences,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                mode=mode,
+                model=model,
+            ),
+            self.bot.settings,
+        )
+        await write(
+            self.bot,
+            interaction_post(interaction, private),
+            Answer(request),
+            request,
+            "",
+            owner=interaction.user.id,
+            guild_id=interaction.guild_id or 0,
+            asked_at=interaction.created_at,
+        )
 
 
 async def setup(bot: HFBot) -> None:

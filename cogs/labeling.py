@@ -24,11 +24,28 @@ class Labeling(commands.Cog):
     )
     @app_commands.choices(method=[app_commands.Choice(name=method, value=method) for method in METHODS])
     @app_commands.autocomplete(model=suggest_models)
-    async def label(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-                    labels: app_commands.Range[str, 1, 2000], multi_label: bool = False, method: str | None = None,
-                    details: bool = False, model: str = "", private: bool = False) -> None:
-        await self.bot.answer(interaction, "label", private, text=text, labels=labels, multi_label=multi_label, method=method,
-                              details=details, model=model)
+    async def label(
+        self,
+        interaction: discord.Interaction,
+        text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
+        labels: app_commands.Range[str, 1, 2000],
+        multi_label: bool = False,
+        method: str | None = None,
+        details: bool = False,
+        model: str = "",
+        private: bool = False,
+    ) -> None:
+        await self.bot.answer(
+            interaction,
+            "label",
+            private,
+            text=text,
+            labels=labels,
+            multi_label=multi_label,
+            method=method,
+            details=details,
+            model=model,
+        )
 
 
 async def setup(bot: HFBot) -> None:

@@ -27,7 +27,9 @@ class Status(commands.Cog):
     async def sync(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         synced = await self.bot.tree.sync()
-        await interaction.followup.send(f"Synced {len(synced)} commands globally (Discord may take up to an hour to show them).", ephemeral=True)
+        await interaction.followup.send(
+            f"Synced {len(synced)} commands globally (Discord may take up to an hour to show them).", ephemeral=True
+        )
 
 
 async def setup(bot: HFBot) -> None:

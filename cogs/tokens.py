@@ -15,8 +15,13 @@ class Tokens(commands.Cog):
     @app_commands.command(description="See how a model's tokenizer splits a text into tokens and ids.")
     @app_commands.describe(text="Any text", model="Whose tokenizer", private="Only you see the answer")
     @app_commands.choices(model=[app_commands.Choice(name=role.replace("_", "-"), value=role) for role in ROLES])
-    async def tokens(self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-                     model: str = DEFAULT_ROLE, private: bool = False) -> None:
+    async def tokens(
+        self,
+        interaction: discord.Interaction,
+        text: app_commands.Range[str, 1, MAX_TEXT_CHARS],
+        model: str = DEFAULT_ROLE,
+        private: bool = False,
+    ) -> None:
         await self.bot.answer(interaction, "tokens", private, text=text, model=model)
 
 

@@ -1,5 +1,6 @@
 """A small cloze set for /fill: sentences with one mask and the words that count as right
 (measured in the README; the slow test in test_real_models.py runs it through the real worker)."""
+
 from __future__ import annotations
 
 CLOZE: list[tuple[str, set[str]]] = [

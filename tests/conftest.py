@@ -16,6 +16,7 @@ reuses; tests must leave it idle (await or cancel what they submit).
 `tiny_engine_config(tiny_models, ...)` builds a config for tests that need a dedicated engine
 (e.g. killing the worker).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.engine import Engine, EngineConfig, OFFLINE_MODELS
+from bot.engine import OFFLINE_MODELS, Engine, EngineConfig
 from bot.engine.config import OFFLINE_ALTERNATIVES
 
 from .model_factory import build_all
@@ -40,8 +41,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("tiny-models"), size="tiny")
 
 
-def tiny_engine_config(tiny_models: dict[str, Path], *, generation: str = "gpt2", cache_dir: Path | None = None,
-                       **overrides: object) -> EngineConfig:
+def tiny_engine_config(
+    tiny_models: dict[str, Path], *, generation: str = "gpt2", cache_dir: Path | None = None, **overrides: object
+) -> EngineConfig:
     """Every role on a tiny model (generation = the `generation` kind); `overrides` replace EngineConfig fields,
     and `models={...}` entries replace single roles."""
     models = {
@@ -88,7 +90,8 @@ async def tiny_t5_engine(tiny_models):
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def real_engine():
-    config = EngineConfig(models=dict(OFFLINE_MODELS), alternatives=dict(OFFLINE_ALTERNATIVES), offline=True,
-                          cache_dir=REAL_MODEL_CACHE)
+    config = EngineConfig(
+        models=dict(OFFLINE_MODELS), alternatives=dict(OFFLINE_ALTERNATIVES), offline=True, cache_dir=REAL_MODEL_CACHE
+    )
     async with Engine(config) as engine:
         yield engine

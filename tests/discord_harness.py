@@ -61,9 +61,10 @@ import logging
 import mimetypes
 import re
 import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any
 from urllib.parse import unquote
 
 import discord
@@ -150,7 +151,13 @@ def _snowflake_of(value: Any) -> int:
     return int(value.id)
 
 
-_HTTP_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+_HTTP_REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
 
 
 class _FakeResponse:
@@ -190,7 +197,7 @@ def _walk_components(components: Iterable[JSON]) -> Iterator[JSON]:
         yield from _walk_components(comp.get("components") or [])
 
 
-def payload_text(payload: Optional[Mapping[str, Any]]) -> list[str]:
+def payload_text(payload: Mapping[str, Any] | None) -> list[str]:
     """Human-visible text of a message payload: content and embed parts."""
     if not payload:
         return []
@@ -241,18 +248,18 @@ class Record:
     payload: JSON = field(default_factory=dict)
     body: Any = None
     files: list[RecordedFile] = field(default_factory=list)
-    query: Optional[dict[str, Any]] = None
-    reason: Optional[str] = None
-    response_type: Optional[int] = None
-    interaction_id: Optional[int] = None
-    message_id: Optional[int] = None
-    channel_id: Optional[int] = None
+    query: dict[str, Any] | None = None
+    reason: str | None = None
+    response_type: int | None = None
+    interaction_id: int | None = None
+    message_id: int | None = None
+    channel_id: int | None = None
     result: Any = None
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     unhandled: bool = False
 
     @property
-    def content(self) -> Optional[str]:
+    def content(self) -> str | None:
         return self.payload.get("content")
 
     @property
@@ -272,7 +279,7 @@ class Record:
         return bool(self.flags & EPHEMERAL)
 
     @property
-    def allowed_mentions(self) -> Optional[JSON]:
+    def allowed_mentions(self) -> JSON | None:
         return self.payload.get("allowed_mentions")
 
     @property
@@ -289,11 +296,11 @@ class _InteractionState:
     interaction_id: int
     interaction_type: int
     channel_id: int
-    source_message_id: Optional[int] = None  # component interactions: the clicked message
-    command_type: Optional[int] = None
+    source_message_id: int | None = None  # component interactions: the clicked message
+    command_type: int | None = None
     responded: bool = False
-    response_type: Optional[int] = None
-    original_message_id: Optional[int] = None
+    response_type: int | None = None
+    original_message_id: int | None = None
 
 
 class DiscordValidationError(ValueError):
@@ -308,9 +315,8 @@ class HarnessTimeout(TimeoutError):
 # recorder / fake Discord server
 # --------------------------------------------------------------------------------------
 
-_MESSAGE_KINDS = frozenset(
-    {"response", "followup", "edit_original", "send_message", "edit_message"}
-)
+_MESSAGE_KINDS = frozenset({"response", "followup", "edit_original", "send_message", "edit_message"})
+
 
 class Recorder:
     """Captures every outgoing Discord HTTP call and answers like Discord would.
@@ -328,11 +334,11 @@ class Recorder:
         self.members: dict[int, JSON] = {}  # guild member payloads without "user"
         self.roles: dict[int, JSON] = {}
         self.channels: dict[int, JSON] = {}
-        self.synced_commands: dict[Optional[int], list[JSON]] = {}
+        self.synced_commands: dict[int | None, list[JSON]] = {}
         self.bot_user: JSON = {}
         self.application_id: int = 0
-        self.guild_id: Optional[int] = None
-        self.owner_id: Optional[int] = None
+        self.guild_id: int | None = None
+        self.owner_id: int | None = None
         self._interactions: dict[str, _InteractionState] = {}
         self._failures: list[tuple[str, discord.HTTPException]] = []
         #: Called with a thread's payload when the bot starts one (FakeDiscord adds it to the guild, as THREAD_CREATE does).
@@ -353,7 +359,7 @@ class Recorder:
         """Records whose ``kind`` is one of ``kinds`` (all records if none given)."""
         return [r for r in self.records if not kinds or r.kind in kinds]
 
-    def last(self, *kinds: str) -> Optional[Record]:
+    def last(self, *kinds: str) -> Record | None:
         """Most recent record (optionally restricted to ``kinds``)."""
         found = self.of_kind(*kinds)
         return found[-1] if found else None
@@ -376,7 +382,7 @@ class Recorder:
         """All uploaded files, in order."""
         return [f for r in self.of_kind(*kinds) for f in r.files]
 
-    def message(self, message_id: int) -> Optional[JSON]:
+    def message(self, message_id: int) -> JSON | None:
         """Current server-side JSON of a message (edits applied), or None."""
         return self.messages.get(int(message_id))
 
@@ -449,7 +455,7 @@ class Recorder:
         files: Sequence[RecordedFile] = (),
         *,
         channel_id: int,
-        author: Optional[JSON] = None,
+        author: JSON | None = None,
         msg_type: int = 0,
         extra_flags: int = 0,
         webhook: bool = False,
@@ -510,7 +516,7 @@ class Recorder:
         msg["edited_timestamp"] = _iso_now()
         return msg
 
-    def find_component(self, custom_id: str, message_id: Optional[int] = None) -> tuple[Optional[int], Optional[JSON]]:
+    def find_component(self, custom_id: str, message_id: int | None = None) -> tuple[int | None, JSON | None]:
         """Locate a component by ``custom_id`` (newest message first)."""
         ids = [int(message_id)] if message_id is not None else sorted(self.messages, reverse=True)
         for mid in ids:
@@ -531,7 +537,9 @@ class Recorder:
         return {k: unquote(v) for k, v in (m.groupdict() if m else {}).items()}
 
     @staticmethod
-    def _decode(payload: Any, multipart: Optional[Sequence[JSON]], files: Optional[Sequence[discord.File]]) -> tuple[Any, list[RecordedFile]]:
+    def _decode(
+        payload: Any, multipart: Sequence[JSON] | None, files: Sequence[discord.File] | None
+    ) -> tuple[Any, list[RecordedFile]]:
         body = payload
         for part in multipart or []:
             if part.get("name") == "payload_json":
@@ -567,11 +575,11 @@ class Recorder:
         self,
         route: Route,
         *,
-        payload: Optional[JSON] = None,
-        multipart: Optional[list[JSON]] = None,
-        files: Optional[Sequence[discord.File]] = None,
-        reason: Optional[str] = None,
-        params: Optional[dict[str, Any]] = None,
+        payload: JSON | None = None,
+        multipart: list[JSON] | None = None,
+        files: Sequence[discord.File] | None = None,
+        reason: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Any:
         """Entry point for every request of discord.py's webhook adapter."""
         body, recorded = self._decode(payload, multipart, files)
@@ -611,7 +619,7 @@ class Recorder:
             rec.unhandled = True
         return await self._finish(rec, body, produce)
 
-    def _interaction_callback(self, rec: Record, state: Optional[_InteractionState], files: list[RecordedFile]) -> JSON:
+    def _interaction_callback(self, rec: Record, state: _InteractionState | None, files: list[RecordedFile]) -> JSON:
         if state is None:
             raise make_http_error(404, 10062, "Unknown interaction")
         if state.responded:
@@ -620,7 +628,7 @@ class Recorder:
         data = rec.payload
         state.responded = True
         state.response_type = rtype
-        message: Optional[JSON] = None
+        message: JSON | None = None
         if rtype in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             msg_type = {1: 20, 3: 23}.get(state.command_type or 0, 0) if state.interaction_type == 2 else 0
             message = self.new_message(
@@ -649,7 +657,7 @@ class Recorder:
             result["resource"] = {"type": rtype, "message": message}
         return result
 
-    def _original(self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile]) -> Any:
+    def _original(self, rec: Record, state: _InteractionState | None, body: JSON, files: list[RecordedFile]) -> Any:
         if state is None or not state.responded:
             raise _unknown_webhook()
         mid = state.original_message_id
@@ -663,7 +671,9 @@ class Recorder:
             return None
         return self.apply_edit(mid, body, files)
 
-    def _followup(self, rec: Record, state: Optional[_InteractionState], body: JSON, files: list[RecordedFile], query: JSON) -> Any:
+    def _followup(
+        self, rec: Record, state: _InteractionState | None, body: JSON, files: list[RecordedFile], query: JSON
+    ) -> Any:
         if state is None or not state.responded:
             raise _unknown_webhook()
         msg = self.new_message(body, files, channel_id=state.channel_id, webhook=True)
@@ -676,8 +686,8 @@ class Recorder:
         self,
         route: Route,
         *,
-        files: Optional[Sequence[discord.File]] = None,
-        form: Optional[Iterable[JSON]] = None,
+        files: Sequence[discord.File] | None = None,
+        form: Iterable[JSON] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Replacement for ``HTTPClient.request``."""
@@ -732,16 +742,24 @@ class Recorder:
         query = rec.query or {}
         limit = int(query.get("limit", 50))
         before = int(query.get("before") or 2**64)
-        msgs = [blank_content(m) if mid in self.unreadable else m for mid, m in sorted(self.messages.items(), reverse=True)
-                if int(m["channel_id"]) == rec.channel_id and mid < before]
+        msgs = [
+            blank_content(m) if mid in self.unreadable else m
+            for mid, m in sorted(self.messages.items(), reverse=True)
+            if int(m["channel_id"]) == rec.channel_id and mid < before
+        ]
         return msgs[:limit]
 
     def _h_start_thread(self, rec: Record, body: JSON, files: list[RecordedFile]) -> JSON:
         """A public thread on a message: the thread's id is the message's."""
         if (rec.message_id or 0) not in self.messages:
             raise _unknown_message()
-        payload = thread_payload(rec.message_id or 0, body.get("name", "thread"), guild_id=self.guild_id or 0,
-                                 parent_id=rec.channel_id or 0, owner_id=self.application_id)
+        payload = thread_payload(
+            rec.message_id or 0,
+            body.get("name", "thread"),
+            guild_id=self.guild_id or 0,
+            parent_id=rec.channel_id or 0,
+            owner_id=self.application_id,
+        )
         self.channels[rec.message_id or 0] = payload
         self.on_thread_created(payload)
         return payload
@@ -756,7 +774,15 @@ class Recorder:
             if reaction["emoji"].get("name") == name and reaction.get("me"):
                 return None
         msg["reactions"].append(
-            {"emoji": {"id": eid or None, "name": name}, "count": 1, "me": True, "count_details": {"burst": 0, "normal": 1}, "burst_colors": [], "me_burst": False, "burst_count": 0}
+            {
+                "emoji": {"id": eid or None, "name": name},
+                "count": 1,
+                "me": True,
+                "count_details": {"burst": 0, "normal": 1},
+                "burst_colors": [],
+                "me_burst": False,
+                "burst_count": 0,
+            }
         )
         return None
 
@@ -771,7 +797,9 @@ class Recorder:
             data.setdefault("type", 1)
             data.setdefault("description", "")
             data.setdefault("options", [])
-            data.update(id=str(next_snowflake()), application_id=str(self.application_id), version=str(next_snowflake()))
+            data.update(
+                id=str(next_snowflake()), application_id=str(self.application_id), version=str(next_snowflake())
+            )
             if guild_id is not None:
                 data["guild_id"] = str(guild_id)
             out.append(data)
@@ -817,9 +845,18 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/channels/{channel_id}/messages/{message_id}"): ("fetch_message", Recorder._h_fetch_message),
     ("GET", "/channels/{channel_id}/messages"): ("history", Recorder._h_history),
     ("POST", "/channels/{channel_id}/messages/{message_id}/threads"): ("start_thread", Recorder._h_start_thread),
-    ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("add_reaction", Recorder._h_add_reaction),
-    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): ("remove_reaction", Recorder._h_noop),
-    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): ("remove_reaction", Recorder._h_noop),
+    ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): (
+        "add_reaction",
+        Recorder._h_add_reaction,
+    ),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me"): (
+        "remove_reaction",
+        Recorder._h_noop,
+    ),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{member_id}"): (
+        "remove_reaction",
+        Recorder._h_noop,
+    ),
     ("PUT", "/applications/{application_id}/commands"): ("sync_commands", Recorder._h_sync),
     ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): ("sync_commands", Recorder._h_sync),
     ("GET", "/guilds/{guild_id}/members/{user_id}"): ("fetch_member", Recorder._h_fetch_member),
@@ -841,14 +878,14 @@ class _RecordingWebhookAdapter(AsyncWebhookAdapter):
         route: Route,
         session: Any = None,
         *,
-        payload: Optional[JSON] = None,
-        multipart: Optional[list[JSON]] = None,
-        proxy: Optional[str] = None,
+        payload: JSON | None = None,
+        multipart: list[JSON] | None = None,
+        proxy: str | None = None,
         proxy_auth: Any = None,
-        files: Optional[Sequence[discord.File]] = None,
-        reason: Optional[str] = None,
-        auth_token: Optional[str] = None,
-        params: Optional[JSON] = None,
+        files: Sequence[discord.File] | None = None,
+        reason: str | None = None,
+        auth_token: str | None = None,
+        params: JSON | None = None,
     ) -> Any:
         return await self.recorder.handle_webhook(
             route, payload=payload, multipart=multipart, files=files, reason=reason, params=params
@@ -883,7 +920,7 @@ class _ErrorLogCapture(logging.Handler):
 # the harness
 # --------------------------------------------------------------------------------------
 
-OptionsArg = Optional[Mapping[str, Any]]
+OptionsArg = Mapping[str, Any] | None
 
 
 def blank_content(message: JSON) -> JSON:
@@ -904,7 +941,12 @@ def thread_payload(thread_id: int, name: str, *, guild_id: int, parent_id: int, 
         "message_count": 0,
         "member_count": 1,
         "flags": 0,
-        "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _iso_now(), "locked": False},
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": _iso_now(),
+            "locked": False,
+        },
     }
 
 
@@ -926,7 +968,7 @@ class FakeDiscord:
         self._interactions: dict[int, discord.Interaction] = {}
         self._messages_seen: dict[int, discord.Message] = {}
         self._created_tasks: list[asyncio.Task[Any]] = []
-        self._command_ids: dict[tuple[str, int, Optional[int]], int] = {}
+        self._command_ids: dict[tuple[str, int, int | None], int] = {}
         self._restore: list[Callable[[], None]] = []
         self._ctx_token: Any = None
         self._closed = False
@@ -942,11 +984,11 @@ class FakeDiscord:
         cls,
         client: discord.Client,
         *,
-        guild_id: Optional[int] = None,
-        channel_id: Optional[int] = None,
-        user_id: Optional[int] = None,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        user_id: int | None = None,
         timeout: float = 10.0,
-    ) -> "FakeDiscord":
+    ) -> FakeDiscord:
         """Install the recorder on ``client``, populate a fake guild and await ``setup_hook``.
 
         Creates: the bot user (id == application id), a guild with @everyone, an owner
@@ -962,7 +1004,7 @@ class FakeDiscord:
         await self.settle()
         return self
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -992,7 +1034,7 @@ class FakeDiscord:
         assert isinstance(channel, discord.TextChannel)
         return channel
 
-    async def _install(self, guild_id: Optional[int], channel_id: Optional[int], user_id: Optional[int]) -> None:
+    async def _install(self, guild_id: int | None, channel_id: int | None, user_id: int | None) -> None:
         client, state, rec = self.client, self.client._connection, self.recorder
         if client.loop is discord.client._loop:  # type: ignore[attr-defined]  # not logged in yet
             await client._async_setup_hook()
@@ -1162,7 +1204,14 @@ class FakeDiscord:
     # ------------------------------------------------------------------ fake guild data
     @staticmethod
     def _user_payload(user_id: int, name: str, *, bot: bool = False) -> JSON:
-        return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": name, "avatar": None, "bot": bot}
+        return {
+            "id": str(user_id),
+            "username": name,
+            "discriminator": "0",
+            "global_name": name,
+            "avatar": None,
+            "bot": bot,
+        }
 
     def _text_channel_payload(self, channel_id: int, name: str, position: int) -> JSON:
         return {
@@ -1180,7 +1229,7 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def _register_member(self, user_id: int, user: JSON, roles: Sequence[int] = (), nick: Optional[str] = None) -> JSON:
+    def _register_member(self, user_id: int, user: JSON, roles: Sequence[int] = (), nick: str | None = None) -> JSON:
         self.recorder.users[user_id] = user
         member = {
             "roles": [str(r) for r in roles],
@@ -1199,12 +1248,12 @@ class FakeDiscord:
 
     def add_member(
         self,
-        user_id: Optional[int] = None,
-        name: Optional[str] = None,
+        user_id: int | None = None,
+        name: str | None = None,
         *,
-        roles: Sequence[Union[int, discord.abc.Snowflake]] = (),
+        roles: Sequence[int | discord.abc.Snowflake] = (),
         bot: bool = False,
-        nick: Optional[str] = None,
+        nick: str | None = None,
     ) -> int:
         """Add a guild member (cached only if the client's member cache flags allow it)."""
         uid = user_id or next_snowflake()
@@ -1212,11 +1261,18 @@ class FakeDiscord:
         member = self._register_member(uid, self._user_payload(uid, name or f"user{uid}", bot=bot), role_ids, nick)
         guild = self.client.get_guild(self.guild_id)
         if guild is not None and (self.state.member_cache_flags.joined or uid == self.bot_id):
-            guild._add_member(discord.Member(data=dict(member, user=self.recorder.users[uid]), guild=guild, state=self.state))  # type: ignore[arg-type]
+            guild._add_member(
+                discord.Member(data=dict(member, user=self.recorder.users[uid]), guild=guild, state=self.state)
+            )  # type: ignore[arg-type]
         return uid
 
     def add_role(
-        self, name: str, *, permissions: Union[int, discord.Permissions] = 0, role_id: Optional[int] = None, position: int = 1
+        self,
+        name: str,
+        *,
+        permissions: int | discord.Permissions = 0,
+        role_id: int | None = None,
+        position: int = 1,
     ) -> int:
         """Create a guild role; returns its id."""
         rid = role_id or next_snowflake()
@@ -1236,7 +1292,7 @@ class FakeDiscord:
         self.guild._add_role(discord.Role(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
         return rid
 
-    def add_channel(self, name: str, *, channel_id: Optional[int] = None) -> int:
+    def add_channel(self, name: str, *, channel_id: int | None = None) -> int:
         """Create another text channel in the fake guild; returns its id."""
         cid = channel_id or next_snowflake()
         payload = self._text_channel_payload(cid, name, len(self.recorder.channels))
@@ -1244,10 +1300,12 @@ class FakeDiscord:
         self.guild._add_channel(discord.TextChannel(state=self.state, guild=self.guild, data=payload))  # type: ignore[arg-type]
         return cid
 
-    def add_thread(self, name: str, *, parent_id: Optional[int] = None, thread_id: Optional[int] = None) -> int:
+    def add_thread(self, name: str, *, parent_id: int | None = None, thread_id: int | None = None) -> int:
         """Create a public thread under a text channel (default: ``#general``); returns its id."""
         tid = thread_id or next_snowflake()
-        payload = thread_payload(tid, name, guild_id=self.guild_id, parent_id=parent_id or self.channel_id, owner_id=self.owner_id)
+        payload = thread_payload(
+            tid, name, guild_id=self.guild_id, parent_id=parent_id or self.channel_id, owner_id=self.owner_id
+        )
         self.recorder.channels[tid] = payload
         self._add_thread(payload)
         return tid
@@ -1270,7 +1328,7 @@ class FakeDiscord:
     def _is_work(task: asyncio.Task[Any]) -> bool:
         return task.get_name().startswith(_WORK_TASK_PREFIXES)
 
-    async def settle(self, timeout: Optional[float] = None) -> None:
+    async def settle(self, timeout: float | None = None) -> None:
         """Wait until every work task created since the last settle has finished.
 
         Work tasks are the tree invoker, view/dynamic-item dispatches and
@@ -1352,7 +1410,9 @@ class FakeDiscord:
         finally:
             async_context.reset(token)
 
-    async def dispatch_interaction(self, payload: JSON, *, wait: bool = True, timeout: Optional[float] = None) -> discord.Interaction:
+    async def dispatch_interaction(
+        self, payload: JSON, *, wait: bool = True, timeout: float | None = None
+    ) -> discord.Interaction:
         """Feed a raw INTERACTION_CREATE payload through ``parse_interaction_create``."""
         self._ensure_error_hook()
         self.recorder.register_interaction(payload)
@@ -1365,12 +1425,12 @@ class FakeDiscord:
     def _interaction_payload(
         self,
         itype: int,
-        data: Optional[JSON],
+        data: JSON | None,
         *,
-        user_id: Optional[int],
-        permissions: Union[int, discord.Permissions, None],
-        channel_id: Optional[int],
-        message: Optional[JSON] = None,
+        user_id: int | None,
+        permissions: int | discord.Permissions | None,
+        channel_id: int | None,
+        message: JSON | None = None,
     ) -> JSON:
         """A guild interaction from ``user_id`` (default: ``tester``) in ``channel_id`` (default: ``#general``)."""
         uid = user_id or self.user_id
@@ -1411,13 +1471,13 @@ class FakeDiscord:
         return payload
 
     # ------------------------------------------------------------------ app commands
-    def _command_id(self, name: str, ctype: int, guild_id: Optional[int]) -> int:
+    def _command_id(self, name: str, ctype: int, guild_id: int | None) -> int:
         for cmd in self.recorder.synced_commands.get(guild_id, []):
             if cmd.get("name") == name and int(cmd.get("type", 1)) == ctype:
                 return int(cmd["id"])
         return self._command_ids.setdefault((name, ctype, guild_id), next_snowflake())
 
-    def _lookup(self, name: str, ctype: discord.AppCommandType) -> tuple[Any, Optional[int]]:
+    def _lookup(self, name: str, ctype: discord.AppCommandType) -> tuple[Any, int | None]:
         tree = self.tree
         cmd = tree.get_command(name, guild=discord.Object(self.guild_id), type=ctype)
         if cmd is not None:
@@ -1433,7 +1493,9 @@ class FakeDiscord:
                 f"{permissions.value} cannot invoke it (pass validate=False to bypass)"
             )
 
-    def _resolve_channel(self, value: Any, resolved: JSON, *, validate: bool, channel_types: Sequence[discord.ChannelType]) -> str:
+    def _resolve_channel(
+        self, value: Any, resolved: JSON, *, validate: bool, channel_types: Sequence[discord.ChannelType]
+    ) -> str:
         """A CHANNEL option's value, with the ``resolved`` data Discord sends along."""
         cid = _snowflake_of(value)
         ch = self.recorder.channels.get(cid)
@@ -1452,7 +1514,13 @@ class FakeDiscord:
         return str(cid)
 
     def _build_options(
-        self, command: app_commands.Command[Any, ..., Any], values: OptionsArg, resolved: JSON, *, validate: bool, focused: Optional[str] = None
+        self,
+        command: app_commands.Command[Any, ..., Any],
+        values: OptionsArg,
+        resolved: JSON,
+        *,
+        validate: bool,
+        focused: str | None = None,
     ) -> list[JSON]:
         items = list((values or {}).items())
         params = {p.display_name: p for p in command.parameters}
@@ -1463,14 +1531,19 @@ class FakeDiscord:
             param = params.get(key) or by_py_name.get(key)
             if param is None:
                 if validate:
-                    raise DiscordValidationError(f"/{command.qualified_name} has no option {key!r}; options: {sorted(params)}")
+                    raise DiscordValidationError(
+                        f"/{command.qualified_name} has no option {key!r}; options: {sorted(params)}"
+                    )
                 out.append({"name": key, "type": 3, "value": raw})
                 continue
             given.add(param.display_name)
             ptype = param.type.value
             value = raw.value if isinstance(raw, (app_commands.Choice, enum.Enum)) else raw
             option: JSON = {"name": param.display_name, "type": ptype}
-            if focused is not None and param.display_name in (focused, getattr(by_py_name.get(focused), "display_name", None)):
+            if focused is not None and param.display_name in (
+                focused,
+                getattr(by_py_name.get(focused), "display_name", None),
+            ):
                 option["value"] = str(value)
                 option["focused"] = True
                 out.append(option)
@@ -1502,7 +1575,9 @@ class FakeDiscord:
             else:
                 raise ValueError(f"the harness has no option type {ptype} (the bot's commands use none)")
             if validate and param.choices and not param.autocomplete and value not in [c.value for c in param.choices]:
-                raise DiscordValidationError(f"{key}: {value!r} is not one of the choices {[c.value for c in param.choices]}")
+                raise DiscordValidationError(
+                    f"{key}: {value!r} is not one of the choices {[c.value for c in param.choices]}"
+                )
             option["value"] = value
             out.append(option)
         if validate and focused is None:
@@ -1511,7 +1586,15 @@ class FakeDiscord:
                 raise DiscordValidationError(f"/{command.qualified_name}: missing required options {missing}")
         return out
 
-    def _slash_data(self, name: str, options: OptionsArg, *, validate: bool, permissions: discord.Permissions, focused: Optional[str] = None) -> JSON:
+    def _slash_data(
+        self,
+        name: str,
+        options: OptionsArg,
+        *,
+        validate: bool,
+        permissions: discord.Permissions,
+        focused: str | None = None,
+    ) -> JSON:
         path = name.strip().lstrip("/").split()
         root, guild_id = self._lookup(path[0], discord.AppCommandType.chat_input)
         if root is None:
@@ -1528,19 +1611,28 @@ class FakeDiscord:
             chain.append(nxt)
         leaf = chain[-1]
         if isinstance(leaf, app_commands.Group):
-            raise DiscordValidationError(f"{name!r} is a group; name a subcommand, e.g. '{name} {leaf.commands[0].name}'")
+            raise DiscordValidationError(
+                f"{name!r} is a group; name a subcommand, e.g. '{name} {leaf.commands[0].name}'"
+            )
         resolved: JSON = {}
         opts = self._build_options(leaf, options, resolved, validate=validate, focused=focused)
         for node in reversed(chain[1:]):
             opts = [{"name": node.name, "type": 2 if isinstance(node, app_commands.Group) else 1, "options": opts}]
-        data: JSON = {"id": str(self._command_id(root.name, 1, guild_id)), "name": root.name, "type": 1, "options": opts}
+        data: JSON = {
+            "id": str(self._command_id(root.name, 1, guild_id)),
+            "name": root.name,
+            "type": 1,
+            "options": opts,
+        }
         if resolved:
             data["resolved"] = resolved
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
         return data
 
-    def _effective_permissions(self, user_id: Optional[int], permissions: Union[int, discord.Permissions, None]) -> discord.Permissions:
+    def _effective_permissions(
+        self, user_id: int | None, permissions: int | discord.Permissions | None
+    ) -> discord.Permissions:
         if permissions is None:
             return self.member_permissions(user_id or self.user_id)
         return permissions if isinstance(permissions, discord.Permissions) else discord.Permissions(int(permissions))
@@ -1550,12 +1642,12 @@ class FakeDiscord:
         name: str,
         options: OptionsArg = None,
         *,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
-        channel_id: Optional[int] = None,
+        user_id: int | None = None,
+        permissions: int | discord.Permissions | None = None,
+        channel_id: int | None = None,
         validate: bool = True,
         wait: bool = True,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> discord.Interaction:
         """Invoke a slash command (``"cmd"``, ``"group sub"``, ``"group subgroup sub"``).
 
@@ -1579,9 +1671,9 @@ class FakeDiscord:
         options: OptionsArg,
         focused: str,
         *,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
-        timeout: Optional[float] = None,
+        user_id: int | None = None,
+        permissions: int | discord.Permissions | None = None,
+        timeout: float | None = None,
     ) -> list[JSON]:
         """Send an APPLICATION_COMMAND_AUTOCOMPLETE interaction; returns the choices sent back."""
         perms = self._effective_permissions(user_id, permissions)
@@ -1598,11 +1690,11 @@ class FakeDiscord:
         name: str,
         message: discord.Message,
         *,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
+        user_id: int | None = None,
+        permissions: int | discord.Permissions | None = None,
         validate: bool = True,
         wait: bool = True,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> discord.Interaction:
         """Invoke a message context menu on ``message`` (a Message from :meth:`make_message`)."""
         stored = self.recorder.messages.get(message.id)
@@ -1613,26 +1705,34 @@ class FakeDiscord:
             if cmd is None:
                 raise DiscordValidationError(f"no message context menu named {name!r}")
             self._check_invocable(cmd, permissions=self._effective_permissions(user_id, permissions))
-        data: JSON = {"id": str(self._command_id(name, discord.AppCommandType.message.value, guild_id)), "name": name,
-                      "type": discord.AppCommandType.message.value, "target_id": str(message.id),
-                      "resolved": {"messages": {str(message.id): {k: v for k, v in stored.items() if k not in ("member", "guild_id")}}}}
+        data: JSON = {
+            "id": str(self._command_id(name, discord.AppCommandType.message.value, guild_id)),
+            "name": name,
+            "type": discord.AppCommandType.message.value,
+            "target_id": str(message.id),
+            "resolved": {
+                "messages": {str(message.id): {k: v for k, v in stored.items() if k not in ("member", "guild_id")}}
+            },
+        }
         if guild_id is not None:
             data["guild_id"] = str(guild_id)
-        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, channel_id=int(stored["channel_id"]))
+        payload = self._interaction_payload(
+            2, data, user_id=user_id, permissions=permissions, channel_id=int(stored["channel_id"])
+        )
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
     # ------------------------------------------------------------------ components
     async def invoke_component(
         self,
         custom_id: str,
-        values: Optional[Sequence[Any]] = None,
+        values: Sequence[Any] | None = None,
         *,
-        message_id: Optional[int] = None,
-        user_id: Optional[int] = None,
-        permissions: Union[int, discord.Permissions, None] = None,
+        message_id: int | None = None,
+        user_id: int | None = None,
+        permissions: int | discord.Permissions | None = None,
         validate: bool = True,
         wait: bool = True,
-        timeout: Optional[float] = None,
+        timeout: float | None = None,
     ) -> discord.Interaction:
         """Click a button / choose string select ``values`` on a message the bot sent.
 
@@ -1663,8 +1763,9 @@ class FakeDiscord:
         elif values:
             raise ValueError("values are only valid for select menus")
         message = copy.deepcopy(self.recorder.messages[mid])
-        payload = self._interaction_payload(3, data, user_id=user_id, permissions=permissions,
-                                            channel_id=int(message["channel_id"]), message=message)
+        payload = self._interaction_payload(
+            3, data, user_id=user_id, permissions=permissions, channel_id=int(message["channel_id"]), message=message
+        )
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
     # ------------------------------------------------------------------ messages
@@ -1672,12 +1773,12 @@ class FakeDiscord:
         self,
         content: str = "",
         *,
-        author_id: Optional[int] = None,
+        author_id: int | None = None,
         bot: bool = False,
-        webhook_id: Optional[int] = None,
-        channel_id: Optional[int] = None,
+        webhook_id: int | None = None,
+        channel_id: int | None = None,
         attachments: Sequence[tuple[str, bytes]] = (),
-        reference: Optional[Union[discord.Message, int]] = None,
+        reference: discord.Message | int | None = None,
     ) -> JSON:
         """Build (and store) a gateway MESSAGE_CREATE payload of a guild message from a member/bot/webhook.
 
@@ -1686,7 +1787,13 @@ class FakeDiscord:
         real content, which is what message context menus receive."""
         rec = self.recorder
         if webhook_id is not None:
-            author = {"id": str(webhook_id), "username": "Webhook", "discriminator": "0000", "avatar": None, "bot": True}
+            author = {
+                "id": str(webhook_id),
+                "username": "Webhook",
+                "discriminator": "0000",
+                "avatar": None,
+                "bot": True,
+            }
             uid = webhook_id
         else:
             uid = author_id or self.owner_id
@@ -1708,7 +1815,9 @@ class FakeDiscord:
             "embeds": [],
             "components": [],
             "attachments": [rec._attachment(cid, n, d) for n, d in attachments],
-            "mentions": [dict(m, member=rec.members[int(m["id"])]) if int(m["id"]) in rec.members else m for m in mentions],
+            "mentions": [
+                dict(m, member=rec.members[int(m["id"])]) if int(m["id"]) in rec.members else m for m in mentions
+            ],
             "mention_roles": mention_roles,
             "mention_everyone": everyone,
             "pinned": False,
@@ -1725,13 +1834,22 @@ class FakeDiscord:
         if reference is not None:
             ref_id = _snowflake_of(reference)
             msg["type"] = 19
-            msg["message_reference"] = {"message_id": str(ref_id), "channel_id": str(cid), "guild_id": str(self.guild_id), "type": 0}
+            msg["message_reference"] = {
+                "message_id": str(ref_id),
+                "channel_id": str(cid),
+                "guild_id": str(self.guild_id),
+                "type": 0,
+            }
             if ref_id in rec.messages:
                 msg["referenced_message"] = {k: v for k, v in rec.messages[ref_id].items() if k != "referenced_message"}
         rec.messages[mid] = msg  # the "server" keeps the full message (context menus see it)
         # Without the privileged message_content intent Discord blanks these fields for
         # guild messages that don't mention the bot and aren't the bot's own.
-        if not self.client.intents.message_content and uid != self.bot_id and str(self.bot_id) not in {m["id"] for m in mentions}:
+        if (
+            not self.client.intents.message_content
+            and uid != self.bot_id
+            and str(self.bot_id) not in {m["id"] for m in mentions}
+        ):
             rec.unreadable.add(mid)
             return blank_content(msg)
         return msg
@@ -1749,7 +1867,9 @@ class FakeDiscord:
             self.state._messages.append(message)
         return message
 
-    async def dispatch_message(self, content: str = "", *, wait: bool = True, timeout: Optional[float] = None, **kwargs: Any) -> discord.Message:
+    async def dispatch_message(
+        self, content: str = "", *, wait: bool = True, timeout: float | None = None, **kwargs: Any
+    ) -> discord.Message:
         """Send a MESSAGE_CREATE through ``parse_message_create`` (runs on_message, prefix
         commands, listeners) and wait for the handlers; returns the created Message.
         Keyword arguments as :meth:`message_payload`."""

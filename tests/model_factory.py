@@ -17,6 +17,7 @@ tokenizer.json when loading. So each tokenizer here is trained with exactly the
 pipeline that class rebuilds, then re-created through that class, so what we save
 is what a later `from_pretrained` reconstructs.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,39 +59,196 @@ def corpus() -> list[str]:
     """
     rng = random.Random(1234)
     fill: dict[str, list[str]] = {
-        "team": ["the Lakers", "Real Madrid", "the Yankees", "Manchester United", "the Patriots",
-                 "Barcelona", "the Warriors", "the national team", "our local club", "the Red Sox"],
-        "sport": ["football", "basketball", "tennis", "baseball", "soccer", "hockey", "golf",
-                  "cricket", "rugby", "swimming"],
-        "player": ["the striker", "the goalkeeper", "the captain", "the rookie", "the coach",
-                   "the veteran forward", "the young pitcher"],
-        "pol": ["the president", "the senator", "the prime minister", "parliament", "the governor",
-                "the city council", "the opposition party", "Congress", "the minister"],
-        "policy": ["a new tax bill", "healthcare reform", "the climate agreement", "the budget",
-                   "immigration policy", "election rules", "the trade deal", "education funding"],
-        "tech": ["the new phone", "the laptop", "this app", "the software update", "the AI model",
-                 "the graphics card", "the smartwatch", "the operating system", "the browser",
-                 "the cloud service", "the chatbot", "the camera"],
-        "company": ["Apple", "Google", "Microsoft", "Amazon", "a small startup", "Samsung",
-                    "OpenAI", "Intel", "Nvidia", "Discord"],
-        "food": ["pizza", "sushi", "pasta", "the burger", "tacos", "the soup", "chocolate cake",
-                 "fried rice", "the salad", "ramen", "pancakes", "curry", "the steak", "ice cream"],
-        "place": ["the restaurant", "the cafe", "this bakery", "the diner", "the food truck",
-                  "the hotel", "the bar downtown"],
-        "weather": ["sunny", "rainy", "cloudy", "windy", "snowy", "foggy", "stormy", "hot",
-                    "cold", "humid", "freezing", "mild"],
-        "city": ["London", "Paris", "Tokyo", "New York", "Berlin", "Sydney", "Toronto", "Madrid",
-                 "Rome", "Chicago", "Seattle", "Mumbai"],
-        "day": ["today", "tomorrow", "on Monday", "this weekend", "next week", "tonight",
-                "on Friday", "this morning"],
-        "pos": ["amazing", "excellent", "wonderful", "fantastic", "great", "delightful",
-                "brilliant", "superb", "lovely", "outstanding", "perfect", "impressive"],
-        "neg": ["terrible", "awful", "horrible", "disappointing", "boring", "bad", "poor",
-                "dreadful", "mediocre", "useless", "broken", "annoying"],
-        "thing": ["movie", "book", "album", "show", "game", "product", "service", "meal",
-                  "concert", "hotel", "phone", "headphones"],
-        "topic": ["sports", "politics", "technology", "food", "weather", "business",
-                  "health", "science", "music", "travel", "entertainment", "finance"],
+        "team": [
+            "the Lakers",
+            "Real Madrid",
+            "the Yankees",
+            "Manchester United",
+            "the Patriots",
+            "Barcelona",
+            "the Warriors",
+            "the national team",
+            "our local club",
+            "the Red Sox",
+        ],
+        "sport": [
+            "football",
+            "basketball",
+            "tennis",
+            "baseball",
+            "soccer",
+            "hockey",
+            "golf",
+            "cricket",
+            "rugby",
+            "swimming",
+        ],
+        "player": [
+            "the striker",
+            "the goalkeeper",
+            "the captain",
+            "the rookie",
+            "the coach",
+            "the veteran forward",
+            "the young pitcher",
+        ],
+        "pol": [
+            "the president",
+            "the senator",
+            "the prime minister",
+            "parliament",
+            "the governor",
+            "the city council",
+            "the opposition party",
+            "Congress",
+            "the minister",
+        ],
+        "policy": [
+            "a new tax bill",
+            "healthcare reform",
+            "the climate agreement",
+            "the budget",
+            "immigration policy",
+            "election rules",
+            "the trade deal",
+            "education funding",
+        ],
+        "tech": [
+            "the new phone",
+            "the laptop",
+            "this app",
+            "the software update",
+            "the AI model",
+            "the graphics card",
+            "the smartwatch",
+            "the operating system",
+            "the browser",
+            "the cloud service",
+            "the chatbot",
+            "the camera",
+        ],
+        "company": [
+            "Apple",
+            "Google",
+            "Microsoft",
+            "Amazon",
+            "a small startup",
+            "Samsung",
+            "OpenAI",
+            "Intel",
+            "Nvidia",
+            "Discord",
+        ],
+        "food": [
+            "pizza",
+            "sushi",
+            "pasta",
+            "the burger",
+            "tacos",
+            "the soup",
+            "chocolate cake",
+            "fried rice",
+            "the salad",
+            "ramen",
+            "pancakes",
+            "curry",
+            "the steak",
+            "ice cream",
+        ],
+        "place": [
+            "the restaurant",
+            "the cafe",
+            "this bakery",
+            "the diner",
+            "the food truck",
+            "the hotel",
+            "the bar downtown",
+        ],
+        "weather": [
+            "sunny",
+            "rainy",
+            "cloudy",
+            "windy",
+            "snowy",
+            "foggy",
+            "stormy",
+            "hot",
+            "cold",
+            "humid",
+            "freezing",
+            "mild",
+        ],
+        "city": [
+            "London",
+            "Paris",
+            "Tokyo",
+            "New York",
+            "Berlin",
+            "Sydney",
+            "Toronto",
+            "Madrid",
+            "Rome",
+            "Chicago",
+            "Seattle",
+            "Mumbai",
+        ],
+        "day": ["today", "tomorrow", "on Monday", "this weekend", "next week", "tonight", "on Friday", "this morning"],
+        "pos": [
+            "amazing",
+            "excellent",
+            "wonderful",
+            "fantastic",
+            "great",
+            "delightful",
+            "brilliant",
+            "superb",
+            "lovely",
+            "outstanding",
+            "perfect",
+            "impressive",
+        ],
+        "neg": [
+            "terrible",
+            "awful",
+            "horrible",
+            "disappointing",
+            "boring",
+            "bad",
+            "poor",
+            "dreadful",
+            "mediocre",
+            "useless",
+            "broken",
+            "annoying",
+        ],
+        "thing": [
+            "movie",
+            "book",
+            "album",
+            "show",
+            "game",
+            "product",
+            "service",
+            "meal",
+            "concert",
+            "hotel",
+            "phone",
+            "headphones",
+        ],
+        "topic": [
+            "sports",
+            "politics",
+            "technology",
+            "food",
+            "weather",
+            "business",
+            "health",
+            "science",
+            "music",
+            "travel",
+            "entertainment",
+            "finance",
+        ],
         "num": [str(n) for n in (2, 3, 5, 7, 10, 12, 20, 42, 99, 100, 250, 1000, 2024)],
     }
     templates = [
@@ -214,8 +372,7 @@ def _train_wordpiece(lines: list[str]) -> dict[str, int]:
     alphabet = sorted({c for c in string.printable if not c.isspace() and not c.isupper()})
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.BpeTrainer(vocab_size=_VOCAB_TARGET, initial_alphabet=alphabet + ["▁"],
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(vocab_size=_VOCAB_TARGET, initial_alphabet=alphabet + ["▁"], show_progress=False)
     tok.train_from_iterator(words, trainer)
     bpe = tok.get_vocab()
 
@@ -257,8 +414,10 @@ def _train_unigram(lines: list[str]) -> list[tuple[str, float]]:
     tok = Tokenizer(models.Unigram())
     # Same pre-tokenizer T5Tokenizer rebuilds on load.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(),
-         pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)]
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
     )
     trainer = trainers.UnigramTrainer(
         vocab_size=_VOCAB_TARGET,
@@ -282,7 +441,7 @@ def _train_unigram(lines: list[str]) -> list[tuple[str, float]]:
 def _make_tokenizer(kind: str, max_len: int) -> Any:
     """Train and wrap the tokenizer for `kind` in the class its real checkpoint uses."""
     from tokenizers import AddedToken
-    from transformers import DistilBertTokenizer, BertTokenizer, GPT2Tokenizer, RobertaTokenizer, T5Tokenizer
+    from transformers import BertTokenizer, DistilBertTokenizer, GPT2Tokenizer, RobertaTokenizer, T5Tokenizer
 
     lines = corpus()
     if kind in ("sentiment", "embedding"):
@@ -301,8 +460,13 @@ def _make_tokenizer(kind: str, max_len: int) -> Any:
         # SmolLM2 ships a byte-level BPE GPT2Tokenizer with these three specials at ids 0-2.
         vocab, merges = _train_byte_bpe(lines, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
         return GPT2Tokenizer(
-            vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|im_start|>",
-            eos_token="<|im_end|>", pad_token="<|im_end|>", chat_template=CHATML_TEMPLATE,
+            vocab=vocab,
+            merges=merges,
+            unk_token="<|endoftext|>",
+            bos_token="<|im_start|>",
+            eos_token="<|im_end|>",
+            pad_token="<|im_end|>",
+            chat_template=CHATML_TEMPLATE,
             model_max_length=max_len,
         )
     if kind == "t5":
@@ -326,12 +490,18 @@ def _vocab_size(tok: Any, real: int, size: str) -> int:
 def _sentiment(tok: Any, size: str) -> Any:
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    shape = dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072) if size == "real" else \
-        dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    shape = (
+        dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072)
+        if size == "real"
+        else dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    )
     cfg = DistilBertConfig(
-        vocab_size=_vocab_size(tok, 30522, size), max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id, seq_classif_dropout=0.2,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        vocab_size=_vocab_size(tok, 30522, size),
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        seq_classif_dropout=0.2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
         **shape,
     )
     return DistilBertForSequenceClassification(cfg)
@@ -341,17 +511,37 @@ def _nli(tok: Any, size: str) -> Any:
     from transformers import BartConfig, BartForSequenceClassification
 
     # distilbart-mnli-12-1: 12 encoder layers, 1 decoder layer.
-    shape = dict(d_model=1024, encoder_layers=12, decoder_layers=1, encoder_attention_heads=16,
-                 decoder_attention_heads=16, encoder_ffn_dim=4096, decoder_ffn_dim=4096,
-                 max_position_embeddings=1024) if size == "real" else \
-        dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
-             decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
-             max_position_embeddings=512)
+    shape = (
+        dict(
+            d_model=1024,
+            encoder_layers=12,
+            decoder_layers=1,
+            encoder_attention_heads=16,
+            decoder_attention_heads=16,
+            encoder_ffn_dim=4096,
+            decoder_ffn_dim=4096,
+            max_position_embeddings=1024,
+        )
+        if size == "real"
+        else dict(
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=1,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            max_position_embeddings=512,
+        )
+    )
     eos = tok.eos_token_id
     cfg = BartConfig(
         vocab_size=_vocab_size(tok, 50265, size),
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=eos,
-        decoder_start_token_id=eos, forced_eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=eos,
+        decoder_start_token_id=eos,
+        forced_eos_token_id=eos,
         id2label={0: "contradiction", 1: "neutral", 2: "entailment"},
         label2id={"contradiction": 0, "neutral": 1, "entailment": 2},
         **shape,
@@ -362,13 +552,20 @@ def _nli(tok: Any, size: str) -> Any:
 def _fill_mask(tok: Any, size: str) -> Any:
     from transformers import RobertaConfig, RobertaForMaskedLM
 
-    shape = dict(hidden_size=768, num_hidden_layers=6, num_attention_heads=12, intermediate_size=3072) \
-        if size == "real" else dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    shape = (
+        dict(hidden_size=768, num_hidden_layers=6, num_attention_heads=12, intermediate_size=3072)
+        if size == "real"
+        else dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    )
     cfg = RobertaConfig(
         vocab_size=_vocab_size(tok, 50265, size),
         # RoBERTa positions start after padding_idx, so 512 tokens need 514 rows.
-        max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
         **shape,
     )
     return RobertaForMaskedLM(cfg)
@@ -377,8 +574,11 @@ def _fill_mask(tok: Any, size: str) -> Any:
 def _gpt2(tok: Any, size: str) -> Any:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    shape = dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024) if size == "real" else \
-        dict(n_embd=32, n_layer=2, n_head=2, n_positions=512)
+    shape = (
+        dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024)
+        if size == "real"
+        else dict(n_embd=32, n_layer=2, n_head=2, n_positions=512)
+    )
     eos = tok.eos_token_id
     cfg = GPT2Config(vocab_size=_vocab_size(tok, 50257, size), bos_token_id=eos, eos_token_id=eos, **shape)
     return GPT2LMHeadModel(cfg)
@@ -388,14 +588,33 @@ def _llama(tok: Any, size: str) -> Any:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     # SmolLM2-135M: GQA 9 query / 3 kv heads, tied embeddings, rope_theta 1e5.
-    shape = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                 num_key_value_heads=3, max_position_embeddings=8192) if size == "real" else \
-        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, max_position_embeddings=512)
+    shape = (
+        dict(
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=8192,
+        )
+        if size == "real"
+        else dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+        )
+    )
     cfg = LlamaConfig(
-        vocab_size=_vocab_size(tok, 49152, size), rms_norm_eps=1e-5, tie_word_embeddings=True,
+        vocab_size=_vocab_size(tok, 49152, size),
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
         **shape,
     )
     return LlamaForCausalLM(cfg)
@@ -404,11 +623,15 @@ def _llama(tok: Any, size: str) -> Any:
 def _t5(tok: Any, size: str) -> Any:
     from transformers import T5Config, T5ForConditionalGeneration
 
-    shape = dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8) \
-        if size == "real" else dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4)
+    shape = (
+        dict(d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=6, num_heads=8)
+        if size == "real"
+        else dict(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4)
+    )
     cfg = T5Config(
         vocab_size=_vocab_size(tok, 32128, size),
-        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
         # T5 starts decoding from the pad token.
         decoder_start_token_id=tok.pad_token_id,
         **shape,
@@ -420,22 +643,36 @@ def _embedding(tok: Any, size: str) -> Any:
     from transformers import BertConfig, BertModel
 
     # all-MiniLM-L6-v2 shapes; no task head, callers mean-pool last_hidden_state.
-    shape = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536) \
-        if size == "real" else dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
-    cfg = BertConfig(vocab_size=_vocab_size(tok, 30522, size), max_position_embeddings=512,
-                     pad_token_id=tok.pad_token_id, **shape)
+    shape = (
+        dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+        if size == "real"
+        else dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    )
+    cfg = BertConfig(
+        vocab_size=_vocab_size(tok, 30522, size), max_position_embeddings=512, pad_token_id=tok.pad_token_id, **shape
+    )
     return BertModel(cfg)  # keeps the pooler, as the real checkpoint does
 
 
 _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
-    "sentiment": _sentiment, "nli": _nli, "fill_mask": _fill_mask, "gpt2": _gpt2,
-    "llama": _llama, "t5": _t5, "embedding": _embedding,
+    "sentiment": _sentiment,
+    "nli": _nli,
+    "fill_mask": _fill_mask,
+    "gpt2": _gpt2,
+    "llama": _llama,
+    "t5": _t5,
+    "embedding": _embedding,
 }
 
 # Tokenizer model_max_length per kind: (tiny, real), matching the model's positions.
 _MAX_LEN = {
-    "sentiment": (512, 512), "nli": (512, 1024), "fill_mask": (512, 512), "gpt2": (512, 1024),
-    "llama": (512, 8192), "t5": (512, 512), "embedding": (512, 512),
+    "sentiment": (512, 512),
+    "nli": (512, 1024),
+    "fill_mask": (512, 512),
+    "gpt2": (512, 1024),
+    "llama": (512, 8192),
+    "t5": (512, 512),
+    "embedding": (512, 512),
 }
 
 

@@ -1,6 +1,7 @@
 """Stop, Regenerate and Continue on /generate answers, through the real CommandTree, real component
 payloads and the real worker (tiny gpt2): while queued, while streaming, after a restart (a new bot
 on the same database), pressed by another member, pressed twice."""
+
 from __future__ import annotations
 
 import asyncio
@@ -87,9 +88,15 @@ async def test_stop_while_streaming_keeps_the_text_so_far(env, engine):
     bot, h, _ = env
     bot.stream_interval = 0
     await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 256, "temperature": 0.0}, wait=False)
-    streamed = lambda: [r for r in h.recorder.of_kind("edit_original")  # noqa: E731
-                        if r.embeds and r.embeds[0]["description"] != f"**{PROMPT}**\n ▌"]
-    await until(lambda: streamed())
+
+    def streamed() -> list:
+        return [
+            r
+            for r in h.recorder.of_kind("edit_original")
+            if r.embeds and r.embeds[0]["description"] != f"**{PROMPT}**\n ▌"
+        ]
+
+    await until(streamed)
     await h.invoke_component(f"answer:stop:{h.user_id}")
     await h.settle()
     h.assert_no_errors()
@@ -173,8 +180,15 @@ async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch
     message_id = h.recorder.last("edit_original").message_id
     shown, stored = copy.deepcopy(h.recorder.messages[message_id]), await bot.store.answer(message_id)
     # The worker runs the new sample, then the job fails as if the worker had crashed.
-    wrap_outcomes(monkeypatch, engine, lambda task, outcome, chunk: failure(WorkerCrashed("The model restarted. Please try again."))
-                  if isinstance(outcome, GenerationResult) else outcome)
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            failure(WorkerCrashed("The model restarted. Please try again."))
+            if isinstance(outcome, GenerationResult)
+            else outcome
+        ),
+    )
     await h.invoke_component(f"answer:again:{h.user_id}", message_id=message_id)
     h.assert_no_errors()
     now = h.recorder.messages[message_id]

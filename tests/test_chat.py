@@ -6,6 +6,7 @@ The bot talks to a real worker running the tiny Llama (it has a chat template).
 The bot has no Message Content intent here (the default), so members address it by mentioning it,
 exactly what such a bot sees on Discord: the harness blanks the content of other messages.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,15 @@ LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny 
 def settings(tiny_models, tmp_path_factory) -> Settings:
     folder = tmp_path_factory.mktemp("chat-data")
     (folder / "other-llama").symlink_to(tiny_models["llama"])  # a second model id to pick (/chat model:)
-    return Settings.from_env(bot_env(tiny_models, str(folder), GENERATION_MODELS=f"{tiny_models['llama']},{folder / 'other-llama'}",
-                                     GENERATION_MODEL="", SYSTEM_PROMPT="You are a helpful assistant."))
+    return Settings.from_env(
+        bot_env(
+            tiny_models,
+            str(folder),
+            GENERATION_MODELS=f"{tiny_models['llama']},{folder / 'other-llama'}",
+            GENERATION_MODEL="",
+            SYSTEM_PROMPT="You are a helpful assistant.",
+        )
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -70,8 +78,11 @@ async def chat(make_bot, settings, engine, monkeypatch):
 
 def answer_of(h, message_id: int) -> dict:
     """The bot's finished reply to a member's message: its stored JSON."""
-    replies = [m for m in h.recorder.messages.values()
-               if int((m.get("message_reference") or {}).get("message_id") or 0) == message_id]
+    replies = [
+        m
+        for m in h.recorder.messages.values()
+        if int((m.get("message_reference") or {}).get("message_id") or 0) == message_id
+    ]
     assert len(replies) == 1, h.recorder.kinds()
     return replies[0]
 
@@ -96,7 +107,9 @@ async def test_three_turn_conversation_in_a_thread(chat, tokenizer):
 
     second = await h.dispatch_message(f"{mention} I like tea.", channel_id=thread)
     second_answer = answer_of(h, second.id)["embeds"][0]
-    await h.dispatch_message("this one does not mention the bot: without Message Content it reads nothing", channel_id=thread)
+    await h.dispatch_message(
+        "this one does not mention the bot: without Message Content it reads nothing", channel_id=thread
+    )
     third = await h.dispatch_message(f"{mention} What is my name?", channel_id=thread)
     third_answer = answer_of(h, third.id)["embeds"][0]
     h.assert_no_errors()
@@ -105,13 +118,21 @@ async def test_three_turn_conversation_in_a_thread(chat, tokenizer):
     assert [r.history for r in requests] == [
         (),
         (("user", "My name is Ada."), ("assistant", first_answer["description"])),
-        (("user", "My name is Ada."), ("assistant", first_answer["description"]),
-         ("user", "I like tea."), ("assistant", second_answer["description"])),
+        (
+            ("user", "My name is Ada."),
+            ("assistant", first_answer["description"]),
+            ("user", "I like tea."),
+            ("assistant", second_answer["description"]),
+        ),
     ]
     assert {r.system for r in requests} == {"You are a helpful assistant."}
     prompt = seen_by_model(tokenizer, requests[2])
-    assert prompt.index("You are a helpful assistant.") < prompt.index("My name is Ada.") < prompt.index("I like tea.") \
+    assert (
+        prompt.index("You are a helpful assistant.")
+        < prompt.index("My name is Ada.")
+        < prompt.index("I like tea.")
         < prompt.index("What is my name?")
+    )
     assert third_answer["title"] == "Chat" and "write in this thread" in third_answer["footer"]["text"]
     assert "left out" not in third_answer["footer"]["text"]
 
@@ -195,6 +216,7 @@ async def test_admins_set_the_system_prompt(chat, tokenizer):
 
 # --- buttons on chat answers ---------------------------------------------------------------
 
+
 async def stopped_at_length(h: FakeDiscord, message_id: int) -> None:
     """Regenerate until the answer stops at max_new_tokens (random weights may write the end token early)."""
     for _ in range(5):
@@ -229,8 +251,12 @@ async def test_regenerate_a_turn_in_a_thread_keeps_its_history(chat, tokenizer):
     # The thread reads the regenerated answer back as that turn; the buttons don't get in the way.
     await h.dispatch_message(f"{mention} What is my name?", channel_id=thread)
     h.assert_no_errors()
-    assert requests[-1].history == (("user", "My name is Ada."), ("assistant", first),
-                                    ("user", "I like tea."), ("assistant", regenerated["description"]))
+    assert requests[-1].history == (
+        ("user", "My name is Ada."),
+        ("assistant", first),
+        ("user", "I like tea."),
+        ("assistant", regenerated["description"]),
+    )
 
 
 async def test_continue_a_chat_answer(chat, tokenizer):
@@ -275,12 +301,17 @@ async def test_stop_a_chat_answer_keeps_it_as_a_turn(chat, monkeypatch):
     mention = f"<@{h.bot_id}>"
     await h.invoke_slash("chat", {"message": "Hi"})
     thread = h.recorder.last("start_thread").message_id
-    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)  # long enough to press Stop while it streams
+    bot.settings = dataclasses.replace(
+        bot.settings, chat_max_new_tokens=256
+    )  # long enough to press Stop while it streams
     asked = await h.dispatch_message(f"{mention} Tell me a long story.", channel_id=thread, wait=False)
 
     def streaming() -> dict | None:
-        replies = [m for m in h.recorder.messages.values()
-                   if int((m.get("message_reference") or {}).get("message_id") or 0) == asked.id]
+        replies = [
+            m
+            for m in h.recorder.messages.values()
+            if int((m.get("message_reference") or {}).get("message_id") or 0) == asked.id
+        ]
         return replies[0] if replies and replies[0]["embeds"][0]["description"] != " ▌" else None
 
     await until(streaming)
@@ -323,8 +354,11 @@ async def test_chat_buttons_after_a_restart(chat, settings, engine):
         h2.recorder.messages[opening] = message
         await h2.invoke_component(f"answer:again:{h.user_id}", message_id=opening)
         h2.assert_no_errors()
-        assert (requests[-1].prompt, requests[-1].history, requests[-1].system) == \
-            ("My name is Ada.", (), "You are a helpful assistant.")
+        assert (requests[-1].prompt, requests[-1].history, requests[-1].system) == (
+            "My name is Ada.",
+            (),
+            "You are a helpful assistant.",
+        )
         regenerated = h2.recorder.messages[opening]["embeds"][0]
         # Still the conversation's first answer: the thread reads it back from the Prompt field.
         assert regenerated["fields"] == [{"name": "Prompt", "value": "My name is Ada.", "inline": False}]
@@ -339,8 +373,15 @@ async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypa
     thread = h.recorder.last("start_thread").message_id
     first = h.recorder.messages[thread]["embeds"][0]["description"]
     real = engine.executor.run
-    wrap_outcomes(monkeypatch, engine, lambda task, outcome, chunk: failure(WorkerCrashed("The model restarted. Please try again."))
-                  if isinstance(outcome, GenerationResult) else outcome)
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            failure(WorkerCrashed("The model restarted. Please try again."))
+            if isinstance(outcome, GenerationResult)
+            else outcome
+        ),
+    )
     asked = await h.dispatch_message(f"<@{h.bot_id}> hello?", channel_id=thread)
     failed = answer_of(h, asked.id)
     assert "The model restarted" in failed["embeds"][0]["description"] and failed["embeds"][0]["title"] != "Chat"
@@ -355,7 +396,9 @@ async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypa
 async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings):
     bot, h, requests = chat
     default, other = settings.engine.allowed("generation")
-    assert [c["value"] for c in await h.invoke_autocomplete("chat", {"message": "hi", "model": "other"}, "model")] == [other]
+    assert [c["value"] for c in await h.invoke_autocomplete("chat", {"message": "hi", "model": "other"}, "model")] == [
+        other
+    ]
     await h.invoke_slash("chat", {"message": "My name is Ada.", "model": other})
     thread = h.recorder.last("start_thread").message_id
     assert h.recorder.messages[thread]["embeds"][0]["footer"]["text"].startswith(f"{other} · ")

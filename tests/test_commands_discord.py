@@ -10,6 +10,7 @@ Waiting is never done with sleeps: a `Gate` holds the engine's executor until th
 releases it, so "a request waits behind others" and "the queue is full" are set up
 exactly, and the harness's `settle` waits for the command to finish.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,11 @@ def settings(tiny_models, tmp_path_factory) -> Settings:
 @pytest.fixture(scope="module")
 def small_settings(tiny_models, tmp_path_factory) -> Settings:
     """A queue of one waiting request and one request in flight per user."""
-    return Settings.from_env(bot_env(tiny_models, str(tmp_path_factory.mktemp("bot-data")),
-                                     MAX_QUEUE="1", MAX_PER_USER="1", TORCH_THREADS="1"))
+    return Settings.from_env(
+        bot_env(
+            tiny_models, str(tmp_path_factory.mktemp("bot-data")), MAX_QUEUE="1", MAX_PER_USER="1", TORCH_THREADS="1"
+        )
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -177,10 +181,14 @@ class ChangedEvents:
         self.events.chunk(job_id, sequence, text)
 
     def done(self, job_id: int, outcome: Any) -> None:
-        self.events.done(job_id, self.change(self.task, outcome, lambda sequence, text: self.events.chunk(job_id, sequence, text)))
+        self.events.done(
+            job_id, self.change(self.task, outcome, lambda sequence, text: self.events.chunk(job_id, sequence, text))
+        )
 
 
-def wrap_outcomes(monkeypatch: pytest.MonkeyPatch, engine: Engine, change: Callable[[str, Any, Callable[[int, str], None]], Any]) -> None:
+def wrap_outcomes(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine, change: Callable[[str, Any, Callable[[int, str], None]], Any]
+) -> None:
     """Let the real worker run, then pass each outcome through `change(task, outcome, chunk)`."""
     real = engine.executor.run
 
@@ -234,7 +242,10 @@ def final_embed(h: FakeDiscord) -> dict:
 def assert_answered(h: FakeDiscord, *, private: bool = False) -> dict:
     """Deferred ("thinking") first, edits of the original after, nothing else; returns the final embed."""
     kinds = h.recorder.kinds()
-    assert kinds[0] == "response" and set(kinds[1:]) == {"edit_original"}, (kinds, [r.text() for r in h.recorder.message_records()])
+    assert kinds[0] == "response" and set(kinds[1:]) == {"edit_original"}, (
+        kinds,
+        [r.text() for r in h.recorder.message_records()],
+    )
     defer = h.recorder.records[0]
     assert defer.response_type == DEFERRED_CHANNEL_MESSAGE
     assert defer.ephemeral is private
@@ -258,9 +269,12 @@ def assert_within_limits(embed: dict) -> None:
     for f in embed.get("fields") or []:
         assert len(f["name"]) <= EMBED_TITLE and len(f["value"]) <= EMBED_FIELD_VALUE
     assert len((embed.get("footer") or {}).get("text") or "") <= EMBED_FOOTER
-    total = len(embed.get("title") or "") + len(embed.get("description") or "") + \
-        sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields") or []) + \
-        len((embed.get("footer") or {}).get("text") or "")
+    total = (
+        len(embed.get("title") or "")
+        + len(embed.get("description") or "")
+        + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields") or [])
+        + len((embed.get("footer") or {}).get("text") or "")
+    )
     assert total <= EMBED_TOTAL
 
 
@@ -323,8 +337,9 @@ async def test_generate_complete_on_gpt2(env):
 
 async def test_label_nli(env):
     bot, h = env
-    await h.invoke_slash("label", {"text": "What a goal in the last minute!", "labels": "sports, politics, cooking",
-                                   "method": "nli"})
+    await h.invoke_slash(
+        "label", {"text": "What a goal in the last minute!", "labels": "sports, politics, cooking", "method": "nli"}
+    )
     embed = assert_answered(h)
     assert embed["title"] == "Labels"
     lines = embed["description"].split("\n")
@@ -342,8 +357,15 @@ async def test_label_nli(env):
 
 async def test_label_embedding_multi_label(env):
     bot, h = env
-    await h.invoke_slash("label", {"text": "The senator voted on the budget", "labels": "sports, politics",
-                                   "method": "embedding", "multi_label": True})
+    await h.invoke_slash(
+        "label",
+        {
+            "text": "The senator voted on the budget",
+            "labels": "sports, politics",
+            "method": "embedding",
+            "multi_label": True,
+        },
+    )
     embed = assert_answered(h)
     assert "`sports" in embed["description"] and "`politics" in embed["description"]
     assert "· embedding · independent scores" in embed["footer"]["text"]
@@ -408,8 +430,12 @@ async def test_status(env):
     assert "**Device** cpu · profile offline" in embed["description"]
     # DTYPE=auto: float32 for the decoders; bf16 for the encoders where the CPU has bf16 instructions.
     precision = next(line for line in embed["description"].splitlines() if line.startswith("**Precision** "))
-    listed = {role: dtype for part in precision.removeprefix("**Precision** ").split(" · ")
-              for dtype, roles in [part.split(": ")] for role in roles.split(", ")}
+    listed = {
+        role: dtype
+        for part in precision.removeprefix("**Precision** ").split(" · ")
+        for dtype, roles in [part.split(": ")]
+        for role in roles.split(", ")
+    }
     assert listed == bot.engine.status().dtypes and listed["generation"] == "float32"
     assert set(listed.values()) <= {"float32", "bfloat16"}
     assert "**Worker** running · restarts 0 · continuous batching" in embed["description"]
@@ -428,13 +454,16 @@ async def test_status_private(env):
     assert reply.response_type == CHANNEL_MESSAGE and reply.flags & EPHEMERAL
 
 
-@pytest.mark.parametrize(("command", "options"), [
-    ("sentiment", {"text": "great"}),
-    ("label", {"text": "great goal", "labels": "sports, food"}),
-    ("fill", {"text": "a ___ day"}),
-    ("tokens", {"text": "hi"}),
-    ("generate", {"prompt": "hi", "max_new_tokens": 2}),
-])
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("sentiment", {"text": "great"}),
+        ("label", {"text": "great goal", "labels": "sports, food"}),
+        ("fill", {"text": "a ___ day"}),
+        ("tokens", {"text": "hi"}),
+        ("generate", {"prompt": "hi", "max_new_tokens": 2}),
+    ],
+)
 async def test_private_answers_are_ephemeral(env, command, options):
     bot, h = env
     await h.invoke_slash(command, {**options, "private": True})
@@ -448,42 +477,108 @@ async def test_private_answers_are_ephemeral(env, command, options):
 INVALID = [
     pytest.param("fill", {"text": "There is no mask here"}, "Put exactly one mask", True, id="fill-no-mask"),
     pytest.param("fill", {"text": "[MASK] and ___ twice"}, "I found 2 masks", True, id="fill-two-masks"),
-    pytest.param("fill", {"text": "a [MASK]", "top_k": 0}, "top_k must be between 1 and 10 (got 0)", False, id="fill-top-k-0"),
-    pytest.param("label", {"text": "goal!", "labels": "sports, Sports"}, "The label 'Sports' is given twice", True,
-                 id="label-duplicate"),
-    pytest.param("label", {"text": "goal!", "labels": "sports,,politics"}, "One of the labels is empty", True,
-                 id="label-empty"),
-    pytest.param("label", {"text": "goal!", "labels": ", ".join(f"l{i}" for i in range(26))},
-                 "That is 26 labels; the limit is 25", True, id="label-too-many"),
-    pytest.param("label", {"text": "goal!", "labels": "a, b", "method": "svm"}, "method must be one of: nli, embedding",
-                 False, id="label-forged-method"),
-    pytest.param("sentiment", {"text": " | ".join(["good"] * 11)}, "That is 11 sentences; I take at most 10", True,
-                 id="sentiment-too-many"),
+    pytest.param(
+        "fill", {"text": "a [MASK]", "top_k": 0}, "top_k must be between 1 and 10 (got 0)", False, id="fill-top-k-0"
+    ),
+    pytest.param(
+        "label",
+        {"text": "goal!", "labels": "sports, Sports"},
+        "The label 'Sports' is given twice",
+        True,
+        id="label-duplicate",
+    ),
+    pytest.param(
+        "label", {"text": "goal!", "labels": "sports,,politics"}, "One of the labels is empty", True, id="label-empty"
+    ),
+    pytest.param(
+        "label",
+        {"text": "goal!", "labels": ", ".join(f"l{i}" for i in range(26))},
+        "That is 26 labels; the limit is 25",
+        True,
+        id="label-too-many",
+    ),
+    pytest.param(
+        "label",
+        {"text": "goal!", "labels": "a, b", "method": "svm"},
+        "method must be one of: nli, embedding",
+        False,
+        id="label-forged-method",
+    ),
+    pytest.param(
+        "sentiment",
+        {"text": " | ".join(["good"] * 11)},
+        "That is 11 sentences; I take at most 10",
+        True,
+        id="sentiment-too-many",
+    ),
     pytest.param("sentiment", {"text": " | \n | "}, "The text is empty", True, id="sentiment-only-separators"),
-    pytest.param("sentiment", {"text": "x" * 2001}, "too long (2001 characters); the limit is 2000", False,
-                 id="sentiment-forged-length"),
+    pytest.param(
+        "sentiment",
+        {"text": "x" * 2001},
+        "too long (2001 characters); the limit is 2000",
+        False,
+        id="sentiment-forged-length",
+    ),
     pytest.param("tokens", {"text": "   "}, "The text is empty", True, id="tokens-blank"),
-    pytest.param("tokens", {"text": "hi", "model": "gpt5"}, "model must be one of: sentiment, generation", False,
-                 id="tokens-forged-model"),
-    pytest.param("generate", {"prompt": "hi", "max_new_tokens": 1000}, "max_new_tokens must be between 1 and 256 (got 1000)",
-                 False, id="generate-forged-max-new-tokens"),
-    pytest.param("generate", {"prompt": "hi", "temperature": float("nan")}, "temperature must be a real number, not nan",
-                 False, id="generate-forged-nan"),
-    pytest.param("generate", {"prompt": "hi", "temperature": float("inf")}, "temperature must be a real number, not inf",
-                 False, id="generate-forged-inf"),
-    pytest.param("generate", {"prompt": "hi", "top_p": 0.0}, "top_p must be between 0.01 and 1 (got 0)", False,
-                 id="generate-forged-top-p"),
-    pytest.param("generate", {"prompt": "hi", "num_return_sequences": 9}, "num_return_sequences must be between 1 and 4",
-                 False, id="generate-forged-sequences"),
-    pytest.param("generate", {"prompt": "hi", "seed": -1}, "seed must be between 0 and", False, id="generate-forged-seed"),
-    pytest.param("generate", {"prompt": "hi", "mode": "poem"}, "mode must be one of: complete, chat", False,
-                 id="generate-forged-mode"),
+    pytest.param(
+        "tokens",
+        {"text": "hi", "model": "gpt5"},
+        "model must be one of: sentiment, generation",
+        False,
+        id="tokens-forged-model",
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "max_new_tokens": 1000},
+        "max_new_tokens must be between 1 and 256 (got 1000)",
+        False,
+        id="generate-forged-max-new-tokens",
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "temperature": float("nan")},
+        "temperature must be a real number, not nan",
+        False,
+        id="generate-forged-nan",
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "temperature": float("inf")},
+        "temperature must be a real number, not inf",
+        False,
+        id="generate-forged-inf",
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "top_p": 0.0},
+        "top_p must be between 0.01 and 1 (got 0)",
+        False,
+        id="generate-forged-top-p",
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "num_return_sequences": 9},
+        "num_return_sequences must be between 1 and 4",
+        False,
+        id="generate-forged-sequences",
+    ),
+    pytest.param(
+        "generate", {"prompt": "hi", "seed": -1}, "seed must be between 0 and", False, id="generate-forged-seed"
+    ),
+    pytest.param(
+        "generate",
+        {"prompt": "hi", "mode": "poem"},
+        "mode must be one of: complete, chat",
+        False,
+        id="generate-forged-mode",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("command", "options", "message", "discord_allows"), INVALID)
-async def test_invalid_input_is_a_private_message_from_the_command_layer(env, engine, caplog, command, options, message,
-                                                                         discord_allows):
+async def test_invalid_input_is_a_private_message_from_the_command_layer(
+    env, engine, caplog, command, options, message, discord_allows
+):
     bot, h = env
     served_before = sum(t.served + t.failed for t in engine.metrics.tasks().values())
     with caplog.at_level(logging.WARNING):
@@ -536,7 +631,9 @@ async def test_queue_full_is_busy_with_a_retry_time(make_bot, small_settings, sm
     await h.invoke_slash("tokens", {"text": "hello"})
     embed = private_refusal(h)
     assert embed["title"] == "Busy"
-    assert re.search(r"I'm busy right now \(1 request waiting\)\. Please try again in about \d+ s\.", embed["description"]), embed
+    assert re.search(
+        r"I'm busy right now \(1 request waiting\)\. Please try again in about \d+ s\.", embed["description"]
+    ), embed
     error = h.app_command_errors[-1].original
     assert isinstance(error, Busy) and error.retry_after >= 1.0
     assert small_engine.status().shed.get("queue_full", 0) >= 1
@@ -646,12 +743,15 @@ async def test_several_sequences_stream_the_first_and_answer_all(env, engine, mo
     bot, h = env
     chunks = count_chunks(monkeypatch, engine)
     bot.stream_interval = 0
-    await h.invoke_slash("generate", {"prompt": "Hello", "max_new_tokens": 6, "num_return_sequences": 3,
-                                      "temperature": 1.0, "seed": 7})
+    await h.invoke_slash(
+        "generate", {"prompt": "Hello", "max_new_tokens": 6, "num_return_sequences": 3, "temperature": 1.0, "seed": 7}
+    )
     embed = assert_answered(h)
     assert {sequence for sequence, _ in chunks} == {0, 1, 2}
     partial = [r for r in edits(h) if r.embeds[0]["footer"]["text"] == "writing…"]
-    assert len(partial) == 1 + sum(1 for sequence, _ in chunks if sequence == 0)  # 1: the Stop button on the empty answer
+    assert len(partial) == 1 + sum(
+        1 for sequence, _ in chunks if sequence == 0
+    )  # 1: the Stop button on the empty answer
     body = embed["description"].split("\n")[1:]
     assert [line[:6] for line in body] == ["**1.**", "**2.**", "**3.**"]
     assert "18 tokens" in embed["footer"]["text"]
@@ -690,9 +790,14 @@ async def test_mentions_in_prompt_and_output_never_ping(env, engine, monkeypatch
 
 
 def long_generation(chars: int = 5000, sequences: int = 1, prompt: str = "p" * 300) -> GenerationResult:
-    return GenerationResult(prompt=prompt, texts=[("word " * chars)[:chars] for _ in range(sequences)],
-                            new_tokens=[chars // 5] * sequences, finish_reasons=["length"] * sequences,
-                            mode="complete", model="tiny")
+    return GenerationResult(
+        prompt=prompt,
+        texts=[("word " * chars)[:chars] for _ in range(sequences)],
+        new_tokens=[chars // 5] * sequences,
+        finish_reasons=["length"] * sequences,
+        mode="complete",
+        model="tiny",
+    )
 
 
 @pytest.mark.parametrize("sequences", [1, 4])
@@ -717,7 +822,9 @@ def test_cut_note_counts_the_characters_really_cut():
 
 LARGEST = [
     pytest.param("tokens", {"text": ("token " * 400)[:2000]}, id="tokens-2000-chars"),
-    pytest.param("label", {"text": "x" * 2000, "labels": ", ".join(f"{i:02d}" + "l" * 73 for i in range(25))}, id="label-25-long"),
+    pytest.param(
+        "label", {"text": "x" * 2000, "labels": ", ".join(f"{i:02d}" + "l" * 73 for i in range(25))}, id="label-25-long"
+    ),
     pytest.param("sentiment", {"text": " | ".join(["y" * 195] * 10)}, id="sentiment-10-long"),
     pytest.param("fill", {"text": "[MASK] " + "z " * 300, "top_k": 10}, id="fill-top-10-long"),
     pytest.param("status", {}, id="status"),
@@ -833,6 +940,10 @@ async def test_sync_for_the_owner(env):
     assert h.recorder.of_kind("response")[0].flags & EPHEMERAL
     followup = h.recorder.last("followup")
     synced = {c["name"] for c in h.recorder.last("sync_commands").body}
-    assert synced == {c.name for c in bot.tree.get_commands()} >= {"sentiment", "generate", "label", "fill", "tokens", "status", "sync"}
+    assert (
+        synced
+        == {c.name for c in bot.tree.get_commands()}
+        >= {"sentiment", "generate", "label", "fill", "tokens", "status", "sync"}
+    )
     assert followup.ephemeral and followup.content.startswith(f"Synced {len(synced)} commands globally")
     h.assert_no_errors()

@@ -4,6 +4,7 @@ plus its command-line parser, which reads option names, types and choices from t
 The subprocesses get every setting explicitly (empty = the default), so a developer's
 `.env` cannot change what is tested: python-dotenv never overrides a variable that is set.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,17 +17,44 @@ import pytest
 import pytest_asyncio
 
 from bot.client import EXTENSIONS, HFBot
-from bot.engine import Engine
 from bot.console import CommandLine
-from bot.engine import InvalidInput
+from bot.engine import Engine, InvalidInput
 from bot.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = ("DISCORD_TOKEN", "DEV_GUILD_ID", "MODEL_PROFILE", "SENTIMENT_MODEL", "GENERATION_MODEL", "ZERO_SHOT_MODEL",
-            "FILL_MASK_MODEL", "EMBEDDING_MODEL", "LABEL_METHOD", "MODEL_CACHE_DIR", "DEVICE", "DTYPE", "TORCH_THREADS",
-            "MAX_QUEUE", "MAX_PER_USER", "MAX_BACKGROUND", "MAX_BATCH_TOKENS", "MAX_BATCH_SIZE", "REQUEST_TIMEOUT",
-            "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "SYSTEM_PROMPT", "CHAT_THREADS", "SENTIMENT_MODELS", "GENERATION_MODELS",
-            "ZERO_SHOT_MODELS", "FILL_MASK_MODELS", "EMBEDDING_MODELS", "MODEL_MEMORY_BUDGET_MB", "CHAT_MAX_NEW_TOKENS")
+SETTINGS = (
+    "DISCORD_TOKEN",
+    "DEV_GUILD_ID",
+    "MODEL_PROFILE",
+    "SENTIMENT_MODEL",
+    "GENERATION_MODEL",
+    "ZERO_SHOT_MODEL",
+    "FILL_MASK_MODEL",
+    "EMBEDDING_MODEL",
+    "LABEL_METHOD",
+    "MODEL_CACHE_DIR",
+    "DEVICE",
+    "DTYPE",
+    "TORCH_THREADS",
+    "MAX_QUEUE",
+    "MAX_PER_USER",
+    "MAX_BACKGROUND",
+    "MAX_BATCH_TOKENS",
+    "MAX_BATCH_SIZE",
+    "REQUEST_TIMEOUT",
+    "LOG_LEVEL",
+    "DATABASE_PATH",
+    "AUTOTAG",
+    "SYSTEM_PROMPT",
+    "CHAT_THREADS",
+    "SENTIMENT_MODELS",
+    "GENERATION_MODELS",
+    "ZERO_SHOT_MODELS",
+    "FILL_MASK_MODELS",
+    "EMBEDDING_MODELS",
+    "MODEL_MEMORY_BUDGET_MB",
+    "CHAT_MAX_NEW_TOKENS",
+)
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 
 
@@ -62,17 +90,47 @@ SCRIPT = [
     ("this is not a command", None, False, "invalid_input", "Unknown command"),
     ("/frobnicate x: 1", None, False, "invalid_input", "Unknown command"),
     ("/sync", None, False, "invalid_input", "Unknown command"),  # Discord-only
-    ("/fill Paris is the [MASK] of France", (None, "fill"), False, "invalid_input", "Write options as name: value. Usage: /fill text: [top_k:]"),
-    ("/fill text: Paris is the [MASK] top_k: many", (None, "fill"), False, "invalid_input", "top_k must be a whole number, not 'many'"),
+    (
+        "/fill Paris is the [MASK] of France",
+        (None, "fill"),
+        False,
+        "invalid_input",
+        "Write options as name: value. Usage: /fill text: [top_k:]",
+    ),
+    (
+        "/fill text: Paris is the [MASK] top_k: many",
+        (None, "fill"),
+        False,
+        "invalid_input",
+        "top_k must be a whole number, not 'many'",
+    ),
     ("/fill text: there is no mask here", "fill", False, "invalid_input", "Put exactly one mask"),
-    ("/generate prompt: hi max_new_tokens: 1000", "generate", False, "invalid_input", "max_new_tokens must be between 1 and 256"),
+    (
+        "/generate prompt: hi max_new_tokens: 1000",
+        "generate",
+        False,
+        "invalid_input",
+        "max_new_tokens must be between 1 and 256",
+    ),
     ("/label text: goal labels: sports, Sports", "label", False, "invalid_input", "given twice"),
-    ("/label text: goal labels: sports method: svm", (None, "label"), False, "invalid_input", "method must be one of: nli, embedding"),
+    (
+        "/label text: goal labels: sports method: svm",
+        (None, "label"),
+        False,
+        "invalid_input",
+        "method must be one of: nli, embedding",
+    ),
     ("/label text: goal", "label", False, "invalid_input", "missing labels"),
     ("/generate prompt: Once upon a time max_new_tokens: 4 temperature: 0", "generate", True, None, None),
     ("/status", "status", True, None, None),
     ("/compare task: sentiment text: What a great goal!", "compare", True, None, None),
-    ("/compare task: fill text: a <mask> day", "compare", False, "invalid_input", "Comparing needs two fill-mask models"),
+    (
+        "/compare task: fill text: a <mask> day",
+        "compare",
+        False,
+        "invalid_input",
+        "Comparing needs two fill-mask models",
+    ),
     ("/compare text: a <mask> day", (None, "compare"), False, "invalid_input", "/compare: missing task"),
 ]
 
@@ -89,8 +147,15 @@ class Runs:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "stdin.txt").write_text(stdin, encoding="utf-8")
         with open(folder / "stdin.txt", encoding="utf-8") as lines:  # a file, not a terminal
-            self.started[name] = subprocess.Popen([sys.executable, "-m", "bot", *args], stdin=lines, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.PIPE, env=env, cwd=REPO_ROOT, text=True)
+            self.started[name] = subprocess.Popen(
+                [sys.executable, "-m", "bot", *args],
+                stdin=lines,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=REPO_ROOT,
+                text=True,
+            )
 
     def get(self, name: str) -> subprocess.CompletedProcess:
         if name not in self.done:
@@ -110,18 +175,43 @@ class Runs:
 def runs(tiny_models, tmp_path_factory):
     runs = Runs()
     data = tmp_path_factory.mktemp("console-runs")
-    runs.start("json", ["console", "--json"],
-               console_env(tiny_models, data / "json", SENTIMENT_MODELS=f"{tiny_models['sentiment']},{tiny_models['embedding']}"),
-               "".join(line + "\n" for line, *_ in SCRIPT), data / "json")
+    runs.start(
+        "json",
+        ["console", "--json"],
+        console_env(
+            tiny_models, data / "json", SENTIMENT_MODELS=f"{tiny_models['sentiment']},{tiny_models['embedding']}"
+        ),
+        "".join(line + "\n" for line, *_ in SCRIPT),
+        data / "json",
+    )
     # MODEL_PROFILE unset (so "online"): the fallback itself must switch to the offline profile.
-    runs.start("fallback", [], console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
-               "/status\n/tokens text: Hello world\n", data / "fallback")
-    runs.start("conversation", ["console", "--json"],
-               console_env(tiny_models, data / "chat", GENERATION_MODEL=str(tiny_models["llama"]), SYSTEM_PROMPT="Be brief.",
-                           CHAT_MAX_NEW_TOKENS="16"),  # short answers: a few turns fit the tiny Llama's 512 positions
-               "".join(line + "\n" for line in CONVERSATION), data / "chat")
-    runs.start("bad setting", ["console", "--json"], console_env(tiny_models, data / "bad", MAX_QUEUE="abc"),
-               "/tokens text: hi\n", data / "bad")
+    runs.start(
+        "fallback",
+        [],
+        console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
+        "/status\n/tokens text: Hello world\n",
+        data / "fallback",
+    )
+    runs.start(
+        "conversation",
+        ["console", "--json"],
+        console_env(
+            tiny_models,
+            data / "chat",
+            GENERATION_MODEL=str(tiny_models["llama"]),
+            SYSTEM_PROMPT="Be brief.",
+            CHAT_MAX_NEW_TOKENS="16",
+        ),  # short answers: a few turns fit the tiny Llama's 512 positions
+        "".join(line + "\n" for line in CONVERSATION),
+        data / "chat",
+    )
+    runs.start(
+        "bad setting",
+        ["console", "--json"],
+        console_env(tiny_models, data / "bad", MAX_QUEUE="abc"),
+        "/tokens text: hi\n",
+        data / "bad",
+    )
     yield runs
     runs.stop()
 
@@ -132,7 +222,9 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
 
     out = done.stdout.splitlines()
     objects = [json.loads(line) for line in out]  # stdout carries nothing but JSON (logs go to stderr)
-    expected = [(number, *rest) for number, (line, *rest) in enumerate(SCRIPT, 1) if line.strip() and not line.startswith("#")]
+    expected = [
+        (number, *rest) for number, (line, *rest) in enumerate(SCRIPT, 1) if line.strip() and not line.startswith("#")
+    ]
     assert len(objects) == len(expected), done.stdout
     for obj, (number, command, ok, kind, text) in zip(objects, expected):
         assert obj["line"] == number, obj
@@ -163,26 +255,44 @@ def test_console_json_one_object_per_command_line(runs, tiny_models):
     status = results[16]
     assert status["worker_state"] == "running" and status["queued"] == 0 and status["device"] == "cpu"
     assert {"model_id": str(tiny_models["nli"]), "roles": ["zero_shot"]}.items() <= next(
-        m for m in status["models"] if m["model_id"] == str(tiny_models["nli"])).items()
+        m for m in status["models"] if m["model_id"] == str(tiny_models["nli"])
+    ).items()
     compared = results[17]["answers"]  # the two sentiment models, each with its own result and time
     assert [side["model"] for side in compared] == [str(tiny_models["sentiment"]), str(tiny_models["embedding"])]
     assert [side["result"]["method"] for side in compared] == ["classifier", "embedding"]
     assert all(side["seconds"] > 0 for side in compared)
 
 
-CONVERSATION = ["/continue", "/chat message: My name is Ada.", "/chat message: What is my name?", "/continue", "/new",
-                "/chat message: Hello again"]
+CONVERSATION = [
+    "/continue",
+    "/chat message: My name is Ada.",
+    "/chat message: What is my name?",
+    "/continue",
+    "/new",
+    "/chat message: Hello again",
+]
 
 
 def test_console_conversation_remembers_until_new(runs):
     done = runs.get("conversation")
     assert done.returncode == 0, done.stderr[-3000:]
     nothing, first, second, more, new, fresh = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [o["command"] for o in (nothing, first, second, more, new, fresh)] == ["continue", "chat", "chat", "continue", "new", "chat"]
+    assert [o["command"] for o in (nothing, first, second, more, new, fresh)] == [
+        "continue",
+        "chat",
+        "chat",
+        "continue",
+        "new",
+        "chat",
+    ]
     assert all(o["ok"] for o in (first, second, more, new, fresh)), done.stdout
     assert not nothing["ok"] and "no answer to continue" in nothing["error"]["message"]
     # The second turn read the first exchange; after /new the model reads nothing earlier.
-    assert (first["result"]["turns_seen"], second["result"]["turns_seen"], fresh["result"]["turns_seen"]) == (0, 2, 0), done.stdout
+    assert (first["result"]["turns_seen"], second["result"]["turns_seen"], fresh["result"]["turns_seen"]) == (
+        0,
+        2,
+        0,
+    ), done.stdout
     assert second["result"]["prompt"] == "What is my name?" and second["result"]["mode"] == "chat"
     # /continue went on with the second answer and shows it as one answer.
     assert more["result"]["prompt"] == "What is my name?" and more["result"]["mode"] == "chat"
@@ -224,29 +334,45 @@ async def parser(tiny_models, tmp_path_factory):
     return CommandLine(declarations.tree)
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/label text: great goal! labels: sports, politics", ("label", {"text": "great goal!", "labels": "sports, politics"})),
-    # any order, any case of the command and option names; values may hold colons
-    ("/LABEL labels: a, b multi_label: yes TEXT: kick-off at 10:30", ("label", {"labels": "a, b", "multi_label": True,
-                                                                           "text": "kick-off at 10:30"})),
-    ("generate prompt: hi max_new_tokens: 12 temperature: 0.5 seed: 3 mode: chat",
-     ("generate", {"prompt": "hi", "max_new_tokens": 12, "temperature": 0.5, "seed": 3, "mode": "chat"})),
-    ("/status", ("status", {})),
-    ("  /tokens   text:   spaced out   ", ("tokens", {"text": "spaced out"})),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "/label text: great goal! labels: sports, politics",
+            ("label", {"text": "great goal!", "labels": "sports, politics"}),
+        ),
+        # any order, any case of the command and option names; values may hold colons
+        (
+            "/LABEL labels: a, b multi_label: yes TEXT: kick-off at 10:30",
+            ("label", {"labels": "a, b", "multi_label": True, "text": "kick-off at 10:30"}),
+        ),
+        (
+            "generate prompt: hi max_new_tokens: 12 temperature: 0.5 seed: 3 mode: chat",
+            ("generate", {"prompt": "hi", "max_new_tokens": 12, "temperature": 0.5, "seed": 3, "mode": "chat"}),
+        ),
+        ("/status", ("status", {})),
+        ("  /tokens   text:   spaced out   ", ("tokens", {"text": "spaced out"})),
+    ],
+)
 async def test_parser_reads_the_cogs_options(parser, line, expected):
     name, options = parser.parse(line)
     assert (name, options) == expected
     assert all(type(v) is type(expected[1][k]) for k, v in options.items())
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("/multi_label x: 1", "Unknown command"),
-    ("/generate prompt: hi temperature: warm", "temperature must be a number, not 'warm'"),
-    ("/label text: a labels: b multi_label: maybe", "multi_label must be true or false, not 'maybe'"),
-    ("/tokens text: hi model: gpt5", "model must be one of: sentiment, generation, zero_shot, fill_mask, embedding"),
-    ("/status now please", "Write options as name: value. Usage: /status"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/multi_label x: 1", "Unknown command"),
+        ("/generate prompt: hi temperature: warm", "temperature must be a number, not 'warm'"),
+        ("/label text: a labels: b multi_label: maybe", "multi_label must be true or false, not 'maybe'"),
+        (
+            "/tokens text: hi model: gpt5",
+            "model must be one of: sentiment, generation, zero_shot, fill_mask, embedding",
+        ),
+        ("/status now please", "Write options as name: value. Usage: /status"),
+    ],
+)
 async def test_parser_refusals_are_invalid_input(parser, line, message):
     with pytest.raises(InvalidInput) as refused:
         parser.parse(line)

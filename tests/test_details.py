@@ -1,13 +1,13 @@
 """`details` on /sentiment, /fill and /label: the pipeline's tokens, raw logits, softmax and id2label for the
 user's own sentence, through the real CommandTree and the real worker (tiny DistilBert classifier, RoBERTa
 masked LM, BART NLI, BERT encoder)."""
+
 from __future__ import annotations
 
 import math
 import re
 
 import pytest
-
 from transformers import AutoConfig, AutoTokenizer
 
 from .test_commands_discord import assert_answered, assert_within_limits, engine, env, make_bot, settings  # noqa: F401
@@ -35,8 +35,10 @@ async def test_sentiment_details_show_tokens_logits_softmax_and_labels(env, tiny
 def shown_rows(embed: dict) -> tuple[str, list[tuple[int, str, float, float]], str]:
     """(tokens field, [(id, label, logit, probability)], what the logits are) of a details answer."""
     tokens, classes = [f["value"] for f in embed["fields"]]
-    rows = [(int(i), label, float(logit), float(p))
-            for i, label, logit, p in re.findall(r"`(\d+)` (.+?): logit ([+-][\d.]+) → ([\d.]+)", classes)]
+    rows = [
+        (int(i), label, float(logit), float(p))
+        for i, label, logit, p in re.findall(r"`(\d+)` (.+?): logit ([+-][\d.]+) → ([\d.]+)", classes)
+    ]
     return tokens, rows, classes.split("\nlogits: ", 1)[1]
 
 
@@ -63,14 +65,24 @@ async def test_label_details_nli(env, tiny_models):
     assert ranked_scores(embed) == [f"{p:.2f}" for p in sorted(shown, reverse=True)]
     best = labels[max(range(len(labels)), key=shown.__getitem__)]
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["nli"])
-    assert tokens.split(" │ ") == tokenizer.convert_ids_to_tokens(tokenizer(text, f"This example is {best}.")["input_ids"])
+    assert tokens.split(" │ ") == tokenizer.convert_ids_to_tokens(
+        tokenizer(text, f"This example is {best}.")["input_ids"]
+    )
     assert "entailment logit" in logits_are and "2 entailment" in logits_are and "This example is {}." in logits_are
 
 
 async def test_label_details_nli_multi_label(env):
     bot, h = env
-    await h.invoke_slash("label", {"text": "The budget vote failed.", "labels": "politics, weather", "method": "nli",
-                                   "multi_label": True, "details": True})
+    await h.invoke_slash(
+        "label",
+        {
+            "text": "The budget vote failed.",
+            "labels": "politics, weather",
+            "method": "nli",
+            "multi_label": True,
+            "details": True,
+        },
+    )
     embed = assert_answered(h)
     _, rows, logits_are = shown_rows(embed)
     contradiction = [float(x) for x in re.search(r"contradiction logits: ([^)]*)\)", logits_are)[1].split()]
@@ -84,11 +96,15 @@ async def test_label_details_nli_multi_label(env):
 async def test_label_details_embedding(env, tiny_models, multi_label):
     bot, h = env
     text = "I cooked ramen for dinner."
-    await h.invoke_slash("label", {"text": text, "labels": "food, travel", "method": "embedding",
-                                   "multi_label": multi_label, "details": True})
+    await h.invoke_slash(
+        "label",
+        {"text": text, "labels": "food, travel", "method": "embedding", "multi_label": multi_label, "details": True},
+    )
     embed = assert_answered(h)
     tokens, rows, logits_are = shown_rows(embed)
-    assert tokens.split(" │ ") == AutoTokenizer.from_pretrained(tiny_models["embedding"]).tokenize(text, add_special_tokens=True)
+    assert tokens.split(" │ ") == AutoTokenizer.from_pretrained(tiny_models["embedding"]).tokenize(
+        text, add_special_tokens=True
+    )
     assert [label for _, label, _, _ in rows] == ["food", "travel"] and "cosine similarity" in logits_are
     logits, shown = [logit for _, _, logit, _ in rows], [p for *_, p in rows]
     # multi_label: each score is the cosine (the logit / 20) clipped to [0, 1]; else the softmax of the scaled cosines
@@ -116,7 +132,9 @@ async def test_fill_details_show_the_logits_at_the_mask(env, tiny_models):
     embed = assert_answered(h)
     tokens, classes = [f["value"] for f in embed["fields"]]
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["fill_mask"])
-    assert tokens.split(" │ ") == tokenizer.convert_ids_to_tokens(tokenizer("Paris is the <mask> of France.")["input_ids"])
+    assert tokens.split(" │ ") == tokenizer.convert_ids_to_tokens(
+        tokenizer("Paris is the <mask> of France.")["input_ids"]
+    )
     rows = re.findall(r"`(\d+)` (.+): logit ([+-][\d.]+) → ([\d.]+)", classes)
     assert len(rows) == 3
     for token_id, token, _, _ in rows:  # each row is a vocabulary id and its token

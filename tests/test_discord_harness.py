@@ -113,7 +113,9 @@ def make_bot() -> commands.Bot:
     async def upload(interaction: discord.Interaction) -> None:
         import io
 
-        await interaction.response.send_message("here", file=discord.File(io.BytesIO(b"a,b\n1,2\n"), filename="data.csv"))
+        await interaction.response.send_message(
+            "here", file=discord.File(io.BytesIO(b"a,b\n1,2\n"), filename="data.csv")
+        )
 
     labelset = app_commands.Group(name="labelset", description="Label sets")
 

@@ -3,22 +3,27 @@
 Tolerances: bf16 keeps 8 bits of mantissa, so a score near 0.5 moves by up to ~1e-2;
 embedding cosine between the two dtypes stays above 0.99 on the tiny model and 0.999 on MiniLM.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bot.engine import EngineConfig, OFFLINE_MODELS, SentimentRequest
+from bot.engine import OFFLINE_MODELS, EngineConfig, SentimentRequest
 from bot.engine.embeddings import Embedder
 from bot.engine.registry import ModelRegistry, cpu_has_native_bf16, resolve_dtype
 from bot.engine.tasks.sentiment import SentimentTask
 
 from .conftest import REAL_MODEL_CACHE, tiny_engine_config
 
-SENTENCES = ("I loved this movie, it was wonderful.", "The food was cold and the staff were rude.",
-             "The meeting is on Monday at ten.", "What a fantastic concert, best night ever!",
-             "This update broke everything, I want a refund.")
+SENTENCES = (
+    "I loved this movie, it was wonderful.",
+    "The food was cold and the staff were rude.",
+    "The meeting is on Monday at ten.",
+    "What a fantastic concert, best night ever!",
+    "This update broke everything, I want a refund.",
+)
 
 
 def test_auto_picks_bf16_for_encoders_only_where_the_cpu_runs_it_natively():
@@ -42,7 +47,9 @@ def test_bf16_embeddings_agree_with_float32_on_the_tiny_model(tiny_models):
 @pytest.mark.slow
 def test_bf16_and_float32_agree_on_minilm_sentiment_labels_and_scores():
     def run(dtype: str) -> list:
-        config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE, dtype=dtype, device="cpu")
+        config = EngineConfig(
+            models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE, dtype=dtype, device="cpu"
+        )
         return SentimentTask(ModelRegistry(config)).run([SentimentRequest(SENTENCES)], lambda *_: None)[0].sentences
 
     fp32, bf16 = run("float32"), run("bfloat16")

@@ -5,6 +5,7 @@ CommandTree and a real worker on tiny models, plus the registry alone for what n
 The sentiment role lists two genuinely different models: the tiny DistilBert classifier and the
 tiny MiniLM-style encoder (sentiment by embedding similarity).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ import re
 import pytest
 import pytest_asyncio
 import torch
-from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import AutoModel, AutoModelForSequenceClassification
 
 from bot.engine import Engine, FillMaskRequest, InvalidInput, ModelUnavailable, SentimentRequest
 from bot.engine.errors import ResourceExhausted
@@ -24,8 +25,13 @@ from bot.engine.tasks.sentiment import sentiment_class
 from bot.settings import Settings, SettingsError
 
 from .conftest import MISSING_MODEL_ID, tiny_engine_config
-from .test_commands_discord import (assert_answered, assert_within_limits, bot_env, final_embed, make_bot,  # noqa: F401
-                                    private_refusal)
+from .test_commands_discord import (
+    assert_answered,
+    assert_within_limits,
+    bot_env,
+    make_bot,  # noqa: F401
+    private_refusal,
+)
 
 TIMEOUT = 60.0
 
@@ -34,8 +40,10 @@ def sizes(tiny_models) -> dict[str, float]:
     """Megabytes of the two sentiment models, as the registry estimates them before loading."""
     from transformers import AutoConfig
 
-    return {kind: estimate_megabytes(cls, AutoConfig.from_pretrained(tiny_models[kind]), torch.float32)
-            for kind, cls in (("sentiment", AutoModelForSequenceClassification), ("embedding", AutoModel))}
+    return {
+        kind: estimate_megabytes(cls, AutoConfig.from_pretrained(tiny_models[kind]), torch.float32)
+        for kind, cls in (("sentiment", AutoModelForSequenceClassification), ("embedding", AutoModel))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +51,18 @@ def choice_settings(tiny_models, tmp_path_factory) -> Settings:
     """Room for one sentiment model at a time; fill-mask lists a model that is not on this machine."""
     mb = sizes(tiny_models)
     budget = max(mb.values()) + min(mb.values()) / 2
-    return Settings.from_env(bot_env(
-        tiny_models, str(tmp_path_factory.mktemp("choice-data")),
-        SENTIMENT_MODEL="", SENTIMENT_MODELS=f"{tiny_models['sentiment']},{tiny_models['embedding']}",
-        FILL_MASK_MODELS=f"{tiny_models['fill_mask']},{MISSING_MODEL_ID}",
-        MODEL_MEMORY_BUDGET_MB=f"{budget:.4f}", DTYPE="float32", TORCH_THREADS="1"))
+    return Settings.from_env(
+        bot_env(
+            tiny_models,
+            str(tmp_path_factory.mktemp("choice-data")),
+            SENTIMENT_MODEL="",
+            SENTIMENT_MODELS=f"{tiny_models['sentiment']},{tiny_models['embedding']}",
+            FILL_MASK_MODELS=f"{tiny_models['fill_mask']},{MISSING_MODEL_ID}",
+            MODEL_MEMORY_BUDGET_MB=f"{budget:.4f}",
+            DTYPE="float32",
+            TORCH_THREADS="1",
+        )
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -57,7 +72,7 @@ async def choice_engine(choice_settings):
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def choice_env(make_bot, choice_settings, choice_engine):  # noqa: F811
+async def choice_env(make_bot, choice_settings, choice_engine):
     return await make_bot(choice_settings, choice_engine)
 
 
@@ -76,9 +91,16 @@ async def wait_for_models(engine: Engine, expected: list[str]) -> list[str]:
 
 # --- settings --------------------------------------------------------------------------------
 
+
 def test_model_lists_default_first_and_model_setting_wins():
-    s = Settings.from_env({"ZERO_SHOT_MODELS": " a/one , b/two ", "SENTIMENT_MODEL": "x", "SENTIMENT_MODELS": "y,z",
-                           "MODEL_MEMORY_BUDGET_MB": "1500"})
+    s = Settings.from_env(
+        {
+            "ZERO_SHOT_MODELS": " a/one , b/two ",
+            "SENTIMENT_MODEL": "x",
+            "SENTIMENT_MODELS": "y,z",
+            "MODEL_MEMORY_BUDGET_MB": "1500",
+        }
+    )
     assert s.engine.allowed("zero_shot") == ("a/one", "b/two") and s.engine.models["zero_shot"] == "a/one"
     assert s.engine.allowed("sentiment") == ("x", "y", "z")  # SENTIMENT_MODEL is the default, the list adds choices
     assert s.engine.allowed("generation") == (s.engine.models["generation"],)  # no list: the one model
@@ -88,12 +110,15 @@ def test_model_lists_default_first_and_model_setting_wins():
     assert Settings.from_env({"MODEL_PROFILE": "offline", "SENTIMENT_MODEL": "x"}).engine.allowed("sentiment") == ("x",)
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"FILL_MASK_MODELS": "a,b,a"}, "FILL_MASK_MODELS"),
-    ({"EMBEDDING_MODELS": "a," + "x" * 101}, "EMBEDDING_MODELS"),
-    ({"MODEL_MEMORY_BUDGET_MB": "-1"}, "MODEL_MEMORY_BUDGET_MB"),
-    ({"MODEL_MEMORY_BUDGET_MB": "lots"}, "MODEL_MEMORY_BUDGET_MB"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"FILL_MASK_MODELS": "a,b,a"}, "FILL_MASK_MODELS"),
+        ({"EMBEDDING_MODELS": "a," + "x" * 101}, "EMBEDDING_MODELS"),
+        ({"MODEL_MEMORY_BUDGET_MB": "-1"}, "MODEL_MEMORY_BUDGET_MB"),
+        ({"MODEL_MEMORY_BUDGET_MB": "lots"}, "MODEL_MEMORY_BUDGET_MB"),
+    ],
+)
 def test_bad_model_settings_are_refused_by_name(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
@@ -101,12 +126,14 @@ def test_bad_model_settings_are_refused_by_name(env, named):
 
 # --- the registry alone: sharing, the budget, busy models -------------------------------------
 
+
 def test_roles_naming_the_same_model_share_one_copy(tiny_models):
     registry = ModelRegistry(tiny_engine_config(tiny_models, models={"fill_mask": str(tiny_models["gpt2"])}))
     generation = registry.get("generation", generation_class)
     fill = registry.get("fill_mask", fill_mask_class)
-    assert fill is generation and [(m.model_id, m.roles) for m in registry.loaded()] == \
-        [(str(tiny_models["gpt2"]), ("fill_mask", "generation"))]
+    assert fill is generation and [(m.model_id, m.roles) for m in registry.loaded()] == [
+        (str(tiny_models["gpt2"]), ("fill_mask", "generation"))
+    ]
 
 
 def test_a_budget_smaller_than_the_model_is_refused_clearly(tiny_models):
@@ -153,15 +180,20 @@ def test_least_recently_used_idle_model_goes_and_a_busy_one_stays(tiny_models):
 
 # --- the engine: choice, eviction, failures ---------------------------------------------------
 
+
 async def test_model_choice_loads_on_demand_and_evicts_the_least_recently_used(choice_engine, tiny_models):
     classifier, encoder = str(tiny_models["sentiment"]), str(tiny_models["embedding"])
     default = await asyncio.wait_for(choice_engine.submit(SentimentRequest(("what a great goal",)), user="a"), TIMEOUT)
     assert default.model == classifier and default.method == "classifier"
     assert await wait_for_models(choice_engine, [classifier]) == [classifier]
-    chosen = await asyncio.wait_for(choice_engine.submit(SentimentRequest(("what a great goal",), model=encoder), user="a"), TIMEOUT)
+    chosen = await asyncio.wait_for(
+        choice_engine.submit(SentimentRequest(("what a great goal",), model=encoder), user="a"), TIMEOUT
+    )
     assert chosen.model == encoder and chosen.method == "embedding"
     assert await wait_for_models(choice_engine, [encoder]) == [encoder]  # the budget holds one: the classifier went
-    again = await asyncio.wait_for(choice_engine.submit(SentimentRequest(("what a great goal",), model=classifier), user="a"), TIMEOUT)
+    again = await asyncio.wait_for(
+        choice_engine.submit(SentimentRequest(("what a great goal",), model=classifier), user="a"), TIMEOUT
+    )
     assert again.sentences[0].scores == pytest.approx(default.sentences[0].scores, abs=1e-5)  # reloaded, same weights
     status = choice_engine.status()
     assert status.memory_budget_mb > sum(m.megabytes for m in status.models) > 0
@@ -177,12 +209,15 @@ async def test_a_model_not_in_the_list_is_refused_before_queueing(choice_engine,
 
 async def test_a_listed_model_that_fails_to_load_leaves_the_others_working(choice_engine, tiny_models):
     with pytest.raises(ModelUnavailable, match=re.escape(MISSING_MODEL_ID)):
-        await asyncio.wait_for(choice_engine.submit(FillMaskRequest("a <mask> day", model=MISSING_MODEL_ID), user="a"), TIMEOUT)
+        await asyncio.wait_for(
+            choice_engine.submit(FillMaskRequest("a <mask> day", model=MISSING_MODEL_ID), user="a"), TIMEOUT
+        )
     result = await asyncio.wait_for(choice_engine.submit(FillMaskRequest("a <mask> day"), user="a"), TIMEOUT)
     assert result.model == str(tiny_models["fill_mask"]) and result.candidates
 
 
 # --- through the CommandTree --------------------------------------------------------------------
+
 
 async def test_model_option_autocompletes_from_the_role_list(choice_env, tiny_models):
     bot, h = choice_env
@@ -190,11 +225,15 @@ async def test_model_option_autocompletes_from_the_role_list(choice_env, tiny_mo
     choices = await h.invoke_autocomplete("sentiment", {"text": "hi", "model": ""}, "model")
     assert [c["value"] for c in choices] == [classifier, encoder]  # the default first
     typed = encoder.rsplit("/", 1)[-1]
-    assert [c["value"] for c in await h.invoke_autocomplete("sentiment", {"text": "hi", "model": typed}, "model")] == [encoder]
+    assert [c["value"] for c in await h.invoke_autocomplete("sentiment", {"text": "hi", "model": typed}, "model")] == [
+        encoder
+    ]
     # /label offers the list of the method picked so far: NLI models, or embedding models.
     nli = await h.invoke_autocomplete("label", {"text": "hi", "labels": "a, b", "method": "nli", "model": ""}, "model")
     assert [c["value"] for c in nli] == [str(tiny_models["nli"])]
-    embedding = await h.invoke_autocomplete("label", {"text": "hi", "labels": "a, b", "method": "embedding", "model": ""}, "model")
+    embedding = await h.invoke_autocomplete(
+        "label", {"text": "hi", "labels": "a, b", "method": "embedding", "model": ""}, "model"
+    )
     assert [c["value"] for c in embedding] == [encoder]
     # /compare offers the models of its task.
     fill = await h.invoke_autocomplete("compare", {"task": "fill", "text": "a <mask>", "model_b": ""}, "model_b")
@@ -232,19 +271,30 @@ async def test_compare_shows_two_models_side_by_side_with_their_times(choice_env
 
 async def test_compare_with_a_model_that_fails_shows_its_error_in_its_column(choice_env, tiny_models):
     bot, h = choice_env
-    await h.invoke_slash("compare", {"task": "fill", "text": "Paris is the <mask> of France.", "model_b": MISSING_MODEL_ID})
+    await h.invoke_slash(
+        "compare", {"task": "fill", "text": "Paris is the <mask> of France.", "model_b": MISSING_MODEL_ID}
+    )
     left, right = assert_answered(h)["fields"]
     assert left["name"].startswith(str(tiny_models["fill_mask"])) and "**" in left["value"]
     assert right["name"].startswith(MISSING_MODEL_ID) and "could not be loaded" in right["value"]
 
 
-@pytest.mark.parametrize(("options", "said"), [
-    ({"task": "sentiment", "text": "hi", "model_a": "{sentiment}", "model_b": "{sentiment}"}, "Pick two different models"),
-    ({"task": "generate", "text": "hi"}, "Comparing needs two generation models, and this bot has 1"),
-    ({"task": "label", "text": "hi"}, "needs labels"),
-    ({"task": "sentiment", "text": "hi", "labels": "a, b"}, "labels: is for task: label only"),
-    ({"task": "sentiment", "text": "hi", "model_b": "gpt-9000"}, "'gpt-9000' is not one of this bot's sentiment models"),
-])
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            {"task": "sentiment", "text": "hi", "model_a": "{sentiment}", "model_b": "{sentiment}"},
+            "Pick two different models",
+        ),
+        ({"task": "generate", "text": "hi"}, "Comparing needs two generation models, and this bot has 1"),
+        ({"task": "label", "text": "hi"}, "needs labels"),
+        ({"task": "sentiment", "text": "hi", "labels": "a, b"}, "labels: is for task: label only"),
+        (
+            {"task": "sentiment", "text": "hi", "model_b": "gpt-9000"},
+            "'gpt-9000' is not one of this bot's sentiment models",
+        ),
+    ],
+)
 async def test_compare_refusals_are_private_and_queue_nothing(choice_env, choice_engine, tiny_models, options, said):
     bot, h = choice_env
     options = {key: value.format(sentiment=tiny_models["sentiment"]) for key, value in options.items()}
@@ -261,7 +311,9 @@ async def test_status_lists_loaded_models_with_sizes_and_the_budget(choice_env, 
     fields = {f["name"]: f["value"] for f in h.recorder.last("response").embeds[0]["fields"]}
     lines = fields["Loaded models"].splitlines()
     assert re.fullmatch(r"[\d.]+ MB in memory of a [\d.]+ MB budget; most recently used first", lines[0]), lines[0]
-    assert re.fullmatch(re.escape(str(tiny_models["embedding"])) + r" · sentiment · float32 · [\d.]+ MB", lines[1]), lines[1]
+    assert re.fullmatch(re.escape(str(tiny_models["embedding"])) + r" · sentiment · float32 · [\d.]+ MB", lines[1]), (
+        lines[1]
+    )
 
 
 def test_loads_from_several_threads_at_once_all_get_real_weights(tiny_models):
@@ -269,8 +321,12 @@ def test_loads_from_several_threads_at_once_all_get_real_weights(tiny_models):
     from concurrent.futures import ThreadPoolExecutor
 
     registry = ModelRegistry(tiny_engine_config(tiny_models))
-    asks = [("sentiment", sentiment_class), ("generation", generation_class), ("fill_mask", fill_mask_class),
-            ("embedding", lambda config: AutoModel)] * 2
+    asks = [
+        ("sentiment", sentiment_class),
+        ("generation", generation_class),
+        ("fill_mask", fill_mask_class),
+        ("embedding", lambda config: AutoModel),
+    ] * 2
     with ThreadPoolExecutor(len(asks)) as pool:
         loaded = list(pool.map(lambda ask: registry.get(*ask), asks))
     assert len({id(m) for m in loaded}) == 4  # each model once, shared by its two callers

@@ -7,6 +7,7 @@ scores are predictable (a label wins when its words are in the text) and which c
 batch to create load. One test runs the tiny embedding model in the real worker process, and
 the slow one checks that the packaged MiniLM labels a support question as a question.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,14 @@ class KeywordExecutor:
         words = set(re.findall(r"\w+", r.text.lower()))
         raw = [1.0 + 4.0 * sum(w in words for w in re.findall(r"\w+", prompt.lower())) for prompt in r.prompts]
         order = sorted(range(len(raw)), key=lambda i: -raw[i])
-        return LabelMessageResult(r.text, [r.labels[i] for i in order], [raw[i] / sum(raw) for i in order], [r.method] * len(raw),
-                                  "keywords", VECTOR)
+        return LabelMessageResult(
+            r.text,
+            [r.labels[i] for i in order],
+            [raw[i] / sum(raw) for i in order],
+            [r.method] * len(raw),
+            "keywords",
+            VECTOR,
+        )
 
 
 class Borrowed:
@@ -138,8 +145,9 @@ class Env:
         """Text of the bot's latest message (response, edit, followup or channel message)."""
         return self.h.recorder.message_records()[-1].text()
 
-    async def slash(self, name: str, options: dict[str, Any] | None = None, permissions: discord.Permissions = MOD,
-                    **kwargs: Any) -> discord.Interaction:
+    async def slash(
+        self, name: str, options: dict[str, Any] | None = None, permissions: discord.Permissions = MOD, **kwargs: Any
+    ) -> discord.Interaction:
         return await self.h.invoke_slash(name, options, permissions=permissions, **kwargs)
 
     async def labels(self, *specs: tuple[str, ...]) -> None:
@@ -157,8 +165,14 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
     harnesses: list[FakeDiscord] = []
     engines: list[Engine] = []
 
-    async def start_bot(executor: Any = None, busy_timeout: float | None = None, guild_id: int | None = None,
-                        channel_id: int | None = None, timeout: float = 10.0, **env: str) -> Env:
+    async def start_bot(
+        executor: Any = None,
+        busy_timeout: float | None = None,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        timeout: float = 10.0,
+        **env: str,
+    ) -> Env:
         env = {"DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "AUTOTAG": "true"} | env
         settings = Settings.from_env(env, profile="offline")
         executor = executor or KeywordExecutor()
@@ -206,13 +220,21 @@ def component(env: Env, action: str) -> dict[str, Any]:
     return found
 
 
-async def click(env: Env, action: str, values: list[str] | None = None, *, permissions: discord.Permissions = MOD,
-                message_id: int | None = None, **kwargs: Any) -> discord.Interaction:
+async def click(
+    env: Env,
+    action: str,
+    values: list[str] | None = None,
+    *,
+    permissions: discord.Permissions = MOD,
+    message_id: int | None = None,
+    **kwargs: Any,
+) -> discord.Interaction:
     """A moderator clicks the newest button (or picks in the newest menu) for `action`."""
     return await env.h.invoke_component(custom_id(env, action, message_id), values, permissions=permissions, **kwargs)
 
 
 # --- label sets --------------------------------------------------------------------------------
+
 
 async def test_labelset_commands(env: Env) -> None:
     await env.slash("labelset add", {"label": "spam", "emoji": "🚫"})
@@ -289,6 +311,7 @@ async def test_a_member_without_manage_messages_is_refused(env: Env) -> None:
 
 # --- the context menu --------------------------------------------------------------------------
 
+
 async def test_tag_message_confirms_the_top_label_and_reacts(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question", "❓"), ("bug report",))
     await env.slash("labelset store_text", {"enabled": True})
@@ -322,7 +345,9 @@ async def test_select_menu_picks_another_label(env: Env) -> None:
     assert env.h.recorder.last("add_reaction").params["emoji"] == "🚫"
     assert "as **spam**" in env.said()
     # The tag can be taken back, with the reaction.
-    await env.slash("tags undo", {"message": f"https://discord.com/channels/{env.guild_id}/{message.channel.id}/{message.id}"})
+    await env.slash(
+        "tags undo", {"message": f"https://discord.com/channels/{env.guild_id}/{message.channel.id}/{message.id}"}
+    )
     assert "Removed 1 tag from message" in env.h.recorder.last("response").text()
     assert env.h.recorder.last("remove_reaction").message_id == message.id
     assert await env.store.tags(env.guild_id) == []
@@ -336,7 +361,9 @@ async def test_none_of_these_stores_no_tag_but_a_negative_example(env: Env) -> N
     assert "Not tagged" in shown.text() and shown.components == []
     assert await env.store.tags(env.guild_id) == [] and env.h.recorder.last("add_reaction") is None
     # store_text is off: the example keeps the message's embedding, not its text.
-    assert await env.store.examples(env.guild_id) == [(message.id, Example(NONE_OF_THESE, True, None, VECTOR, "keywords"))]
+    assert await env.store.examples(env.guild_id) == [
+        (message.id, Example(NONE_OF_THESE, True, None, VECTOR, "keywords"))
+    ]
 
 
 async def test_tag_message_refusals(env: Env) -> None:
@@ -394,6 +421,7 @@ async def test_tag_message_through_the_real_worker(start: Start, tiny_engine: En
 
 # --- auto-tagging ------------------------------------------------------------------------------
 
+
 async def test_autotag_tags_new_messages_and_logs_them(env: Env) -> None:
     await env.labels(("spam",), ("question",), ("bug report",))
     log_channel = env.h.add_channel("mod-log")
@@ -435,8 +463,9 @@ async def test_autotag_enable_refusals(start: Start) -> None:
     await env.labels(("spam",))
     secret = env.h.add_channel("secret")
     payload = env.h.recorder.channels[secret]
-    payload["permission_overwrites"] = [{"id": str(env.h.bot_id), "type": 1, "allow": "0",
-                                         "deny": str(discord.Permissions(view_channel=True).value)}]
+    payload["permission_overwrites"] = [
+        {"id": str(env.h.bot_id), "type": 1, "allow": "0", "deny": str(discord.Permissions(view_channel=True).value)}
+    ]
     env.h.guild._add_channel(discord.TextChannel(state=env.h.state, guild=env.h.guild, data=payload))
     await env.slash("autotag enable", {"channel": secret})
     assert f"I can't read <#{secret}>" in env.said()
@@ -467,8 +496,9 @@ async def test_autotag_sheds_its_own_backlog_and_people_go_first(start: Start) -
     status = env.bot.engine.status()
     assert status.queued_background == 2 and status.shed == {"background_full": 2}  # 1 running, 2 waiting, 2 shed
 
-    await env.h.invoke_message_menu("Tag message", env.h.make_message("a question for a person", author_id=author),
-                                    permissions=MOD, wait=False)
+    await env.h.invoke_message_menu(
+        "Tag message", env.h.make_message("a question for a person", author_id=author), permissions=MOD, wait=False
+    )
     await spy.wait_for(6)
     assert spy.calls == [True] * 5 + [False] and env.bot.engine.status().queued == 1
 
@@ -519,19 +549,39 @@ async def test_everything_survives_a_restart(start: Start) -> None:
     await again.slash("autotag list")
     assert f"<#{first.h.channel_id}>" in again.said()
     await again.slash("tags recent")
-    assert again.said().count("tagged by") == 2 and "tagged by auto" in again.said() and f"<@{first.h.user_id}>" in again.said()
+    assert (
+        again.said().count("tagged by") == 2
+        and "tagged by auto" in again.said()
+        and f"<@{first.h.user_id}>" in again.said()
+    )
     await again.h.dispatch_message("more spam", author_id=again.h.add_member())  # auto-tagging resumes by itself
     assert len(await again.store.tags(again.guild_id)) == 3
 
 
 # --- reading tags ------------------------------------------------------------------------------
 
+
 async def seed_tags(env: Env, *specs: tuple[Any, ...]) -> None:
     """Tags on messages 1000, 1001, ... given as `(label, days ago[, text])`, as if confirmed earlier."""
     now = time.time()
-    await env.store.add_tags([Tag(env.guild_id, env.h.channel_id, 1000 + i, 7, label, 0.8, "embedding", env.h.user_id, False,
-                                  now - days * 86400, text[0] if text else None)
-                              for i, (label, days, *text) in enumerate(specs)])
+    await env.store.add_tags(
+        [
+            Tag(
+                env.guild_id,
+                env.h.channel_id,
+                1000 + i,
+                7,
+                label,
+                0.8,
+                "embedding",
+                env.h.user_id,
+                False,
+                now - days * 86400,
+                text[0] if text else None,
+            )
+            for i, (label, days, *text) in enumerate(specs)
+        ]
+    )
 
 
 async def test_tags_recent_filters_and_unknown_label(env: Env) -> None:
@@ -563,15 +613,19 @@ async def test_tags_stats_is_a_png_bar_chart(env: Env) -> None:
 
 
 async def test_tags_export_csv(env: Env) -> None:
-    await seed_tags(env, ("spam", 1.5, "=HYPERLINK(\"http://evil\")"), ("question", 0, "how, do \"I\"\nreset?"))
+    await seed_tags(env, ("spam", 1.5, '=HYPERLINK("http://evil")'), ("question", 0, 'how, do "I"\nreset?'))
     await env.store.add_tags([Tag(env.guild_id + 1, 1, 2, 3, "other guild", 0.5, "nli", 1, True, 0.0)])
     await env.slash("tags export")
     [export] = env.h.recorder.files("response")
     assert export.filename == f"tags-{env.guild_id}.csv" and "2 tags." in env.h.recorder.last("response").text()
     rows = list(csv.DictReader(io.StringIO(export.data.decode("utf-8-sig"))))
     assert [r["label"] for r in rows] == ["spam", "question"]  # oldest first; nothing of the other guild
-    assert rows[0]["text"] == "'=HYPERLINK(\"http://evil\")"  # a spreadsheet won't run it as a formula
-    assert rows[1]["text"] == "how, do \"I\"\nreset?" and rows[1]["auto"] == "no" and rows[1]["tagged_by"] == str(env.h.user_id)
+    assert rows[0]["text"] == '\'=HYPERLINK("http://evil")'  # a spreadsheet won't run it as a formula
+    assert (
+        rows[1]["text"] == 'how, do "I"\nreset?'
+        and rows[1]["auto"] == "no"
+        and rows[1]["tagged_by"] == str(env.h.user_id)
+    )
     assert rows[1]["link"] == f"https://discord.com/channels/{env.guild_id}/{env.h.channel_id}/1001"
     await env.slash("tags export", {"days": 1})  # the spam tag is 1.5 days old
     [_, recent] = env.h.recorder.files("response")
@@ -582,14 +636,18 @@ async def test_tags_undo_by_id_and_bad_references(env: Env) -> None:
     await seed_tags(env, ("spam", 0), ("question", 0))
     await env.slash("tags undo", {"message": "1000"})
     assert "Removed 1 tag from message 1000: **spam**" in env.said()
-    for value, expected in [("1000", "has no tags"), ("not a link", "Give a message id"),
-                            (f"https://discord.com/channels/{env.guild_id + 1}/1/1001", "another server")]:
+    for value, expected in [
+        ("1000", "has no tags"),
+        ("not a link", "Give a message id"),
+        (f"https://discord.com/channels/{env.guild_id + 1}/1/1001", "another server"),
+    ]:
         await env.slash("tags undo", {"message": value})
         assert expected in env.h.recorder.last("response").text()
     assert [t.message_id for t in await env.store.tags(env.guild_id)] == [1001]
 
 
 # --- a guild's data as a whole -------------------------------------------------------------------
+
 
 async def test_purge_needs_an_admin_and_a_confirmation(env: Env) -> None:
     await env.labels(("spam",))
@@ -605,10 +663,15 @@ async def test_purge_needs_an_admin_and_a_confirmation(env: Env) -> None:
     assert "Nothing deleted" in env.said() and len(await env.store.tags(env.guild_id)) == 1
 
     await env.slash("moderation purge", permissions=ADMIN)
-    await env.h.invoke_component("purge:confirm", user_id=env.h.add_member(), permissions=ADMIN)  # someone else's prompt
+    await env.h.invoke_component(
+        "purge:confirm", user_id=env.h.add_member(), permissions=ADMIN
+    )  # someone else's prompt
     assert len(await env.store.tags(env.guild_id)) == 1
     await env.h.invoke_component("purge:confirm")
-    assert "Deleted 1 tags, 1 labels, 0 auto-tagged channels, 0 other answers, 0 pending reviews and 0 learned models" in env.said()
+    assert (
+        "Deleted 1 tags, 1 labels, 0 auto-tagged channels, 0 other answers, 0 pending reviews and 0 learned models"
+        in env.said()
+    )
     assert await env.store.tags(env.guild_id) == [] and (await env.store.config(env.guild_id)).labels == ()
     assert [label.name for label in (await env.store.config(env.guild_id + 1)).labels] == ["kept"]
     assert [type(e) for e in env.h.errors] == [app_commands.MissingPermissions]  # the moderator's attempt, nothing else
@@ -637,10 +700,12 @@ async def test_an_outage_is_not_a_removal(env: Env) -> None:
 
 # Each label described by a typical message (see README): with bare names, MiniLM ranks this
 # support question under "bug report" (0.53) and even "spam" (0.32) above "question" (0.11).
-DESCRIBED_LABELS = (("spam", "🚫", "Free nitro! Click this link to claim your prize"),
-                    ("question", "❓", "How do I change my settings? Can someone help?"),
-                    ("bug report", None, "The app crashes with an error when I click save"),
-                    ("off-topic", None, "Anyone watching the game tonight?"))
+DESCRIBED_LABELS = (
+    ("spam", "🚫", "Free nitro! Click this link to claim your prize"),
+    ("question", "❓", "How do I change my settings? Can someone help?"),
+    ("bug report", None, "The app crashes with an error when I click save"),
+    ("off-topic", None, "Anyone watching the game tonight?"),
+)
 
 
 @pytest.mark.slow
@@ -657,7 +722,9 @@ async def test_real_model_tags_a_support_question_as_question(start: Start, real
     await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.5})
     author = env.h.add_member()
     question = await env.h.dispatch_message(PASSWORD_QUESTION, author_id=author)
-    spam = await env.h.dispatch_message("BUY CHEAP FOLLOWERS NOW!!! click here http://free-nitro.example", author_id=author)
+    spam = await env.h.dispatch_message(
+        "BUY CHEAP FOLLOWERS NOW!!! click here http://free-nitro.example", author_id=author
+    )
     labels = {(t.message_id, t.label) for t in await env.store.tags(env.guild_id) if t.auto}
     assert labels == {(question.id, "question"), (spam.id, "spam")}
     env.h.assert_no_errors()
@@ -693,6 +760,7 @@ async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
 
 # --- learned labels ------------------------------------------------------------------------------
 
+
 async def trainings_done(env: Env) -> None:
     """Wait for the background retrainings the cog started."""
     await asyncio.gather(*env.bot.get_cog("Moderation").trainings.values())
@@ -700,12 +768,17 @@ async def trainings_done(env: Env) -> None:
 
 async def learning(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path], **env: str) -> Env:
     """A bot on the tiny embedding model in the real worker: learns from 2 examples a label, retrains after 4 answers."""
-    return await start(executor=Borrowed(tiny_engine), timeout=REAL_WORKER_TIMEOUT,
-                       **{"EMBEDDING_MODEL": str(tiny_models["embedding"]), "MIN_EXAMPLES": "2", "RETRAIN_EVERY": "4"} | env)
+    return await start(
+        executor=Borrowed(tiny_engine),
+        timeout=REAL_WORKER_TIMEOUT,
+        **{"EMBEDDING_MODEL": str(tiny_models["embedding"]), "MIN_EXAMPLES": "2", "RETRAIN_EVERY": "4"} | env,
+    )
 
 
-TEACHING = {"spam": ["free nitro, click here to claim", "cheap followers, buy now", "win a free phone at this link"],
-            "question": ["how do I reset my password?", "where can I read the rules?", "can someone help me log in?"]}
+TEACHING = {
+    "spam": ["free nitro, click here to claim", "cheap followers, buy now", "win a free phone at this link"],
+    "question": ["how do I reset my password?", "where can I read the rules?", "can someone help me log in?"],
+}
 
 
 async def teach(env: Env) -> dict[str, list[discord.Message]]:
@@ -722,11 +795,17 @@ async def teach(env: Env) -> dict[str, list[discord.Message]]:
 def suggestion_lines(env: Env) -> dict[str, str]:
     """label -> its line in the latest suggestion."""
     text = env.h.recorder.last("edit_original").text()
-    return {label: line for line in text.splitlines() for label in ("spam", "question", "off-topic") if line.startswith(f"`{label} ")}
+    return {
+        label: line
+        for line in text.splitlines()
+        for label in ("spam", "question", "off-topic")
+        if line.startswith(f"`{label} ")
+    }
 
 
-async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(start: Start, tiny_engine: Engine,
-                                                                             tiny_models: dict[str, Path]) -> None:
+async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(
+    start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
+) -> None:
     env = await learning(start, tiny_engine, tiny_models)
     await env.labels(("spam", "🚫"), ("question",))
     await suggest(env, "free nitro, click here to claim")
@@ -741,7 +820,9 @@ async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(st
     # makes the next answer's check come after it, so the last question may be in it too (one training at a time).
     assert model is not None and model.head.labels == ("spam", "question") and model.examples in (6, 7)
     assert model.fits(await env.store.config(env.guild_id), str(tiny_models["embedding"]))
-    assert all(e.vector is not None and e.text is None for _, e in await env.store.examples(env.guild_id))  # store_text is off
+    assert all(
+        e.vector is not None and e.text is None for _, e in await env.store.examples(env.guild_id)
+    )  # store_text is off
 
     for label, texts in TEACHING.items():
         await suggest(env, texts[0])
@@ -749,8 +830,13 @@ async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(st
         assert "Labelled by learned labels" in shown and component(env, "tag")["label"] == f"Tag as {label}"
         assert all(line.endswith("· learned") for line in suggestion_lines(env).values())
     await click(env, "tag")
-    saved = next(t for t in await env.store.tags(env.guild_id) if t.message_id == env.h.recorder.last("edit_original").message_id
-                 or t.label == "question" and t.method == "learned")
+    saved = next(
+        t
+        for t in await env.store.tags(env.guild_id)
+        if t.message_id == env.h.recorder.last("edit_original").message_id
+        or t.label == "question"
+        and t.method == "learned"
+    )
     assert saved.method == "learned" and "Labelled by learned labels" in env.said()
 
     # A new label changes the label set: the stored model no longer fits, so zero-shot labels until the retraining ...
@@ -760,7 +846,11 @@ async def test_tags_teach_the_bot_and_the_next_suggestion_uses_learned_labels(st
     assert (await env.store.label_model(env.guild_id)).label_set == ("off-topic", "question", "spam")
     await suggest(env, TEACHING["spam"][1])
     lines = suggestion_lines(env)
-    assert lines["spam"].endswith("· learned") and lines["question"].endswith("· learned") and not lines["off-topic"].endswith("learned")
+    assert (
+        lines["spam"].endswith("· learned")
+        and lines["question"].endswith("· learned")
+        and not lines["off-topic"].endswith("learned")
+    )
     scores = [float(o["description"].removeprefix("score ")) for o in component(env, "pick")["options"]]
     assert sum(scores) <= 1.0 + 1e-6 and scores == sorted(scores, reverse=True)
     env.h.assert_no_errors()
@@ -788,7 +878,9 @@ async def test_labelset_train_and_report(start: Start, tiny_engine: Engine, tiny
     assert [type(e.original) for e in env.h.errors] == [InvalidInput]  # the report asked for before any example
 
 
-async def test_learning_bad_input_gets_clear_messages(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]) -> None:
+async def test_learning_bad_input_gets_clear_messages(
+    start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
+) -> None:
     env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
     await env.labels(("spam",))
     await env.slash("labelset report")
@@ -802,8 +894,23 @@ async def test_learning_bad_input_gets_clear_messages(start: Start, tiny_engine:
     # Two labels tagged on exactly the same messages.
     await env.labels(("junk",))
     for message_id in [t.message_id for t in await env.store.tags(env.guild_id)]:
-        await env.store.add_tags([Tag(env.guild_id, env.h.channel_id, message_id, 7, "junk", None, "embedding", env.h.user_id, False,
-                                      time.time(), "x")])
+        await env.store.add_tags(
+            [
+                Tag(
+                    env.guild_id,
+                    env.h.channel_id,
+                    message_id,
+                    7,
+                    "junk",
+                    None,
+                    "embedding",
+                    env.h.user_id,
+                    False,
+                    time.time(),
+                    "x",
+                )
+            ]
+        )
     await env.slash("labelset train")
     assert "**spam** and **junk** were tagged on exactly the same messages" in env.said()
 
@@ -818,7 +925,9 @@ async def test_learning_bad_input_gets_clear_messages(start: Start, tiny_engine:
     assert "That label has been removed from the label set since" in env.said()
 
 
-async def test_a_locked_database_during_a_retrain_loses_nothing(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]) -> None:
+async def test_a_locked_database_during_a_retrain_loses_nothing(
+    start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
+) -> None:
     env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
     env.bot.store.busy_timeout = 0.2
     await env.labels(("spam",), ("question",))
@@ -839,6 +948,7 @@ async def test_a_locked_database_during_a_retrain_loses_nothing(start: Start, ti
 
 # --- the review queue and the log channel's actions ---------------------------------------------------
 
+
 async def reviewing(start: Start, **env_vars: Any) -> tuple[Env, int]:
     """Three labels (a keyword match scores 5/7 = 0.71), auto-tag at 0.8, review from 0.3, a log channel."""
     env = await start(**env_vars)
@@ -858,7 +968,11 @@ async def test_review_queue_answers_become_examples(start: Start) -> None:
     author = env.h.add_member()
     first = await env.h.dispatch_message("spam now", author_id=author)
     posted = env.h.recorder.last("send_message")
-    assert posted.channel_id == log_channel and "Review this auto-tag" in posted.text() and "**spam**? score 0.71" in posted.text()
+    assert (
+        posted.channel_id == log_channel
+        and "Review this auto-tag" in posted.text()
+        and "**spam**? score 0.71" in posted.text()
+    )
     assert actions(posted) == ["confirm", "reject", "relabel", "delete", "timeout"]
     assert await env.store.tags(env.guild_id) == []  # below the threshold: nothing is tagged until a moderator answers
 
@@ -867,9 +981,17 @@ async def test_review_queue_answers_become_examples(start: Start) -> None:
     assert (saved.message_id, saved.label, saved.auto, saved.tagged_by) == (first.id, "spam", False, env.h.user_id)
     assert saved.score == pytest.approx(5 / 7) and env.h.recorder.last("add_reaction").params["emoji"] == "🚫"
     answer, defer = env.h.recorder.last("edit_original"), env.h.recorder.last("response")
-    assert defer.response_type == 5 and defer.ephemeral and "Answer saved" in answer.text() and f"✅ tagged **spam** by <@{env.h.user_id}>" in answer.text()
+    assert (
+        defer.response_type == 5
+        and defer.ephemeral
+        and "Answer saved" in answer.text()
+        and f"✅ tagged **spam** by <@{env.h.user_id}>" in answer.text()
+    )
     entry = env.h.recorder.last("edit_message")
-    assert entry.message_id == posted.message_id and actions(entry) == ["delete", "timeout"]  # answered: the review buttons go
+    assert entry.message_id == posted.message_id and actions(entry) == [
+        "delete",
+        "timeout",
+    ]  # answered: the review buttons go
     assert f"✅ tagged **spam** by <@{env.h.user_id}>" in entry.text()
 
     relabelled = await env.h.dispatch_message("spam or a question?", author_id=author)
@@ -924,34 +1046,47 @@ async def test_buttons_work_after_a_restart(start: Start) -> None:
 async def test_answering_a_suggestion_whose_message_is_gone_after_a_restart(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question",))
     message = await suggest(env, "spam spam")
-    env.bot.get_cog("Moderation").suggestions.clear()  # as after a restart: the suggestion is known only by its buttons' ids
+    env.bot.get_cog(
+        "Moderation"
+    ).suggestions.clear()  # as after a restart: the suggestion is known only by its buttons' ids
     del env.h.recorder.messages[message.id]
     await click(env, "none")
     assert "That message has been deleted" in env.said() and await env.store.examples(env.guild_id) == []
     await click(env, "tag")
     [saved] = await env.store.tags(env.guild_id)  # the moderator's tag is kept, without a score or an example
     assert (saved.message_id, saved.label, saved.score) == (message.id, "spam", None)
-    assert "it can't teach the bot" in env.said() and await env.store.examples(env.guild_id) == [(message.id, Example("spam", True))]
+    assert "it can't teach the bot" in env.said() and await env.store.examples(env.guild_id) == [
+        (message.id, Example("spam", True))
+    ]
 
 
 async def test_delete_and_timeout_from_the_log_with_audit_reasons(start: Start) -> None:
     env, _ = await reviewing(start)
     powers = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True, moderate_members=True)
-    env.h.add_member(env.h.bot_id, "HarnessBot", roles=[env.h.add_role("bot", permissions=powers, position=3)], bot=True)
+    env.h.add_member(
+        env.h.bot_id, "HarnessBot", roles=[env.h.add_role("bot", permissions=powers, position=3)], bot=True
+    )
     moderator = env.h.add_member(name="mod", roles=[env.h.add_role("mods", permissions=powers, position=2)])
     author = env.h.add_member(name="poster")
     message = await env.h.dispatch_message("spam now", author_id=author)
 
     await click(env, "delete", user_id=moderator, permissions=powers)
     deleted = env.h.recorder.last("delete_message")
-    assert deleted.message_id == message.id and deleted.reason == f"Deleted by mod ({moderator}) from the auto-tag log (message {message.id})"
+    assert (
+        deleted.message_id == message.id
+        and deleted.reason == f"Deleted by mod ({moderator}) from the auto-tag log (message {message.id})"
+    )
     assert "Message deleted" in env.said()
 
     await click(env, "timeout", ["600"], user_id=moderator, permissions=powers)
     timed_out = env.h.recorder.last("edit_member")
     until = datetime.fromisoformat(timed_out.body["communication_disabled_until"])
-    assert timed_out.params["user_id"] == str(author) and abs((until - discord.utils.utcnow()).total_seconds() - 600) < 60
-    assert timed_out.reason.startswith("Timed out for 10 minutes by mod") and "is timed out for 10 minutes" in env.said()
+    assert (
+        timed_out.params["user_id"] == str(author) and abs((until - discord.utils.utcnow()).total_seconds() - 600) < 60
+    )
+    assert (
+        timed_out.reason.startswith("Timed out for 10 minutes by mod") and "is timed out for 10 minutes" in env.said()
+    )
 
     refusals = [
         (dict(values=[str(29 * 86400)], validate=False), "at most 28 days"),  # a forged menu value
@@ -1004,16 +1139,36 @@ async def test_real_model_learned_labels_beat_zero_shot(start: Start, real_engin
     assert "Labelled by zero-shot" in env.h.recorder.last("edit_original").text()
     taught = [m for label in labels for m in [m for m in per_label[label] if m.split == "train"][::15][:8]]
     for i, m in enumerate(taught):
-        await env.store.add_tags([Tag(env.guild_id, env.h.channel_id, 5000 + i, 7, m.label, None, "embedding", env.h.user_id, False,
-                                      time.time(), m.text)])  # tagged with store_text on: trained from the text
+        await env.store.add_tags(
+            [
+                Tag(
+                    env.guild_id,
+                    env.h.channel_id,
+                    5000 + i,
+                    7,
+                    m.label,
+                    None,
+                    "embedding",
+                    env.h.user_id,
+                    False,
+                    time.time(),
+                    m.text,
+                )
+            ]
+        )  # tagged with store_text on: trained from the text
     await env.slash("labelset train")
-    assert "Learned labels: **question**, **bug report**, **spam**, **off-topic**, **feedback**, from 40 examples" in env.said()
+    assert (
+        "Learned labels: **question**, **bug report**, **spam**, **off-topic**, **feedback**, from 40 examples"
+        in env.said()
+    )
     learned = await right()
     assert "Labelled by learned labels" in env.h.recorder.last("edit_original").text()
     assert learned > zero_shot, (learned, zero_shot)
 
     await env.slash("labelset report")
     report = env.h.recorder.last("edit_original").text()
-    learned_share, zero_shot_share = map(int, re.search(r"learned labels \*\*(\d+)%\*\* · zero-shot (\d+)%", report).groups())
+    learned_share, zero_shot_share = map(
+        int, re.search(r"learned labels \*\*(\d+)%\*\* · zero-shot (\d+)%", report).groups()
+    )
     assert learned_share > zero_shot_share
     env.h.assert_no_errors()

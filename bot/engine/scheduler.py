@@ -13,6 +13,7 @@ one step at a time.
   that arrives while others run waits for about one step, not for a whole batch.
 - Cancel and deadlines reach running generations: they stop at the next step.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,8 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Protocol
 
-from .errors import Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .config import ModelInfo
+from .errors import Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
 from .requests.base import Failure, Request
 
@@ -222,8 +223,9 @@ class Scheduler:
         self._units: set[asyncio.Task] = set()
 
     # --- admission -------------------------------------------------------------------------
-    def submit(self, request: Request, *, user: str, priority: Priority = Priority.INTERACTIVE,
-               timeout: float | None = None) -> Job:
+    def submit(
+        self, request: Request, *, user: str, priority: Priority = Priority.INTERACTIVE, timeout: float | None = None
+    ) -> Job:
         """Validate and enqueue, or raise InvalidInput / Busy at once."""
         request.validate()
         lane = self.lanes[priority]
@@ -235,11 +237,16 @@ class Scheduler:
             if lane.size >= self.max_queue:
                 self.metrics.record_shed("queue_full")
                 retry = self._drain_estimate()
-                raise Busy(f"I'm busy right now ({plural(lane.size, 'request')} waiting). Please try again in about {retry:.0f} s.", retry_after=retry)
+                raise Busy(
+                    f"I'm busy right now ({plural(lane.size, 'request')} waiting). Please try again in about {retry:.0f} s.",
+                    retry_after=retry,
+                )
             if self.in_flight.get(user, 0) >= self.max_per_user:
                 self.metrics.record_shed("user_cap")
-                raise Busy(f"You already have {plural(self.max_per_user, 'request')} in progress. Wait for one to finish, then try again.",
-                           retry_after=self.metrics.seconds_per_request(request.task))
+                raise Busy(
+                    f"You already have {plural(self.max_per_user, 'request')} in progress. Wait for one to finish, then try again.",
+                    retry_after=self.metrics.seconds_per_request(request.task),
+                )
             self.in_flight[user] = self.in_flight.get(user, 0) + 1
         now = self.clock()
         job = Job(next(self._ids), request, user, priority, None if timeout is None else now + timeout, now, self)
@@ -343,7 +350,9 @@ class Scheduler:
                     if job is None:
                         continue
                     # The first job always runs, even over the budget alone.
-                    if unit and (tokens + job.request.cost() > self.max_batch_tokens or rows + job.request.rows() > max_rows):
+                    if unit and (
+                        tokens + job.request.cost() > self.max_batch_tokens or rows + job.request.rows() > max_rows
+                    ):
                         continue
                     lane.remove(job)
                     unit.append(job)
@@ -384,12 +393,19 @@ class Scheduler:
                 if job.deadline is not None and now >= job.deadline:
                     lane.remove(job)
                     self.metrics.record_shed("deadline")
-                    self._release(job, DeadlineExceeded("This request waited too long in the queue and was dropped. Please try again."))
+                    self._release(
+                        job,
+                        DeadlineExceeded(
+                            "This request waited too long in the queue and was dropped. Please try again."
+                        ),
+                    )
         for job in list(self.running.values()):
             # A classification pass ends within a step anyway; a generation is stopped at its next one.
             if job.request.streams and job.deadline is not None and now >= job.deadline:
                 self.metrics.record_shed("deadline")
-                self.cancel(job, DeadlineExceeded("The answer took too long and was stopped. Please try a shorter one."))
+                self.cancel(
+                    job, DeadlineExceeded("The answer took too long and was stopped. Please try a shorter one.")
+                )
 
     def _dispatch(self, unit: list[Job]) -> None:
         """Take the unit's room at the executor (before the next unit forms), then run it."""
@@ -428,7 +444,9 @@ class Scheduler:
                 self._classifying -= 1
             self._wakeup.set()
         # A unit's pass is shared by its jobs; a generation's steps by the rows decoding with it.
-        self.metrics.record_compute(task, self.clock() - started, len(unit) if not streams else self._decoding_rows + rows)
+        self.metrics.record_compute(
+            task, self.clock() - started, len(unit) if not streams else self._decoding_rows + rows
+        )
         for job in unit:
             if self.running.pop(job.id, None) is job:  # not reported: the unit failed as a whole
                 self._release(job, error or EngineError(FAILED))

@@ -10,6 +10,7 @@ and keeps it alive.
   (STALL_FACTOR x), between STALL_FLOOR and the `stall_timeout` setting; a step that loads
   a model gets LOAD_TIMEOUT (the heartbeat goes on meanwhile, so silence still counts).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,18 @@ from typing import Any
 
 from .config import EngineConfig
 from .errors import WorkerCrashed, WorkerStalled
-from .messages import (CancelJob, Chunk, FromWorker, Heartbeat, JobDone, RunUnit, StopWorker, UnitDone, UnitStarted,
-                       WorkerReady)
+from .messages import (
+    CancelJob,
+    Chunk,
+    FromWorker,
+    Heartbeat,
+    JobDone,
+    RunUnit,
+    StopWorker,
+    UnitDone,
+    UnitStarted,
+    WorkerReady,
+)
 from .requests.base import Request
 from .scheduler import ExecutorInfo, JobEvents
 from .worker import worker_main
@@ -164,14 +175,18 @@ class WorkerProcess:
     def _spawn(self) -> None:
         context = mp.get_context("spawn")  # CUDA cannot be used in a forked child
         parent_end, child_end = context.Pipe()
-        process = context.Process(target=worker_main, args=(child_end, self.config), name="inference-worker", daemon=True)
+        process = context.Process(
+            target=worker_main, args=(child_end, self.config), name="inference-worker", daemon=True
+        )
         process.start()
         child_end.close()  # so the parent sees EOF when the child dies
         self._generation += 1
         self._process, self._conn = process, parent_end
         self._health = _Health()
         self.info.pid, self.info.models = process.pid, ()
-        threading.Thread(target=self._read, args=(self._generation, process, parent_end), daemon=True, name="worker-reader").start()
+        threading.Thread(
+            target=self._read, args=(self._generation, process, parent_end), daemon=True, name="worker-reader"
+        ).start()
 
     def _read(self, generation: int, process: Any, conn: Connection) -> None:
         """Reader thread: forward every message to the event loop, then report the exit."""
@@ -231,19 +246,27 @@ class WorkerProcess:
     def _on_exit(self, generation: int, exitcode: int | None) -> None:
         if generation != self._generation or self._closing:
             return
-        if not self._ready.is_set() and self.info.state == "starting":  # never became ready: a restart would fail the same way
+        if (
+            not self._ready.is_set() and self.info.state == "starting"
+        ):  # never became ready: a restart would fail the same way
             log.error("The inference worker exited with code %s before it was ready", exitcode)
             self._died_starting.set()
             return
         self._ready.clear()
         stalled = self._health.stalled
         self.info.state = "stalled, restarting" if stalled else "restarting"
-        log.error("The inference worker (pid %s) %s (exit code %s); restarting", self.info.pid,
-                  "was stopped by the watchdog" if stalled else "died", exitcode)
+        log.error(
+            "The inference worker (pid %s) %s (exit code %s); restarting",
+            self.info.pid,
+            "was stopped by the watchdog" if stalled else "died",
+            exitcode,
+        )
         for unit in self._units.values():
             if not unit.future.done():
-                unit.future.set_exception((WorkerStalled(STALLED) if stalled else WorkerCrashed(CRASHED)) if unit.started else _NotStarted())
-        delay = min(self._backoff_max, self._backoff_first * 2 ** self._failures_in_a_row)
+                unit.future.set_exception(
+                    (WorkerStalled(STALLED) if stalled else WorkerCrashed(CRASHED)) if unit.started else _NotStarted()
+                )
+        delay = min(self._backoff_max, self._backoff_first * 2**self._failures_in_a_row)
         self._failures_in_a_row += 1
         self.info.restarts += 1
         self._loop.call_later(delay, self._restart)
@@ -264,7 +287,11 @@ class WorkerProcess:
             heartbeat = health.heartbeat
             step = (heartbeat.step_running_for or 0.0) if heartbeat else 0.0
             if silent > limit or step > (max(LOAD_TIMEOUT, limit) if heartbeat and heartbeat.loading else limit):
-                log.error("The inference worker made no progress for %.0f s (limit %.0f s): restarting it", max(silent, step), limit)
+                log.error(
+                    "The inference worker made no progress for %.0f s (limit %.0f s): restarting it",
+                    max(silent, step),
+                    limit,
+                )
                 health.stalled = True
                 self.info.state = "stalled, restarting"
                 self.kill()

@@ -7,6 +7,7 @@ step in progress, a decode step for at most one classification pass, and the two
 fight over the same cores. The turn also tells the watchdog how long the current step
 has been running.
 """
+
 from __future__ import annotations
 
 import threading

@@ -7,6 +7,7 @@ Every forward pass holds the device turn (turns.py), so a classification pass wa
 for at most one decode step and the other way round. A heartbeat thread tells the
 parent twice a second how long the current step has been running, for its watchdog.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,8 +77,15 @@ class Worker:
         self.reported_models: tuple[ModelInfo, ...] = ()
 
     def serve(self) -> None:
-        self.outbox.send(WorkerReady(pid=os.getpid(), device=str(self.registry.device), dtypes=self.registry.dtypes(),
-                                     generation_batching=self.generation.batching(), forward_rows=self.registry.forward_rows))
+        self.outbox.send(
+            WorkerReady(
+                pid=os.getpid(),
+                device=str(self.registry.device),
+                dtypes=self.registry.dtypes(),
+                generation_batching=self.generation.batching(),
+                forward_rows=self.registry.forward_rows,
+            )
+        )
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
         try:
             while True:
@@ -161,9 +169,15 @@ class Worker:
 
     def _beat(self) -> None:
         self.reported_models = self.registry.loaded()
-        self.outbox.send(Heartbeat(steps=self.turns.steps, step_running_for=self.turns.running_for(),
-                                   loading=self.registry.loading is not None, models=self.reported_models,
-                                   dtypes=self.registry.dtypes()))
+        self.outbox.send(
+            Heartbeat(
+                steps=self.turns.steps,
+                step_running_for=self.turns.running_for(),
+                loading=self.registry.loading is not None,
+                models=self.reported_models,
+                dtypes=self.registry.dtypes(),
+            )
+        )
 
     def _heartbeat(self) -> None:
         while True:
@@ -189,7 +203,13 @@ def run_batch(task: Task, requests: list[Request], emit: Emit) -> list[Any]:
             torch.cuda.empty_cache()
         if len(requests) == 1:
             log.warning("Out of memory on a single %s request", task.name)
-            return [failure(ResourceExhausted("This request needs more memory than the device has. Try a shorter text or fewer tokens."))]
+            return [
+                failure(
+                    ResourceExhausted(
+                        "This request needs more memory than the device has. Try a shorter text or fewer tokens."
+                    )
+                )
+            ]
         half = len(requests) // 2
         log.warning("Out of memory on a batch of %d %s requests; splitting", len(requests), task.name)
 

@@ -1,5 +1,6 @@
 """What every request shares: the contract checked in the bot process (torch-free)
 and the small validation helpers the requests and the command layer use."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Text generation: continue a prompt, or chat through the tokenizer's chat template."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,9 @@ class GenerationRequest(Request):
         if (self.history or self.system or self.continue_answer) and self.mode != "chat":
             raise InvalidInput("A conversation needs mode: chat.")
         if len(self.history) > MAX_TURNS:
-            raise InvalidInput(f"That conversation has {len(self.history)} earlier messages; I read at most {MAX_TURNS}.")
+            raise InvalidInput(
+                f"That conversation has {len(self.history)} earlier messages; I read at most {MAX_TURNS}."
+            )
         for speaker, text in self.history:
             check_choice(speaker, "speaker", SPEAKERS)
             check_text(text, "earlier message", MAX_TURN_CHARS)
@@ -65,8 +68,11 @@ class GenerationRequest(Request):
         return self.temperature > 0
 
     def cost(self) -> int:
-        context = sum(estimate_tokens(text) for _, text in self.history) + estimate_tokens(self.system or "") \
+        context = (
+            sum(estimate_tokens(text) for _, text in self.history)
+            + estimate_tokens(self.system or "")
             + estimate_tokens(self.continue_answer or "")
+        )
         return (context + estimate_tokens(self.prompt) + self.max_new_tokens) * self.num_return_sequences
 
     def rows(self) -> int:

@@ -3,6 +3,7 @@ confirmed tags, with zero-shot for the labels that have too few examples.
 
 Vectors and head weights travel as float32 bytes: compact to pickle and to store in SQLite.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,7 +73,9 @@ class LabelMessageRequest(Request):
         learned = set(self.head.labels) if self.head else set()
         if all(label in learned for label in self.labels):
             return None
-        return ZeroShotRequest(self.text, self.prompts, method=self.method, hypothesis_template=self.hypothesis_template)
+        return ZeroShotRequest(
+            self.text, self.prompts, method=self.method, hypothesis_template=self.hypothesis_template
+        )
 
     def model_role(self) -> str:
         return "embedding"
@@ -167,4 +170,3 @@ class LabelEvaluation:
     evaluated: int  # positive examples scored
     skipped: int
     model: str
-

@@ -4,6 +4,7 @@ With a classifier (e.g. distilbert-sst2) labels come from the model; with a plai
 sentence-embedding model (offline profile) the texts are compared with a
 positive and a negative description instead.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

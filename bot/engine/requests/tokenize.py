@@ -1,11 +1,11 @@
 """Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..config import ROLES
 from .base import Request, check_choice, check_text
-
 
 DEFAULT_ROLE = "sentiment"  # whose tokenizer /tokens shows unless told
 

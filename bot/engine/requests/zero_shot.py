@@ -1,4 +1,5 @@
 """Zero-shot labeling: by NLI entailment or by embedding similarity."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,12 +36,16 @@ class ZeroShotRequest(Request):
             if not label.strip():
                 raise InvalidInput("One of the labels is empty; check for doubled commas.")
             if len(label) > MAX_LABEL_CHARS:
-                raise InvalidInput(f"The label '{label[:20]}…' is too long; labels are at most {MAX_LABEL_CHARS} characters.")
+                raise InvalidInput(
+                    f"The label '{label[:20]}…' is too long; labels are at most {MAX_LABEL_CHARS} characters."
+                )
             if label.casefold() in seen:
                 raise InvalidInput(f"The label '{label}' is given twice; each label once, please.")
             seen.add(label.casefold())
         if self.hypothesis_template.count("{}") != 1:
-            raise InvalidInput("The hypothesis template needs exactly one {} where the label goes, e.g. `This text is about {}.`")
+            raise InvalidInput(
+                "The hypothesis template needs exactly one {} where the label goes, e.g. `This text is about {}.`"
+            )
 
     def model_role(self) -> str:
         return "zero_shot" if self.method == "nli" else "embedding"
@@ -48,7 +53,7 @@ class ZeroShotRequest(Request):
     def cost(self) -> int:
         if self.method == "embedding":
             return estimate_tokens(self.text)  # label embeddings are cached
-        return sum(estimate_tokens(self.text + self.hypothesis_template.format(l)) for l in self.labels)
+        return sum(estimate_tokens(self.text + self.hypothesis_template.format(label)) for label in self.labels)
 
     def rows(self) -> int:
         return 1 if self.method == "embedding" else len(self.labels)

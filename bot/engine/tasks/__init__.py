@@ -1,4 +1,5 @@
 """Worker-side tasks (they import torch); TASKS maps a task name to its class."""
+
 from __future__ import annotations
 
 from ..registry import ModelRegistry
@@ -11,8 +12,16 @@ from .tokenize import TokenizeTask
 from .zero_shot import ZeroShotTask
 
 TASKS: dict[str, type[Task]] = {
-    task.name: task for task in (SentimentTask, ZeroShotTask, FillMaskTask, TokenizeTask,
-                                  LabelMessageTask, TrainLabelsTask, EvaluateLabelsTask)
+    task.name: task
+    for task in (
+        SentimentTask,
+        ZeroShotTask,
+        FillMaskTask,
+        TokenizeTask,
+        LabelMessageTask,
+        TrainLabelsTask,
+        EvaluateLabelsTask,
+    )
 }
 
 

@@ -1,4 +1,5 @@
 """What every worker-side task shares: the transformers pipeline split (preprocess -> forward -> postprocess)."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -4,6 +4,7 @@ A masked language model (BERT, RoBERTa) fills the mask in one pass: each model h
 token, so the user's placeholder is swapped for it here. A causal LM (GPT-2, SmolLM2) has no mask
 token; it fills by infilling instead (see `causal_fill`).
 """
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ from ..errors import InvalidInput, ModelUnavailable
 from ..passes import padded_forward
 from ..registry import LoadedModel
 from ..requests.base import PipelineDetails, failure
-from ..requests.fill_mask import CAUSAL, MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult
+from ..requests.fill_mask import CAUSAL, MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult, fill_in
 from .base import Emit, Task
 
 MAX_LENGTH = 512
@@ -29,7 +30,10 @@ WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")  # a whole word: letters or digits
 
 
 def fill_mask_class(config: PretrainedConfig) -> type:
-    causal = config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    causal = (
+        config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    )
     return AutoModelForCausalLM if causal else AutoModelForMaskedLM
 
 
@@ -46,9 +50,11 @@ class FillMaskTask(Task):
         if is_causal(loaded):
             return [r.text for r in requests]
         if loaded.tokenizer.mask_token is None:
-            raise ModelUnavailable(f"The model '{loaded.model_id}' has no mask token, so it cannot fill masks. Set FILL_MASK_MODEL to a masked language model.")
+            raise ModelUnavailable(
+                f"The model '{loaded.model_id}' has no mask token, so it cannot fill masks. Set FILL_MASK_MODEL to a masked language model."
+            )
         # A function replacement keeps backslashes in the mask token literal.
-        return [MASK_PATTERN.sub(lambda _: loaded.tokenizer.mask_token, r.text, count=1) for r in requests]
+        return [fill_in(r.text, loaded.tokenizer.mask_token) for r in requests]
 
     @torch.inference_mode()
     def forward(self, texts: list[str], emit: Emit) -> list[Any]:
@@ -72,12 +78,14 @@ class FillMaskTask(Task):
     def postprocess(self, outputs: list[Any], requests: list[FillMaskRequest]) -> list:
         loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
         if is_causal(loaded):
-            return [self._causal_result(loaded, r, words[:r.top_k]) for r, words in zip(requests, outputs)]
+            return [self._causal_result(loaded, r, words[: r.top_k]) for r, words in zip(requests, outputs)]
         tokenizer = loaded.tokenizer
         results: list = []
         for request, logits in zip(requests, outputs):
             if logits is None:
-                results.append(failure(InvalidInput("The mask is too far into a very long text; put it nearer the start.")))
+                results.append(
+                    failure(InvalidInput("The mask is too far into a very long text; put it nearer the start."))
+                )
                 continue
             p = torch.softmax(logits, dim=-1)
             candidates, kept = [], []
@@ -89,29 +97,41 @@ class FillMaskTask(Task):
                 word = tokenizer.decode([token_id]).strip()
                 if not word:
                     continue
-                sequence = MASK_PATTERN.sub(lambda _: word, request.text, count=1)
+                sequence = fill_in(request.text, word)
                 candidates.append(FillCandidate(word, score, sequence))
                 kept.append(token_id)
                 if len(candidates) == request.top_k:
                     break
             details = None
             if request.details:
-                masked = MASK_PATTERN.sub(lambda _: tokenizer.mask_token, request.text, count=1)
-                details = PipelineDetails(tokenizer.convert_ids_to_tokens(tokenizer(masked, truncation=True, max_length=MAX_LENGTH)["input_ids"]),
-                                          logits[kept].tolist(), p[kept].tolist(), {i: tokenizer.decode([i]) for i in kept},
-                                          "the LM head's score of each vocabulary id at the mask (the candidates' ids)")
+                masked = fill_in(request.text, tokenizer.mask_token)
+                details = PipelineDetails(
+                    tokenizer.convert_ids_to_tokens(
+                        tokenizer(masked, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+                    ),
+                    logits[kept].tolist(),
+                    p[kept].tolist(),
+                    {i: tokenizer.decode([i]) for i in kept},
+                    "the LM head's score of each vocabulary id at the mask (the candidates' ids)",
+                )
             results.append(FillMaskResult(request.text, candidates, loaded.model_id, details=details))
         return results
 
     @staticmethod
-    def _causal_result(loaded: LoadedModel, request: FillMaskRequest, words: list[tuple[str, float, float]]) -> FillMaskResult:
-        candidates = [FillCandidate(word, share, MASK_PATTERN.sub(lambda _: word, request.text, count=1)) for word, share, _ in words]
+    def _causal_result(
+        loaded: LoadedModel, request: FillMaskRequest, words: list[tuple[str, float, float]]
+    ) -> FillMaskResult:
+        candidates = [FillCandidate(word, share, fill_in(request.text, word)) for word, share, _ in words]
         details = None
         if request.details:
             before = request.text[: MASK_PATTERN.search(request.text).start()]
-            details = PipelineDetails(loaded.tokenizer.tokenize(before), [total for *_, total in words],
-                                      [share for _, share, _ in words], dict(enumerate(word for word, *_ in words)),
-                                      "log-likelihood of the whole sentence with this word; tokens: the text before the mask")
+            details = PipelineDetails(
+                loaded.tokenizer.tokenize(before),
+                [total for *_, total in words],
+                [share for _, share, _ in words],
+                dict(enumerate(word for word, *_ in words)),
+                "log-likelihood of the whole sentence with this word; tokens: the text before the mask",
+            )
         return FillMaskResult(request.text, candidates, loaded.model_id, CAUSAL, details)
 
 
@@ -127,14 +147,15 @@ def causal_fill(loaded: LoadedModel, text: str) -> list[tuple[str, float, float]
     """
     tokenizer, model, device = loaded.tokenizer, loaded.model, loaded.device
     mask = MASK_PATTERN.search(text)
-    before, after = text[: mask.start()], text[mask.end():]
+    before, after = text[: mask.start()], text[mask.end() :]
     spaced = before[-1:].isspace()  # the word stands alone, so its first token starts with a space
     start = [_document_start(tokenizer)]
     stem = tokenizer(before.rstrip() if spaced else before, add_special_tokens=False)["input_ids"][-MAX_LENGTH:]
     prefix = start + stem
     # The question shows the whole sentence; its answer, begun with the text before the mask, goes on at the mask.
-    starts = _word_starts(model, prefix, tokenizer, spaced, device) + \
-        _word_starts(model, _cloze_prompt(tokenizer, text, start) + stem, tokenizer, spaced, device)
+    starts = _word_starts(model, prefix, tokenizer, spaced, device) + _word_starts(
+        model, _cloze_prompt(tokenizer, text, start) + stem, tokenizer, spaced, device
+    )
     words = list(dict.fromkeys(starts))
     if not words:
         return []
@@ -155,9 +176,15 @@ def causal_fill(loaded: LoadedModel, text: str) -> list[tuple[str, float, float]
                     open_rows.append(i)
 
     unique = list(dict.fromkeys(words))
-    sentences = [start + tokenizer(before + word + after, add_special_tokens=False)["input_ids"][-MAX_LENGTH:] for word in unique]
-    totals = torch.cat([_log_likelihoods(model, sentences[i:i + RESCORE_ROWS], device)
-                        for i in range(0, len(sentences), RESCORE_ROWS)])
+    sentences = [
+        start + tokenizer(before + word + after, add_special_tokens=False)["input_ids"][-MAX_LENGTH:] for word in unique
+    ]
+    totals = torch.cat(
+        [
+            _log_likelihoods(model, sentences[i : i + RESCORE_ROWS], device)
+            for i in range(0, len(sentences), RESCORE_ROWS)
+        ]
+    )
     shares = totals.softmax(0)
     return [(unique[i], shares[i].item(), totals[i].item()) for i in shares.argsort(descending=True).tolist()]
 
@@ -174,7 +201,9 @@ def _document_start(tokenizer: Any) -> int:
 def _cloze_prompt(tokenizer: Any, text: str, start: list[int]) -> list[int]:
     question = f'Fill in the blank with one word: "{MASK_PATTERN.sub("___", text)}"'
     if tokenizer.chat_template:
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+        )
         return tokenizer(prompt, add_special_tokens=False)["input_ids"][-MAX_LENGTH:]
     return start + tokenizer(question + "\nAnswer:", add_special_tokens=False)["input_ids"][-MAX_LENGTH:]
 

@@ -18,6 +18,7 @@ arrives while others stream starts at the next step. Two ways to run it:
 Both only ever run a forward pass while holding the device turn (see turns.py), so
 classification passes and decode steps alternate. `auto` picks continuous where it can.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM, GenerationConfig, LogitsProcessor, LogitsProcessorList,
-                          PretrainedConfig, StoppingCriteria, TemperatureLogitsWarper, TopPLogitsWarper)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    PretrainedConfig,
+    StoppingCriteria,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 from transformers.generation import ContinuousBatchingConfig
 from transformers.generation.streamers import BaseStreamer
 
@@ -67,14 +77,21 @@ def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) 
     unfinished = [{"role": "assistant", "content": request.continue_answer}] if request.continue_answer else []
     history = list(request.history)
     while True:
-        messages = [*system, *({"role": speaker, "content": text} for speaker, text in history),
-                    {"role": "user", "content": request.prompt}, *unfinished]
+        messages = [
+            *system,
+            *({"role": speaker, "content": text} for speaker, text in history),
+            {"role": "user", "content": request.prompt},
+            *unfinished,
+        ]
         # The template already writes the special tokens the model expects.
         try:
-            text = tokenizer.apply_chat_template(messages, add_generation_prompt=not unfinished,
-                                                 continue_final_message=bool(unfinished), tokenize=False)
+            text = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=not unfinished, continue_final_message=bool(unfinished), tokenize=False
+            )
         except ValueError as error:  # a template that rewrites the last answer cannot leave it open
-            raise InvalidInput("This model's chat template can't go on from an unfinished answer. Use Regenerate instead.") from error
+            raise InvalidInput(
+                "This model's chat template can't go on from an unfinished answer. Use Regenerate instead."
+            ) from error
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= max_input or not history:
             break
@@ -111,7 +128,7 @@ class TextStream:
         if not final and text.endswith("\ufffd"):
             return ""  # half of a multi-byte character: wait for the next token
         if text.startswith(self.sent) and len(text) > len(self.sent):
-            new, self.sent = text[len(self.sent):], text
+            new, self.sent = text[len(self.sent) :], text
             return new
         return ""
 
@@ -144,16 +161,19 @@ class RunningJob:
         self.finished.add(sequence)
         if len(self.finished) < len(self.streams):
             return False
-        sink.done(self.job_id, GenerationResult(
-            prompt=self.request.prompt,
-            texts=[s.text() for s in self.streams],
-            new_tokens=[len(s.tokens) for s in self.streams],
-            finish_reasons=["stop" if s.stopped else "length" for s in self.streams],
-            mode=self.request.mode,
-            model=self.model,
-            turns_seen=len(self.request.history) - self.dropped_turns,
-            dropped_turns=self.dropped_turns,
-        ))
+        sink.done(
+            self.job_id,
+            GenerationResult(
+                prompt=self.request.prompt,
+                texts=[s.text() for s in self.streams],
+                new_tokens=[len(s.tokens) for s in self.streams],
+                finish_reasons=["stop" if s.stopped else "length" for s in self.streams],
+                mode=self.request.mode,
+                model=self.model,
+                turns_seen=len(self.request.history) - self.dropped_turns,
+                dropped_turns=self.dropped_turns,
+            ),
+        )
         return True
 
 
@@ -213,7 +233,9 @@ class GenerationTask:
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
         self.jobs: dict[int, RunningJob] = {}
-        self.managers: dict[tuple[Any, ...], Any] = {}  # (model id, sampling setting) -> its continuous batching manager
+        self.managers: dict[
+            tuple[Any, ...], Any
+        ] = {}  # (model id, sampling setting) -> its continuous batching manager
         self.rows: dict[str, tuple[int, int, Any]] = {}  # manager request id -> (job id, sequence, manager)
         self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
         self.sink: JobSink | None = None
@@ -236,16 +258,22 @@ class GenerationTask:
             sink.done(job_id, failure(error))
             return
         stop_ids = self._stop_ids(loaded)
-        job = RunningJob(job_id, request, [TextStream(loaded.tokenizer, stop_ids) for _ in range(request.num_return_sequences)],
-                         loaded.model_id, dropped)
+        job = RunningJob(
+            job_id,
+            request,
+            [TextStream(loaded.tokenizer, stop_ids) for _ in range(request.num_return_sequences)],
+            loaded.model_id,
+            dropped,
+        )
         with self.lock:
             self.jobs[job_id] = job
         manager = self._manager(loaded, request)
         if manager is not None:
             self._start_continuous(manager, job, prompt_ids)
         else:
-            threading.Thread(target=self._decode_static, args=(loaded, job, prompt_ids), daemon=True,
-                             name=f"generate-{job_id}").start()
+            threading.Thread(
+                target=self._decode_static, args=(loaded, job, prompt_ids), daemon=True, name=f"generate-{job_id}"
+            ).start()
 
     def cancel(self, job_id: int) -> bool:
         """Stop a job at the next step; True when it was running here."""
@@ -303,19 +331,35 @@ class GenerationTask:
     def _make_manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any:
         stop_ids = sorted(self._stop_ids(loaded))
         rows = self.registry.config.max_batch_size
-        sampling = {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p, "top_k": 0} if request.sampling \
+        sampling = (
+            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p, "top_k": 0}
+            if request.sampling
             else {"do_sample": False}
-        generation = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, eos_token_id=stop_ids or -1,
-                                      pad_token_id=loaded.tokenizer.pad_token_id, **sampling)
+        )
+        generation = GenerationConfig(
+            max_new_tokens=MAX_NEW_TOKENS,
+            eos_token_id=stop_ids or -1,
+            pad_token_id=loaded.tokenizer.pad_token_id,
+            **sampling,
+        )
         # Sized from our limits, not from free memory (the default would take most of the RAM on a CPU).
         pages = rows * KV_TOKENS_PER_ROW // KV_PAGE_TOKENS
-        config = ContinuousBatchingConfig(page_size=KV_PAGE_TOKENS, num_blocks=pages, max_batch_tokens=PREFILL_TOKENS + rows,
-                                          max_requests_per_batch=rows, allow_block_sharing=False)
+        config = ContinuousBatchingConfig(
+            page_size=KV_PAGE_TOKENS,
+            num_blocks=pages,
+            max_batch_tokens=PREFILL_TOKENS + rows,
+            max_requests_per_batch=rows,
+            allow_block_sharing=False,
+        )
         manager = loaded.model.init_continuous_batching(generation_config=generation, continuous_batching_config=config)
         manager.start()
-        log.info("Continuous batching started (%s): %d rows, %d KV pages of %d tokens",
-                 "sampling T=%g top_p=%g" % (request.temperature, request.top_p) if request.sampling else "greedy",
-                 rows, pages, KV_PAGE_TOKENS)
+        log.info(
+            "Continuous batching started (%s): %d rows, %d KV pages of %d tokens",
+            f"sampling T={request.temperature:g} top_p={request.top_p:g}" if request.sampling else "greedy",
+            rows,
+            pages,
+            KV_PAGE_TOKENS,
+        )
         return manager
 
     def _collect(self, manager: Any) -> None:
@@ -327,7 +371,11 @@ class GenerationTask:
         with self.lock:
             orphans = {owner for owner, _, used in self.rows.values() if used is manager}
         if orphans:  # the manager died under them
-            log.error("Continuous batching stopped (%s); failing %d job(s)", manager.background_thread_status.fatal_error, len(orphans))
+            log.error(
+                "Continuous batching stopped (%s); failing %d job(s)",
+                manager.background_thread_status.fatal_error,
+                len(orphans),
+            )
         for job_id in orphans:
             self._fail(job_id, EngineError(FAILED))
 
@@ -345,7 +393,7 @@ class GenerationTask:
             self._fail(job.job_id, EngineError(FAILED))
             return
         stream = job.streams[sequence]
-        job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped:], self.sink)
+        job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped :], self.sink)
         if output.is_finished() and job.finish(sequence, self.sink):
             with self.lock:
                 self.jobs.pop(job.job_id, None)
@@ -357,22 +405,37 @@ class GenerationTask:
         try:
             inputs = torch.tensor([prompt_ids] * request.num_return_sequences, device=loaded.device)
             start = 1 if loaded.config.is_encoder_decoder else inputs.shape[1]
-            sampler = [SeededSampler(request.temperature, request.top_p, request.seed if request.seed is not None
-                                     else random.getrandbits(63))] if request.sampling else []
+            sampler = (
+                [
+                    SeededSampler(
+                        request.temperature,
+                        request.top_p,
+                        request.seed if request.seed is not None else random.getrandbits(63),
+                    )
+                ]
+                if request.sampling
+                else []
+            )
             loaded.model.generate(
                 input_ids=inputs,
                 attention_mask=torch.ones_like(inputs),
                 max_new_tokens=request.max_new_tokens,
                 do_sample=False,
-                temperature=None, top_p=None, top_k=None,  # sampling, if any, is the SeededSampler's
+                temperature=None,
+                top_p=None,
+                top_k=None,  # sampling, if any, is the SeededSampler's
                 logits_processor=LogitsProcessorList(sampler),
                 stopping_criteria=[RowStops(request.max_new_tokens, start, job.cancelled)],
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=RowStreamer(job, self.sink),
             )
         except torch.OutOfMemoryError:
-            self._fail(job.job_id, ResourceExhausted("This request needs more memory than the device has. "
-                                                     "Try fewer tokens or fewer answers."))
+            self._fail(
+                job.job_id,
+                ResourceExhausted(
+                    "This request needs more memory than the device has. Try fewer tokens or fewer answers."
+                ),
+            )
             return
         except Exception:
             log.exception("Static generation failed")
@@ -407,7 +470,9 @@ class GenerationTask:
         encoder_decoder = loaded.config.is_encoder_decoder
         # Decoder-only models continue from the right edge, so long prompts lose their start.
         tokenizer.truncation_side = "right" if encoder_decoder else "left"
-        max_input = SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - request.max_new_tokens
+        max_input = (
+            SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - request.max_new_tokens
+        )
         if request.mode == "chat":
             return chat_prompt_ids(tokenizer, request, max_input)
         return tokenizer(request.prompt, truncation=True, max_length=max_input)["input_ids"], 0

@@ -5,6 +5,7 @@ The head is softmax regression on the embedding model's L2-normalised sentence e
 with L-BFGS in a fraction of a second on a CPU. Nothing is kept between requests: each request
 carries its head or its examples (the bot's SQLite is the source of truth).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,18 @@ from typing import Any
 import torch
 
 from ..embeddings import Embedder
-from ..requests.learned_labels import (LEARNED, NONE_OF_THESE, EvaluateLabelsRequest, Example, LabelEvaluation,
-                                       LabelMessageRequest, LabelMessageResult, LinearHead, TrainedLabels, TrainLabelsRequest)
+from ..requests.learned_labels import (
+    LEARNED,
+    NONE_OF_THESE,
+    EvaluateLabelsRequest,
+    Example,
+    LabelEvaluation,
+    LabelMessageRequest,
+    LabelMessageResult,
+    LinearHead,
+    TrainedLabels,
+    TrainLabelsRequest,
+)
 from .base import Emit, Task
 from .zero_shot import ZeroShotTask
 
@@ -27,6 +38,7 @@ SEED = 0  # fold assignment: the same examples give the same report
 
 
 # --- tensors <-> bytes ---------------------------------------------------------------------
+
 
 def to_bytes(tensor: torch.Tensor) -> bytes:
     return tensor.detach().to(torch.float32).contiguous().cpu().numpy().tobytes()
@@ -38,7 +50,10 @@ def from_bytes(data: bytes, dim: int) -> torch.Tensor:
 
 # --- the head ------------------------------------------------------------------------------
 
-def fit_head(vectors: torch.Tensor, targets: torch.Tensor, positive: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+
+def fit_head(
+    vectors: torch.Tensor, targets: torch.Tensor, positive: torch.Tensor, classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax regression. A positive row pulls its target class up (cross-entropy); a negative one
     ("not this label") pushes its class down (-log(1 - p)). Classes are weighted by their number of
     positives, so a label tagged ten times as often does not drown the others."""
@@ -62,8 +77,9 @@ def fit_head(vectors: torch.Tensor, targets: torch.Tensor, positive: torch.Tenso
     return weights.detach(), bias.detach()
 
 
-def train(labels: Sequence[str], examples: Sequence[Example], vectors: torch.Tensor, min_examples: int,
-          model: str) -> tuple[LinearHead | None, dict[str, int], int, str | None]:
+def train(
+    labels: Sequence[str], examples: Sequence[Example], vectors: torch.Tensor, min_examples: int, model: str
+) -> tuple[LinearHead | None, dict[str, int], int, str | None]:
     """(head, positives per label, rows trained on, why there is no head). `vectors` row i belongs to examples[i]."""
     counts = {label: 0 for label in labels}
     for example in examples:
@@ -75,14 +91,26 @@ def train(labels: Sequence[str], examples: Sequence[Example], vectors: torch.Ten
     if not learned:
         return None, counts, 0, f"no label has {min_examples} examples yet"
     if len(classes) < 2:
-        return None, counts, 0, ("only one label has enough examples and nothing says what is not it: "
-                                 "tag examples of a second label, or answer “None of these”")
+        return (
+            None,
+            counts,
+            0,
+            (
+                "only one label has enough examples and nothing says what is not it: "
+                "tag examples of a second label, or answer “None of these”"
+            ),
+        )
     index = {label: i for i, label in enumerate(classes)}
     rows = [i for i, e in enumerate(examples) if e.label in index]
     targets = torch.tensor([index[examples[i].label] for i in rows])
     positive = torch.tensor([examples[i].positive for i in rows])
     weights, bias = fit_head(vectors[rows], targets, positive, len(classes))
-    return LinearHead(tuple(classes), to_bytes(weights), to_bytes(bias), vectors.shape[1], model), counts, len(rows), None
+    return (
+        LinearHead(tuple(classes), to_bytes(weights), to_bytes(bias), vectors.shape[1], model),
+        counts,
+        len(rows),
+        None,
+    )
 
 
 def head_probabilities(head: LinearHead, vectors: torch.Tensor) -> torch.Tensor:
@@ -90,8 +118,13 @@ def head_probabilities(head: LinearHead, vectors: torch.Tensor) -> torch.Tensor:
     return torch.softmax(vectors @ weights.T + bias, dim=-1)
 
 
-def combine(labels: Sequence[str], head: LinearHead | None, head_row: torch.Tensor | None,
-            zero_shot: Sequence[float] | None, zero_shot_method: str) -> tuple[list[float], list[str]]:
+def combine(
+    labels: Sequence[str],
+    head: LinearHead | None,
+    head_row: torch.Tensor | None,
+    zero_shot: Sequence[float] | None,
+    zero_shot_method: str,
+) -> tuple[list[float], list[str]]:
     """Scores per label on one scale. Zero-shot scores the labels the head has not learned, and the mass it
     gives them is theirs; the head shares the rest among its labels (its "None of these" share goes
     to no label). With every label learned, the head's probabilities are the scores."""
@@ -109,6 +142,7 @@ def combine(labels: Sequence[str], head: LinearHead | None, head_row: torch.Tens
 
 
 # --- tasks -----------------------------------------------------------------------------------
+
 
 class LabelMessageTask(Task):
     name = "label_message"
@@ -128,25 +162,42 @@ class LabelMessageTask(Task):
     def postprocess(self, vectors: torch.Tensor, requests: list[LabelMessageRequest]) -> list[LabelMessageResult]:
         model = self.embedder.loaded.model_id
         # A head for another model or size (the embedding model changed since training) is not used.
-        requests = [r if r.head is None or (r.head.model, r.head.dim) == (model, vectors.shape[1])
-                    else dataclasses.replace(r, head=None) for r in requests]
+        requests = [
+            r
+            if r.head is None or (r.head.model, r.head.dim) == (model, vectors.shape[1])
+            else dataclasses.replace(r, head=None)
+            for r in requests
+        ]
         zero_shot = self._zero_shot(requests, vectors)
         results = []
         for r, vector, zs in zip(requests, vectors, zero_shot):
             head_row = head_probabilities(r.head, vector[None])[0] if r.head is not None else None
             scores, methods = combine(r.labels, r.head, head_row, zs, r.method)
             order = sorted(range(len(scores)), key=lambda i: -scores[i])
-            results.append(LabelMessageResult(r.text, [r.labels[i] for i in order], [scores[i] for i in order],
-                                              [methods[i] for i in order], model, to_bytes(vector)))
+            results.append(
+                LabelMessageResult(
+                    r.text,
+                    [r.labels[i] for i in order],
+                    [scores[i] for i in order],
+                    [methods[i] for i in order],
+                    model,
+                    to_bytes(vector),
+                )
+            )
         return results
 
     def _zero_shot(self, requests: list[LabelMessageRequest], vectors: torch.Tensor) -> list[list[float] | None]:
         """Zero-shot scores in each request's label order (None where every label is learned)."""
         parts = [r.zero_shot() for r in requests]
         if requests[0].method == "embedding":  # one method per batch (batch key): reuse the text vectors
-            return [None if part is None else
-                    self.embedder.to_scores(vector @ self.embedder.label_embeddings(part.hypotheses()).T, False).tolist()
-                    for part, vector in zip(parts, vectors)]
+            return [
+                None
+                if part is None
+                else self.embedder.to_scores(
+                    vector @ self.embedder.label_embeddings(part.hypotheses()).T, False
+                ).tolist()
+                for part, vector in zip(parts, vectors)
+            ]
         wanted = [part for part in parts if part is not None]
         ranked = iter(self.nli.run(wanted, lambda *_: None) if wanted else [])
         out: list[list[float] | None] = []
@@ -175,8 +226,10 @@ class _ExamplesTask(Task):
         usable = [e for e in examples if (e.vector is not None and e.vector_model == model) or e.text]
         texts = [e.text for e in usable if not (e.vector is not None and e.vector_model == model)]
         embedded = iter(self.embedder.embed(texts)) if texts else iter(())
-        rows = [from_bytes(e.vector, dim)[0] if e.vector is not None and e.vector_model == model else next(embedded)
-                for e in usable]
+        rows = [
+            from_bytes(e.vector, dim)[0] if e.vector is not None and e.vector_model == model else next(embedded)
+            for e in usable
+        ]
         return usable, torch.stack(rows) if rows else torch.empty(0, dim), len(examples) - len(usable)
 
     def preprocess(self, requests: list[Any]) -> list[Any]:
@@ -195,7 +248,9 @@ class TrainLabelsTask(_ExamplesTask):
         for r in requests:
             started = time.perf_counter()
             examples, vectors, skipped = self.vectors(r.examples)
-            head, counts, used, reason = train(r.labels, examples, vectors, r.min_examples, self.embedder.loaded.model_id)
+            head, counts, used, reason = train(
+                r.labels, examples, vectors, r.min_examples, self.embedder.loaded.model_id
+            )
             out.append(TrainedLabels(head, counts, used, skipped, time.perf_counter() - started, reason))
         return out
 
@@ -235,10 +290,17 @@ class EvaluateLabelsTask(_ExamplesTask):
             confusion[t][p] += 1
         counts = [truth.count(i) for i in range(len(r.labels))]
         return LabelEvaluation(
-            labels=list(r.labels), counts=counts, learned_accuracy=accuracy(truth, learned_pred) if learned_any else None,
+            labels=list(r.labels),
+            counts=counts,
+            learned_accuracy=accuracy(truth, learned_pred) if learned_any else None,
             zero_shot_accuracy=accuracy(truth, zero_shot_pred),
-            learned_recall=recall(truth, learned_pred, len(r.labels)), zero_shot_recall=recall(truth, zero_shot_pred, len(r.labels)),
-            confusion=confusion, evaluated=len(scored), skipped=skipped, model=model)
+            learned_recall=recall(truth, learned_pred, len(r.labels)),
+            zero_shot_recall=recall(truth, zero_shot_pred, len(r.labels)),
+            confusion=confusion,
+            evaluated=len(scored),
+            skipped=skipped,
+            model=model,
+        )
 
 
 def stratified_folds(labels: Sequence[str], folds: int) -> list[int]:
@@ -258,4 +320,6 @@ def accuracy(truth: Sequence[int], predicted: Sequence[int]) -> float | None:
 
 
 def recall(truth: Sequence[int], predicted: Sequence[int], classes: int) -> list[float | None]:
-    return [accuracy([t for t in truth if t == c], [p for t, p in zip(truth, predicted) if t == c]) for c in range(classes)]
+    return [
+        accuracy([t for t in truth if t == c], [p for t, p in zip(truth, predicted) if t == c]) for c in range(classes)
+    ]

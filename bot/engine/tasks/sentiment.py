@@ -4,6 +4,7 @@ With a classifier (e.g. distilbert-sst2) labels come from the model; with a plai
 sentence-embedding model (offline profile) the texts are compared with a
 positive and a negative description instead.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,11 @@ class SentimentTask(Task):
         """The logits: the classifier's, or the scaled cosine similarities to the two descriptions."""
         loaded = self.registry.get("sentiment", sentiment_class, self.model)
         if not is_classifier(loaded.config):
-            return self.embedder.embed(texts) @ self.embedder.label_embeddings(list(EMBEDDING_LABELS.values())).T * SIMILARITY_SCALE
+            return (
+                self.embedder.embed(texts)
+                @ self.embedder.label_embeddings(list(EMBEDDING_LABELS.values())).T
+                * SIMILARITY_SCALE
+            )
         encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
         rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu())
         return torch.stack(rows)
@@ -64,9 +69,19 @@ class SentimentTask(Task):
             for text in request.texts:
                 scores = {name: float(p) for name, p in zip(names, probs[row])}
                 best = max(scores, key=scores.__getitem__)
-                details = PipelineDetails(
-                    loaded.tokenizer.convert_ids_to_tokens(loaded.tokenizer(text, truncation=True, max_length=MAX_LENGTH)["input_ids"]),
-                    logits[row].tolist(), probs[row].tolist(), dict(enumerate(names)), logits_are) if request.details else None
+                details = (
+                    PipelineDetails(
+                        loaded.tokenizer.convert_ids_to_tokens(
+                            loaded.tokenizer(text, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+                        ),
+                        logits[row].tolist(),
+                        probs[row].tolist(),
+                        dict(enumerate(names)),
+                        logits_are,
+                    )
+                    if request.details
+                    else None
+                )
                 sentences.append(SentenceSentiment(text, best, scores[best], scores, details))
                 row += 1
             results.append(SentimentResult(sentences, loaded.model_id, method))

@@ -1,4 +1,5 @@
 """Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens)."""
+
 from __future__ import annotations
 
 from ..requests.tokenize import TokenizeRequest, TokenizeResult
@@ -20,14 +21,16 @@ class TokenizeTask(Task):
             encoding = tokenizer(r.text)
             ids = encoding["input_ids"]
             mask = tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
-            results.append(TokenizeResult(
-                text=r.text,
-                tokens=tokenizer.convert_ids_to_tokens(ids),
-                ids=ids,
-                special=[bool(m) for m in mask],
-                decoded=tokenizer.decode(ids),
-                model=self.model or self.registry.model_id(role),
-            ))
+            results.append(
+                TokenizeResult(
+                    text=r.text,
+                    tokens=tokenizer.convert_ids_to_tokens(ids),
+                    ids=ids,
+                    special=[bool(m) for m in mask],
+                    decoded=tokenizer.decode(ids),
+                    model=self.model or self.registry.model_id(role),
+                )
+            )
         return results
 
     def postprocess(self, results: list[TokenizeResult], requests: list[TokenizeRequest]) -> list[TokenizeResult]:

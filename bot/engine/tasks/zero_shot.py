@@ -4,6 +4,7 @@ or by embedding similarity (one forward per text; the fast lane for moderators).
 NLI builds one (text, hypothesis) pair per label; pairs from every request in the
 batch share the forward passes and are regrouped per request before the softmax.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,12 +12,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
-from ..embeddings import SIMILARITY_SCALE, Embedder
 from ..embeddings import MAX_LENGTH as EMBEDDING_MAX_LENGTH
+from ..embeddings import SIMILARITY_SCALE, Embedder
 from ..errors import ModelUnavailable
+from ..passes import padded_forward
 from ..requests.base import PipelineDetails
 from ..requests.zero_shot import ZeroShotRequest, ZeroShotResult
-from ..passes import padded_forward
 from .base import Emit, Task
 
 MAX_LENGTH = 512
@@ -57,7 +58,9 @@ class ZeroShotTask(Task):
         encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
         # Keep only the two logits the scores need: [contradiction, entailment].
-        rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu()[:, [contra, entail]])
+        rows = padded_forward(
+            loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu()[:, [contra, entail]]
+        )
         return torch.stack(rows)
 
     def run(self, requests: list[ZeroShotRequest], emit: Emit) -> list[ZeroShotResult]:
@@ -69,7 +72,7 @@ class ZeroShotTask(Task):
         loaded = self.registry.get("zero_shot", nli_class, self.model)
         results, row = [], 0
         for r in requests:
-            own = logits[row:row + len(r.labels)]
+            own = logits[row : row + len(r.labels)]
             row += len(r.labels)
             if r.multi_label:  # each label alone: entailment vs contradiction
                 scores = torch.softmax(own, dim=-1)[:, 1]
@@ -88,10 +91,17 @@ class ZeroShotTask(Task):
         logits_are = f"entailment logit of each hypothesis ‘{r.hypothesis_template}’ (model classes: {classes})"
         if r.multi_label:  # the contradiction logits too: each probability is the softmax of the pair
             contradiction = " ".join(f"{x:+.3f}" for x in own[:, 0].tolist())
-            logits_are += (f"; multi_label: each probability is that label's entailment-vs-contradiction softmax "
-                           f"(contradiction logits: {contradiction}), not a softmax across labels")
-        return PipelineDetails(loaded.tokenizer.convert_ids_to_tokens(ids), own[:, 1].tolist(), scores.tolist(),
-                               dict(enumerate(r.labels)), logits_are)
+            logits_are += (
+                f"; multi_label: each probability is that label's entailment-vs-contradiction softmax "
+                f"(contradiction logits: {contradiction}), not a softmax across labels"
+            )
+        return PipelineDetails(
+            loaded.tokenizer.convert_ids_to_tokens(ids),
+            own[:, 1].tolist(),
+            scores.tolist(),
+            dict(enumerate(r.labels)),
+            logits_are,
+        )
 
     def _run_embedding(self, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
         model = self.embedder.loaded.model_id
@@ -111,12 +121,19 @@ class ZeroShotTask(Task):
         logits_are = f"cosine similarity to each label's hypothesis ‘{r.hypothesis_template}’ × {SIMILARITY_SCALE:g}"
         if r.multi_label:
             logits_are += "; multi_label: each probability is the cosine similarity clipped to [0, 1], not a softmax"
-        return PipelineDetails(tokenizer.convert_ids_to_tokens(ids), (sims * SIMILARITY_SCALE).tolist(), scores.tolist(),
-                               dict(enumerate(r.labels)), logits_are)
+        return PipelineDetails(
+            tokenizer.convert_ids_to_tokens(ids),
+            (sims * SIMILARITY_SCALE).tolist(),
+            scores.tolist(),
+            dict(enumerate(r.labels)),
+            logits_are,
+        )
 
     @staticmethod
-    def _ranked(r: ZeroShotRequest, scores: list[float], method: str, model: str,
-                details: PipelineDetails | None) -> ZeroShotResult:
+    def _ranked(
+        r: ZeroShotRequest, scores: list[float], method: str, model: str, details: PipelineDetails | None
+    ) -> ZeroShotResult:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        return ZeroShotResult(r.text, [r.labels[i] for i in order], [scores[i] for i in order], r.multi_label, method, model,
-                              details)
+        return ZeroShotResult(
+            r.text, [r.labels[i] for i in order], [scores[i] for i in order], r.multi_label, method, model, details
+        )
