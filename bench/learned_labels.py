@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             (
                 f"learned labels, {len(labels)} labels",
                 size,
-                f"{statistics.mean(accuracies):.1f} ± {statistics.pstdev(accuracies):.1f} · train {1000 * statistics.median(seconds):.0f} ms",
+                f"{statistics.mean(accuracies):.1f} ± {statistics.pstdev(accuracies):.1f} · "
+                f"train {1000 * statistics.median(seconds):.0f} ms",
             )
         )
 

@@ -89,8 +89,8 @@ def _contention(result: dict[str, Any], task: str) -> str:
 def table(result: dict[str, Any]) -> str:
     notes: list[str] = []
     rows = [
-        "| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine dtype | engine p50 ms | engine p99 ms | "
-        "naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
+        "| task | unit | naive | ceiling | engine | engine / naive | engine / ceiling | engine dtype | "
+        "engine p50 ms | engine p99 ms | naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name in TASK_ORDER[:3]:
@@ -111,10 +111,10 @@ def table(result: dict[str, Any]) -> str:
             rows.append(f"| {name} | error: {t['error']} |" + " |" * 11)
             continue
         rows.append(
-            f"| {name} | req/s | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | {_f(t.get('engine_rps'))} | "
-            f"{_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | {t.get('engine_dtype', '–')} | "
-            f"{_f(t.get('p50_ms'), 0)} | {_f(t.get('p99_ms'), 0)} | {_f(t.get('naive_p50_ms'), 0)} | "
-            f"{_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |"
+            f"| {name} | req/s | {_f(t.get('naive_rps'))} | {_f(t.get('ceiling_rps'))} | "
+            f"{_f(t.get('engine_rps'))} | {_f(t.get('engine_over_naive'))}x | {_f(t.get('engine_over_ceiling'))}x | "
+            f"{t.get('engine_dtype', '–')} | {_f(t.get('p50_ms'), 0)} | {_f(t.get('p99_ms'), 0)} | "
+            f"{_f(t.get('naive_p50_ms'), 0)} | {_f(t.get('naive_p99_ms'), 0)} | {_contention(result, name)} |"
         )
     g = result["tasks"].get("generation") or {}
     rows += ["", "| generation, 16 users, Poisson arrivals | tokens/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
@@ -122,11 +122,12 @@ def table(result: dict[str, Any]) -> str:
         rows.append(f"| error: {g['error']} | | | |")
     else:
         rows += [
-            f"| naive (one `generate` per request, one at a time; {g.get('naive_requests')} requests) | {_f(g.get('naive_rps'))} | "
-            f"{_f(g.get('naive_p50_ms'), 0)} | {_f(g.get('naive_p99_ms'), 0)} |",
-            f"| static batching (what waits runs as one `generate`) | {_f(g.get('static_rps'))} | {_f(g.get('static_p50_ms'), 0)} | "
-            f"{_f(g.get('static_p99_ms'), 0)} |",
-            f"| engine ({g.get('batching')} batching) | {_f(g.get('engine_rps'))} | {_f(g.get('p50_ms'), 0)} | {_f(g.get('p99_ms'), 0)} |",
+            f"| naive (one `generate` per request, one at a time; {g.get('naive_requests')} requests) | "
+            f"{_f(g.get('naive_rps'))} | {_f(g.get('naive_p50_ms'), 0)} | {_f(g.get('naive_p99_ms'), 0)} |",
+            f"| static batching (what waits runs as one `generate`) | {_f(g.get('static_rps'))} | "
+            f"{_f(g.get('static_p50_ms'), 0)} | {_f(g.get('static_p99_ms'), 0)} |",
+            f"| engine ({g.get('batching')} batching) | {_f(g.get('engine_rps'))} | {_f(g.get('p50_ms'), 0)} | "
+            f"{_f(g.get('p99_ms'), 0)} |",
         ]
     return "\n".join(rows + [""] + [f"- **Caveat:** {n}." for n in notes] if notes else rows)
 
@@ -159,14 +160,14 @@ def incidents_table(result: dict[str, Any]) -> list[str]:
         "| case | before (the issue's run) | this run |",
         "|---|---|---|",
         f"| one-sentence /sentiment 0.5 s into a 256-token chat answer | 8,148 ms (idle 9 ms) | "
-        f"{_f(i.get('sentiment_behind_generation_ms'), 0)} ms (idle {_f(i.get('sentiment_idle_ms'), 0)} ms; the answer took "
-        f"{_f(i.get('generation_seconds'), 1)} s) |",
+        f"{_f(i.get('sentiment_behind_generation_ms'), 0)} ms (idle {_f(i.get('sentiment_idle_ms'), 0)} ms; "
+        f"the answer took {_f(i.get('generation_seconds'), 1)} s) |",
         f"| light user's p99 while another floods, over its idle p99 | about 31x | {_f(ratio)}x |",
         f"| cancel of a running generation, until the worker has stopped it | never (ended 8.65 s later, when done) | "
         f"{_f(i.get('cancel_stop_ms'), 0)} ms |",
         f"| a hung worker (SIGSTOP) | never noticed | detected after {_f(i.get('stall_detected_s'), 1)} s (limit "
-        f'{_f(i.get("stall_limit_s"), 0)} s in this run; `/status`: "{i.get("state_after_stall")}"), served again after '
-        f"{_f(i.get('served_again_s'), 1)} s |",
+        f'{_f(i.get("stall_limit_s"), 0)} s in this run; `/status`: "{i.get("state_after_stall")}"), '
+        f"served again after {_f(i.get('served_again_s'), 1)} s |",
     ]
 
 
@@ -186,29 +187,33 @@ def _analysis(result: dict[str, Any]) -> list[str]:
             notes.append(
                 f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
                 f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
-                f"{t['engine_over_ceiling']:.2f}x of that ceiling (one forward pass per step, sorted only within a step)."
+                f"{t['engine_over_ceiling']:.2f}x of that ceiling "
+                "(one forward pass per step, sorted only within a step)."
             )
     g = tasks.get("generation") or {}
     if g.get("engine_rps") and g.get("static_rps"):
         notes.append(
-            f"Generation: static batching is {g['static_over_naive']:.2f}x naive, the engine ({g.get('batching')} batching) "
-            f"{g['engine_over_naive']:.2f}x naive and {g['engine_over_static']:.2f}x static batching; with Poisson arrivals "
-            "a static batch runs only what waited when the last one ended, while continuous batching lets each request "
+            f"Generation: static batching is {g['static_over_naive']:.2f}x naive, "
+            f"the engine ({g.get('batching')} batching) {g['engine_over_naive']:.2f}x naive "
+            f"and {g['engine_over_static']:.2f}x static batching; with Poisson arrivals a static batch "
+            "runs only what waited when the last one ended, while continuous batching lets each request "
             "join at the next step."
         )
     m = result.get("mixed") or {}
     if m.get("generation_p50_s"):
         notes.append(
-            f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms while "
-            f"{m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed (each took {_f(m.get('generation_p50_s'))} s "
-            f"at p50): a classification pass waits for at most the decode step in progress. Time to first token p50/p99 "
+            f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms "
+            f"while {m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed "
+            f"(each took {_f(m.get('generation_p50_s'))} s at p50): a classification pass waits for at most the "
+            f"decode step in progress. Time to first token p50/p99 "
             f"{_f(m.get('ttft_p50_ms'), 0)}/{_f(m.get('ttft_p99_ms'), 0)} ms."
         )
     f = result.get("fairness") or {}
     if f.get("light_user_p99_ms"):
         notes.append(
-            f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood vs {_f(f['light_user_idle_p99_ms'], 0)} ms "
-            "idle: its request joins the next forward pass (round-robin), so it waits for about the pass in progress "
+            f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood "
+            f"vs {_f(f['light_user_idle_p99_ms'], 0)} ms idle: its request joins the next forward pass (round-robin), "
+            "so it waits for about the pass in progress "
             f"(flood passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests)."
         )
     return notes
@@ -224,13 +229,16 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"- **Date:** {result['date']}",
         f"- **Command:** `{command}` — profile **{result['profile']}**, wall time {result['runtime_s']:.0f} s",
-        f"- **Machine:** {m.get('cpu_cores')} CPU cores ({m.get('cpu')}), {m.get('memory_gib')} GiB, no GPU; {m.get('platform')}",
+        f"- **Machine:** {m.get('cpu_cores')} CPU cores ({m.get('cpu')}), {m.get('memory_gib')} GiB, no GPU; "
+        f"{m.get('platform')}",
         f"- **Software:** Python {v.get('python')}, torch {v.get('torch')}, transformers {v.get('transformers')}",
-        f"- **Torch threads:** {result['torch_threads']} everywhere — the engine's worker (`EngineConfig.torch_threads`) and this "
-        "process (naive loop and ceiling); the three never run at the same time.",
-        f"- **Engine settings:** max_batch_size {settings.get('max_batch_size')}, max_batch_tokens {settings.get('max_batch_tokens')}, "
-        f"max_queue {settings.get('max_queue')}, max_per_user {settings.get('max_per_user')} (raised from 3 so one heavy user id "
-        f"can flood; refusals are counted: {result.get('engine_shed') or 'none'}), device {settings.get('device')}, "
+        f"- **Torch threads:** {result['torch_threads']} everywhere — the engine's worker "
+        "(`EngineConfig.torch_threads`) and this process (naive loop and ceiling); "
+        "the three never run at the same time.",
+        f"- **Engine settings:** max_batch_size {settings.get('max_batch_size')}, "
+        f"max_batch_tokens {settings.get('max_batch_tokens')}, max_queue {settings.get('max_queue')}, "
+        f"max_per_user {settings.get('max_per_user')} (raised from 3 so one heavy user id can flood; "
+        f"refusals are counted: {result.get('engine_shed') or 'none'}), device {settings.get('device')}, "
         f"DTYPE=auto: {', '.join(f'{k} {v}' for k, v in (settings.get('dtypes') or {}).items())}; generation: "
         f"{settings.get('generation_batching')} batching.",
         "",
@@ -240,14 +248,16 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"- **Event-loop lag p99 while the engine is saturated:** {_f(result['loop_lag_p99_ms'])} ms",
         f"- **Mixed load:** sentiment p99 **{_f((result.get('mixed') or {}).get('sentiment_p99_ms'), 0)} ms** while "
-        f"{(result.get('mixed') or {}).get('users')} users streamed generations taking {_f((result.get('mixed') or {}).get('generation_p50_s'))} s "
-        f"(p50); time to first token p50/p99 {_f((result.get('mixed') or {}).get('ttft_p50_ms'), 0)}/"
+        f"{(result.get('mixed') or {}).get('users')} users streamed generations taking "
+        f"{_f((result.get('mixed') or {}).get('generation_p50_s'))} s (p50); "
+        f"time to first token p50/p99 {_f((result.get('mixed') or {}).get('ttft_p50_ms'), 0)}/"
         f"{_f((result.get('mixed') or {}).get('ttft_p99_ms'), 0)} ms.",
         f"- **Light user p99** (one sentiment request a second, {f.get('light_requests')} requests): "
-        f"**{_f(result['light_user_p99_ms'], 0)} ms** while one heavy user keeps {f.get('heavy_user_outstanding')} requests outstanding "
-        f"(queue depth {f.get('heavy_queue_depth_at_start')} when the light user started; heavy user served at {_f(f.get('heavy_rps'))} req/s) "
-        f"vs **{_f(result['light_user_idle_p99_ms'], 0)} ms** with the engine idle. In a plain FIFO the light user would wait about "
-        f"{_f(f.get('fifo_wait_estimate_ms'), 0)} ms behind the flood.",
+        f"**{_f(result['light_user_p99_ms'], 0)} ms** while one heavy user keeps "
+        f"{f.get('heavy_user_outstanding')} requests outstanding (queue depth {f.get('heavy_queue_depth_at_start')} "
+        f"when the light user started; heavy user served at {_f(f.get('heavy_rps'))} req/s) "
+        f"vs **{_f(result['light_user_idle_p99_ms'], 0)} ms** with the engine idle. "
+        f"In a plain FIFO the light user would wait about {_f(f.get('fifo_wait_estimate_ms'), 0)} ms behind the flood.",
         "",
         "## Issue 7's four cases, measured again",
         "",
@@ -263,10 +273,11 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         "## Engine internals per phase",
         "",
-        "Units: a classification unit is one forward pass; a generation unit is one request (its worker seconds are its whole "
-        "decoding, shared with the rows decoding beside it).",
+        "Units: a classification unit is one forward pass; a generation unit is one request "
+        "(its worker seconds are its whole decoding, shared with the rows decoding beside it).",
         "",
-        "| phase | units | mean unit | max unit | padding | worker compute s | round trip s | IPC+hand-off s | IPC ms/unit | executor busy |",
+        "| phase | units | mean unit | max unit | padding | worker compute s | round trip s | IPC+hand-off s | "
+        "IPC ms/unit | executor busy |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     phases = []
@@ -283,8 +294,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         if b:
             pad = f"{100 * b['padding_fraction']:.0f}%" if b.get("padding_fraction") is not None else "–"
             lines.append(
-                f"| {label} | {b['batches']} | {b['mean_batch_size']} | {b['max_batch_size']} | {pad} | {b['worker_compute_s']} | "
-                f"{b['round_trip_s']} | {b['ipc_overhead_s']} | {b['ipc_overhead_ms_per_batch']} | {b['executor_busy_fraction']:.0%} |"
+                f"| {label} | {b['batches']} | {b['mean_batch_size']} | {b['max_batch_size']} | {pad} | "
+                f"{b['worker_compute_s']} | {b['round_trip_s']} | {b['ipc_overhead_s']} | "
+                f"{b['ipc_overhead_ms_per_batch']} | {b['executor_busy_fraction']:.0%} |"
             )
     lines += [
         "",
@@ -300,17 +312,17 @@ def markdown(result: dict[str, Any], command: str) -> str:
         )
     lines += [
         "",
-        "CPU per phase, from /proc (cores: 2.0 = both cores busy for the whole phase; `other processes` = everything on "
-        "the machine outside this bench and its worker; CPU ms per unit = CPU time of bench + worker per request, or per "
-        "token for generation — less sensitive to sharing than wall time):",
+        "CPU per phase, from /proc (cores: 2.0 = both cores busy for the whole phase; `other processes` = "
+        "everything on the machine outside this bench and its worker; CPU ms per unit = CPU time of bench + worker "
+        "per request, or per token for generation — less sensitive to sharing than wall time):",
         "",
         "| phase | wall s | bench process cores | worker cores | other processes cores | steal | CPU ms / unit |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, c in (result.get("cpu_cores_by_phase") or {}).items():
         lines.append(
-            f"| {name} | {c.get('wall_s')} | {c['bench_process']} | {c['worker']} | {c['other_processes']} | {c['steal']} | "
-            f"{_f(c.get('own_cpu_ms_per_unit'))} |"
+            f"| {name} | {c.get('wall_s')} | {c['bench_process']} | {c['worker']} | {c['other_processes']} | "
+            f"{c['steal']} | {_f(c.get('own_cpu_ms_per_unit'))} |"
         )
     lines += [
         "",
@@ -330,40 +342,45 @@ def markdown(result: dict[str, Any], command: str) -> str:
         + "; ".join(f"{k}: {d}" for k, d in result.get("models", {}).items())
         + ". Random weights do not change the "
         "compute; the generation row uses real weights so EOS/lengths are realistic.",
-        f"- **Requests:** {', '.join(f'{k} {n}' for k, n in p.get('requests', {}).items())}; generation {p.get('gen_requests')}. "
-        "Texts are 5–60 words (uniform), drawn with a seeded RNG from the vocabulary of the corpus the factory tokenizers "
-        "were trained on (sqrt-frequency weights, ~1.2 tokens per word, like real English with the real tokenizers); fill-mask texts hold one `<mask>`; "
+        f"- **Requests:** {', '.join(f'{k} {n}' for k, n in p.get('requests', {}).items())}; "
+        f"generation {p.get('gen_requests')}. "
+        "Texts are 5–60 words (uniform), drawn with a seeded RNG from the vocabulary of the corpus the factory "
+        "tokenizers were trained on (sqrt-frequency weights, ~1.2 tokens per word, like real English with the real "
+        "tokenizers); fill-mask texts hold one `<mask>`; "
         "zero-shot uses 4 labels with the default template; generation prompts are an opener plus 5–30 words.",
         "- **Naive loop:** a transformers `pipeline()` built once and called once per request with one input "
-        "(text-classification / zero-shot-classification / fill-mask); for generation one `model.generate` per request. "
-        "Requests are served one at a time, in arrival order, from a single thread (`asyncio.to_thread` behind a FIFO lock).",
-        f"- **Ceiling:** the same request set pre-tokenized (tokenizing not timed), sorted by length, run as batched forward "
-        f"passes in this process (no queue, no IPC) at the engine's dtype for the role; the best of {baselines_rows()} rows per "
-        "forward (per-task numbers in the JSON: `ceiling.rps_by_rows_per_forward`). The naive loop runs the pipeline's default float32, "
-        "as a user runs it.",
-        f"- **Open-loop load (classification tasks):** Poisson arrivals at {p.get('naive_load')}x the naive rate (calibrated "
-        f"from >= 3 sequential calls over ~{p.get('calibration_seconds')} s); latency counted from the SCHEDULED arrival. The "
-        "naive loop and the engine get the same schedule, so their latency columns compare directly (a queue forms in front "
-        "of whichever cannot keep up, and its p50/p99 then grow with the request count). Throughput = completed requests / "
-        "(last completion − first arrival), which is the capacity only when the offered rate exceeds it; so when the engine "
-        f"kept up with that schedule it is run again alone on a faster one (max({p.get('saturate')}x the ceiling rate, 2x the "
-        "first rate)) and `engine_rps` comes from that run (`engine_kept_up_with_offered`, `saturation_*` in the JSON).",
-        f"- **Simulated users:** open-loop requests come from {64} user ids (seeded). Generation: {p.get('gen_requests')} requests from "
-        f"{p.get('gen_users')} users, Poisson arrivals at {p.get('gen_rate')}/s (faster than any server here, so each serves at its "
-        f"capacity), the same schedule for the naive loop (its first {p.get('gen_naive_requests')} requests), static batching (at most "
-        f"{p.get('gen_users')} rows a call) and the engine; greedy, max_new_tokens={p.get('max_new_tokens')}, actual new tokens counted "
-        "(SmolLM2 may stop early at EOS).",
-        f"- **Mixed load:** {p.get('mixed_users')} users each stream one greedy generation of up to {p.get('mixed_tokens')} tokens, "
-        f"started together; from 1 s on, {p.get('mixed_sentiment')} one-sentence sentiment requests arrive (Poisson, "
-        f"{p.get('mixed_rate')}/s, one user each). Sentiment latency from the scheduled arrival; generation duration and time to "
-        "first token from submission.",
-        "- **Percentiles:** linear interpolation between closest ranks; with fewer than ~100 samples (all quick-profile "
-        "rows; zero-shot and the light user especially) p99 is close to the maximum.",
-        "- **Event-loop lag:** a coroutine sleeps 10 ms repeatedly and records the oversleep; the headline is p99 over the "
-        "saturated engine phases (saturated classification runs, generation, fairness flood).",
-        f"- **Fairness:** one heavy user id keeps {p.get('flood_concurrency')} sentiment requests outstanding (needs the raised "
-        "max_per_user); a light user sends one sentiment request a second; p99 of the light user vs the same light user with "
-        "the engine idle.",
+        "(text-classification / zero-shot-classification / fill-mask); for generation one `model.generate` per "
+        "request. Requests are served one at a time, in arrival order, from a single thread (`asyncio.to_thread` "
+        "behind a FIFO lock).",
+        f"- **Ceiling:** the same request set pre-tokenized (tokenizing not timed), sorted by length, run as batched "
+        f"forward passes in this process (no queue, no IPC) at the engine's dtype for the role; the best of "
+        f"{baselines_rows()} rows per forward (per-task numbers in the JSON: `ceiling.rps_by_rows_per_forward`). "
+        "The naive loop runs the pipeline's default float32, as a user runs it.",
+        f"- **Open-loop load (classification tasks):** Poisson arrivals at {p.get('naive_load')}x the naive rate "
+        f"(calibrated from >= 3 sequential calls over ~{p.get('calibration_seconds')} s); latency counted from the "
+        "SCHEDULED arrival. The naive loop and the engine get the same schedule, so their latency columns compare "
+        "directly (a queue forms in front of whichever cannot keep up, and its p50/p99 then grow with the request "
+        "count). Throughput = completed requests / (last completion − first arrival), which is the capacity only "
+        "when the offered rate exceeds it; so when the engine kept up with that schedule it is run again alone on a "
+        f"faster one (max({p.get('saturate')}x the ceiling rate, 2x the first rate)) and `engine_rps` comes from "
+        "that run (`engine_kept_up_with_offered`, `saturation_*` in the JSON).",
+        f"- **Simulated users:** open-loop requests come from {64} user ids (seeded). "
+        f"Generation: {p.get('gen_requests')} requests from {p.get('gen_users')} users, Poisson arrivals at "
+        f"{p.get('gen_rate')}/s (faster than any server here, so each serves at its capacity), the same schedule "
+        f"for the naive loop (its first {p.get('gen_naive_requests')} requests), static batching (at most "
+        f"{p.get('gen_users')} rows a call) and the engine; greedy, max_new_tokens={p.get('max_new_tokens')}, "
+        "actual new tokens counted (SmolLM2 may stop early at EOS).",
+        f"- **Mixed load:** {p.get('mixed_users')} users each stream one greedy generation of up to "
+        f"{p.get('mixed_tokens')} tokens, started together; from 1 s on, {p.get('mixed_sentiment')} one-sentence "
+        f"sentiment requests arrive (Poisson, {p.get('mixed_rate')}/s, one user each). Sentiment latency from the "
+        "scheduled arrival; generation duration and time to first token from submission.",
+        "- **Percentiles:** linear interpolation between closest ranks; with fewer than ~100 samples (all "
+        "quick-profile rows; zero-shot and the light user especially) p99 is close to the maximum.",
+        "- **Event-loop lag:** a coroutine sleeps 10 ms repeatedly and records the oversleep; the headline is p99 "
+        "over the saturated engine phases (saturated classification runs, generation, fairness flood).",
+        f"- **Fairness:** one heavy user id keeps {p.get('flood_concurrency')} sentiment requests outstanding (needs "
+        "the raised max_per_user); a light user sends one sentiment request a second; p99 of the light user vs the "
+        "same light user with the engine idle.",
         "",
     ]
     return "\n".join(lines)

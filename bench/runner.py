@@ -651,7 +651,8 @@ class Bench:
         recovered = now() - hung_at
         log.info(
             "[incidents] sentiment idle %.0f ms, 0.5 s into a 256-token chat answer %.0f ms (answer took %.1f s); "
-            "cancel stopped a generation in %.0f ms; a hung worker was detected after %s s (%s) and served again after %.1f s",
+            "cancel stopped a generation in %.0f ms; a hung worker was detected after %s s (%s) "
+            "and served again after %.1f s",
             1000 * idle,
             1000 * behind,
             story_seconds,

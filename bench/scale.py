@@ -168,7 +168,8 @@ def markdown(result: dict[str, Any]) -> str:
 {result["load"][0]:.1f} before and {result["load"][1]:.1f} after (the machine is shared).
 
 Classification (random-weight distilbert-sst2 shape, float32), {USERS} users each keeping one
-{len(SENTENCES)}-sentence request in flight ({CORES} torch threads per process unless the row says 1; replicas divide them):
+{len(SENTENCES)}-sentence request in flight ({CORES} torch threads per process unless the row says 1; \
+replicas divide them):
 
 | backend | requests/s | vs local |
 | --- | ---: | ---: |

@@ -341,7 +341,8 @@ class Recorder:
         self.owner_id: int | None = None
         self._interactions: dict[str, _InteractionState] = {}
         self._failures: list[tuple[str, discord.HTTPException]] = []
-        #: Called with a thread's payload when the bot starts one (FakeDiscord adds it to the guild, as THREAD_CREATE does).
+        #: Called with a thread's payload when the bot starts one
+        #: (FakeDiscord adds it to the guild, as THREAD_CREATE does).
         self.on_thread_created: Callable[[JSON], None] = lambda payload: None
 
     # ---------------------------------------------------------------- accessors
@@ -1332,8 +1333,9 @@ class FakeDiscord:
         """Wait until every work task created since the last settle has finished.
 
         Work tasks are the tree invoker, view/dynamic-item dispatches and
-        ``client.dispatch`` event handlers, including tasks they spawn.  Raises :class:`HarnessTimeout` listing what is still
-        running, and re-raises an exception that escaped a work task.
+        ``client.dispatch`` event handlers, including tasks they spawn.  Raises
+        :class:`HarnessTimeout` listing what is still running, and re-raises an
+        exception that escaped a work task.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)

@@ -317,7 +317,8 @@ async def test_status_lists_loaded_models_with_sizes_and_the_budget(choice_env, 
 
 
 def test_loads_from_several_threads_at_once_all_get_real_weights(tiny_models):
-    """A Ray replica runs units in threads: loads must not overlap (from_pretrained's meta-device init is process-wide)."""
+    """A Ray replica runs units in threads: loads must not overlap
+    (from_pretrained's meta-device init is process-wide)."""
     from concurrent.futures import ThreadPoolExecutor
 
     registry = ModelRegistry(tiny_engine_config(tiny_models))

@@ -107,7 +107,8 @@ async def test_smollm2_fills_masks_by_infilling(real_engine):
 async def test_smollm2_cloze_set(real_engine):
     results = [await ask(real_engine, FillMaskRequest(text)) for text, _ in CLOZE]  # one at a time: one user's cap
     ranked = [[c.token for c in result.candidates] for result in results]
-    # Measured 0.6 and 0.9 in float32 (README); the worker may run bf16 (DTYPE=auto): room for that, not for a broken method.
+    # Measured 0.6 and 0.9 in float32 (README); the worker may run bf16 (DTYPE=auto):
+    # room for that, not for a broken method.
     assert accuracy(ranked, 1) >= 0.5 and accuracy(ranked, 5) >= 0.8, list(zip([t for t, _ in CLOZE], ranked))
 
 
