@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from bot.engine.config import EngineConfig
     from bot.engine.embeddings import Embedder
     from bot.engine.registry import ModelRegistry
-    from bot.engine.requests.learned_labels import Example
     from bot.engine.tasks.learned_labels import combine, head_probabilities, train
     from bot.moderation import label_prompt
+    from bot.specs.learned_labels import Example
     from bot.storage import Label
 
     torch.manual_seed(0)

@@ -17,21 +17,11 @@ from typing import Any
 
 import torch
 
-from bot.engine import (
-    Cancelled,
-    Engine,
-    EngineError,
-    FillMaskRequest,
-    FillMaskResult,
-    GenerationRequest,
-    GenerationResult,
-    SentimentRequest,
-    SentimentResult,
-    WorkerStalled,
-    ZeroShotRequest,
-    ZeroShotResult,
-)
-from bot.engine.requests.zero_shot import DEFAULT_TEMPLATE
+from bot.engine import Cancelled, Engine, EngineError, WorkerStalled
+from bot.specs.fill_mask import FillMaskRequest, FillMaskResult
+from bot.specs.generation import GenerationRequest, GenerationResult
+from bot.specs.sentiment import SentimentRequest, SentimentResult
+from bot.specs.zero_shot import DEFAULT_TEMPLATE, ZeroShotRequest, ZeroShotResult
 
 from . import baselines, workload
 from .load import (

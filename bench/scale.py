@@ -29,7 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.engine import Engine, EngineConfig, GenerationRequest, SentimentRequest
+from bot.engine import Engine, EngineConfig
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTIMENT_MODEL = ROOT / ".cache" / "bench-models" / "sentiment"

@@ -104,22 +104,22 @@ async def _login(bot: commands.Bot, settings: Settings, connect: bool) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    from .client import HFBot
+    from .client import HFBot, cog_extensions
 
     # The caller owns what it injects (discord.py's advanced_startup): the engine outlives the bot.
     # It starts in the bot's setup_hook, after the login: a bad token is reported before any model loads.
     engine = Engine(settings.engine)
     try:
-        async with HFBot(settings, engine) as bot:
+        async with HFBot(settings, engine, cog_extensions()) as bot:
             return await _login(bot, settings, connect=True)
     finally:
         await engine.close()
 
 
 async def _sync(settings: Settings, guild_id: int | None) -> int:
-    from .client import HFBot
+    from .client import HFBot, cog_extensions
 
-    async with HFBot(settings, None) as bot:  # no engine, no database: publishing needs neither
+    async with HFBot(settings, None, cog_extensions()) as bot:  # no engine, no database: publishing needs neither
         if code := await _login(bot, settings, connect=False):  # login runs setup_hook, which loads the commands
             return code
         guild = discord.Object(id=guild_id) if guild_id else None

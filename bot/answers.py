@@ -1,6 +1,9 @@
-"""Generated answers with buttons, for /generate and for every /chat turn: Stop (while queued or
-writing; the text so far stays), Regenerate (a new sample of the same request) and Continue (when it
-stopped at max_new_tokens: the model goes on from its own text).
+"""Answers in Discord: every task command's answer, and the buttons of a streaming task's answer.
+
+A command's answer is deferred, followed (queue position, streamed text; bot/answering.py) and
+replaced by its result. A streaming answer (/generate, every /chat turn) also has buttons: Stop
+(while queued or writing; the text so far stays), Regenerate (a new sample of the same request) and
+Continue (when it stopped at its length limit: the model goes on from its own text).
 
 The buttons are one `DynamicItem` whose custom_id holds the action and the member who asked; the
 request and the text so far are kept in SQLite by message id, so Regenerate and Continue work after a
@@ -11,21 +14,28 @@ event (a normal message the bot edits).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from .client import Edit, HFBot, Writing, to_embed
-from .commands import Reply, as_turn, render_error, render_partial, render_result
-from .engine import Cancelled, EngineError, GenerationRequest, GenerationResult
+from .commands import build_request, render_error, render_result
+from .embeds import to_embed
+from .engine import Cancelled, EngineError, Request
 from .engine.errors import InvalidInput
+from .reply import Reply
+from .specs import TaskSpec, spec, specs
 from .storage import StoreBusy
+
+if TYPE_CHECKING:
+    from .client import HFBot
 
 STOP, AGAIN, MORE = "stop", "again", "more"
 BUTTON_LABELS = {
@@ -36,31 +46,91 @@ BUTTON_LABELS = {
 NOT_WRITING = (
     "This answer is not being written any more (it finished, or the bot restarted since). Regenerate writes a new one."
 )
-NOT_YOURS = "Only the member who asked can use these buttons. Ask with /generate or /chat for an answer of your own."
+NOT_YOURS = "Only the member who asked can use these buttons. Ask again for an answer of your own."
 STILL_WRITING = "This answer is still being written. Press Stop first."
 BUTTON_ID = re.compile(r"answer:(?P<action>stop|again|more):(?P<owner>\d+)")
-FORGOTTEN = "I no longer have this answer's request (its data was deleted). Ask again with /generate or /chat."
+FORGOTTEN = "I no longer have this answer's request (its data was deleted). Please ask again."
 
+Edit = Callable[
+    ..., Awaitable[Any]
+]  # edits the answer being written: interaction.edit_original_response or Message.edit
 # Shows an answer for the first time: (content=, embed=, view=) -> its message, and how to edit it later.
 Post = Callable[..., Awaitable[tuple[discord.Message, Edit]]]
+
+
+class EditScreen:
+    """Shows an answer being written by editing its message: the queue position, then the text as it
+    streams, at most one edit every `interval` seconds (Discord's rate limits)."""
+
+    def __init__(self, edit: Edit, partial: Callable[[str], Reply] | None, interval: float) -> None:
+        self.edit = edit
+        self.partial = partial
+        self.interval = interval
+        self.last_edit = -math.inf  # the first chunk is always shown
+
+    async def waiting(self, text: str) -> bool:
+        try:
+            await self.edit(content=text)
+        except discord.NotFound:  # the answer is gone (deleted, expired, its thread deleted)
+            return False
+        return True
+
+    async def streamed(self, text: str, delta: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.partial is not None and now - self.last_edit >= self.interval:
+            self.last_edit = now
+            await self.edit(content=None, embed=to_embed(self.partial(text)))
+
+
+async def answer(
+    bot: HFBot, interaction: discord.Interaction, command: str, options: Mapping[str, Any], private: bool
+) -> None:
+    """A task command's answer: refused privately before deferring (bad input, a full queue), then
+    written; a streaming task's answer with its buttons."""
+    request = build_request(command, options, bot.settings)
+    if request.streams:
+        await write(
+            bot,
+            interaction_post(interaction, private),
+            Answer(request),
+            request,
+            "",
+            owner=interaction.user.id,
+            guild_id=interaction.guild_id or 0,
+            asked_at=interaction.created_at,
+        )
+        return
+    answering = bot.queue([request], interaction.user.id, interaction.created_at)
+    try:
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        interaction.extras["public"] = not private
+        result = await answering.result(EditScreen(interaction.edit_original_response, None, 0), bot.queue_interval)
+    finally:
+        answering.cancel()  # no-op once finished; frees the queue slot if deferring failed
+    await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
 
 
 @dataclass(frozen=True)
 class Answer:
     """What an answer's buttons need to write it again: the member's request and, for a conversation's
-    turn, how it is shown (`how` is None for a /generate answer)."""
+    turn, how it is shown (`how` is None for an answer that is no conversation's)."""
 
-    request: GenerationRequest
+    request: Request
     opening: bool = False  # the first answer of a conversation: it keeps the member's message
     how: str | None = None  # a conversation's turn: how to go on (its footer)
 
-    def render(self, text: str, result: GenerationResult | None = None, stopped: bool = False) -> Reply:
+    @property
+    def spec(self) -> TaskSpec:
+        return spec(self.request.task)
+
+    def render(self, text: str, result: Any | None = None, stopped: bool = False) -> Reply:
         """Being written (no result), stopped by its member, or finished."""
-        reply = render_result(result) if result is not None else render_partial(self.request, text, stopped)
-        return reply if self.how is None else as_turn(reply, self.request.prompt, self.opening, self.how)
+        streaming = self.spec.streaming
+        reply = render_result(result) if result is not None else streaming.partial(self.request, text, stopped)
+        return reply if self.how is None else streaming.turn(reply, self.request, self.opening, self.how)
 
     def to_json(self) -> str:
-        data: dict[str, Any] = dataclasses.asdict(self.request)
+        data: dict[str, Any] = {"task": self.request.task, **dataclasses.asdict(self.request)}
         if self.how is not None:
             data["conversation"] = {"opening": self.opening, "how": self.how}
         return json.dumps(data)
@@ -69,20 +139,24 @@ class Answer:
     def from_json(cls, data: str) -> Answer:
         fields = json.loads(data)
         conversation = fields.pop("conversation", {})
-        fields["history"] = tuple(tuple(turn) for turn in fields["history"])
-        return cls(GenerationRequest(**fields), **conversation)
+        task = fields.pop("task", None)
+        # Answers stored before they named their task: the streaming task whose request has these fields.
+        found = spec(task) if task else next(s for s in specs() if s.streaming and _takes(s.request, fields))
+        return cls(found.request(**{name: _frozen(value) for name, value in fields.items()}), **conversation)
+
+
+def _takes(request: type, fields: Mapping[str, Any]) -> bool:
+    return set(fields) <= {field.name for field in dataclasses.fields(request)}
+
+
+def _frozen(value: Any) -> Any:
+    """JSON lists back into the tuples a frozen request holds."""
+    return tuple(_frozen(item) for item in value) if isinstance(value, list) else value
 
 
 def refusal(error: EngineError | StoreBusy) -> Reply:
     """What a member is told when an answer could not be written."""
     return render_error(error) if isinstance(error, EngineError) else Reply("Busy", [str(error)], tone="busy")
-
-
-def continuation(asked: GenerationRequest, text: str) -> GenerationRequest:
-    """The request that goes on from `text`: a chat answer as the assistant's unfinished message."""
-    if asked.mode == "chat":
-        return dataclasses.replace(asked, continue_answer=text)
-    return dataclasses.replace(asked, prompt=asked.prompt + text)
 
 
 def buttons(owner: int, *actions: str) -> discord.ui.View:
@@ -110,17 +184,17 @@ async def write(
     bot: HFBot,
     post: Post,
     answer: Answer,
-    request: GenerationRequest,
+    request: Request,
     before: str,
     *,
     owner: int,
     guild_id: int,
     asked_at: datetime,
-) -> tuple[str, GenerationResult | None]:
+) -> tuple[str, Any | None]:
     """Write `request` as `answer` with a Stop button, then Regenerate (and Continue). `before` is the
     text already written (Continue). Returns the answer's text and its result (None when stopped).
     Refusals and engine errors are raised; a full queue before anything is shown."""
-    writing = Writing(bot.submit(request, owner, asked_at), request)
+    writing = bot.queue([request], owner, asked_at)
     message_id = None
     try:
         message, edit = await post(content=None, embed=to_embed(answer.render(before)), view=buttons(owner, STOP))
@@ -128,15 +202,11 @@ async def write(
         bot.writing[message_id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
         await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), before)
-
-        async def streamed(**kwargs: Any) -> Any:
-            if "embed" in kwargs:  # the engine streams only the new text: shown after `before`, as this answer
-                kwargs["embed"] = to_embed(answer.render(before + writing.text))
-            return await edit(**kwargs)
-
-        result: GenerationResult | None
+        # The engine streams only the new text: shown after `before`, as this answer.
+        screen = EditScreen(edit, lambda text: answer.render(before + text), bot.stream_interval)
+        result: Any | None
         try:
-            result = await bot.follow(writing, streamed)
+            result = await writing.result(screen, bot.queue_interval)
         except Cancelled:
             if not writing.stopped:
                 raise
@@ -147,13 +217,14 @@ async def write(
             result = dataclasses.replace(
                 result, prompt=answer.request.prompt, texts=[before + result.texts[0], *result.texts[1:]]
             )
-            text, more = result.texts[0], result.finish_reasons == ["length"]
+            text = result.texts[0]
+            more = result.finish_reasons == ["length"] and answer.spec.streaming.go_on is not None
             reply = answer.render(text, result)
         await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), text)
         await edit(content=None, embed=to_embed(reply), view=buttons(owner, AGAIN, *([MORE] if more else [])))
         return text, result
     finally:
-        writing.job.cancel()  # no-op once finished
+        writing.cancel()  # no-op once finished
         bot.writing.pop(message_id, None)
 
 
@@ -169,8 +240,7 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
                 embed=to_embed(Reply("That didn't work", [NOT_WRITING], tone="error")), ephemeral=True
             )
             return
-        writing.stopped = True
-        writing.job.cancel()  # the writer shows the text so far
+        writing.stop()  # the writer shows the text so far
         await interaction.response.defer()
         return
     if writing is not None or message.id in bot.pressed:
@@ -181,10 +251,11 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
         if stored is None:
             raise InvalidInput(FORGOTTEN)
         answer, text = Answer.from_json(stored[0]), stored[1]
-        # Regenerate: a new sample (a fixed seed would give the same text); Continue: from the text so far.
-        request = (
-            dataclasses.replace(answer.request, seed=None) if action == AGAIN else continuation(answer.request, text)
-        )
+        streaming = answer.spec.streaming
+        if action == AGAIN:
+            request, before = streaming.again(answer.request), ""
+        else:  # Continue: from the text so far
+            request, before = streaming.go_on(answer.request, text), text
         request.validate()
         try:
             await write(
@@ -192,15 +263,13 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
                 interaction_post(interaction),
                 answer,
                 request,
-                "" if action == AGAIN else text,
+                before,
                 owner=owner,
                 guild_id=interaction.guild_id or 0,
                 asked_at=interaction.created_at,
             )
         except (EngineError, StoreBusy) as error:
-            if (
-                not interaction.response.is_done()
-            ):  # refused before anything changed: the error handler says it privately
+            if not interaction.response.is_done():  # refused before anything changed: the error handler says it
                 raise
             # The answer goes back to what it was; the error is for the member who pressed.
             await bot.store.save_answer(message.id, interaction.guild_id or 0, owner, stored[0], text)

@@ -1,106 +1,44 @@
-"""The Discord bot: loads the cogs, owns the engine, and turns command-layer
-replies into deferred, queued, streamed Discord answers."""
+"""The Discord bot: loads the cogs it is given, holds the engine and the store it is given, queues
+members' requests, and answers every command's errors privately in one place."""
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
-import math
+import pkgutil
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .commands import (
-    DESCRIPTION_LIMIT,
-    Reply,
-    build_request,
-    clip,
-    model_role,
-    model_suggestions,
-    render_apology,
-    render_error,
-    render_partial,
-    render_result,
-    render_waiting,
-)
-from .engine import Engine, EngineError, GenerationRequest, Job
+from .answering import Answering
+from .answers import AnswerButton
+from .commands import render_apology, render_error
+from .embeds import to_embed
+from .engine import Engine, EngineError, Job, Request
+from .reply import Reply, clip
 from .settings import Settings
 from .storage import StoreBusy, TagStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = (
-    "cogs.sentiment",
-    "cogs.generation",
-    "cogs.labeling",
-    "cogs.fill_mask",
-    "cogs.tokens",
-    "cogs.status",
-    "cogs.moderation",
-    "cogs.chat",
-    "cogs.compare",
-)
-COLOURS = {
-    "ok": discord.Colour.blurple(),
-    "info": discord.Colour.light_grey(),
-    "busy": discord.Colour.orange(),
-    "error": discord.Colour.red(),
-}
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
-Edit = Callable[
-    ..., Awaitable[Any]
-]  # edits the answer being written: interaction.edit_original_response or Message.edit
 
 
-def to_embed(reply: Reply) -> discord.Embed:
-    """A Reply within Discord's embed limits (title 256, description 4096, fields 25 x 1024)."""
-    embed = discord.Embed(
-        title=clip(reply.title, 256),
-        description=clip(reply.text, DESCRIPTION_LIMIT) or None,
-        colour=COLOURS.get(reply.tone, COLOURS["ok"]),
-    )
-    for name, value in reply.fields[:25]:
-        embed.add_field(name=clip(name, 256), value=clip(value, 1024) or "–", inline=reply.side_by_side)
-    if reply.footer:
-        embed.set_footer(text=clip(reply.footer, 2048))
-    return embed
-
-
-async def suggest_models(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    """Autocomplete of every `model:` option: the allowed models of the command's role
-    (for /compare, of the task picked so far). Free text still reaches the engine, which checks it."""
-    options = {name: value for name, value in interaction.namespace}  # (dict() would call its missing .keys)
-    name = interaction.command.name if interaction.command else ""
-    command = options.get("task") if name == "compare" else name
-    if not command:
-        return []
-    role = model_role(command, options, interaction.client.settings)
-    return [
-        app_commands.Choice(name=model, value=model)
-        for model in model_suggestions(interaction.client.settings, role, current)
-    ]
-
-
-@dataclass
-class Writing:
-    """A request being answered: its job, and the text streamed so far (what Stop keeps)."""
-
-    job: Job
-    request: Any
-    text: str = ""
-    stopped: bool = False  # the member pressed Stop: the answer keeps `text`
+def cog_extensions(package: str = "cogs") -> list[str]:
+    """Every cog module of a package (one per feature; names starting with _ are helpers)."""
+    found = importlib.import_module(package)
+    return [f"{package}.{m.name}" for m in pkgutil.iter_modules(found.__path__) if not m.name.startswith("_")]
 
 
 class HFBot(commands.AutoShardedBot):
     """One gateway connection below ~1,000 servers (discord.py's advice); SHARD_COUNT and SHARD_IDS
     split the shards between several processes. `engine=None` only publishes commands (`python -m bot sync`)."""
 
-    def __init__(self, settings: Settings, engine: Engine | None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None, extensions: Sequence[str] | None = None) -> None:
         # Slash commands need no voice: don't greet every start with "PyNaCl is not installed".
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # slash commands need no privileged intent;
@@ -116,10 +54,11 @@ class HFBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.engine = engine  # the caller's: whoever creates the engine closes it (after the bot)
+        self.extensions_to_load = list(cog_extensions() if extensions is None else extensions)
         self.store = TagStore(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
-        self.writing: dict[int, Writing] = {}  # answer message id -> what is being written there (for Stop)
+        self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)
         self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
         self.tree.on_error = self.on_app_command_error
 
@@ -137,7 +76,9 @@ class HFBot(commands.AutoShardedBot):
             log.info("Synced commands to the development guild %s", self.settings.dev_guild_id)
 
     async def load_commands(self) -> None:
-        for extension in EXTENSIONS:
+        # Answer buttons route by custom_id, after a restart too, whichever streaming command made them.
+        self.add_dynamic_items(AnswerButton)
+        for extension in self.extensions_to_load:
             await self.load_extension(extension)
 
     async def close(self) -> None:
@@ -151,78 +92,17 @@ class HFBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
 
-    # --- answering -------------------------------------------------------------------------
-    async def answer(
-        self,
-        interaction: discord.Interaction,
-        command: str,
-        private: bool,
-        render: Callable[[Any], Reply] = render_result,
-        **options: Any,
-    ) -> Any:
-        """Defer, queue the request, show the queue position, stream if generating, then answer
-        with `render(result)`. Returns the result."""
-        # Bad input and a full queue are refused before deferring, so the refusal is private.
-        request = build_request(command, options, self.settings)
-        job = self.submit(request, interaction.user.id, interaction.created_at)
-        try:
-            await interaction.response.defer(thinking=True, ephemeral=private)
-            interaction.extras["public"] = not private
-            result = await self.follow(Writing(job, request), interaction.edit_original_response)
-        finally:
-            job.cancel()  # no-op once finished; frees the queue slot if deferring failed
-        await interaction.edit_original_response(content=None, embed=to_embed(render(result)))
-        return result
-
-    def submit(self, request: Any, user_id: int, asked_at: Any) -> Job:
+    # --- queueing ----------------------------------------------------------------------------
+    def submit(self, request: Request, user_id: int, asked_at: datetime) -> Job:
         """Queue a request on behalf of a member; refuses at once (Busy) when the queue is full."""
         age = (discord.utils.utcnow() - asked_at).total_seconds()
         # Past the token's lifetime nobody can see the answer: drop it rather than run it.
         timeout = min(self.settings.request_timeout, INTERACTION_LIFETIME - 30 - age)
         return self.engine.submit_job(request, user=str(user_id), timeout=timeout)
 
-    async def follow(self, writing: Writing, edit: Edit) -> Any:
-        """Show a queued job's position and its streamed text through `edit` until it ends; returns its result."""
-        job = writing.job
-        waiting = asyncio.create_task(self._show_queue(edit, job))
-        try:
-            if isinstance(writing.request, GenerationRequest):
-                await self._stream(edit, writing)
-            return await job.result()
-        finally:
-            # No-op once finished. Otherwise (an edit failed: the answer can no longer be shown)
-            # it frees the queue slot, or stops a running generation at its next step.
-            job.cancel()
-            waiting.cancel()
-
-    async def _show_queue(self, edit: Edit, job: Job) -> None:
-        shown = None
-        while True:
-            await asyncio.sleep(self.queue_interval)
-            position = job.position()
-            if position is None:
-                return
-            text = render_waiting(position, job.eta() or 0.0)
-            if text != shown:
-                try:
-                    await edit(content=text)
-                except (
-                    discord.NotFound
-                ):  # the answer is gone (deleted, expired, its thread deleted): nobody will see it
-                    job.cancel()
-                    return
-                shown = text
-
-    async def _stream(self, edit: Edit, writing: Writing) -> None:
-        last_edit = -math.inf  # the first chunk is always shown
-        loop = asyncio.get_running_loop()
-        async for sequence, delta in writing.job.chunks():
-            if sequence != 0:
-                continue
-            writing.text += delta
-            if loop.time() - last_edit >= self.stream_interval:
-                await edit(content=None, embed=to_embed(render_partial(writing.request, writing.text)))
-                last_edit = loop.time()
+    def queue(self, requests: Sequence[Request], user_id: int, asked_at: datetime) -> Answering:
+        """Queue requests (two for /compare) on behalf of a member: all of them, or none."""
+        return Answering.submit(lambda request: self.submit(request, user_id, asked_at), requests)
 
     # --- one error handler for every command ---------------------------------------------
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

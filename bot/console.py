@@ -18,101 +18,113 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from discord import AppCommandOptionType, app_commands
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from .answers import continuation
-from .client import EXTENSIONS, HFBot
-from .commands import (
-    COMMANDS,
-    Reply,
-    build_comparison,
-    build_request,
-    check_usage,
-    comparison_answers,
-    render_apology,
-    render_comparison,
-    render_conversation,
-    render_error,
-    render_result,
-    render_status,
-    result_data,
-    submit_comparison,
-)
-from .engine import Engine, EngineError, GenerationRequest
+from . import compare
+from .answering import Answering
+from .commands import build_request, render_apology, render_error, render_result, render_status, result_data, usage
+from .engine import Engine, EngineError, Job, Request
 from .engine.errors import InvalidInput
-from .engine.requests.generation import MAX_TURNS
+from .engine.request import Option
+from .reply import Reply
 from .settings import Settings
+from .specs import commands, spec
+from .specs.generation import MAX_TURNS
 
 log = logging.getLogger(__name__)
 
 HISTORY = Path.home() / ".hf_discord_bot_history"
 TONES = {"ok": "blue", "info": "white", "busy": "yellow", "error": "red"}
 CONSOLE_USER = "console"
-HELP = (
-    "Commands: "
-    + ", ".join(f"/{name}" for name in [*COMMANDS, "compare", "status"])
-    + ". /chat goes on with the conversation; "
-    "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D."
-)
 NEW_CONVERSATION = ("/new", "new")
 CONTINUE = ("/continue", "continue")
+BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def declarations() -> dict[str, tuple[Option, ...]]:
+    """Every command the console runs, with its options: the tasks', /compare and /status."""
+    return {**{name: c.options for name, c in commands().items()}, "compare": compare.options(), "status": ()}
+
+
+def help_text() -> str:
+    return (
+        "Commands: " + ", ".join(f"/{name}" for name in declarations()) + ". /chat goes on with the conversation; "
+        "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D."
+    )
 
 
 class CommandLine:
-    """Parses `/name option: value ...` with the option names, types and ranges the cogs declare."""
+    """Parses `/name option: value ...` with the option names, types and choices the commands declare."""
 
-    def __init__(self, tree: app_commands.CommandTree) -> None:
-        self.commands = {c.name: c for c in tree.get_commands() if isinstance(c, app_commands.Command)}
+    def __init__(self) -> None:
+        self.commands = declarations()
 
     def command_name(self, line: str) -> str | None:
         """The command a line names, if it is one the console runs."""
         match = re.match(r"\s*/?(\w+)", line)
         name = match.group(1).lower() if match else ""
-        return name if name in self.commands and name != "sync" else None
+        return name if name in self.commands else None
 
     def parse(self, line: str) -> tuple[str, dict[str, Any]]:
         name = self.command_name(line)
         if name is None:
-            raise InvalidInput(f"Unknown command '{line.strip()[:40]}'. {HELP}")
-        params = {p.name: p for p in self.commands[name].parameters}
+            raise InvalidInput(f"Unknown command '{line.strip()[:40]}'. {help_text()}")
+        params = {option.name: option for option in self.commands[name]}
+        names = [*params, "private"]  # accepted as on Discord; everything in a console is private
         rest = re.match(r"\s*/?\w+\s*(.*)", line, re.DOTALL).group(1)
-        pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, params)) + r"):", re.IGNORECASE) if params else None
-        marks = list(pattern.finditer(rest)) if pattern else []
+        pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, names)) + r"):", re.IGNORECASE)
+        marks = list(pattern.finditer(rest))
         if rest.strip() and (not marks or rest[: marks[0].start()].strip()):
-            usage = " ".join(f"{p}:" if params[p].required else f"[{p}:]" for p in params if p != "private")
-            raise InvalidInput(f"Write options as name: value. Usage: /{name} {usage}")
+            raise InvalidInput(f"Write options as name: value. Usage: /{name} {usage(self.commands[name])}".rstrip())
         options: dict[str, Any] = {}
         for mark, following in zip(marks, [*marks[1:], None]):
             key = mark.group(1).lower()
             value = rest[mark.end() : following.start() if following else len(rest)].strip()
-            options[key] = self._convert(params[key], value)
-        options.pop("private", None)  # accepted as on Discord; everything in a console is private
+            if key in params:
+                options[key] = self._convert(params[key], value)
         return name, options
 
     @staticmethod
-    def _convert(param: app_commands.Parameter, raw: str) -> Any:
-        kind = param.type
+    def _convert(option: Option, raw: str) -> Any:
         try:
-            if kind is AppCommandOptionType.integer:
-                value: Any = int(raw)
-            elif kind is AppCommandOptionType.number:
-                value = float(raw)
-            elif kind is AppCommandOptionType.boolean:
-                if raw.lower() not in ("true", "false", "yes", "no", "1", "0"):
+            if option.kind is bool:
+                if raw.lower() not in BOOLEANS:
                     raise ValueError
-                value = raw.lower() in ("true", "yes", "1")
+                value: Any = BOOLEANS[raw.lower()]
             else:
-                value = raw
+                value = option.kind(raw)
         except ValueError:
-            raise InvalidInput(
-                f"{param.name} must be {kind.name.replace('number', 'a number').replace('integer', 'a whole number').replace('boolean', 'true or false')}, not {raw!r}."
-            ) from None
-        if param.choices and value not in [c.value for c in param.choices]:
-            raise InvalidInput(f"{param.name} must be one of: {', '.join(str(c.value) for c in param.choices)}.")
+            raise InvalidInput(f"{option.name} must be {KIND_NAMES[option.kind]}, not {raw!r}.") from None
+        if option.choices and value not in option.values():
+            raise InvalidInput(f"{option.name} must be one of: {', '.join(map(str, option.values()))}.")
         return value  # ranges are checked by the command layer, as for Discord
+
+
+def failed(error: EngineError) -> dict[str, str]:
+    return {"kind": error.kind, "message": str(error)}
+
+
+def compared(model: str, outcome: Any, seconds: float | None) -> dict[str, Any]:
+    """One side of /compare as JSON."""
+    side = {"error": failed(outcome)} if isinstance(outcome, EngineError) else {"result": result_data(outcome)}
+    return {"model": model, "seconds": seconds, **side}
+
+
+class ConsoleScreen:
+    """Streams an answer's text to the terminal as it is written (not in --json mode)."""
+
+    def __init__(self, app: ConsoleApp) -> None:
+        self.app = app
+
+    async def waiting(self, text: str) -> bool:
+        return True
+
+    async def streamed(self, text: str, delta: str) -> None:
+        if not self.app.json_mode:
+            self.app.rich.print(delta, end="", markup=False)
 
 
 class ConsoleApp:
@@ -122,15 +134,8 @@ class ConsoleApp:
         self.json_mode = json_mode
         self.out = out
         self.rich = Console(file=out, highlight=False, soft_wrap=True)
-        self.parser: CommandLine | None = None
+        self.parser = CommandLine()
         self.conversation: list[tuple[str, str]] = []  # /chat's turns so far, oldest first; /new empties it
-
-    async def start(self) -> None:
-        # The cogs declare each command's options once; the console reads them from the tree.
-        declarations = HFBot(self.settings, self.engine)
-        for extension in EXTENSIONS:
-            await declarations.load_extension(extension)
-        self.parser = CommandLine(declarations.tree)
 
     async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
         """Run one input line; in JSON mode return the object to print."""
@@ -144,96 +149,59 @@ class ConsoleApp:
                 request = self.continuation()
             else:
                 command, options = self.parser.parse(line)
-                if command == "chat":
-                    options.update(history=tuple(self.conversation[-MAX_TURNS:]), system=self.settings.system_prompt)
-                request = build_request(command, options, self.settings) if command in COMMANDS else None
             if command == "status":
                 status = self.engine.status()
                 data = result_data(status)
                 self.show(render_status(status, self.settings))
             elif command == "compare":
-                check_usage(command, build_comparison, options)
-                requests = build_comparison(self.settings, **options)
-                jobs = submit_comparison(
-                    lambda request: self.engine.submit_job(
-                        request, user=CONSOLE_USER, timeout=self.settings.request_timeout
-                    ),
-                    requests,
-                )
-                try:
-                    answers = await comparison_answers(requests, jobs)
-                finally:
-                    for job in jobs:
-                        job.cancel()  # no-op once finished
-                data = {
-                    "answers": [
-                        {
-                            "model": model,
-                            "seconds": seconds,
-                            **(
-                                {"error": {"kind": outcome.kind, "message": str(outcome)}}
-                                if isinstance(outcome, EngineError)
-                                else {"result": result_data(outcome)}
-                            ),
-                        }
-                        for model, outcome, seconds in answers
-                    ]
-                }
-                self.show(render_comparison(options["task"], options["text"], answers))
+                answering = Answering.submit(self.submit, compare.build_comparison(self.settings, **options))
+                answers = await compare.comparison_answers(answering, ConsoleScreen(self))
+                data = {"answers": [compared(model, outcome, seconds) for model, outcome, seconds in answers]}
+                self.show(compare.render_comparison(options["task"], options["text"], answers))
             else:
-                job = self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
-                if isinstance(request, GenerationRequest) and not self.json_mode:
-                    async for sequence, delta in job.chunks():
-                        if sequence == 0:
-                            self.rich.print(delta, end="", markup=False)
-                    self.rich.print()
-                result = await job.result()
+                if command != "continue":
+                    request = build_request(command, options, self.settings, **self.context(command))
+                result = await Answering.submit(self.submit, [request]).result(ConsoleScreen(self))
+                if request.streams and not self.json_mode:
+                    self.rich.print()  # after the streamed text
                 if command == "continue":  # one answer with what came before: it replaces the last exchange
                     result = dataclasses.replace(result, texts=[request.continue_answer + result.texts[0]])
                     del self.conversation[-2:]
                 if command in ("chat", "continue"):
                     self.conversation += [("user", request.prompt), ("assistant", result.texts[0])]
-                    self.show(render_conversation(result, False, "/chat to go on, /continue, /new to start again"))
+                    how = "/chat to go on, /continue, /new to start again"
+                    self.show(spec(request.task).streaming.turn(render_result(result), request, False, how))
                 else:
                     self.show(render_result(result))
                 data = result_data(result)
             return {"line": number, "command": command, "ok": True, "result": data}
         except EngineError as error:
             self.show(render_error(error))
-            return {
-                "line": number,
-                "command": command,
-                "ok": False,
-                "error": {"kind": error.kind, "message": str(error)},
-            }
+            return {"line": number, "command": command, "ok": False, "error": failed(error)}
         except Exception:
             error_id = secrets.token_hex(4)
             log.exception("Error %s on console line %d", error_id, number)
             self.show(render_apology(error_id))
-            return {
-                "line": number,
-                "command": command,
-                "ok": False,
-                "error": {"kind": "internal", "message": f"Something went wrong (error id {error_id})."},
-            }
+            message = f"Something went wrong (error id {error_id})."
+            return {"line": number, "command": command, "ok": False, "error": {"kind": "internal", "message": message}}
 
-    def continuation(self) -> GenerationRequest:
+    def submit(self, request: Request) -> Job:
+        return self.engine.submit_job(request, user=CONSOLE_USER, timeout=self.settings.request_timeout)
+
+    def context(self, command: str, turns: int | None = None) -> dict[str, Any]:
+        """What /chat adds to the member's options: the conversation so far and the system prompt."""
+        if command != "chat":
+            return {}
+        history = self.conversation if turns is None else self.conversation[:turns]
+        return {"history": tuple(history[-MAX_TURNS:]), "system": self.settings.system_prompt}
+
+    def continuation(self) -> Request:
         """The conversation's last answer, to go on with (/continue)."""
         if not self.conversation:
             raise InvalidInput("There is no answer to continue yet: start with /chat.")
         (_, asked), (_, said) = self.conversation[-2:]
-        request = continuation(
-            build_request(
-                "chat",
-                {
-                    "message": asked,
-                    "history": tuple(self.conversation[:-2][-MAX_TURNS:]),
-                    "system": self.settings.system_prompt,
-                },
-                self.settings,
-            ),
-            said,
-        )
+        asking = build_request("chat", {"message": asked}, self.settings, **self.context("chat", -2))
+        request = spec(asking.task).streaming.go_on(asking, said)
         request.validate()
         return request
 
@@ -269,7 +237,7 @@ class ConsoleApp:
         if HISTORY.exists():
             readline.read_history_file(HISTORY)
         self.rich.print(
-            f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{HELP}\n"
+            f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{help_text()}\n"
             "Example: /label text: great goal! labels: sports, politics"
         )
         number = 0
@@ -283,7 +251,7 @@ class ConsoleApp:
                 if line.strip() in ("/exit", "/quit", "exit", "quit"):
                     break
                 if line.strip() in ("/help", "help", "?"):
-                    self.rich.print(HELP)
+                    self.rich.print(help_text())
                 elif line.strip():
                     await self.run_line(line, number)
         finally:
@@ -293,7 +261,6 @@ class ConsoleApp:
 async def run_console(settings: Settings, *, json_mode: bool = False, stdin: TextIO = sys.stdin) -> None:
     async with Engine(settings.engine) as engine:
         app = ConsoleApp(settings, engine, json_mode=json_mode)
-        await app.start()
         if stdin.isatty() and not json_mode:
             await app.run_interactive()
         else:

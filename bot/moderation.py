@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .commands import Reply, bar, clip, quote
 from .engine.errors import InvalidInput
-from .engine.requests.base import MAX_TEXT_CHARS
-from .engine.requests.learned_labels import (
+from .engine.request import MAX_TEXT_CHARS
+from .reply import Reply, bar, clip, quote
+from .specs.learned_labels import (
     LEARNED,
     NONE_OF_THESE,
     Example,
@@ -28,7 +28,7 @@ from .engine.requests.learned_labels import (
     LabelMessageResult,
     TrainedLabels,
 )
-from .engine.requests.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
+from .specs.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
 from .storage import GuildConfig, Label, LabelModel, Review, Tag, Watch
 
 MESSAGE_LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+|@me)/(\d+)/(\d+)")

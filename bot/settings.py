@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine import OFFLINE_MODELS, ONLINE_MODELS, ROLES, EngineConfig
-from .engine.config import OFFLINE_ALTERNATIVES, list_setting_name, setting_name
-from .engine.requests.base import MAX_TEXT_CHARS
-from .engine.requests.generation import DEFAULT_CHAT_MAX_NEW_TOKENS, MAX_NEW_TOKENS
-from .engine.requests.zero_shot import METHODS
+from .engine import EngineConfig
+from .engine.openai_backend import OpenAIGenerationExecutor
+from .engine.request import MAX_TEXT_CHARS
+from .specs import roles
+from .specs.generation import DEFAULT_CHAT_MAX_NEW_TOKENS, MAX_NEW_TOKENS
+from .specs.zero_shot import METHODS
 
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -105,21 +106,25 @@ class Settings:
         chosen = profile or choice("MODEL_PROFILE", "online", PROFILES)
         if chosen not in PROFILES:
             raise SettingsError(f"--profile {chosen!r} is not valid: expected one of {', '.join(PROFILES)}.")
-        defaults = OFFLINE_MODELS if chosen == "offline" else ONLINE_MODELS
+        offline = chosen == "offline"
         device = get("DEVICE", "auto").lower()
         if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
             raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
         positive = lambda v: v > 0  # noqa: E731
         # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
         # Neither set: the profile's default, and its second choices.
+        declared = roles()
         listed = {
-            role: parse(list_setting_name(role), "", model_list, "model ids separated by commas, each once")
-            for role in ROLES
+            name: parse(role.list_setting, "", model_list, "model ids separated by commas, each once")
+            for name, role in declared.items()
         }
-        models = {role: get(setting_name(role)) or (listed[role] or (defaults[role],))[0] for role in ROLES}
-        profile_choices = OFFLINE_ALTERNATIVES if chosen == "offline" else {}
+        models = {
+            name: get(role.setting) or (listed[name] or (role.offline if offline else role.online,))[0]
+            for name, role in declared.items()
+        }
         choices = {
-            role: listed[role] or (() if get(setting_name(role)) else profile_choices.get(role, ())) for role in ROLES
+            name: listed[name] or (() if get(role.setting) or not offline else role.offline_choices)
+            for name, role in declared.items()
         }
         for role, listed in choices.items():
             too_long = next(
@@ -127,14 +132,16 @@ class Settings:
             )
             if too_long:
                 raise SettingsError(
-                    f"{list_setting_name(role)}: '{too_long[:40]}…' is longer than {MAX_CHOICE_CHARS} characters, "
+                    f"{declared[role].list_setting}: '{too_long[:40]}…' is longer than {MAX_CHOICE_CHARS} characters, "
                     "Discord's limit for an option's value; use a shorter folder path (e.g. a symlink)."
                 )
         if get("GENERATION_BACKEND").lower() == "openai":
-            models["generation"] = get("OPENAI_MODEL")  # the server's model: the default of the generation list
+            # The server's model: the default of its role's list.
+            models[OpenAIGenerationExecutor.role] = get("OPENAI_MODEL")
         engine = EngineConfig(
             models=models,
             alternatives={role: listed for role, listed in choices.items() if listed},
+            decoder_roles=frozenset(name for name, role in declared.items() if role.decoder),
             memory_budget_mb=parse(
                 "MODEL_MEMORY_BUDGET_MB",
                 "0",
@@ -144,7 +151,7 @@ class Settings:
             ),
             device=device,
             dtype=choice("DTYPE", "auto", DTYPES),
-            offline=chosen == "offline",
+            offline=offline,
             cache_dir=Path(get("MODEL_CACHE_DIR", ".cache/models")),
             max_queue=parse("MAX_QUEUE", "64", int, "a positive whole number", positive),
             max_per_user=parse("MAX_PER_USER", "3", int, "a positive whole number", positive),

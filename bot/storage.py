@@ -23,8 +23,8 @@ from pathlib import Path
 import aiosqlite
 
 from .engine.errors import InvalidInput
-from .engine.requests.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
-from .engine.requests.zero_shot import MAX_LABELS
+from .specs.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
+from .specs.zero_shot import MAX_LABELS
 
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5

@@ -18,11 +18,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answers import Answer, interaction_post, refusal, write
-from bot.client import Edit, HFBot, suggest_models, to_embed
-from bot.commands import CHAT_TITLE, MAX_TEXT_CHARS, MODEL_HELP, NO_TEXT, OPENING_FIELD, WRITING, Reply, build_request
+from bot.answers import Answer, Edit, interaction_post, refusal, write
+from bot.client import HFBot
+from bot.commands import build_request, command
+from bot.embeds import to_embed
 from bot.engine import EngineError
-from bot.engine.requests.generation import MAX_TURNS
+from bot.engine.request import MAX_TEXT_CHARS
+from bot.reply import Reply
+from bot.slash import slash_command
+from bot.specs.generation import CHAT_TITLE, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
 from bot.storage import StoreBusy
 
 log = logging.getLogger(__name__)
@@ -71,26 +75,13 @@ class Chat(commands.Cog):
         guild_only=True,
     )
 
-    @app_commands.command(description="Start a conversation with the model. Go on in its thread, or by replying.")
-    @app_commands.describe(
-        message="What you say to the model",
-        model=f"{MODEL_HELP}; the whole conversation keeps it",
-        private="Only you see the answer (it can't be continued)",
-    )
-    @app_commands.autocomplete(model=suggest_models)
-    @app_commands.checks.cooldown(3, 30.0, key=lambda i: i.user.id)
-    async def chat(
-        self,
-        interaction: discord.Interaction,
-        message: app_commands.Range[str, 1, MAX_TEXT_CHARS],
-        model: str = "",
-        private: bool = False,
-    ) -> None:
+    async def start(self, interaction: discord.Interaction, message: str, model: str, private: bool = False) -> None:
+        """/chat: the conversation's first answer, then its thread."""
         system = await self.system_prompt(interaction.guild_id)
         threads = isinstance(interaction.channel, discord.TextChannel) and not private
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
         # Bad input and a full queue are refused before deferring, so the refusal is private.
-        request = build_request("chat", {"message": message, "system": system, "model": model}, self.bot.settings)
+        request = build_request("chat", {"message": message, "model": model}, self.bot.settings, system=system)
         answer = Answer(request, opening=True, how=how)
         text, result = await write(
             self.bot,
@@ -115,6 +106,8 @@ class Chat(commands.Cog):
                 await interaction.edit_original_response(
                     embed=to_embed(answer.render(text, result, stopped=result is None))
                 )
+
+    chat = slash_command("chat", start)
 
     @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
     @app_commands.describe(text="The system prompt; leave it out to go back to the default")
@@ -159,16 +152,8 @@ class Chat(commands.Cog):
 
         try:
             system = await self.system_prompt(message.guild.id if message.guild else None)
-            request = build_request(
-                "chat",
-                {
-                    "message": text,
-                    "history": tuple(history),
-                    "system": system,
-                    "model": await self.conversation_model(opening),
-                },
-                self.bot.settings,
-            )
+            options = {"message": text, "model": await self.conversation_model(opening)}
+            request = build_request("chat", options, self.bot.settings, history=tuple(history), system=system)
             await write(
                 self.bot,
                 post,
@@ -227,7 +212,8 @@ class Chat(commands.Cog):
         """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""
         stored = await self.bot.store.answer(opening) if opening else None
         model = Answer.from_json(stored[0]).request.model if stored else ""
-        return model if model in self.bot.settings.engine.allowed("generation") else ""
+        role = command("chat").model_role({}, self.bot.settings)
+        return model if model in self.bot.settings.engine.allowed(role) else ""
 
     def turns(self, messages: Iterable[discord.Message]) -> Turns:
         """Messages, oldest first, as conversation turns: the bot's chat answers and the members' messages."""

@@ -20,20 +20,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot, to_embed
-from bot.commands import Reply, clip
+from bot.client import HFBot
+from bot.embeds import to_embed
 from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
-from bot.engine.requests.base import check_choice, check_number
-from bot.engine.requests.learned_labels import (
-    NONE_OF_THESE,
-    EvaluateLabelsRequest,
-    LabelEvaluation,
-    LabelMessageResult,
-    TrainedLabels,
-    TrainLabelsRequest,
-)
-from bot.engine.requests.zero_shot import MAX_LABEL_CHARS, METHODS
+from bot.engine.request import check_choice, check_number
 from bot.moderation import (
     AUTOTAG_OFF,
     PURGE_PROMPT,
@@ -73,6 +64,16 @@ from bot.moderation import (
     validate_emoji,
     validate_label,
 )
+from bot.reply import Reply, clip
+from bot.specs.learned_labels import (
+    NONE_OF_THESE,
+    EvaluateLabelsRequest,
+    LabelEvaluation,
+    LabelMessageResult,
+    TrainedLabels,
+    TrainLabelsRequest,
+)
+from bot.specs.zero_shot import MAX_LABEL_CHARS, METHODS
 from bot.storage import Embedding, GuildConfig, LabelModel, Rejection, Review, StoreBusy, Tag, TagStore
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import HFBot, to_embed
+from bot.client import HFBot
 from bot.commands import render_status
+from bot.embeds import to_embed
 
 
 async def is_owner(interaction: discord.Interaction) -> bool:

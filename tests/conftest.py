@@ -11,7 +11,7 @@ reuses; tests must leave it idle (await or cancel what they submit).
     tiny_llama_engine      generation = tiny llama (chat template); every other role unconfigured
     tiny_t5_engine         generation = tiny t5 (seq2seq); zero_shot = a Hub id that is not on this machine,
                            fill_mask = the gpt2 folder (a causal LM: fills by infilling)
-    real_engine            the packaged real models (OFFLINE_MODELS); only for @pytest.mark.slow tests
+    real_engine            the packaged real models (the offline profile); only for @pytest.mark.slow tests
 
 `tiny_engine_config(tiny_models, ...)` builds a config for tests that need a dedicated engine
 (e.g. killing the worker).
@@ -19,13 +19,14 @@ reuses; tests must leave it idle (await or cancel what they submit).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from bot.engine import OFFLINE_MODELS, Engine, EngineConfig
-from bot.engine.config import OFFLINE_ALTERNATIVES
+from bot.engine import Engine, EngineConfig
+from bot.settings import Settings
 
 from .model_factory import build_all
 
@@ -88,10 +89,12 @@ async def tiny_t5_engine(tiny_models):
         yield engine
 
 
+def offline_config(**overrides: object) -> EngineConfig:
+    """The offline profile's engine, as Settings builds it (the packaged real models), with `overrides`."""
+    return dataclasses.replace(Settings.from_env({}, profile="offline").engine, cache_dir=REAL_MODEL_CACHE, **overrides)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def real_engine():
-    config = EngineConfig(
-        models=dict(OFFLINE_MODELS), alternatives=dict(OFFLINE_ALTERNATIVES), offline=True, cache_dir=REAL_MODEL_CACHE
-    )
-    async with Engine(config) as engine:
+    async with Engine(offline_config()) as engine:
         yield engine

@@ -12,10 +12,9 @@ from typing import Any
 import pytest_asyncio
 
 from bot.client import HFBot
-from bot.engine import GenerationRequest, GenerationResult
 from bot.engine.errors import WorkerCrashed
-from bot.engine.requests.base import failure
-from bot.engine.requests.generation import MAX_RETURN_SEQUENCES
+from bot.engine.request import failure
+from bot.specs.generation import MAX_RETURN_SEQUENCES, GenerationRequest, GenerationResult
 
 from .discord_harness import EPHEMERAL, FakeDiscord
 from .test_commands_discord import WAIT, engine, gate, make_bot, settings, wrap_outcomes  # noqa: F401 - fixtures

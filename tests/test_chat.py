@@ -18,11 +18,12 @@ import pytest_asyncio
 from transformers import AutoTokenizer
 
 from bot.client import HFBot
-from bot.engine import Engine, GenerationRequest, GenerationResult
+from bot.engine import Engine
 from bot.engine.errors import WorkerCrashed
-from bot.engine.requests.base import failure
+from bot.engine.request import failure
 from bot.engine.tasks.generation import chat_prompt_ids
 from bot.settings import Settings
+from bot.specs.generation import GenerationRequest, GenerationResult
 
 from .discord_harness import FakeDiscord
 from .test_answer_buttons import button_ids, private_message, until

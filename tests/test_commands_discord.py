@@ -26,11 +26,14 @@ import pytest
 import pytest_asyncio
 from discord import app_commands
 
-from bot.client import HFBot, to_embed
-from bot.commands import DESCRIPTION_LIMIT, clip, render_result
-from bot.engine import Busy, Engine, GenerationResult, InvalidInput
-from bot.engine.requests import TokenizeRequest
+from bot.client import HFBot
+from bot.commands import render_result
+from bot.embeds import to_embed
+from bot.engine import Busy, Engine, InvalidInput
+from bot.reply import DESCRIPTION_LIMIT, clip
 from bot.settings import Settings
+from bot.specs.generation import GenerationResult
+from bot.specs.tokenize import TokenizeRequest
 
 from .discord_harness import DEFERRED_CHANNEL_MESSAGE, EPHEMERAL, FakeDiscord, Record
 
@@ -394,7 +397,7 @@ async def test_fill_mask(env):
 
 async def test_tokens_fields(env):
     bot, h = env
-    await h.invoke_slash("tokens", {"text": "Hello world"})
+    await h.invoke_slash("tokens", {"text": "Hello world", "model": "sentiment"})
     embed = assert_answered(h)
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert list(fields) == ["Tokens", "IDs", "Special tokens added", "Decoded back"]
@@ -523,7 +526,7 @@ INVALID = [
     pytest.param(
         "tokens",
         {"text": "hi", "model": "gpt5"},
-        "model must be one of: sentiment, generation",
+        "model must be one of: fill_mask, generation, sentiment",
         False,
         id="tokens-forged-model",
     ),

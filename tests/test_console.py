@@ -14,12 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-from bot.client import EXTENSIONS, HFBot
 from bot.console import CommandLine
-from bot.engine import Engine, InvalidInput
-from bot.settings import Settings
+from bot.engine import InvalidInput
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (
@@ -189,7 +186,7 @@ def runs(tiny_models, tmp_path_factory):
         "fallback",
         [],
         console_env(tiny_models, data / "fallback", MODEL_PROFILE=""),
-        "/status\n/tokens text: Hello world\n",
+        "/status\n/tokens text: Hello world model: sentiment\n",
         data / "fallback",
     )
     runs.start(
@@ -323,15 +320,10 @@ def test_a_bad_setting_stops_start_up_with_exit_code_2(runs):
 # --------------------------------------------------------------------------------------------- parser
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def parser(tiny_models, tmp_path_factory):
-    """The console's parser over the cogs' declarations (no engine is started for it)."""
-    data = tmp_path_factory.mktemp("console-data")
-    settings = Settings.from_env(console_env(tiny_models, data))
-    declarations = HFBot(settings, Engine(settings.engine))  # never started: only the cogs' declarations are read
-    for extension in EXTENSIONS:
-        await declarations.load_extension(extension)
-    return CommandLine(declarations.tree)
+@pytest.fixture(scope="module")
+def parser():
+    """The console's parser over the commands' declarations (no engine, no bot)."""
+    return CommandLine()
 
 
 @pytest.mark.parametrize(
@@ -368,7 +360,7 @@ async def test_parser_reads_the_cogs_options(parser, line, expected):
         ("/label text: a labels: b multi_label: maybe", "multi_label must be true or false, not 'maybe'"),
         (
             "/tokens text: hi model: gpt5",
-            "model must be one of: sentiment, generation, zero_shot, fill_mask, embedding",
+            "model must be one of: fill_mask, generation, sentiment, zero_shot, embedding",
         ),
         ("/status now please", "Write options as name: value. Usage: /status"),
     ],

@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bot.engine import OFFLINE_MODELS, EngineConfig, SentimentRequest
+from bot.engine import EngineConfig
 from bot.engine.embeddings import Embedder
 from bot.engine.registry import ModelRegistry, cpu_has_native_bf16, resolve_dtype
 from bot.engine.tasks.sentiment import SentimentTask
+from bot.specs.sentiment import SentimentRequest
 
-from .conftest import REAL_MODEL_CACHE, tiny_engine_config
+from .conftest import offline_config, tiny_engine_config
 
 SENTENCES = (
     "I loved this movie, it was wonderful.",
@@ -47,16 +48,14 @@ def test_bf16_embeddings_agree_with_float32_on_the_tiny_model(tiny_models):
 @pytest.mark.slow
 def test_bf16_and_float32_agree_on_minilm_sentiment_labels_and_scores():
     def run(dtype: str) -> list:
-        config = EngineConfig(
-            models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE, dtype=dtype, device="cpu"
-        )
+        config = offline_config(dtype=dtype, device="cpu")
         return SentimentTask(ModelRegistry(config)).run([SentimentRequest(SENTENCES)], lambda *_: None)[0].sentences
 
     fp32, bf16 = run("float32"), run("bfloat16")
     for a, b in zip(fp32, bf16):
         assert a.label == b.label
         assert a.score == pytest.approx(b.score, abs=0.03)
-    config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE, device="cpu")
+    config = offline_config(device="cpu")
     fp32_vectors = embeddings(EngineConfig(**{**config.__dict__, "dtype": "float32"}))
     bf16_vectors = embeddings(EngineConfig(**{**config.__dict__, "dtype": "bfloat16"}))
     assert F.cosine_similarity(fp32_vectors, bf16_vectors).min() > 0.999

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from bot.engine import Engine, InvalidInput
-from bot.engine.requests.learned_labels import (
+from bot.engine.tasks.learned_labels import combine, head_probabilities, stratified_folds, train
+from bot.specs.learned_labels import (
     LEARNED,
     MAX_EXAMPLES,
     NONE_OF_THESE,
@@ -20,7 +21,6 @@ from bot.engine.requests.learned_labels import (
     LabelMessageRequest,
     TrainLabelsRequest,
 )
-from bot.engine.tasks.learned_labels import combine, head_probabilities, stratified_folds, train
 
 TIMEOUT = 120.0
 LABELS = ("spam", "question", "bug")

@@ -16,13 +16,15 @@ import pytest_asyncio
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification
 
-from bot.engine import Engine, FillMaskRequest, InvalidInput, ModelUnavailable, SentimentRequest
+from bot.engine import Engine, InvalidInput, ModelUnavailable
 from bot.engine.errors import ResourceExhausted
 from bot.engine.registry import LoadedModel, ModelRegistry, estimate_megabytes
 from bot.engine.tasks.fill_mask import fill_mask_class
 from bot.engine.tasks.generation import generation_class
 from bot.engine.tasks.sentiment import sentiment_class
 from bot.settings import Settings, SettingsError
+from bot.specs.fill_mask import FillMaskRequest
+from bot.specs.sentiment import SentimentRequest
 
 from .conftest import MISSING_MODEL_ID, tiny_engine_config
 from .test_commands_discord import (

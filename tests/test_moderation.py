@@ -29,9 +29,9 @@ from discord import app_commands
 from bot.client import HFBot
 from bot.engine import Engine
 from bot.engine.errors import InvalidInput
-from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
 from bot.engine.scheduler import ExecutorInfo
 from bot.settings import Settings
+from bot.specs.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
 from bot.storage import Tag, TagStore
 
 from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake

@@ -20,20 +20,19 @@ import pytest
 import pytest_asyncio
 
 from bot.engine import (
-    OFFLINE_MODELS,
     Cancelled,
     Engine,
     EngineConfig,
     EngineError,
-    GenerationRequest,
     InvalidInput,
     ModelUnavailable,
-    SentimentRequest,
     WorkerCrashed,
 )
 from bot.engine.openai_backend import DOWN, LOST
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
 
-from .conftest import REAL_MODEL_CACHE, tiny_engine_config
+from .conftest import offline_config, tiny_engine_config
 
 pytestmark = pytest.mark.scale
 TIMEOUT = 120
@@ -45,8 +44,7 @@ def smollm_folder() -> Path:
     """The packaged SmolLM2 as the engine's registry de-quantizes it (once, shared with `make console`)."""
     from bot.engine.registry import ModelRegistry
 
-    config = EngineConfig(models=dict(OFFLINE_MODELS), offline=True, cache_dir=REAL_MODEL_CACHE)
-    return Path(ModelRegistry(config).source("generation")[0])
+    return Path(ModelRegistry(offline_config()).source("generation")[0])
 
 
 class Server:

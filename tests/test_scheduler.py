@@ -25,15 +25,13 @@ from bot.engine import (
     Scheduler,
     WorkerCrashed,
 )
-from bot.engine.requests import (
-    Failure,
-    FillMaskRequest,
-    GenerationRequest,
-    SentimentRequest,
-    TokenizeRequest,
-    ZeroShotRequest,
-)
+from bot.engine.request import Failure
 from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
+from bot.specs.fill_mask import FillMaskRequest
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
+from bot.specs.tokenize import TokenizeRequest
+from bot.specs.zero_shot import ZeroShotRequest
 
 WAIT = 5.0  # seconds before a missing event fails the test instead of hanging it
 

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine import OFFLINE_MODELS, ONLINE_MODELS, ROLES
 from bot.engine.config import setting_name
 from bot.settings import Settings, SettingsError
+from bot.specs import roles
+
+ONLINE_MODELS = {name: role.online for name, role in roles().items()}
+OFFLINE_MODELS = {name: role.offline for name, role in roles().items()}
+ROLES = tuple(roles())
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.super-secret-token-value"
 

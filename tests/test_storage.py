@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.engine.errors import InvalidInput
-from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LinearHead
-from bot.engine.requests.zero_shot import MAX_LABELS
+from bot.specs.learned_labels import NONE_OF_THESE, Example, LinearHead
+from bot.specs.zero_shot import MAX_LABELS
 from bot.storage import (
     MIGRATIONS,
     Embedding,

@@ -13,18 +13,14 @@ from typing import Any
 
 import pytest
 
-from bot.engine import (
-    FillMaskRequest,
-    GenerationRequest,
-    InvalidInput,
-    ModelUnavailable,
-    SentimentRequest,
-    TokenizeRequest,
-    ZeroShotRequest,
-)
-from bot.engine.requests.base import Request
-from bot.engine.requests.fill_mask import CAUSAL
+from bot.engine import InvalidInput, ModelUnavailable
+from bot.engine.request import Request
 from bot.engine.tasks.fill_mask import WORD
+from bot.specs.fill_mask import CAUSAL, FillMaskRequest
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
+from bot.specs.tokenize import TokenizeRequest
+from bot.specs.zero_shot import ZeroShotRequest
 
 from .conftest import MISSING_MODEL_ID
 
@@ -167,7 +163,7 @@ async def test_fill_mask_placeholders_mean_the_same_mask(tiny_engine):
 
 
 async def test_tokenize_flags_special_tokens(tiny_engine, tiny_models):
-    result = await run_alone(tiny_engine, TokenizeRequest("Hello world, the match was great!"))
+    result = await run_alone(tiny_engine, TokenizeRequest("Hello world, the match was great!", role="sentiment"))
     assert result.model == str(tiny_models["sentiment"])
     assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]"
     assert result.special == [True] + [False] * (len(result.tokens) - 2) + [True]

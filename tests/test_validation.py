@@ -11,17 +11,13 @@ import math
 import pytest
 import pytest_asyncio
 
-from bot.engine import (
-    Engine,
-    EngineConfig,
-    FillMaskRequest,
-    GenerationRequest,
-    InvalidInput,
-    SentimentRequest,
-    TokenizeRequest,
-    ZeroShotRequest,
-)
+from bot.engine import Engine, EngineConfig, InvalidInput
 from bot.engine.scheduler import ExecutorInfo
+from bot.specs.fill_mask import FillMaskRequest
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
+from bot.specs.tokenize import TokenizeRequest
+from bot.specs.zero_shot import ZeroShotRequest
 
 
 class NeverExecutor:

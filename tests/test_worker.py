@@ -14,11 +14,13 @@ import pytest_asyncio
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from bot.engine import Cancelled, Engine, GenerationRequest, SentimentRequest, WorkerCrashed, WorkerStalled
+from bot.engine import Cancelled, Engine, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
-from bot.engine.requests.base import Failure, Request
+from bot.engine.request import Failure, Request
 from bot.engine.tasks.base import Task
 from bot.engine.worker import run_batch
+from bot.specs.generation import GenerationRequest
+from bot.specs.sentiment import SentimentRequest
 
 from .conftest import tiny_engine_config
 
@@ -194,26 +196,23 @@ class Echo(Request):
 class OomTask(Task):
     """Raises torch.OutOfMemoryError for batches larger than `fits` (None: for every batch)."""
 
-    name = "echo"
-    request_type = Echo
-
     def __init__(self, fits: int | None) -> None:
         super().__init__(registry=None)
         self.fits = fits
         self.sizes: list[int] = []
 
-    def preprocess(self, requests):
+    def preprocess(self, loaded, requests):
         self.sizes.append(len(requests))
         return requests
 
-    def forward(self, requests, emit):
+    def forward(self, loaded, requests, emit):
         if self.fits is None or len(requests) > self.fits:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         for index, request in enumerate(requests):
             emit(index, 0, request.text)
         return requests
 
-    def postprocess(self, requests, _):
+    def postprocess(self, loaded, requests, _):
         return [f"ok {r.text}" for r in requests]
 
 
@@ -246,7 +245,7 @@ def test_run_batch_turns_task_errors_into_failures():
             super().__init__(fits=10)
             self.error = error
 
-        def forward(self, requests, emit):
+        def forward(self, loaded, requests, emit):
             raise self.error
 
     outcomes = run_batch(Broken(ModelUnavailable("Set FILL_MASK_MODEL.")), [Echo("a"), Echo("b")], lambda *c: None)

@@ -1,10 +1,12 @@
-"""Inference engine: tasks, model registry, worker process and scheduler. Knows nothing of Discord.
+"""Inference engine: scheduler, worker process, model registry and the worker side of each task.
+Knows nothing of Discord.
 
-Importing this package does not import torch: requests, results, errors and the
-scheduler are plain Python; torch loads in the worker process only.
+Importing this package does not import torch: requests, errors and the scheduler are plain
+Python; torch loads in the worker process only. Each task's request and result types live
+with its spec (bot/specs/).
 """
 
-from .config import OFFLINE_MODELS, ONLINE_MODELS, ROLES, EngineConfig
+from .config import EngineConfig
 from .engine import Engine, EngineStatus
 from .errors import (
     Busy,
@@ -17,18 +19,7 @@ from .errors import (
     WorkerCrashed,
     WorkerStalled,
 )
-from .requests import (
-    FillMaskRequest,
-    FillMaskResult,
-    GenerationRequest,
-    GenerationResult,
-    SentimentRequest,
-    SentimentResult,
-    TokenizeRequest,
-    TokenizeResult,
-    ZeroShotRequest,
-    ZeroShotResult,
-)
+from .request import Request
 from .scheduler import Job, Priority, Scheduler
 
 __all__ = [
@@ -37,10 +28,8 @@ __all__ = [
     "EngineStatus",
     "Job",
     "Priority",
+    "Request",
     "Scheduler",
-    "ROLES",
-    "ONLINE_MODELS",
-    "OFFLINE_MODELS",
     "EngineError",
     "InvalidInput",
     "Busy",
@@ -50,14 +39,4 @@ __all__ = [
     "WorkerStalled",
     "Cancelled",
     "ResourceExhausted",
-    "SentimentRequest",
-    "SentimentResult",
-    "GenerationRequest",
-    "GenerationResult",
-    "ZeroShotRequest",
-    "ZeroShotResult",
-    "FillMaskRequest",
-    "FillMaskResult",
-    "TokenizeRequest",
-    "TokenizeResult",
 ]

@@ -7,42 +7,42 @@ from __future__ import annotations
 import dataclasses
 
 from .config import EngineConfig
-from .requests.base import Request
+from .request import Request
 from .scheduler import Executor, ExecutorInfo, JobEvents
 
 
 class RoutingExecutor:
-    """Generation units to one executor, every other task to another (e.g. the worker)."""
+    """The units of one task (`other.task`) to one executor, every other task's to another (the worker)."""
 
-    def __init__(self, default: Executor, generation: Executor) -> None:
+    def __init__(self, default: Executor, other: Executor) -> None:
         self.default = default
-        self.generation = generation
+        self.other = other
 
     @property
     def info(self) -> ExecutorInfo:
         # /status and the scheduler's step sizes follow the executor that classifies.
-        info, generation = self.default.info, self.generation.info
+        info, other = self.default.info, self.other.info
         return dataclasses.replace(
             info,
-            models=(*generation.models, *info.models),
-            generation_batching=f"{generation.generation_batching} ({generation.device})",
+            models=(*other.models, *info.models),
+            generation_batching=f"{other.generation_batching} ({other.device})",
         )
 
     async def start(self) -> None:
-        await self.generation.start()
+        await self.other.start()
         await self.default.start()
 
     async def close(self) -> None:
         await self.default.close()
-        await self.generation.close()
+        await self.other.close()
 
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None:
-        await (self.generation if task == "generation" else self.default).run(task, jobs, events)
+        await (self.other if task == self.other.task else self.default).run(task, jobs, events)
 
     def cancel(self, job_id: int) -> None:
         # Job ids are unique across both; the one that does not run it ignores the call.
         self.default.cancel(job_id)
-        self.generation.cancel(job_id)
+        self.other.cancel(job_id)
 
 
 def make_executor(config: EngineConfig) -> Executor:

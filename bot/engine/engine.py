@@ -10,7 +10,7 @@ from .backends import make_executor
 from .config import EngineConfig, ModelInfo, list_setting_name
 from .errors import InvalidInput
 from .metrics import Metrics, TaskStats
-from .requests.base import Request
+from .request import Request
 from .scheduler import Executor, Job, Priority, Scheduler
 
 

@@ -6,6 +6,8 @@ rebuilt from its name by `from_wire`.
 
 from __future__ import annotations
 
+FAILED = "Something went wrong while running the model. Please try again."  # an unexpected error, logged
+
 
 class EngineError(Exception):
     """Base class: `str(error)` is safe to show to a chat user."""

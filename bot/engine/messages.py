@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ModelInfo
-from .requests.base import Request
+from .request import Request
 
 # --- parent -> worker ------------------------------------------------------------------------
 
@@ -21,6 +21,11 @@ class RunUnit:
     unit_id: int
     task: str
     jobs: list[tuple[int, Request]]  # (job id, request)
+
+    @property
+    def streams(self) -> bool:
+        """A unit of a streaming task: each request decodes on its own, alongside the others."""
+        return self.jobs[0][1].streams
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from typing import Any
 
 import aiohttp
 
+from ..specs.generation import ROLE, GenerationRequest, GenerationResult
 from .config import EngineConfig, ModelInfo
 from .errors import EngineError, InvalidInput, ModelUnavailable, WorkerCrashed
-from .requests.base import Request, failure
-from .requests.generation import GenerationRequest, GenerationResult
+from .request import Request, failure
 from .scheduler import ExecutorInfo, JobEvents
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ REFUSED = "The text generation server refused this request (HTTP {status}); the 
 
 class OpenAIGenerationExecutor:
     """The scheduler's Executor for generation units, on an OpenAI-compatible HTTP server."""
+
+    task = GenerationRequest.task  # the one task it runs (backends.RoutingExecutor sends it those units)
+    role = ROLE.name  # OPENAI_MODEL is this role's default model
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -52,7 +55,7 @@ class OpenAIGenerationExecutor:
         self._session = aiohttp.ClientSession(timeout=timeout, headers=headers)
         self.info.state = "running"
         # Held by the server, so its size is unknown here.
-        self.info.models = (ModelInfo(self.config.openai_model, ("generation",), "server", 0.0),)
+        self.info.models = (ModelInfo(self.config.openai_model, (self.role,), "server", 0.0),)
 
     async def close(self) -> None:
         for task in self._jobs.values():

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .registry import LoadedModel
 
+MAX_LENGTH = 512  # tokens of one text a classification pass reads (BERT-sized position tables)
 FORWARD_TOKENS = 8192  # padded tokens in one forward pass; bounds activation memory
 MAX_PADDING = 0.25  # a longer text starts a new pass rather than pad the pass past this share
 

@@ -32,8 +32,8 @@ from ray.serve.exceptions import (
 )
 
 from .config import EngineConfig
-from .errors import Busy, EngineError, WorkerCrashed
-from .requests.base import Request
+from .errors import FAILED, Busy, EngineError, WorkerCrashed
+from .request import Request
 from .scheduler import ExecutorInfo, JobEvents
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 APP = "hf-discord-bot"
 CRASHED = "The model replica stopped unexpectedly while answering (a new one is starting). Please try again."
 BUSY = "All model replicas are busy right now. Please try again in a few seconds."
-FAILED = "Something went wrong while running the model. Please try again."
 
 Event = tuple[Any, ...]  # ("started", pid) | ("chunk", job_id, sequence, text) | ("done", job_id, outcome)
 
@@ -67,14 +66,14 @@ class Replica:
         return {
             "device": str(self.registry.device),
             "dtypes": self.registry.dtypes(),
-            "generation_batching": self.tasks.generation.batching(),
+            "generation_batching": self.registry.config.streaming_batching(),
             "forward_rows": self.registry.forward_rows,
         }
 
     async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         yield ("started", os.getpid())
-        if task == "generation":
-            async for event in self._generate(jobs):
+        if jobs[0][1].streams:
+            async for event in self._stream(jobs):
                 yield event
             return
         from .worker import run_batch
@@ -82,14 +81,13 @@ class Replica:
         ids = [job_id for job_id, _ in jobs]
         # A thread, so the replica's loop keeps streaming other units' chunks; classification emits none.
         outcomes = await asyncio.to_thread(
-            run_batch, self.tasks.get(task, jobs[0][1].chosen_model()), [request for _, request in jobs], _no_chunks
+            run_batch, self.tasks.get(jobs[0][1]), [request for _, request in jobs], _no_chunks
         )
         for job_id, outcome in zip(ids, outcomes):
             yield ("done", job_id, outcome)
 
-    async def _generate(self, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
+    async def _stream(self, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
-        generation = self.tasks.generation
 
         class Sink:  # called from the decoding threads
             def chunk(self, job_id: int, sequence: int, text: str) -> None:
@@ -100,7 +98,7 @@ class Replica:
 
         running = {job_id for job_id, _ in jobs}
         for job_id, request in jobs:
-            generation.start(job_id, request, Sink())
+            self.tasks.start(job_id, request, Sink())
         try:
             while running:
                 event = await queue.get()
@@ -109,7 +107,7 @@ class Replica:
                 yield event
         finally:  # the caller cancelled the stream (or went away): stop at the next step
             for job_id in running:
-                generation.cancel(job_id)
+                self.tasks.cancel(job_id)
 
 
 def _no_chunks(index: int, sequence: int, text: str) -> None:

@@ -29,7 +29,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from .config import ROLES, EngineConfig, ModelInfo, list_setting_name, setting_name
+from .config import EngineConfig, ModelInfo, list_setting_name, setting_name
 from .errors import ModelUnavailable, ResourceExhausted
 from .turns import DeviceTurns
 
@@ -63,7 +63,7 @@ class LoadedModel:
 
 
 class ModelHolder(Protocol):
-    """A task that keeps using a model after its unit ends (generation): eviction asks it first."""
+    """A task that keeps using a model after its unit ends (a streaming task): eviction asks it first."""
 
     def holds(self, loaded: LoadedModel) -> bool:
         """Work is running on this model now."""
@@ -142,16 +142,16 @@ class ModelRegistry:
         self._failures: dict[str, ModelUnavailable] = {}
 
     def dtypes(self) -> dict[str, str]:
-        """Role -> dtype: its default model's once loaded, else the one generation (a decoder) and the encoders would get."""
+        """Role -> dtype: its default model's once loaded, else the one a model of its kind would get."""
         loaded = {m.model_id: m for m in list(self._models.values())}
-        return {
-            role: str(
-                loaded[self.config.models.get(role, "")].model.dtype
-                if self.config.models.get(role, "") in loaded
-                else resolve_dtype(self.config.dtype, self.device, role == "generation")
-            ).removeprefix("torch.")
-            for role in ROLES
-        }
+        dtypes = {}
+        for role, model_id in self.config.models.items():
+            if model_id in loaded:
+                dtype = loaded[model_id].model.dtype
+            else:
+                dtype = resolve_dtype(self.config.dtype, self.device, role in self.config.decoder_roles)
+            dtypes[role] = str(dtype).removeprefix("torch.")
+        return dtypes
 
     def loaded(self) -> tuple[ModelInfo, ...]:
         """The models in memory, most recently used first."""

@@ -28,15 +28,14 @@ from enum import Enum, IntEnum
 from typing import Any, Protocol
 
 from .config import ModelInfo
-from .errors import Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
+from .errors import FAILED, Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
-from .requests.base import Failure, Request
+from .request import Failure, Request
 
 log = logging.getLogger(__name__)
 
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
-FAILED = "Something went wrong while running the model. Please try again."
 
 
 @dataclass

@@ -37,7 +37,7 @@ from .messages import (
     UnitStarted,
     WorkerReady,
 )
-from .requests.base import Request
+from .request import Request
 from .scheduler import ExecutorInfo, JobEvents
 from .worker import worker_main
 

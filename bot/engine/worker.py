@@ -1,7 +1,7 @@
 """The inference worker: a spawned process that owns the models and the device.
 
-It works in steps. The main thread takes messages from the parent, starts generation
-requests (they decode on their own threads, see tasks/generation.py) and runs at most
+It works in steps. The main thread takes messages from the parent, starts streaming
+requests (they decode on their own threads, see tasks/base.py StreamingTask) and runs at most
 one classification unit — one forward pass — before looking at its messages again.
 Every forward pass holds the device turn (turns.py), so a classification pass waits
 for at most one decode step and the other way round. A heartbeat thread tells the
@@ -19,9 +19,9 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from .config import EngineConfig, ModelInfo
-from .errors import EngineError, ResourceExhausted
+from .errors import FAILED, EngineError, ResourceExhausted
 from .messages import CancelJob, Chunk, Heartbeat, JobDone, RunUnit, StopWorker, UnitDone, UnitStarted, WorkerReady
-from .requests.base import Request, failure
+from .request import Request, failure
 
 if TYPE_CHECKING:  # the parent imports this module for worker_main; torch loads in the child only
     from .tasks.base import Emit, Task
@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # the parent imports this module for worker_main; torch loads
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 0.5
-FAILED = "Something went wrong while running the model. Please try again."
 
 
 def worker_main(conn: Connection, config: EngineConfig) -> None:
@@ -68,10 +67,9 @@ class Worker:
         self.turns = DeviceTurns()
         self.registry = ModelRegistry(config, self.turns)
         self.tasks = TaskSet(self.registry)
-        self.generation = self.tasks.generation
         self.waiting: deque[RunUnit] = deque()  # classification units, one forward pass each
         self.cancelled: set[int] = set()  # jobs cancelled before their unit ran
-        self.streaming: dict[int, int] = {}  # running generation job -> its unit
+        self.streaming: dict[int, int] = {}  # running streaming job -> its unit
         self.started: dict[int, float] = {}  # unit -> when it started
         self.lock = threading.Lock()  # streaming and started are touched by the decoding threads too
         self.reported_models: tuple[ModelInfo, ...] = ()
@@ -82,7 +80,7 @@ class Worker:
                 pid=os.getpid(),
                 device=str(self.registry.device),
                 dtypes=self.registry.dtypes(),
-                generation_batching=self.generation.batching(),
+                generation_batching=self.registry.config.streaming_batching(),
                 forward_rows=self.registry.forward_rows,
             )
         )
@@ -101,21 +99,21 @@ class Worker:
                     return
                 self._on_message(message)
         finally:
-            self.generation.close()
+            self.tasks.close()
 
     def _on_message(self, message: RunUnit | CancelJob) -> None:
         if isinstance(message, CancelJob):
-            if self.generation.cancel(message.job_id):
+            if self.tasks.cancel(message.job_id):
                 self._release(message.job_id)
             elif any(message.job_id == job_id for unit in self.waiting for job_id, _ in unit.jobs):
                 self.cancelled.add(message.job_id)
             return
         self._start(message)
-        if message.task == "generation":
+        if message.streams:
             for job_id, request in message.jobs:
                 with self.lock:
                     self.streaming[job_id] = message.unit_id
-                self.generation.start(job_id, request, self)
+                self.tasks.start(job_id, request, self)
             self._report_models()
         else:
             self.waiting.append(message)
@@ -140,14 +138,14 @@ class Worker:
             def emit(index: int, sequence: int, text: str) -> None:
                 self.outbox.send(Chunk(ids[index], sequence, text))
 
-            task = self.tasks.get(unit.task, jobs[0][1].chosen_model())  # the model is part of the batch key
+            task = self.tasks.get(jobs[0][1])  # the task and the model are part of the batch key
             outcomes = run_batch(task, [request for _, request in jobs], emit)
             self._report_models()
             for job_id, outcome in zip(ids, outcomes):
                 self.outbox.send(JobDone(job_id, outcome))
         self._finish_unit(unit.unit_id)
 
-    # --- the generation task's sink (called from decoding threads) --------------------------
+    # --- the streaming tasks' sink (called from decoding threads) ----------------------------
     def chunk(self, job_id: int, sequence: int, text: str) -> None:
         self.outbox.send(Chunk(job_id, sequence, text))
 
@@ -156,7 +154,7 @@ class Worker:
         self._release(job_id)
 
     def _release(self, job_id: int) -> None:
-        """A generation job ended (done or cancelled): its unit, and so its rows, are free."""
+        """A streaming job ended (done or cancelled): its unit, and so its rows, are free."""
         with self.lock:
             unit_id = self.streaming.pop(job_id, None)
         if unit_id is not None:
@@ -202,7 +200,7 @@ def run_batch(task: Task, requests: list[Request], emit: Emit) -> list[Any]:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if len(requests) == 1:
-            log.warning("Out of memory on a single %s request", task.name)
+            log.warning("Out of memory on a single request of %s", type(task).__name__)
             return [
                 failure(
                     ResourceExhausted(
@@ -211,12 +209,12 @@ def run_batch(task: Task, requests: list[Request], emit: Emit) -> list[Any]:
                 )
             ]
         half = len(requests) // 2
-        log.warning("Out of memory on a batch of %d %s requests; splitting", len(requests), task.name)
+        log.warning("Out of memory on a batch of %d requests of %s; splitting", len(requests), type(task).__name__)
 
         def emit_second(index: int, sequence: int, text: str) -> None:
             emit(index + half, sequence, text)
 
         return run_batch(task, requests[:half], emit) + run_batch(task, requests[half:], emit_second)
     except Exception:
-        log.exception("The %s task failed on a batch of %d", task.name, len(requests))
+        log.exception("%s failed on a batch of %d", type(task).__name__, len(requests))
         return [failure(EngineError(FAILED))] * len(requests)

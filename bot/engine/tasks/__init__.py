@@ -1,45 +1,49 @@
-"""Worker-side tasks (they import torch); TASKS maps a task name to its class."""
+"""Worker-side tasks (they import torch). Each request names its task's class (`Request.worker`)."""
 
 from __future__ import annotations
 
-from ..registry import ModelRegistry
-from .base import Task
-from .fill_mask import FillMaskTask
-from .generation import GenerationTask
-from .learned_labels import EvaluateLabelsTask, LabelMessageTask, TrainLabelsTask
-from .sentiment import SentimentTask
-from .tokenize import TokenizeTask
-from .zero_shot import ZeroShotTask
+import importlib
 
-TASKS: dict[str, type[Task]] = {
-    task.name: task
-    for task in (
-        SentimentTask,
-        ZeroShotTask,
-        FillMaskTask,
-        TokenizeTask,
-        LabelMessageTask,
-        TrainLabelsTask,
-        EvaluateLabelsTask,
-    )
-}
+from ..registry import ModelRegistry
+from ..request import Request
+from .base import JobSink, StreamingTask, Task
+
+
+def worker_class(request: Request) -> type:
+    module, _, name = type(request).worker.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class TaskSet:
-    """What a worker (or a Ray replica) runs: one generation task, which streams requests of any
-    model, and one classification task per task name and chosen model."""
+    """What a worker (or a Ray replica) runs: one instance per streaming task, which serves every model,
+    and one per classification task and chosen model."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         self.registry = registry
-        self.generation = GenerationTask(registry)
-        registry.holders.append(self.generation)  # its models stay while it decodes with them
         self._tasks: dict[tuple[str, str], Task] = {}
+        self._streaming: dict[str, StreamingTask] = {}
 
-    def get(self, name: str, model: str = "") -> Task:
-        key = (name, model)
+    def get(self, request: Request) -> Task:
+        """The classification task for a unit (its requests share the task and the chosen model)."""
+        key = (request.task, request.chosen_model())
         if key not in self._tasks:
-            self._tasks[key] = TASKS[name](self.registry, model)
+            self._tasks[key] = worker_class(request)(self.registry, request.chosen_model())
         return self._tasks[key]
 
+    def start(self, job_id: int, request: Request, sink: JobSink) -> None:
+        """Begin decoding a streaming request."""
+        if request.task not in self._streaming:
+            task = self._streaming[request.task] = worker_class(request)(self.registry)
+            self.registry.holders.append(task)  # its models stay while it decodes with them
+        self._streaming[request.task].start(job_id, request, sink)
 
-__all__ = ["TASKS", "Task", "TaskSet"]
+    def cancel(self, job_id: int) -> bool:
+        """Stop a streaming job at its next step; True when one was running."""
+        return any(task.cancel(job_id) for task in self._streaming.values())
+
+    def close(self) -> None:
+        for task in self._streaming.values():
+            task.close()
+
+
+__all__ = ["Task", "TaskSet", "StreamingTask", "worker_class"]

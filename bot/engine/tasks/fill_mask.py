@@ -14,14 +14,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from ...specs.fill_mask import CAUSAL, MASK_PATTERN, ROLE, FillCandidate, FillMaskRequest, FillMaskResult, fill_in
 from ..errors import InvalidInput, ModelUnavailable
-from ..passes import padded_forward
+from ..passes import MAX_LENGTH, padded_forward
 from ..registry import LoadedModel
-from ..requests.base import PipelineDetails, failure
-from ..requests.fill_mask import CAUSAL, MASK_PATTERN, FillCandidate, FillMaskRequest, FillMaskResult, fill_in
+from ..request import PipelineDetails, failure
 from .base import Emit, Task
 
-MAX_LENGTH = 512
 CANDIDATE_POOL = 40  # word starts kept from each source (the text before the mask; the fill-in-the-blank question)
 SCANNED_TOKENS = 2000  # likeliest next tokens looked at to fill a pool with word starts
 WORD_TOKENS = 4  # a candidate word is completed greedily up to this many tokens ("Shakespeare" takes 4)
@@ -42,23 +41,20 @@ def is_causal(loaded: LoadedModel) -> bool:
 
 
 class FillMaskTask(Task):
-    name = "fill_mask"
-    request_type = FillMaskRequest
+    model_class = staticmethod(fill_mask_class)
 
-    def preprocess(self, requests: list[FillMaskRequest]) -> list[str]:
-        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
+    def preprocess(self, loaded: LoadedModel, requests: list[FillMaskRequest]) -> list[str]:
         if is_causal(loaded):
             return [r.text for r in requests]
         if loaded.tokenizer.mask_token is None:
             raise ModelUnavailable(
-                f"The model '{loaded.model_id}' has no mask token, so it cannot fill masks. Set FILL_MASK_MODEL to a masked language model."
+                f"The model '{loaded.model_id}' has no mask token, so it cannot fill masks. "
+                f"Set {ROLE.setting} to a masked language model."
             )
         # A function replacement keeps backslashes in the mask token literal.
         return [fill_in(r.text, loaded.tokenizer.mask_token) for r in requests]
 
-    @torch.inference_mode()
-    def forward(self, texts: list[str], emit: Emit) -> list[Any]:
-        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
+    def forward(self, loaded: LoadedModel, texts: list[str], emit: Emit) -> list[Any]:
         if is_causal(loaded):
             return [causal_fill(loaded, text) for text in texts]
         tokenizer = loaded.tokenizer
@@ -75,8 +71,7 @@ class FillMaskTask(Task):
 
         return padded_forward(loaded, encoded, mask_logits)
 
-    def postprocess(self, outputs: list[Any], requests: list[FillMaskRequest]) -> list:
-        loaded = self.registry.get("fill_mask", fill_mask_class, self.model)
+    def postprocess(self, loaded: LoadedModel, outputs: list[Any], requests: list[FillMaskRequest]) -> list:
         if is_causal(loaded):
             return [self._causal_result(loaded, r, words[: r.top_k]) for r, words in zip(requests, outputs)]
         tokenizer = loaded.tokenizer

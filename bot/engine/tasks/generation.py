@@ -43,11 +43,11 @@ from transformers import (
 from transformers.generation import ContinuousBatchingConfig
 from transformers.generation.streamers import BaseStreamer
 
-from ..errors import EngineError, InvalidInput, ResourceExhausted
+from ...specs.generation import MAX_NEW_TOKENS, ROLE, GenerationRequest, GenerationResult
+from ..errors import FAILED, EngineError, InvalidInput, ResourceExhausted
 from ..registry import LoadedModel, ModelRegistry
-from ..requests.base import failure
-from ..requests.generation import MAX_NEW_TOKENS, GenerationRequest, GenerationResult
-from .base import JobSink
+from ..request import failure
+from .base import JobSink, StreamingTask
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ KV_PAGE_TOKENS = 64  # continuous batching's KV cache page; small pages waste li
 KV_TOKENS_PER_ROW = 512  # cache sized for this many tokens a row on average (a long row takes more pages)
 MAX_MANAGERS = 2  # continuous batching managers (sampling settings) alive at once; each holds a KV cache
 PREFILL_TOKENS = 256  # prompt tokens per continuous step: a long prompt is prefilled over several steps
-FAILED = "Something went wrong while writing the answer. Please try again."
 
 
 def generation_class(config: PretrainedConfig) -> type:
@@ -224,14 +223,11 @@ class RowStreamer(BaseStreamer):
         pass
 
 
-class GenerationTask:
-    """Not a `Task`: a request is started, streams for many steps and finishes on its own."""
-
-    name = "generation"
-    request_type = GenerationRequest
+class GenerationTask(StreamingTask):
+    """A request is started, streams for many steps and finishes on its own."""
 
     def __init__(self, registry: ModelRegistry) -> None:
-        self.registry = registry
+        super().__init__(registry)
         self.jobs: dict[int, RunningJob] = {}
         self.managers: dict[
             tuple[Any, ...], Any
@@ -241,18 +237,11 @@ class GenerationTask:
         self.sink: JobSink | None = None
 
     # --- the worker's interface ----------------------------------------------------------
-    def batching(self) -> str:
-        """What a new unseeded request of the configured model gets: "continuous" or "static"."""
-        choice = self.registry.config.generation_batching
-        if choice != "auto":
-            return choice
-        return "continuous"
-
     def start(self, job_id: int, request: GenerationRequest, sink: JobSink) -> None:
         """Begin decoding a request; chunks and the result go to `sink` as they come."""
         self.sink = sink
         try:
-            loaded = self.registry.get("generation", generation_class, request.model)
+            loaded = self.registry.get(ROLE.name, generation_class, request.model)
             prompt_ids, dropped = self._prompt_ids(loaded, request)
         except EngineError as error:
             sink.done(job_id, failure(error))
@@ -303,7 +292,7 @@ class GenerationTask:
     def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
         """The continuous batching manager for this request's sampling setting, or None: static decoding."""
         seeded = request.sampling and request.seed is not None
-        if self.batching() != "continuous" or loaded.config.is_encoder_decoder or seeded:
+        if self.registry.config.streaming_batching() != "continuous" or loaded.config.is_encoder_decoder or seeded:
             return None
         setting = (loaded.model_id, *((request.temperature, request.top_p) if request.sampling else ()))
         manager = self.managers.get(setting)

@@ -16,8 +16,7 @@ from typing import Any
 
 import torch
 
-from ..embeddings import Embedder
-from ..requests.learned_labels import (
+from ...specs.learned_labels import (
     LEARNED,
     NONE_OF_THESE,
     EvaluateLabelsRequest,
@@ -29,6 +28,8 @@ from ..requests.learned_labels import (
     TrainedLabels,
     TrainLabelsRequest,
 )
+from ...specs.zero_shot import EMBEDDING
+from ..embeddings import Embedder
 from .base import Emit, Task
 from .zero_shot import ZeroShotTask
 
@@ -145,21 +146,20 @@ def combine(
 
 
 class LabelMessageTask(Task):
-    name = "label_message"
-    request_type = LabelMessageRequest
-
     def __init__(self, registry: Any, model: str = "") -> None:
         super().__init__(registry, model)
-        self.embedder = Embedder(registry)
+        self.embedder = Embedder(registry, EMBEDDING.name)
         self.nli = ZeroShotTask(registry)
 
-    def preprocess(self, requests: list[LabelMessageRequest]) -> list[str]:
+    def preprocess(self, loaded: None, requests: list[LabelMessageRequest]) -> list[str]:
         return [r.text for r in requests]
 
-    def forward(self, texts: list[str], emit: Emit) -> torch.Tensor:
+    def forward(self, loaded: None, texts: list[str], emit: Emit) -> torch.Tensor:
         return self.embedder.embed(texts)
 
-    def postprocess(self, vectors: torch.Tensor, requests: list[LabelMessageRequest]) -> list[LabelMessageResult]:
+    def postprocess(
+        self, loaded: None, vectors: torch.Tensor, requests: list[LabelMessageRequest]
+    ) -> list[LabelMessageResult]:
         model = self.embedder.loaded.model_id
         # A head for another model or size (the embedding model changed since training) is not used.
         requests = [
@@ -215,9 +215,11 @@ class _ExamplesTask(Task):
     """Tasks that read a server's examples: vectors kept for this model are used as they are, the others
     are embedded from their text; an example with neither is skipped."""
 
+    trains = True
+
     def __init__(self, registry: Any, model: str = "") -> None:
         super().__init__(registry, model)
-        self.embedder = Embedder(registry)
+        self.embedder = Embedder(registry, EMBEDDING.name)
 
     def vectors(self, examples: Sequence[Example]) -> tuple[list[Example], torch.Tensor, int]:
         """(usable examples, their vectors, how many were skipped)."""
@@ -232,18 +234,15 @@ class _ExamplesTask(Task):
         ]
         return usable, torch.stack(rows) if rows else torch.empty(0, dim), len(examples) - len(usable)
 
-    def preprocess(self, requests: list[Any]) -> list[Any]:
+    def preprocess(self, loaded: None, requests: list[Any]) -> list[Any]:
         return requests
 
-    def postprocess(self, outputs: list[Any], requests: list[Any]) -> list[Any]:
+    def postprocess(self, loaded: None, outputs: list[Any], requests: list[Any]) -> list[Any]:
         return outputs
 
 
 class TrainLabelsTask(_ExamplesTask):
-    name = "train_labels"
-    request_type = TrainLabelsRequest
-
-    def forward(self, requests: list[TrainLabelsRequest], emit: Emit) -> list[TrainedLabels]:
+    def forward(self, loaded: None, requests: list[TrainLabelsRequest], emit: Emit) -> list[TrainedLabels]:
         out = []
         for r in requests:
             started = time.perf_counter()
@@ -256,10 +255,7 @@ class TrainLabelsTask(_ExamplesTask):
 
 
 class EvaluateLabelsTask(_ExamplesTask):
-    name = "evaluate_labels"
-    request_type = EvaluateLabelsRequest
-
-    def forward(self, requests: list[EvaluateLabelsRequest], emit: Emit) -> list[LabelEvaluation]:
+    def forward(self, loaded: None, requests: list[EvaluateLabelsRequest], emit: Emit) -> list[LabelEvaluation]:
         return [self.evaluate(r) for r in requests]
 
     def evaluate(self, r: EvaluateLabelsRequest) -> LabelEvaluation:

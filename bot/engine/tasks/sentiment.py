@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, PretrainedConfig
 
+from ...specs.sentiment import ROLE, PipelineDetails, SentenceSentiment, SentimentRequest, SentimentResult
 from ..embeddings import SIMILARITY_SCALE, Embedder
-from ..passes import padded_forward
-from ..requests.sentiment import PipelineDetails, SentenceSentiment, SentimentRequest, SentimentResult
+from ..passes import MAX_LENGTH, padded_forward
+from ..registry import LoadedModel
 from .base import Emit, Task
 
-MAX_LENGTH = 512
 EMBEDDING_LABELS = {"NEGATIVE": "a negative, unhappy, angry text", "POSITIVE": "a positive, happy, enthusiastic text"}
 
 
@@ -30,20 +30,17 @@ def sentiment_class(config: PretrainedConfig) -> type:
 
 
 class SentimentTask(Task):
-    name = "sentiment"
-    request_type = SentimentRequest
+    model_class = staticmethod(sentiment_class)
 
     def __init__(self, registry: Any, model: str = "") -> None:
         super().__init__(registry, model)
-        self.embedder = Embedder(registry, "sentiment", model)
+        self.embedder = Embedder(registry, ROLE.name, model)
 
-    def preprocess(self, requests: list[SentimentRequest]) -> list[str]:
+    def preprocess(self, loaded: LoadedModel, requests: list[SentimentRequest]) -> list[str]:
         return [text for request in requests for text in request.texts]  # flatten; regrouped later
 
-    @torch.inference_mode()
-    def forward(self, texts: list[str], emit: Emit) -> torch.Tensor:
+    def forward(self, loaded: LoadedModel, texts: list[str], emit: Emit) -> torch.Tensor:
         """The logits: the classifier's, or the scaled cosine similarities to the two descriptions."""
-        loaded = self.registry.get("sentiment", sentiment_class, self.model)
         if not is_classifier(loaded.config):
             return (
                 self.embedder.embed(texts)
@@ -54,8 +51,9 @@ class SentimentTask(Task):
         rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu())
         return torch.stack(rows)
 
-    def postprocess(self, logits: torch.Tensor, requests: list[SentimentRequest]) -> list[SentimentResult]:
-        loaded = self.registry.get("sentiment", sentiment_class, self.model)
+    def postprocess(
+        self, loaded: LoadedModel, logits: torch.Tensor, requests: list[SentimentRequest]
+    ) -> list[SentimentResult]:
         probs = torch.softmax(logits, dim=-1)
         if is_classifier(loaded.config):
             names = [loaded.config.id2label[i] for i in range(probs.shape[1])]

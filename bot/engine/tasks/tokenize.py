@@ -1,19 +1,16 @@
-"""Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens)."""
+"""Tokenize: how a model's tokenizer splits a text (tokens, ids, special tokens). Needs no model weights."""
 
 from __future__ import annotations
 
-from ..requests.tokenize import TokenizeRequest, TokenizeResult
+from ...specs.tokenize import TokenizeRequest, TokenizeResult
 from .base import Emit, Task
 
 
 class TokenizeTask(Task):
-    name = "tokenize"
-    request_type = TokenizeRequest
-
-    def preprocess(self, requests: list[TokenizeRequest]) -> list[TokenizeRequest]:
+    def preprocess(self, loaded: None, requests: list[TokenizeRequest]) -> list[TokenizeRequest]:
         return requests
 
-    def forward(self, requests: list[TokenizeRequest], emit: Emit) -> list[TokenizeResult]:
+    def forward(self, loaded: None, requests: list[TokenizeRequest], emit: Emit) -> list[TokenizeResult]:
         role = requests[0].model_role()  # part of the batch key
         tokenizer = self.registry.tokenizer(role, self.model)
         results = []
@@ -33,5 +30,7 @@ class TokenizeTask(Task):
             )
         return results
 
-    def postprocess(self, results: list[TokenizeResult], requests: list[TokenizeRequest]) -> list[TokenizeResult]:
+    def postprocess(
+        self, loaded: None, results: list[TokenizeResult], requests: list[TokenizeRequest]
+    ) -> list[TokenizeResult]:
         return results

@@ -12,15 +12,14 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig
 
+from ...specs.zero_shot import EMBEDDING, NLI, ZeroShotRequest, ZeroShotResult
 from ..embeddings import MAX_LENGTH as EMBEDDING_MAX_LENGTH
 from ..embeddings import SIMILARITY_SCALE, Embedder
 from ..errors import ModelUnavailable
-from ..passes import padded_forward
-from ..requests.base import PipelineDetails
-from ..requests.zero_shot import ZeroShotRequest, ZeroShotResult
+from ..passes import MAX_LENGTH, padded_forward
+from ..registry import LoadedModel
+from ..request import PipelineDetails
 from .base import Emit, Task
-
-MAX_LENGTH = 512
 
 
 def nli_class(config: PretrainedConfig) -> type:
@@ -33,27 +32,23 @@ def label_id(config: PretrainedConfig, prefix: str) -> int:
             return int(index)
     raise ModelUnavailable(
         f"The zero-shot model has no '{prefix}…' label, so it is not an NLI model. "
-        "Set ZERO_SHOT_MODEL to an NLI model (e.g. valhalla/distilbart-mnli-12-1) or use method: embedding."
+        f"Set {NLI.setting} to an NLI model (e.g. valhalla/distilbart-mnli-12-1) or use method: embedding."
     )
 
 
 class ZeroShotTask(Task):
-    name = "zero_shot"
-    request_type = ZeroShotRequest
+    """NLI through the base's preprocess -> forward -> postprocess; the embedding method by the Embedder."""
+
+    model_class = staticmethod(nli_class)
 
     def __init__(self, registry: Any, model: str = "") -> None:
         super().__init__(registry, model)
-        self.embedder = Embedder(registry, "embedding", model)
+        self.embedder = Embedder(registry, EMBEDDING.name, model)
 
-    def preprocess(self, requests: list[ZeroShotRequest]) -> list[tuple[str, str]]:
-        # One batch holds one method (it is part of the batch key).
-        if requests[0].method == "embedding":
-            return []
+    def preprocess(self, loaded: LoadedModel, requests: list[ZeroShotRequest]) -> list[tuple[str, str]]:
         return [(r.text, h) for r in requests for h in r.hypotheses()]
 
-    @torch.inference_mode()
-    def forward(self, pairs: list[tuple[str, str]], emit: Emit) -> torch.Tensor:
-        loaded = self.registry.get("zero_shot", nli_class, self.model)
+    def forward(self, loaded: LoadedModel, pairs: list[tuple[str, str]], emit: Emit) -> torch.Tensor:
         tokenizer = loaded.tokenizer
         encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
@@ -64,12 +59,13 @@ class ZeroShotTask(Task):
         return torch.stack(rows)
 
     def run(self, requests: list[ZeroShotRequest], emit: Emit) -> list[ZeroShotResult]:
-        if requests[0].method == "embedding":
+        if requests[0].method == "embedding":  # one method per batch (it is part of the batch key)
             return self._run_embedding(requests)
         return super().run(requests, emit)
 
-    def postprocess(self, logits: torch.Tensor, requests: list[ZeroShotRequest]) -> list[ZeroShotResult]:
-        loaded = self.registry.get("zero_shot", nli_class, self.model)
+    def postprocess(
+        self, loaded: LoadedModel, logits: torch.Tensor, requests: list[ZeroShotRequest]
+    ) -> list[ZeroShotResult]:
         results, row = [], 0
         for r in requests:
             own = logits[row : row + len(r.labels)]

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput
-from .base import Request, check_number, check_text, estimate_tokens
-from .zero_shot import MAX_LABELS, ZeroShotRequest
+from ..engine.errors import InvalidInput
+from ..engine.request import Request, check_number, check_text, estimate_tokens
+from . import TaskSpec, register
+from .zero_shot import EMBEDDING, MAX_LABELS, ZeroShotRequest
 
 NONE_OF_THESE = ""  # the class of "None of these" answers: a message that has none of the labels
 LEARNED = "learned"  # the method named in results for labels scored by the head
@@ -57,6 +58,7 @@ class LabelMessageRequest(Request):
     """Rank a server's labels for one message: the head for the labels it learned, zero-shot for the rest."""
 
     task = "label_message"
+    worker = "bot.engine.tasks.learned_labels:LabelMessageTask"
     text: str
     labels: tuple[str, ...]  # names, as results report them
     prompts: tuple[str, ...]  # what zero-shot compares with, one per label
@@ -78,7 +80,7 @@ class LabelMessageRequest(Request):
         )
 
     def model_role(self) -> str:
-        return "embedding"
+        return EMBEDDING.name
 
     def cost(self) -> int:
         zero_shot = self.zero_shot()
@@ -103,6 +105,7 @@ class TrainLabelsRequest(Request):
     """Fit a head on a server's examples; labels with fewer than `min_examples` positives are left to zero-shot."""
 
     task = "train_labels"
+    worker = "bot.engine.tasks.learned_labels:TrainLabelsTask"
     labels: tuple[str, ...]
     examples: tuple[Example, ...]
     min_examples: int
@@ -113,7 +116,7 @@ class TrainLabelsRequest(Request):
             raise InvalidInput(f"That is {len(self.examples)} examples; one training takes at most {MAX_EXAMPLES}.")
 
     def model_role(self) -> str:
-        return "embedding"
+        return EMBEDDING.name
 
     def cost(self) -> int:
         return sum(estimate_tokens(e.text or "") for e in self.examples if e.vector is None) + 2
@@ -137,6 +140,7 @@ class EvaluateLabelsRequest(Request):
     """Cross-validate learned labels against zero-shot (embedding) on a server's own examples."""
 
     task = "evaluate_labels"
+    worker = "bot.engine.tasks.learned_labels:EvaluateLabelsTask"
     labels: tuple[str, ...]
     prompts: tuple[str, ...]
     examples: tuple[Example, ...]
@@ -149,7 +153,7 @@ class EvaluateLabelsRequest(Request):
         _check_labels(self.labels, self.prompts, "embedding", "{}")
 
     def model_role(self) -> str:
-        return "embedding"
+        return EMBEDDING.name
 
     def cost(self) -> int:
         return sum(estimate_tokens(e.text or "") for e in self.examples if e.vector is None) + 2
@@ -170,3 +174,9 @@ class LabelEvaluation:
     evaluated: int  # positive examples scored
     skipped: int
     model: str
+
+
+# No commands of their own: the moderators' cogs ask and show them. They run on the embedding role.
+register(TaskSpec(LabelMessageRequest, LabelMessageResult))
+register(TaskSpec(TrainLabelsRequest, TrainedLabels))
+register(TaskSpec(EvaluateLabelsRequest, LabelEvaluation))

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import EngineError, InvalidInput
+from .errors import EngineError, InvalidInput
 
 MAX_TEXT_CHARS = 2000  # a Discord message is at most 2000 characters
 
@@ -31,8 +31,11 @@ class Request:
     """Base of every task's request. Subclasses are frozen dataclasses of plain values."""
 
     task: ClassVar[str]
-    # Decodes over many steps (generation): each request is its own unit and runs alongside
-    # the others, instead of one forward pass answering the whole unit.
+    # The worker-side class that answers it, as "module:Class": imported in the worker process only,
+    # so the bot process never loads torch.
+    worker: ClassVar[str]
+    # Decodes over many steps (a text-to-text task): each request is its own unit and runs alongside
+    # the others, instead of one forward pass answering the whole unit; its text arrives in chunks.
     streams: ClassVar[bool] = False
 
     def validate(self) -> None:
@@ -98,6 +101,55 @@ def check_number(value: object, name: str, low: float, high: float, *, integer: 
 def check_choice(value: object, name: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise InvalidInput(f"{name} must be one of: {', '.join(choices)}.")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()  # the default of an option the member must give
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option a member gives a command, declared once: the cogs build Discord's form from it, the
+    console parses with it, and requests validate their fields with it."""
+
+    name: str
+    kind: type  # str, int, float or bool
+    description: str
+    default: Any = REQUIRED
+    low: float | None = None  # numbers: the smallest value; text: the fewest characters
+    high: float | None = None  # numbers: the largest value; text: the most characters
+    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] = ()  # a callable: known only once every task is
+    models: bool = False  # names a model: suggested from the command's model list as the member types
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def values(self) -> tuple[Any, ...]:
+        """The allowed values, for an option with choices."""
+        return self.choices() if callable(self.choices) else self.choices
+
+    def check(self, value: object, name: str | None = None) -> None:
+        """Raise InvalidInput, in words a member understands, unless `value` is a valid value of this option."""
+        name = name or self.name
+        if value is None and self.default is None:
+            return
+        if self.choices:
+            check_choice(value, name, self.values())
+        elif self.kind is bool:
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{name} must be true or false.")
+        elif self.kind is str:
+            if self.high is not None:
+                check_text(value, name, int(self.high))
+            elif not isinstance(value, str):
+                raise InvalidInput(f"{name} must be text.")
+        else:
+            check_number(value, name, self.low, self.high, integer=self.kind is int)
 
 
 def split_sentences(text: str) -> list[str]:
