@@ -127,7 +127,7 @@ async def write(
         message_id = message.id
         bot.writing[message_id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
-        await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), before)
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), before)
 
         async def streamed(**kwargs: Any) -> Any:
             if "embed" in kwargs:  # the engine streams only the new text: shown after `before`, as this answer
@@ -149,7 +149,7 @@ async def write(
             )
             text, more = result.texts[0], result.finish_reasons == ["length"]
             reply = answer.render(text, result)
-        await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), text)
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
         await edit(content=None, embed=to_embed(reply), view=buttons(owner, AGAIN, *([MORE] if more else [])))
         return text, result
     finally:
@@ -177,7 +177,7 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
         raise InvalidInput(STILL_WRITING)
     bot.pressed.add(message.id)  # before any await: a second press must find it taken
     try:
-        stored = await bot.store.answer(message.id)
+        stored = await bot.store.answers.get(message.id)
         if stored is None:
             raise InvalidInput(FORGOTTEN)
         answer, text = Answer.from_json(stored[0]), stored[1]
@@ -203,7 +203,7 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
             ):  # refused before anything changed: the error handler says it privately
                 raise
             # The answer goes back to what it was; the error is for the member who pressed.
-            await bot.store.save_answer(message.id, interaction.guild_id or 0, owner, stored[0], text)
+            await bot.store.answers.save(message.id, interaction.guild_id or 0, owner, stored[0], text)
             await interaction.edit_original_response(
                 content=None, embeds=message.embeds, view=buttons(owner, *actions_of(message))
             )

@@ -30,7 +30,7 @@ from .commands import (
 )
 from .engine import Engine, EngineError, GenerationRequest, Job
 from .settings import Settings
-from .storage import StoreBusy, TagStore
+from .storage import Storage, StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class HFBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.engine = engine  # the caller's: whoever creates the engine closes it (after the bot)
-        self.store = TagStore(settings.database_path)  # opened in setup_hook
+        self.store = Storage(settings.database_path)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
         self.writing: dict[int, Writing] = {}  # answer message id -> what is being written there (for Stop)

@@ -73,7 +73,7 @@ from bot.moderation import (
     validate_emoji,
     validate_label,
 )
-from bot.storage import Embedding, GuildConfig, LabelModel, Rejection, Review, StoreBusy, Tag, TagStore
+from bot.storage import Embedding, GuildConfig, LabelModel, ModerationStore, Rejection, Review, StoreBusy, Tag
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,8 @@ class Moderation(commands.Cog):
         self.trainings: dict[int, asyncio.Task] = {}  # guild -> its background retraining, at most one each
 
     @property
-    def store(self) -> TagStore:
-        return self.bot.store
+    def store(self) -> ModerationStore:
+        return self.bot.store.moderation
 
     @property
     def embedding_model(self) -> str:
@@ -843,7 +843,7 @@ class Moderation(commands.Cog):
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        deleted = await self.store.purge(guild.id)  # the bot was removed: keep nothing of that server
+        deleted = await self.bot.store.purge(guild.id)  # the bot was removed: keep nothing of that server
         log.info("Left guild %s; deleted its moderation data %s", guild.id, deleted)
 
     @commands.Cog.listener()
@@ -963,7 +963,7 @@ class PurgeView(discord.ui.View):
     @discord.ui.button(label="Delete everything", style=discord.ButtonStyle.danger, custom_id="purge:confirm")
     async def purge(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         await interaction.response.defer()
-        deleted = await self.cog.store.purge(interaction.guild_id)
+        deleted = await self.cog.bot.store.purge(interaction.guild_id)
         self.stop()
         await interaction.edit_original_response(embed=to_embed(render_purged(deleted)), view=None)
 

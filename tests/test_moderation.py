@@ -32,7 +32,7 @@ from bot.engine.errors import InvalidInput
 from bot.engine.requests.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
 from bot.engine.scheduler import ExecutorInfo
 from bot.settings import Settings
-from bot.storage import Tag, TagStore
+from bot.storage import ModerationStore, Storage, Tag
 
 from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake
 
@@ -134,8 +134,8 @@ class Env:
     db_path: Path
 
     @property
-    def store(self) -> TagStore:
-        return self.bot.store
+    def store(self) -> ModerationStore:
+        return self.bot.store.moderation
 
     @property
     def guild_id(self) -> int:
@@ -180,7 +180,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         engines.append(engine)
         bot = HFBot(settings, engine)
         if busy_timeout is not None:
-            bot.store = TagStore(settings.database_path, busy_timeout=busy_timeout)
+            bot.store = Storage(settings.database_path, busy_timeout=busy_timeout)
         h = await FakeDiscord.create(bot, guild_id=guild_id, channel_id=channel_id, timeout=timeout)
         harnesses.append(h)
         return Env(bot, h, executor, settings.database_path)
@@ -526,8 +526,8 @@ async def test_restart_in_the_middle_of_auto_tagging_loses_no_confirmed_tag(star
     await asyncio.wait_for(env.executor.started.wait(), 10)
     await env.h.close()  # the bot stops while "spam two" is with the model
 
-    async with TagStore(env.db_path) as store:
-        assert [t.message_id for t in await store.tags(env.guild_id)] == [done.id]
+    async with Storage(env.db_path) as store:
+        assert [t.message_id for t in await store.moderation.tags(env.guild_id)] == [done.id]
     assert in_flight.id not in [r.message_id for r in env.h.recorder.records]  # never announced either
 
 
@@ -929,7 +929,7 @@ async def test_a_locked_database_during_a_retrain_loses_nothing(
     start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
 ) -> None:
     env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
-    env.bot.store.busy_timeout = 0.2
+    env.bot.store.database.busy_timeout = 0.2
     await env.labels(("spam",), ("question",))
     await teach(env)
     before = await env.store.label_model(env.guild_id)  # trained in the background as labels became learnable
