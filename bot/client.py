@@ -41,7 +41,12 @@ EXTENSIONS = (
     "cogs.fill_mask",
     "cogs.tokens",
     "cogs.status",
-    "cogs.moderation",
+    "cogs.labelsets",
+    "cogs.tagging",
+    "cogs.autotag",
+    "cogs.reviews",
+    "cogs.learning",
+    "cogs.tags",
     "cogs.chat",
     "cogs.compare",
 )
