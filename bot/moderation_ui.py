@@ -16,13 +16,14 @@ from typing import Any, ClassVar
 
 import discord
 from discord import app_commands
+from discord.ext import commands
 
 from .client import HFBot, to_embed
 from .commands import Reply
 from .engine.requests.base import Request
 from .engine.requests.learned_labels import LabelMessageResult
-from .moderation import label_request
-from .storage import GuildConfig
+from .moderation import known_label, label_request
+from .storage import GuildConfig, ModerationStore
 
 MODERATOR = discord.Permissions(manage_messages=True)
 ADMIN = discord.Permissions(administrator=True)
@@ -30,6 +31,20 @@ ADMIN = discord.Permissions(administrator=True)
 # these checks are what actually refuses a member without the permission.
 moderator_only = app_commands.checks.has_permissions(manage_messages=True)
 admin_only = app_commands.checks.has_permissions(administrator=True)
+
+
+def moderator_group(name: str, description: str) -> app_commands.Group:
+    """A command group for moderators, in servers only."""
+    return app_commands.Group(name=name, description=description, default_permissions=MODERATOR, guild_only=True)
+
+
+class ModerationCog(commands.Cog):
+    def __init__(self, bot: HFBot) -> None:
+        self.bot = bot
+
+    @property
+    def store(self) -> ModerationStore:
+        return self.bot.store.moderation
 
 
 async def send(interaction: discord.Interaction, reply: Reply, **kwargs: Any) -> None:
@@ -102,6 +117,12 @@ def template(*actions: str) -> re.Pattern[str]:
         rf"mod:(?P<action>{'|'.join(actions)}):(?P<channel>\d+):(?P<message>\d+):(?P<author>\d+)"
         r"(?::(?P<key>[0-9a-f]{8}))?"
     )
+
+
+async def picked(interaction: discord.Interaction, menu: discord.ui.Select) -> tuple[GuildConfig, str]:
+    """The server's labels, and the one picked in a menu (it may have been removed since the menu was posted)."""
+    config = await interaction.client.store.moderation.config(interaction.guild_id)
+    return config, known_label(config, menu.values[0] if menu.values else "").name
 
 
 class ModerationItem:

@@ -18,26 +18,14 @@ from bot.engine.errors import InvalidInput
 from bot.engine.requests.base import check_number
 from bot.moderation import AUTOTAG_OFF, auto_labels, message_text, render_autotag_log, render_watches, require_labels
 from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post
-from bot.moderation_ui import MODERATOR, Target, label_message, moderator_only, send
-from bot.storage import ModerationStore, Tag
+from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
+from bot.storage import Tag
 
 log = logging.getLogger(__name__)
 
 
-class AutoTag(commands.Cog):
-    autotag = app_commands.Group(
-        name="autotag",
-        description="Moderators: tag new messages in chosen channels automatically",
-        default_permissions=MODERATOR,
-        guild_only=True,
-    )
-
-    def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
-
-    @property
-    def store(self) -> ModerationStore:
-        return self.bot.store.moderation
+class AutoTag(ModerationCog):
+    autotag = moderator_group("autotag", "Moderators: tag new messages in chosen channels automatically")
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(DeleteButton, TimeoutMenu)  # under every log entry, also after a restart

@@ -10,7 +10,6 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.client import HFBot, to_embed
 from bot.commands import clip
@@ -33,24 +32,19 @@ from bot.moderation import (
     validate_emoji,
     validate_label,
 )
-from bot.moderation_ui import MODERATOR, answer, examples_changed, label_names, moderator_only, send
-from bot.storage import ModerationStore
+from bot.moderation_ui import (
+    ModerationCog,
+    answer,
+    examples_changed,
+    label_names,
+    moderator_group,
+    moderator_only,
+    send,
+)
 
 
-class LabelSets(commands.Cog):
-    labelset = app_commands.Group(
-        name="labelset",
-        description="Moderators: the labels this server tags messages with",
-        default_permissions=MODERATOR,
-        guild_only=True,
-    )
-
-    def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
-
-    @property
-    def store(self) -> ModerationStore:
-        return self.bot.store.moderation
+class LabelSets(ModerationCog):
+    labelset = moderator_group("labelset", "Moderators: the labels this server tags messages with")
 
     @labelset.command(name="add", description="Add a label, or change a label's emoji or description")
     @app_commands.describe(

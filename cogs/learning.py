@@ -12,14 +12,15 @@ from discord.ext import commands
 from bot.client import HFBot
 from bot.engine import EngineError
 from bot.learning import due, keep, prepare
+from bot.moderation_ui import ModerationCog
 from bot.storage import StoreBusy
 
 log = logging.getLogger(__name__)
 
 
-class LearnedLabels(commands.Cog):
+class LearnedLabels(ModerationCog):
     def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
+        super().__init__(bot)
         self.trainings: dict[int, asyncio.Task] = {}  # guild -> its background retraining, at most one each
 
     async def cog_unload(self) -> None:
@@ -33,7 +34,7 @@ class LearnedLabels(commands.Cog):
             self.trainings[guild_id] = asyncio.create_task(self._train_if_due(guild_id))
 
     async def _train_if_due(self, guild_id: int) -> None:
-        store, settings = self.bot.store.moderation, self.bot.settings
+        store, settings = self.store, self.bot.settings
         try:
             if await due(store, guild_id, settings):
                 training = await prepare(store, guild_id, settings.min_examples)

@@ -15,18 +15,15 @@ from bot.client import HFBot, to_embed
 from bot.commands import Reply, clip
 from bot.engine.errors import InvalidInput
 from bot.engine.requests.learned_labels import LabelMessageResult
-from bot.moderation import known_label, render_review, render_review_answer
+from bot.moderation import render_review, render_review_answer
 from bot.moderation_log import log_view, post
-from bot.moderation_ui import ModerationItem, Target, examples_changed, react, template
+from bot.moderation_ui import ModerationCog, ModerationItem, Target, examples_changed, picked, react, template
 from bot.storage import Embedding, GuildConfig, Review
 
 log = logging.getLogger(__name__)
 
 
-class Reviews(commands.Cog):
-    def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
-
+class Reviews(ModerationCog):
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ReviewButton, RelabelMenu)  # clicks route by custom_id, also after a restart
 
@@ -57,7 +54,7 @@ class Reviews(commands.Cog):
             Embedding(result.vector, result.model),
         )
         try:  # committed before it is announced
-            await self.bot.store.moderation.add_review(review)
+            await self.store.add_review(review)
         except Exception:
             log.exception("Could not store the review of message %s", message.id)
             return
@@ -140,8 +137,7 @@ class RelabelMenu(ModerationItem, discord.ui.DynamicItem[discord.ui.Select], tem
         return cls(Target.of(match), item.options)
 
     async def act(self, interaction: discord.Interaction) -> None:
-        config = await interaction.client.store.moderation.config(interaction.guild_id)
-        label = known_label(config, self.item.values[0] if self.item.values else "").name
+        _, label = await picked(interaction, self.item)
         await answer_review(interaction, self.target, label, confirm=False)
 
 

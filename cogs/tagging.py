@@ -12,14 +12,12 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import commands
 
 from bot.client import HFBot, to_embed
 from bot.commands import Reply, clip
 from bot.engine.errors import InvalidInput
 from bot.engine.requests.learned_labels import NONE_OF_THESE, LabelMessageResult
 from bot.moderation import (
-    known_label,
     label_by_key,
     label_key,
     label_request,
@@ -29,6 +27,7 @@ from bot.moderation import (
     score_of,
 )
 from bot.moderation_ui import (
+    ModerationCog,
     ModerationItem,
     Target,
     answer,
@@ -36,10 +35,11 @@ from bot.moderation_ui import (
     examples_changed,
     label_message,
     moderator_only,
+    picked,
     react,
     template,
 )
-from bot.storage import Embedding, GuildConfig, ModerationStore, Rejection, Tag
+from bot.storage import Embedding, GuildConfig, Rejection, Tag
 
 SUGGESTIONS_KEPT = 1024  # suggestions remembered for their buttons; older ones (and all after a restart) are recomputed
 
@@ -50,15 +50,11 @@ class Suggestion:
     text: str
 
 
-class Tagging(commands.Cog):
+class Tagging(ModerationCog):
     def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
+        super().__init__(bot)
         self.menu = app_commands.ContextMenu(name="Tag message", callback=self.tag_message)
         self.suggestions: OrderedDict[tuple[int, int], Suggestion] = OrderedDict()  # (guild, message) -> shown
-
-    @property
-    def store(self) -> ModerationStore:
-        return self.bot.store.moderation
 
     @staticmethod
     def of(client: discord.Client) -> Tagging:
@@ -218,8 +214,7 @@ class PickMenu(ModerationItem, discord.ui.DynamicItem[discord.ui.Select], templa
         return cls(Target.of(match), item.options)
 
     async def act(self, interaction: discord.Interaction) -> None:
-        config = await interaction.client.store.moderation.config(interaction.guild_id)
-        label = known_label(config, self.item.values[0] if self.item.values else "").name
+        config, label = await picked(interaction, self.item)
         await Tagging.of(interaction.client).answer(interaction, self.target, config, label)
 
 

@@ -27,32 +27,19 @@ from bot.moderation import (
     stats_chart,
     tags_csv,
 )
-from bot.moderation_ui import ADMIN, MODERATOR, admin_only, label_names, moderator_only, send
-from bot.storage import ModerationStore
+from bot.moderation_ui import ADMIN, ModerationCog, admin_only, label_names, moderator_group, moderator_only, send
 
 log = logging.getLogger(__name__)
 
 
-class Tags(commands.Cog):
-    tags = app_commands.Group(
-        name="tags",
-        description="Moderators: read, chart, export and undo tags",
-        default_permissions=MODERATOR,
-        guild_only=True,
-    )
+class Tags(ModerationCog):
+    tags = moderator_group("tags", "Moderators: read, chart, export and undo tags")
     moderation = app_commands.Group(
         name="moderation",
         description="Admins: this server's moderation data",
         default_permissions=ADMIN,
         guild_only=True,
     )
-
-    def __init__(self, bot: HFBot) -> None:
-        self.bot = bot
-
-    @property
-    def store(self) -> ModerationStore:
-        return self.bot.store.moderation
 
     @tags.command(name="recent", description="The latest tags")
     @app_commands.describe(channel="Only tags of this channel", label="Only this label", limit="How many")
