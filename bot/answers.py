@@ -100,14 +100,22 @@ async def answer(
             asked_at=interaction.created_at,
         )
         return
-    answering = bot.queue([request], interaction.user.id, interaction.created_at)
+    answering = await deferred(bot, interaction, [request], private)
+    result = await answering.result(EditScreen(interaction.edit_original_response, None, 0), bot.queue_interval)
+    await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
+
+
+async def deferred(bot: HFBot, interaction: discord.Interaction, requests: list[Request], private: bool) -> Answering:
+    """Queue a member's requests, then defer the answer: a refusal (a full queue, a model not in the list)
+    comes before, so it is private. Follow what it returns; it frees the queue if deferring fails."""
+    answering = bot.queue(requests, interaction.user.id, interaction.created_at)
     try:
         await interaction.response.defer(thinking=True, ephemeral=private)
-        interaction.extras["public"] = not private
-        result = await answering.result(EditScreen(interaction.edit_original_response, None, 0), bot.queue_interval)
-    finally:
-        answering.cancel()  # no-op once finished; frees the queue slot if deferring failed
-    await interaction.edit_original_response(content=None, embed=to_embed(render_result(result)))
+    except BaseException:
+        answering.cancel()
+        raise
+    interaction.extras["public"] = not private
+    return answering
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,7 @@ async def write(
         message_id = message.id
         bot.writing[message_id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
-        await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), before)
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), before)
         # The engine streams only the new text: shown after `before`, as this answer.
         screen = EditScreen(edit, lambda text: answer.render(before + text), bot.stream_interval)
         result: Any | None
@@ -220,7 +228,7 @@ async def write(
             text = result.texts[0]
             more = result.finish_reasons == ["length"] and answer.spec.streaming.go_on is not None
             reply = answer.render(text, result)
-        await bot.store.save_answer(message_id, guild_id, owner, answer.to_json(), text)
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
         await edit(content=None, embed=to_embed(reply), view=buttons(owner, AGAIN, *([MORE] if more else [])))
         return text, result
     finally:
@@ -247,7 +255,7 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
         raise InvalidInput(STILL_WRITING)
     bot.pressed.add(message.id)  # before any await: a second press must find it taken
     try:
-        stored = await bot.store.answer(message.id)
+        stored = await bot.store.answers.get(message.id)
         if stored is None:
             raise InvalidInput(FORGOTTEN)
         answer, text = Answer.from_json(stored[0]), stored[1]
@@ -272,7 +280,7 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
             if not interaction.response.is_done():  # refused before anything changed: the error handler says it
                 raise
             # The answer goes back to what it was; the error is for the member who pressed.
-            await bot.store.save_answer(message.id, interaction.guild_id or 0, owner, stored[0], text)
+            await bot.store.answers.save(message.id, interaction.guild_id or 0, owner, stored[0], text)
             await interaction.edit_original_response(
                 content=None, embeds=message.embeds, view=buttons(owner, *actions_of(message))
             )

@@ -100,7 +100,7 @@ class Chat(commands.Cog):
             except discord.HTTPException as error:  # no permission to make threads: replies still continue it
                 log.info("No thread for a /chat answer in %s: %s", interaction.channel_id, error)
                 answer = dataclasses.replace(answer, how=IN_CHAIN)
-                await self.bot.store.save_answer(
+                await self.bot.store.answers.save(
                     opening.id, interaction.guild_id or 0, interaction.user.id, answer.to_json(), text
                 )
                 await interaction.edit_original_response(
@@ -115,7 +115,7 @@ class Chat(commands.Cog):
     async def system_prompt_command(
         self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS] | None = None
     ) -> None:
-        await self.bot.store.set_system_prompt(interaction.guild_id, text, interaction.user.id)
+        await self.bot.store.guilds.set_system_prompt(interaction.guild_id, text, interaction.user.id)
         said = (
             f"New conversations start with this system prompt:\n> {text}"
             if text
@@ -125,7 +125,7 @@ class Chat(commands.Cog):
         await interaction.response.send_message(said, ephemeral=True)
 
     async def system_prompt(self, guild_id: int | None) -> str | None:
-        stored = await self.bot.store.system_prompt(guild_id) if guild_id else None
+        stored = await self.bot.store.guilds.system_prompt(guild_id) if guild_id else None
         return stored or self.bot.settings.system_prompt
 
     # --- going on --------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class Chat(commands.Cog):
 
     async def conversation_model(self, opening: int | None) -> str:
         """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""
-        stored = await self.bot.store.answer(opening) if opening else None
+        stored = await self.bot.store.answers.get(opening) if opening else None
         model = Answer.from_json(stored[0]).request.model if stored else ""
         role = command("chat").model_role({}, self.bot.settings)
         return model if model in self.bot.settings.engine.allowed(role) else ""

@@ -6,7 +6,7 @@ from typing import Any
 
 import discord
 
-from bot.answers import EditScreen
+from bot.answers import EditScreen, deferred
 from bot.compare import COOLDOWN, DESCRIPTION, build_comparison, comparison_answers, options, render_comparison
 from bot.embeds import to_embed
 from bot.slash import TaskCog, build
@@ -16,14 +16,9 @@ async def compare(cog: Compare, interaction: discord.Interaction, private: bool 
     bot = cog.bot
     # Bad input, a model not in the list and a full queue are refused before deferring: privately.
     requests = build_comparison(bot.settings, **{name: value for name, value in given.items() if value is not None})
-    answering = bot.queue(requests, interaction.user.id, interaction.created_at)
-    try:
-        await interaction.response.defer(thinking=True, ephemeral=private)
-        interaction.extras["public"] = not private
-        screen = EditScreen(interaction.edit_original_response, None, 0)
-        answers = await comparison_answers(answering, screen, bot.queue_interval)
-    finally:
-        answering.cancel()  # no-op once finished; frees the queue if the answer could not be shown
+    answering = await deferred(bot, interaction, list(requests), private)
+    screen = EditScreen(interaction.edit_original_response, None, 0)
+    answers = await comparison_answers(answering, screen, bot.queue_interval)
     reply = render_comparison(given["task"], given["text"], answers)
     await interaction.edit_original_response(content=None, embed=to_embed(reply))
 

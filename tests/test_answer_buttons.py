@@ -103,7 +103,7 @@ async def test_stop_while_streaming_keeps_the_text_so_far(env, engine):
     assert shown["footer"]["text"] == "stopped"
     kept = shown["description"].removeprefix(f"**{PROMPT}**\n")
     assert kept and "▌" not in kept
-    stored = await bot.store.answer(h.recorder.last("edit_original").message_id)
+    stored = await bot.store.answers.get(h.recorder.last("edit_original").message_id)
     assert stored is not None and stored[1] == kept
     await until(lambda: engine.status().running == 0)  # the generation stopped in the worker too
 
@@ -114,22 +114,22 @@ async def test_regenerate_and_continue(env):
     first = answer_message(h)
     message_id = int(first["id"])
     assert button_ids(first) == [f"answer:again:{h.user_id}", f"answer:more:{h.user_id}"]  # stopped at max_new_tokens
-    _, first_text = await bot.store.answer(message_id)
+    _, first_text = await bot.store.answers.get(message_id)
 
     await h.invoke_component(f"answer:again:{h.user_id}")
     h.assert_no_errors()
     assert requests[-1] == GenerationRequest(PROMPT, 4, temperature=1.0, seed=None)  # a new sample, not the seeded one
     assert answer_message(h)["id"] == str(message_id)  # the same message, edited
-    _, second_text = await bot.store.answer(message_id)
+    _, second_text = await bot.store.answers.get(message_id)
 
     await h.invoke_component(f"answer:more:{h.user_id}")
     h.assert_no_errors()
     assert requests[-1].prompt == PROMPT + second_text  # the model continues its own text
-    _, continued = await bot.store.answer(message_id)
+    _, continued = await bot.store.answers.get(message_id)
     assert continued.startswith(second_text) and len(continued) > len(second_text)
     embed = answer_message(h)["embeds"][0]
     assert embed["description"].startswith(f"**{PROMPT}**\n")
-    assert json.loads((await bot.store.answer(message_id))[0])["prompt"] == PROMPT
+    assert json.loads((await bot.store.answers.get(message_id))[0])["prompt"] == PROMPT
     assert first_text  # the seeded first answer was stored too
 
 
@@ -177,7 +177,7 @@ async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch
     bot, h, requests = env
     await h.invoke_slash("generate", {"prompt": PROMPT, "max_new_tokens": 3})
     message_id = h.recorder.last("edit_original").message_id
-    shown, stored = copy.deepcopy(h.recorder.messages[message_id]), await bot.store.answer(message_id)
+    shown, stored = copy.deepcopy(h.recorder.messages[message_id]), await bot.store.answers.get(message_id)
     # The worker runs the new sample, then the job fails as if the worker had crashed.
     wrap_outcomes(
         monkeypatch,
@@ -192,6 +192,6 @@ async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch
     h.assert_no_errors()
     now = h.recorder.messages[message_id]
     assert now["embeds"] == shown["embeds"] and button_ids(now) == button_ids(shown)  # as it was
-    assert await bot.store.answer(message_id) == stored
+    assert await bot.store.answers.get(message_id) == stored
     told = h.recorder.last("followup")
     assert told.ephemeral and "The model restarted" in told.text()  # the member who pressed is told, privately

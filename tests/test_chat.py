@@ -205,14 +205,14 @@ async def test_admins_set_the_system_prompt(chat, tokenizer):
     member = h.add_member()
     await h.invoke_slash("config system_prompt", {"text": "Answer like a pirate."}, user_id=member, validate=False)
     assert "Not allowed" in h.recorder.all_text()
-    assert await bot.store.system_prompt(h.guild_id) is None
+    assert await bot.store.guilds.system_prompt(h.guild_id) is None
     await h.invoke_slash("config system_prompt", {"text": "Answer like a pirate."}, user_id=h.owner_id)
-    assert await bot.store.system_prompt(h.guild_id) == "Answer like a pirate."
+    assert await bot.store.guilds.system_prompt(h.guild_id) == "Answer like a pirate."
     await h.invoke_slash("chat", {"message": "Hello"})
     assert requests[-1].system == "Answer like a pirate."
     assert "Answer like a pirate." in seen_by_model(tokenizer, requests[-1])
     await h.invoke_slash("config system_prompt", {}, user_id=h.owner_id)
-    assert await bot.store.system_prompt(h.guild_id) is None
+    assert await bot.store.guilds.system_prompt(h.guild_id) is None
 
 
 # --- buttons on chat answers ---------------------------------------------------------------
@@ -247,7 +247,7 @@ async def test_regenerate_a_turn_in_a_thread_keeps_its_history(chat, tokenizer):
     assert seen_by_model(tokenizer, requests[-1]) == seen_by_model(tokenizer, asked)
     regenerated = h.recorder.messages[answer_id]["embeds"][0]
     assert regenerated["title"] == "Chat" and "write in this thread" in regenerated["footer"]["text"]
-    assert (await bot.store.answer(answer_id))[1].strip() == regenerated["description"]
+    assert (await bot.store.answers.get(answer_id))[1].strip() == regenerated["description"]
 
     # The thread reads the regenerated answer back as that turn; the buttons don't get in the way.
     await h.dispatch_message(f"{mention} What is my name?", channel_id=thread)
@@ -265,7 +265,7 @@ async def test_continue_a_chat_answer(chat, tokenizer):
     await h.invoke_slash("chat", {"message": "Tell me about tea."})
     opening = h.recorder.last("start_thread").message_id
     await stopped_at_length(h, opening)
-    _, before = await bot.store.answer(opening)
+    _, before = await bot.store.answers.get(opening)
 
     await h.invoke_component(f"answer:more:{h.user_id}", message_id=opening)
     h.assert_no_errors()
@@ -273,7 +273,7 @@ async def test_continue_a_chat_answer(chat, tokenizer):
     assert (request.prompt, request.history, request.continue_answer) == ("Tell me about tea.", (), before)
     # The model read the same conversation with its unfinished answer left open: the prompt ends with it.
     assert seen_by_model(tokenizer, request).endswith(before)
-    _, continued = await bot.store.answer(opening)
+    _, continued = await bot.store.answers.get(opening)
     assert continued.startswith(before) and len(continued) > len(before)
     shown = h.recorder.messages[opening]["embeds"][0]
     assert shown["description"] == continued.strip()  # one answer, not two
@@ -288,11 +288,11 @@ async def test_continue_in_generate_chat_mode(chat):
     await h.invoke_slash("generate", {"prompt": "Hello there", "mode": "chat", "max_new_tokens": 4})
     answer = h.recorder.last("edit_original").message_id
     await stopped_at_length(h, answer)
-    _, before = await bot.store.answer(answer)
+    _, before = await bot.store.answers.get(answer)
     await h.invoke_component(f"answer:more:{h.user_id}", message_id=answer)
     h.assert_no_errors()
     assert (requests[-1].prompt, requests[-1].mode, requests[-1].continue_answer) == ("Hello there", "chat", before)
-    _, continued = await bot.store.answer(answer)
+    _, continued = await bot.store.answers.get(answer)
     assert continued.startswith(before) and len(continued) > len(before)
     assert h.recorder.messages[answer]["embeds"][0]["description"] == continued.strip()
 
@@ -324,7 +324,7 @@ async def test_stop_a_chat_answer_keeps_it_as_a_turn(chat, monkeypatch):
     assert stopped["embeds"][0]["footer"]["text"] == "stopped · write in this thread to go on"
     assert button_ids(stopped) == [f"answer:again:{asked.author.id}"]
     kept = stopped["embeds"][0]["description"]
-    assert kept and "▌" not in kept and (await bot.store.answer(answer_id))[1] == kept
+    assert kept and "▌" not in kept and (await bot.store.answers.get(answer_id))[1] == kept
 
     bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=8)
     await h.dispatch_message(f"{mention} And then?", channel_id=thread)

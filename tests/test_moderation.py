@@ -32,7 +32,7 @@ from bot.engine.errors import InvalidInput
 from bot.engine.scheduler import ExecutorInfo
 from bot.settings import Settings
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
-from bot.storage import Tag, TagStore
+from bot.storage import ModerationStore, Storage, Tag
 
 from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake
 
@@ -134,8 +134,8 @@ class Env:
     db_path: Path
 
     @property
-    def store(self) -> TagStore:
-        return self.bot.store
+    def store(self) -> ModerationStore:
+        return self.bot.store.moderation
 
     @property
     def guild_id(self) -> int:
@@ -180,7 +180,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         engines.append(engine)
         bot = HFBot(settings, engine)
         if busy_timeout is not None:
-            bot.store = TagStore(settings.database_path, busy_timeout=busy_timeout)
+            bot.store = Storage(settings.database_path, busy_timeout=busy_timeout)
         h = await FakeDiscord.create(bot, guild_id=guild_id, channel_id=channel_id, timeout=timeout)
         harnesses.append(h)
         return Env(bot, h, executor, settings.database_path)
@@ -205,7 +205,8 @@ async def suggest(env: Env, text: str, **kwargs: Any) -> discord.Message:
 
 
 def custom_id(env: Env, action: str, message_id: int | None = None) -> str:
-    """The custom_id of the newest button or menu for `action` (custom_ids carry their target: mod:ACTION:channel:message:...)."""
+    """The custom_id of the newest button or menu for `action`
+    (custom_ids carry their target: mod:ACTION:channel:message:...)."""
     ids = [message_id] if message_id is not None else sorted(env.h.recorder.messages, reverse=True)
     for mid in ids:
         for row in env.h.recorder.messages[mid].get("components") or []:
@@ -526,8 +527,8 @@ async def test_restart_in_the_middle_of_auto_tagging_loses_no_confirmed_tag(star
     await asyncio.wait_for(env.executor.started.wait(), 10)
     await env.h.close()  # the bot stops while "spam two" is with the model
 
-    async with TagStore(env.db_path) as store:
-        assert [t.message_id for t in await store.tags(env.guild_id)] == [done.id]
+    async with Storage(env.db_path) as store:
+        assert [t.message_id for t in await store.moderation.tags(env.guild_id)] == [done.id]
     assert in_flight.id not in [r.message_id for r in env.h.recorder.records]  # never announced either
 
 
@@ -749,12 +750,17 @@ async def test_synced_commands_carry_the_permission_hints(env: Env) -> None:
             assert re.fullmatch(r"[-_a-z0-9]{1,32}", item["name"]) and 1 <= len(item["description"]) <= 100, item
 
 
+MODERATION_EXTENSIONS = ("cogs.labelsets", "cogs.tagging", "cogs.autotag", "cogs.reviews", "cogs.learning", "cogs.tags")
+
+
 async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is not None
-    await env.bot.unload_extension("cogs.moderation")
+    for extension in MODERATION_EXTENSIONS:
+        await env.bot.unload_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is None
     assert env.bot.tree.get_command("labelset") is None
-    await env.bot.load_extension("cogs.moderation")  # and back, as on a reload
+    for extension in MODERATION_EXTENSIONS:  # and back, as on a reload
+        await env.bot.load_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is not None
 
 
@@ -762,12 +768,13 @@ async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
 
 
 async def trainings_done(env: Env) -> None:
-    """Wait for the background retrainings the cog started."""
-    await asyncio.gather(*env.bot.get_cog("Moderation").trainings.values())
+    """Wait for the background retrainings the learning cog started."""
+    await asyncio.gather(*env.bot.get_cog("LearnedLabels").trainings.values())
 
 
 async def learning(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path], **env: str) -> Env:
-    """A bot on the tiny embedding model in the real worker: learns from 2 examples a label, retrains after 4 answers."""
+    """A bot on the tiny embedding model in the real worker: learns from 2 examples a label, retrains after 4
+    answers."""
     return await start(
         executor=Borrowed(tiny_engine),
         timeout=REAL_WORKER_TIMEOUT,
@@ -929,7 +936,7 @@ async def test_a_locked_database_during_a_retrain_loses_nothing(
     start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
 ) -> None:
     env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
-    env.bot.store.busy_timeout = 0.2
+    env.bot.store.database.busy_timeout = 0.2
     await env.labels(("spam",), ("question",))
     await teach(env)
     before = await env.store.label_model(env.guild_id)  # trained in the background as labels became learnable
@@ -1046,9 +1053,8 @@ async def test_buttons_work_after_a_restart(start: Start) -> None:
 async def test_answering_a_suggestion_whose_message_is_gone_after_a_restart(env: Env) -> None:
     await env.labels(("spam", "🚫"), ("question",))
     message = await suggest(env, "spam spam")
-    env.bot.get_cog(
-        "Moderation"
-    ).suggestions.clear()  # as after a restart: the suggestion is known only by its buttons' ids
+    # As after a restart: the suggestion is known only by its buttons' ids.
+    env.bot.get_cog("Tagging").suggestions.clear()
     del env.h.recorder.messages[message.id]
     await click(env, "none")
     assert "That message has been deleted" in env.said() and await env.store.examples(env.guild_id) == []

@@ -1,4 +1,4 @@
-"""TagStore against real SQLite files: migrations, restart, guild isolation, purge, locking."""
+"""The store against real SQLite files: migrations, restart, guild isolation, purge, locking."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from bot.storage import (
     LabelModel,
     Rejection,
     Review,
+    Storage,
     StoreBusy,
     Tag,
-    TagStore,
     Watch,
 )
 
@@ -50,16 +50,17 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path):
-    async with TagStore(db_path) as opened:
+    async with Storage(db_path) as opened:
         yield opened
 
 
 async def test_migrates_an_empty_file_in_wal_mode(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     db_path.touch()  # an empty file, as left by a first start that crashed
-    async with TagStore(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
-        assert await store.config(GUILD_A) == await store.config(GUILD_B)  # defaults, no rows needed
+    async with Storage(db_path) as store:
+        assert await store.database.schema_version() == len(MIGRATIONS)
+        moderation = store.moderation
+        assert await moderation.config(GUILD_A) == await moderation.config(GUILD_B)  # defaults, no rows needed
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -67,51 +68,51 @@ async def test_migrates_an_empty_file_in_wal_mode(db_path: Path) -> None:
 
 
 async def test_forward_migration_keeps_data_and_runs_once(db_path: Path) -> None:
-    async with TagStore(db_path) as store:
-        await store.add_tags([tag()])
+    async with Storage(db_path) as store:
+        await store.moderation.add_tags([tag()])
     newer = [*MIGRATIONS, ("ALTER TABLE tags ADD COLUMN note TEXT", "UPDATE tags SET note = 'migrated'")]
     for _ in range(2):  # the second open finds version 2 and applies nothing
-        async with TagStore(db_path, migrations=newer) as store:
-            assert await store.schema_version() == len(newer)
-            assert [t.label for t in await store.recent(GUILD_A)] == ["spam"]
+        async with Storage(db_path, migrations=newer) as store:
+            assert await store.database.schema_version() == len(newer)
+            assert [t.label for t in await store.moderation.recent(GUILD_A)] == ["spam"]
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT note FROM tags").fetchall() == [("migrated",)]
 
 
 async def test_a_failed_migration_changes_nothing(db_path: Path) -> None:
-    async with TagStore(db_path) as store:
-        await store.add_label(GUILD_A, "spam")
+    async with Storage(db_path) as store:
+        await store.moderation.add_label(GUILD_A, "spam")
     broken = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")]
     with pytest.raises(sqlite3.OperationalError):
-        await TagStore(db_path, migrations=broken).open()
-    async with TagStore(db_path) as store:  # still version 1, and no half-applied table
-        assert await store.schema_version() == len(MIGRATIONS)
-        assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+        await Storage(db_path, migrations=broken).open()
+    async with Storage(db_path) as store:  # still version 1, and no half-applied table
+        assert await store.database.schema_version() == len(MIGRATIONS)
+        assert (await store.moderation.config(GUILD_A)).labels == (Label("spam"),)
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []
 
 
 async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
     newer = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)]
-    async with TagStore(db_path, migrations=newer):
+    async with Storage(db_path, migrations=newer):
         pass
     with pytest.raises(RuntimeError, match="newer than this bot"):
-        await TagStore(db_path).open()
+        await Storage(db_path).open()
 
 
 async def test_reopen_keeps_everything(db_path: Path) -> None:
-    async with TagStore(db_path) as store:
-        await store.add_label(GUILD_A, "spam", "🚫")
-        await store.add_label(GUILD_A, "question", None, "How do I change my settings?")
-        await store.update_settings(GUILD_A, method="nli", threshold=0.3, store_text=True)
-        await store.watch(GUILD_A, 10, 0.7, 99)
-        await store.add_tags([tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)])
-    async with TagStore(db_path) as store:
-        config = await store.config(GUILD_A)
+    async with Storage(db_path) as store:
+        await store.moderation.add_label(GUILD_A, "spam", "🚫")
+        await store.moderation.add_label(GUILD_A, "question", None, "How do I change my settings?")
+        await store.moderation.update_settings(GUILD_A, method="nli", threshold=0.3, store_text=True)
+        await store.moderation.watch(GUILD_A, 10, 0.7, 99)
+        await store.moderation.add_tags([tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)])
+    async with Storage(db_path) as store:
+        config = await store.moderation.config(GUILD_A)
         assert config.labels == (Label("spam", "🚫"), Label("question", None, "How do I change my settings?"))
         assert (config.method, config.threshold, config.store_text) == ("nli", 0.3, True)
-        assert await store.watches(GUILD_A) == [Watch(10, 0.7, 99)]
-        assert await store.tags(GUILD_A) == [
+        assert await store.moderation.watches(GUILD_A) == [Watch(10, 0.7, 99)]
+        assert await store.moderation.tags(GUILD_A) == [
             tag(text="buy now"),
             tag(message=2, label="question", auto=True, at=2000.0),
         ]
@@ -119,39 +120,41 @@ async def test_reopen_keeps_everything(db_path: Path) -> None:
 
 async def test_committed_tags_survive_a_crash(db_path: Path) -> None:
     """A write that returned is on disk: another connection sees it while the first was never closed."""
-    crashed = TagStore(db_path)
+    crashed = Storage(db_path)
     await crashed.open()
-    await crashed.add_tags([tag()])
-    async with TagStore(db_path) as after_restart:
-        assert await after_restart.tags(GUILD_A) == [tag()]
+    await crashed.moderation.add_tags([tag()])
+    async with Storage(db_path) as after_restart:
+        assert await after_restart.moderation.tags(GUILD_A) == [tag()]
     await crashed.close()
 
 
-async def test_guilds_never_see_each_other(store: TagStore) -> None:
-    await store.add_label(GUILD_A, "spam")
-    await store.update_settings(GUILD_A, threshold=0.9)
-    await store.watch(GUILD_A, 10, None, None)
-    await store.add_tags([tag(GUILD_A, message=1), tag(GUILD_B, message=2, label="question")])
+async def test_guilds_never_see_each_other(store: Storage) -> None:
+    await store.moderation.add_label(GUILD_A, "spam")
+    await store.moderation.update_settings(GUILD_A, threshold=0.9)
+    await store.moderation.watch(GUILD_A, 10, None, None)
+    await store.moderation.add_tags([tag(GUILD_A, message=1), tag(GUILD_B, message=2, label="question")])
 
-    assert (await store.config(GUILD_B)).labels == () and (await store.config(GUILD_B)).threshold == 0.5
-    assert await store.watches(GUILD_B) == [] and await store.watch_of(GUILD_B, 10) is None
-    assert [t.message_id for t in await store.recent(GUILD_B)] == [2]
-    assert await store.label_counts(GUILD_B, since=0) == [("question", 1)]
-    assert [t.guild_id for t in await store.tags(GUILD_B)] == [GUILD_B]
+    assert (await store.moderation.config(GUILD_B)).labels == () and (
+        await store.moderation.config(GUILD_B)
+    ).threshold == 0.5
+    assert await store.moderation.watches(GUILD_B) == [] and await store.moderation.watch_of(GUILD_B, 10) is None
+    assert [t.message_id for t in await store.moderation.recent(GUILD_B)] == [2]
+    assert await store.moderation.label_counts(GUILD_B, since=0) == [("question", 1)]
+    assert [t.guild_id for t in await store.moderation.tags(GUILD_B)] == [GUILD_B]
     # Undo and label removal by another guild touch nothing of guild A, even with A's message id.
-    assert await store.remove_tags(GUILD_B, 1) == []
-    assert not await store.remove_label(GUILD_B, "spam")
-    assert not await store.unwatch(GUILD_B, 10)
-    assert [t.message_id for t in await store.recent(GUILD_A)] == [1]
-    assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+    assert await store.moderation.remove_tags(GUILD_B, 1) == []
+    assert not await store.moderation.remove_label(GUILD_B, "spam")
+    assert not await store.moderation.unwatch(GUILD_B, 10)
+    assert [t.message_id for t in await store.moderation.recent(GUILD_A)] == [1]
+    assert (await store.moderation.config(GUILD_A)).labels == (Label("spam"),)
 
 
-async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
+async def test_purge_deletes_one_guild_only(store: Storage) -> None:
     for guild in (GUILD_A, GUILD_B):
-        await store.add_label(guild, "spam")
-        await store.update_settings(guild, store_text=True)
-        await store.watch(guild, 10, None, None)
-        await store.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
+        await store.moderation.add_label(guild, "spam")
+        await store.moderation.update_settings(guild, store_text=True)
+        await store.moderation.watch(guild, 10, None, None)
+        await store.moderation.add_tags([tag(guild, message=guild), tag(guild, message=guild + 1)])
     deleted = await store.purge(GUILD_A)
     assert deleted == {
         "tags": 2,
@@ -164,31 +167,33 @@ async def test_purge_deletes_one_guild_only(store: TagStore) -> None:
         "system_prompts": 0,
         "answers": 0,
     }
-    assert await store.tags(GUILD_A) == [] and (await store.config(GUILD_A)).labels == ()
-    assert len(await store.tags(GUILD_B)) == 2 and (await store.config(GUILD_B)).store_text
+    assert await store.moderation.tags(GUILD_A) == [] and (await store.moderation.config(GUILD_A)).labels == ()
+    assert len(await store.moderation.tags(GUILD_B)) == 2 and (await store.moderation.config(GUILD_B)).store_text
 
 
 VECTOR = bytes(range(16))  # 4 float32s: the store keeps bytes as they are
 HEAD = LinearHead(("spam", "question", NONE_OF_THESE), b"w" * 48, b"b" * 12, 4, "minilm")
 
 
-async def fill_learning_data(store: TagStore, guild: int) -> None:
+async def fill_learning_data(store: Storage, guild: int) -> None:
     """Everything learned labels keep for a guild: examples (tags, rejections), a model, a pending review."""
-    await store.add_tags([tag(guild, message=1)], Embedding(VECTOR, "minilm"))
-    await store.reject(Rejection(guild, 10, 2, NONE_OF_THESE, 42, 1000.0), Embedding(VECTOR, "minilm"))
-    await store.reject(Rejection(guild, 10, 3, "spam", 42, 1000.0, "not spam, honest"))
-    await store.save_model(guild, LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0))
-    await store.add_review(Review(guild, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm")))
+    await store.moderation.add_tags([tag(guild, message=1)], Embedding(VECTOR, "minilm"))
+    await store.moderation.reject(Rejection(guild, 10, 2, NONE_OF_THESE, 42, 1000.0), Embedding(VECTOR, "minilm"))
+    await store.moderation.reject(Rejection(guild, 10, 3, "spam", 42, 1000.0, "not spam, honest"))
+    await store.moderation.save_model(guild, LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0))
+    await store.moderation.add_review(
+        Review(guild, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm"))
+    )
 
 
-async def test_purge_leaves_nothing_of_the_guild(store: TagStore, db_path: Path) -> None:
+async def test_purge_leaves_nothing_of_the_guild(store: Storage, db_path: Path) -> None:
     for guild in (GUILD_A, GUILD_B):
-        await store.add_label(guild, "spam")
-        await store.update_settings(guild, review_threshold=0.2)
-        await store.watch(guild, 10, None, None)
+        await store.moderation.add_label(guild, "spam")
+        await store.moderation.update_settings(guild, review_threshold=0.2)
+        await store.moderation.watch(guild, 10, None, None)
         await fill_learning_data(store, guild)
-        await store.set_system_prompt(guild, "Be kind.", set_by=42)
-        await store.save_answer(guild * 10, guild, 42, "{}", "an answer")
+        await store.guilds.set_system_prompt(guild, "Be kind.", set_by=42)
+        await store.answers.save(guild * 10, guild, 42, "{}", "an answer")
     deleted = await store.purge(GUILD_A)
     assert deleted == {
         "tags": 1,
@@ -211,27 +216,30 @@ async def test_purge_leaves_nothing_of_the_guild(store: TagStore, db_path: Path)
         for table in tables:
             guilds = {g for (g,) in raw.execute(f"SELECT guild_id FROM {table}")}
             assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table
-    assert await store.examples(GUILD_A) == [] and await store.label_model(GUILD_A) is None
+    assert await store.moderation.examples(GUILD_A) == [] and await store.moderation.label_model(GUILD_A) is None
 
 
 async def test_examples_models_and_reviews_survive_a_restart(db_path: Path) -> None:
-    async with TagStore(db_path) as store:
+    async with Storage(db_path) as store:
         await fill_learning_data(store, GUILD_A)
-        await store.add_tags([tag(message=5, auto=True)])  # the bot's own guess is not an example
-    async with TagStore(db_path) as store:
-        examples = sorted(await store.examples(GUILD_A), key=lambda pair: pair[0])
+        await store.moderation.add_tags([tag(message=5, auto=True)])  # the bot's own guess is not an example
+    async with Storage(db_path) as store:
+        examples = sorted(await store.moderation.examples(GUILD_A), key=lambda pair: pair[0])
         assert examples == [
             (1, Example("spam", True, None, VECTOR, "minilm")),
             (2, Example(NONE_OF_THESE, True, None, VECTOR, "minilm")),
             (3, Example("spam", False, "not spam, honest", None, None)),
         ]
-        model = await store.label_model(GUILD_A)
+        model = await store.moderation.label_model(GUILD_A)
         assert model == LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0)
-        assert (await store.review(GUILD_A, 4)).embedding == Embedding(VECTOR, "minilm")
+        assert (await store.moderation.review(GUILD_A, 4)).embedding == Embedding(VECTOR, "minilm")
         # A guild sees none of it.
-        assert await store.examples(GUILD_B) == [] and await store.label_model(GUILD_B) is None
-        assert await store.review(GUILD_B, 4) is None and await store.answer_review(GUILD_B, 4, 42, "spam") is None
-        assert await store.new_examples(GUILD_B, 0) == 0
+        assert await store.moderation.examples(GUILD_B) == [] and await store.moderation.label_model(GUILD_B) is None
+        assert (
+            await store.moderation.review(GUILD_B, 4) is None
+            and await store.moderation.answer_review(GUILD_B, 4, 42, "spam") is None
+        )
+        assert await store.moderation.new_examples(GUILD_B, 0) == 0
 
 
 async def test_a_model_fits_only_its_label_set_and_embedding_model() -> None:
@@ -246,12 +254,12 @@ async def test_a_model_fits_only_its_label_set_and_embedding_model() -> None:
     )  # even in case: results use the names
 
 
-async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(store: TagStore) -> None:
+async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(store: Storage) -> None:
     review = Review(GUILD_A, 10, 4, 7, "spam", 0.4, "learned", 1000.0, "buy now", Embedding(VECTOR, "minilm"))
-    await store.add_review(review)
-    assert await store.answer_review(GUILD_A, 4, 42, "question") == review
-    assert await store.answer_review(GUILD_A, 4, 43, "spam") is None  # a second moderator: already answered
-    [saved] = await store.tags(GUILD_A)
+    await store.moderation.add_review(review)
+    assert await store.moderation.answer_review(GUILD_A, 4, 42, "question") == review
+    assert await store.moderation.answer_review(GUILD_A, 4, 43, "spam") is None  # a second moderator: already answered
+    [saved] = await store.moderation.tags(GUILD_A)
     assert (saved.label, saved.tagged_by, saved.auto, saved.score, saved.text) == (
         "question",
         42,
@@ -259,72 +267,82 @@ async def test_a_review_is_answered_once_and_its_embedding_becomes_the_example(s
         None,
         "buy now",
     )
-    assert await store.examples(GUILD_A) == [(4, Example("question", True, "buy now", VECTOR, "minilm"))]
+    assert await store.moderation.examples(GUILD_A) == [(4, Example("question", True, "buy now", VECTOR, "minilm"))]
 
-    await store.add_review(dataclasses.replace(review, message_id=5))
-    assert await store.answer_review(GUILD_A, 5, 42, None) is not None  # "Not this"
-    assert (5, Example("spam", False, "buy now", VECTOR, "minilm")) in await store.examples(GUILD_A)
-    assert await store.new_examples(GUILD_A, since=0) == 2
+    await store.moderation.add_review(dataclasses.replace(review, message_id=5))
+    assert await store.moderation.answer_review(GUILD_A, 5, 42, None) is not None  # "Not this"
+    assert (5, Example("spam", False, "buy now", VECTOR, "minilm")) in await store.moderation.examples(GUILD_A)
+    assert await store.moderation.new_examples(GUILD_A, since=0) == 2
 
 
-async def test_a_tag_overrides_earlier_rejections_and_undo_removes_every_answer(store: TagStore) -> None:
-    await store.reject(Rejection(GUILD_A, 10, 1, NONE_OF_THESE, 42, 1000.0))
-    await store.reject(Rejection(GUILD_A, 10, 1, "spam", 42, 1000.0))
-    await store.reject(Rejection(GUILD_A, 10, 1, "question", 42, 1000.0))
-    await store.add_tags([tag(message=1, label="spam")], Embedding(VECTOR, "minilm"))
-    assert sorted((e.label, e.positive) for _, e in await store.examples(GUILD_A)) == [
+async def test_a_tag_overrides_earlier_rejections_and_undo_removes_every_answer(store: Storage) -> None:
+    await store.moderation.reject(Rejection(GUILD_A, 10, 1, NONE_OF_THESE, 42, 1000.0))
+    await store.moderation.reject(Rejection(GUILD_A, 10, 1, "spam", 42, 1000.0))
+    await store.moderation.reject(Rejection(GUILD_A, 10, 1, "question", 42, 1000.0))
+    await store.moderation.add_tags([tag(message=1, label="spam")], Embedding(VECTOR, "minilm"))
+    assert sorted((e.label, e.positive) for _, e in await store.moderation.examples(GUILD_A)) == [
         ("question", False),
         ("spam", True),
     ]
-    await store.add_review(Review(GUILD_A, 10, 1, 7, "spam", 0.4, "learned", 1000.0))
-    await store.remove_tags(GUILD_A, 1)
-    assert await store.examples(GUILD_A) == [] and await store.review(GUILD_A, 1) is None
+    await store.moderation.add_review(Review(GUILD_A, 10, 1, 7, "spam", 0.4, "learned", 1000.0))
+    await store.moderation.remove_tags(GUILD_A, 1)
+    assert await store.moderation.examples(GUILD_A) == [] and await store.moderation.review(GUILD_A, 1) is None
 
 
-async def test_training_reads_each_labels_newest_examples(store: TagStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.storage.MAX_EXAMPLES_PER_LABEL", 2)
-    await store.add_tags([tag(message=i, at=float(i)) for i in range(5)] + [tag(message=9, label="question")])
-    assert sorted(m for m, _ in await store.examples(GUILD_A)) == [3, 4, 9]
-    assert await store.new_examples(GUILD_A, since=2.5) == 3  # messages 3, 4 and 9 (at 1000)
+async def test_training_reads_each_labels_newest_examples(store: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.storage.moderation.MAX_EXAMPLES_PER_LABEL", 2)
+    await store.moderation.add_tags(
+        [tag(message=i, at=float(i)) for i in range(5)] + [tag(message=9, label="question")]
+    )
+    assert sorted(m for m, _ in await store.moderation.examples(GUILD_A)) == [3, 4, 9]
+    assert await store.moderation.new_examples(GUILD_A, since=2.5) == 3  # messages 3, 4 and 9 (at 1000)
 
 
 async def test_version_1_database_gains_the_learning_tables(db_path: Path) -> None:
-    async with TagStore(db_path, migrations=MIGRATIONS[:1]) as old:
-        await old.add_label(GUILD_A, "spam")
-        await old.db.execute(
+    async with Storage(db_path, migrations=MIGRATIONS[:1]) as old:
+        await old.moderation.add_label(GUILD_A, "spam")
+        await old.database.db.execute(
             "INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
             "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
             (GUILD_A,),
         )
-    async with TagStore(db_path) as store:
-        assert await store.schema_version() == len(MIGRATIONS)
-        assert (await store.config(GUILD_A)).review_threshold == GuildConfig().review_threshold
-        assert await store.examples(GUILD_A) == [(1, Example("spam", True, "old text"))]  # trainable from its text
+    async with Storage(db_path) as store:
+        assert await store.database.schema_version() == len(MIGRATIONS)
+        assert (await store.moderation.config(GUILD_A)).review_threshold == GuildConfig().review_threshold
+        assert await store.moderation.examples(GUILD_A) == [
+            (1, Example("spam", True, "old text"))
+        ]  # trainable from its text
 
 
-async def test_label_set_is_capped_and_case_insensitive(store: TagStore) -> None:
-    assert await store.add_label(GUILD_A, "Spam")
-    assert not await store.add_label(GUILD_A, "spam", "🚫")  # the same label: its emoji is updated
-    assert (await store.config(GUILD_A)).labels == (Label("Spam", "🚫"),)
+async def test_label_set_is_capped_and_case_insensitive(store: Storage) -> None:
+    assert await store.moderation.add_label(GUILD_A, "Spam")
+    assert not await store.moderation.add_label(GUILD_A, "spam", "🚫")  # the same label: its emoji is updated
+    assert (await store.moderation.config(GUILD_A)).labels == (Label("Spam", "🚫"),)
     for i in range(MAX_LABELS - 1):
-        await store.add_label(GUILD_A, f"label {i}")
+        await store.moderation.add_label(GUILD_A, f"label {i}")
     with pytest.raises(InvalidInput, match="full"):
-        await store.add_label(GUILD_A, "one too many")
-    assert len((await store.config(GUILD_A)).labels) == MAX_LABELS
-    assert await store.remove_label(GUILD_A, "SPAM") and not await store.remove_label(GUILD_A, "SPAM")
-    assert await store.add_label(GUILD_A, "now there is room")
-    assert (await store.config(GUILD_A)).labels[-1].name == "now there is room"  # order of addition is kept
+        await store.moderation.add_label(GUILD_A, "one too many")
+    assert len((await store.moderation.config(GUILD_A)).labels) == MAX_LABELS
+    assert await store.moderation.remove_label(GUILD_A, "SPAM") and not await store.moderation.remove_label(
+        GUILD_A, "SPAM"
+    )
+    assert await store.moderation.add_label(GUILD_A, "now there is room")
+    assert (await store.moderation.config(GUILD_A)).labels[-1].name == "now there is room"  # order of addition is kept
 
 
-async def test_a_moderator_tag_wins_over_an_auto_tag(store: TagStore) -> None:
-    await store.add_tags([tag(auto=True, by=1, score=0.6)])
-    await store.add_tags([tag(auto=False, by=42, score=0.6, at=2000.0)])  # confirmed by a moderator: replaces
-    await store.add_tags([tag(auto=True, by=1, score=0.99, at=3000.0)])  # a later auto-tag does not undo that
-    assert await store.tags(GUILD_A) == [tag(auto=False, by=42, score=0.6, at=2000.0)]
+async def test_a_moderator_tag_wins_over_an_auto_tag(store: Storage) -> None:
+    await store.moderation.add_tags([tag(auto=True, by=1, score=0.6)])
+    await store.moderation.add_tags(
+        [tag(auto=False, by=42, score=0.6, at=2000.0)]
+    )  # confirmed by a moderator: replaces
+    await store.moderation.add_tags(
+        [tag(auto=True, by=1, score=0.99, at=3000.0)]
+    )  # a later auto-tag does not undo that
+    assert await store.moderation.tags(GUILD_A) == [tag(auto=False, by=42, score=0.6, at=2000.0)]
 
 
-async def test_reading_filters_counts_and_undo(store: TagStore) -> None:
-    await store.add_tags(
+async def test_reading_filters_counts_and_undo(store: Storage) -> None:
+    await store.moderation.add_tags(
         [
             tag(message=1, label="spam", at=100.0),
             tag(message=2, label="spam", at=200.0),
@@ -333,57 +351,57 @@ async def test_reading_filters_counts_and_undo(store: TagStore) -> None:
             Tag(GUILD_A, 20, 4, 7, "spam", 0.8, "nli", 42, False, 400.0),
         ]
     )
-    assert [t.message_id for t in await store.recent(GUILD_A, limit=2)] == [4, 3]
-    assert [t.message_id for t in await store.recent(GUILD_A, label="SPAM")] == [4, 2, 1]
-    assert [t.message_id for t in await store.recent(GUILD_A, channel_id=20)] == [4]
-    assert await store.label_counts(GUILD_A, since=150.0) == [("spam", 2), ("bug", 1), ("question", 1)]
-    assert [t.message_id for t in await store.tags(GUILD_A, since=250.0)] == [3, 3, 4]
-    removed = await store.remove_tags(GUILD_A, 3)
+    assert [t.message_id for t in await store.moderation.recent(GUILD_A, limit=2)] == [4, 3]
+    assert [t.message_id for t in await store.moderation.recent(GUILD_A, label="SPAM")] == [4, 2, 1]
+    assert [t.message_id for t in await store.moderation.recent(GUILD_A, channel_id=20)] == [4]
+    assert await store.moderation.label_counts(GUILD_A, since=150.0) == [("spam", 2), ("bug", 1), ("question", 1)]
+    assert [t.message_id for t in await store.moderation.tags(GUILD_A, since=250.0)] == [3, 3, 4]
+    removed = await store.moderation.remove_tags(GUILD_A, 3)
     assert sorted(t.label for t in removed) == ["bug", "question"]
-    assert await store.remove_tags(GUILD_A, 3) == []
-    assert await store.label_counts(GUILD_A, since=0) == [("spam", 3)]
+    assert await store.moderation.remove_tags(GUILD_A, 3) == []
+    assert await store.moderation.label_counts(GUILD_A, since=0) == [("spam", 3)]
 
 
-async def test_concurrent_writes_all_land(store: TagStore) -> None:
+async def test_concurrent_writes_all_land(store: Storage) -> None:
     """Auto-tags of many messages are written at once on the one connection."""
     await asyncio.gather(
-        *(store.add_tags([tag(message=i)]) for i in range(30)),
-        store.add_label(GUILD_A, "spam"),
+        *(store.moderation.add_tags([tag(message=i)]) for i in range(30)),
+        store.moderation.add_label(GUILD_A, "spam"),
         store.purge(GUILD_B),
-        store.watch(GUILD_A, 10, None, None),
+        store.moderation.watch(GUILD_A, 10, None, None),
     )
-    assert sorted(t.message_id for t in await store.tags(GUILD_A)) == list(range(30))
-    assert (await store.config(GUILD_A)).labels == (Label("spam"),)
+    assert sorted(t.message_id for t in await store.moderation.tags(GUILD_A)) == list(range(30))
+    assert (await store.moderation.config(GUILD_A)).labels == (Label("spam"),)
 
 
 async def test_a_locked_database_waits_then_refuses_without_writing(db_path: Path) -> None:
-    async with TagStore(db_path, busy_timeout=0.2) as store:
+    async with Storage(db_path, busy_timeout=0.2) as store:
         other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         with pytest.raises(StoreBusy, match="nothing was saved"):
-            await store.add_tags([tag()])
-        assert await store.tags(GUILD_A) == []  # WAL: reading still works while it is locked
+            await store.moderation.add_tags([tag()])
+        assert await store.moderation.tags(GUILD_A) == []  # WAL: reading still works while it is locked
         other.execute("COMMIT")
-        await store.add_tags([tag()])  # the connection is usable again (no transaction left open)
-        assert await store.tags(GUILD_A) == [tag()]
+        await store.moderation.add_tags([tag()])  # the connection is usable again (no transaction left open)
+        assert await store.moderation.tags(GUILD_A) == [tag()]
         other.close()
 
 
 async def test_a_write_waits_for_a_short_lock(db_path: Path) -> None:
-    async with TagStore(db_path, busy_timeout=30.0) as store:
+    async with Storage(db_path, busy_timeout=30.0) as store:
         other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
-        write = asyncio.create_task(store.add_tags([tag()]))
+        write = asyncio.create_task(store.moderation.add_tags([tag()]))
         with pytest.raises(TimeoutError):  # still waiting on the lock, not failed
             await asyncio.wait_for(asyncio.shield(write), 0.3)
         other.execute("COMMIT")
         await write
-        assert await store.tags(GUILD_A) == [tag()]
+        assert await store.moderation.tags(GUILD_A) == [tag()]
         other.close()
 
 
 async def test_using_a_closed_store_says_so(db_path: Path) -> None:
-    store = TagStore(db_path)
+    store = Storage(db_path)
     with pytest.raises(RuntimeError, match="not open"):
-        await store.config(GUILD_A)
+        await store.moderation.config(GUILD_A)
     await store.close()  # closing a store that never opened is harmless

@@ -1,141 +1,26 @@
-"""The moderators' data in SQLite (through aiosqlite): label sets, watched channels, tags, the
-examples learned labels train on, the trained heads, and auto-tags waiting for review.
-
-- Every query is scoped by guild id: one guild never reads or changes another's rows.
-- WAL mode, so reads never wait for the writer; a busy timeout, so a briefly locked
-  file makes a write wait instead of failing; every write commits before it returns,
-  so a caller that acknowledges after `await` never acknowledges an unsaved tag.
-- `schema_version` holds the version; MIGRATIONS are applied forward, all in one
-  transaction, when the store opens. Append a migration, never edit a shipped one.
+"""The moderators' data: label sets and their settings, watched channels, tags, the examples learned
+labels train on ("Not this" / "None of these" answers as rejections), the trained heads, and auto-tags
+waiting for review. Every query is scoped by guild id: one guild never reads or changes another's rows.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiosqlite
 
-from .engine.errors import InvalidInput
-from .specs.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
-from .specs.zero_shot import MAX_LABELS
+from ..engine.errors import InvalidInput
+from ..specs.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
+from ..specs.zero_shot import MAX_LABELS
+from .database import Database
 
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REVIEW_THRESHOLD = 0.3  # auto-tags scoring from here up to the threshold go to the review queue
-BUSY_TIMEOUT = 5.0  # seconds a write waits for a lock held by another connection
-
-# MIGRATIONS[i] takes the schema from version i to i + 1.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE guild_settings (
-            guild_id INTEGER PRIMARY KEY,
-            method TEXT NOT NULL DEFAULT 'embedding',
-            threshold REAL NOT NULL DEFAULT 0.5,
-            store_text INTEGER NOT NULL DEFAULT 0)""",
-        """CREATE TABLE labels (
-            guild_id INTEGER NOT NULL,
-            name TEXT NOT NULL COLLATE NOCASE,
-            emoji TEXT,
-            description TEXT,
-            position INTEGER NOT NULL,
-            PRIMARY KEY (guild_id, name))""",
-        """CREATE TABLE watched_channels (
-            guild_id INTEGER NOT NULL,
-            channel_id INTEGER NOT NULL,
-            threshold REAL,
-            log_channel_id INTEGER,
-            PRIMARY KEY (guild_id, channel_id))""",
-        """CREATE TABLE tags (
-            id INTEGER PRIMARY KEY,
-            guild_id INTEGER NOT NULL,
-            channel_id INTEGER NOT NULL,
-            message_id INTEGER NOT NULL,
-            author_id INTEGER NOT NULL,
-            label TEXT NOT NULL,
-            score REAL,
-            method TEXT NOT NULL,
-            tagged_by INTEGER NOT NULL,
-            auto INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            text TEXT,
-            UNIQUE (guild_id, message_id, label))""",
-        "CREATE INDEX tags_by_time ON tags (guild_id, created_at)",
-    ),
-    (
-        # Learned labels. A moderator's tag is a positive example; with store_text off its text is not kept,
-        # only its embedding (vector, float32 bytes, and the model that made it).
-        "ALTER TABLE tags ADD COLUMN vector BLOB",
-        "ALTER TABLE tags ADD COLUMN vector_model TEXT",
-        # Answers that a message is not a label ("Not this"), or none of them (label '': "None of these").
-        """CREATE TABLE rejections (
-            guild_id INTEGER NOT NULL,
-            channel_id INTEGER NOT NULL,
-            message_id INTEGER NOT NULL,
-            label TEXT NOT NULL COLLATE NOCASE,
-            tagged_by INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            text TEXT,
-            vector BLOB,
-            vector_model TEXT,
-            PRIMARY KEY (guild_id, message_id, label))""",
-        """CREATE TABLE label_models (
-            guild_id INTEGER PRIMARY KEY,
-            embedding_model TEXT NOT NULL,
-            label_set TEXT NOT NULL,
-            classes TEXT NOT NULL,
-            dim INTEGER NOT NULL,
-            weights BLOB NOT NULL,
-            bias BLOB NOT NULL,
-            examples INTEGER NOT NULL,
-            examples_until REAL NOT NULL,
-            trained_at REAL NOT NULL)""",
-        # Auto-tags below certainty, posted to the log channel until a moderator answers.
-        """CREATE TABLE reviews (
-            guild_id INTEGER NOT NULL,
-            channel_id INTEGER NOT NULL,
-            message_id INTEGER NOT NULL,
-            author_id INTEGER NOT NULL,
-            label TEXT NOT NULL,
-            score REAL NOT NULL,
-            method TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            text TEXT,
-            vector BLOB,
-            vector_model TEXT,
-            PRIMARY KEY (guild_id, message_id))""",
-        "ALTER TABLE guild_settings ADD COLUMN review_threshold REAL",
-    ),
-    (
-        # A server's system prompt for /chat conversations (set by its admins with /config).
-        """CREATE TABLE system_prompts (
-            guild_id INTEGER PRIMARY KEY,
-            prompt TEXT NOT NULL,
-            set_by INTEGER NOT NULL,
-            set_at REAL NOT NULL)""",
-        # What /generate's Regenerate and Continue buttons need after a restart: the request and the text so far.
-        """CREATE TABLE answers (
-            message_id INTEGER PRIMARY KEY,
-            guild_id INTEGER NOT NULL,
-            owner_id INTEGER NOT NULL,
-            request TEXT NOT NULL,
-            text TEXT NOT NULL,
-            created_at REAL NOT NULL)""",
-    ),
-]
-
-
-BUSY_MESSAGE = "The tag database is busy right now, so nothing was saved. Please try again in a moment."
-
-
-class StoreBusy(Exception):
-    """The database stayed locked past the busy timeout; nothing was written. Safe to show."""
 
 
 @dataclass(frozen=True)
@@ -245,113 +130,18 @@ def _tag(row: sqlite3.Row | tuple) -> Tag:
     return Tag(g, c, m, a, label, score, method, by, bool(auto), at, text)
 
 
-class TagStore:
-    def __init__(
-        self,
-        path: Path | str,
-        *,
-        busy_timeout: float = BUSY_TIMEOUT,
-        migrations: Sequence[tuple[str, ...]] = MIGRATIONS,
-    ) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self.migrations = list(migrations)
-        self._db: aiosqlite.Connection | None = None
-        # One connection, so one transaction at a time: concurrent writers queue here (then on the file lock).
-        self._writing = asyncio.Lock()
+class ModerationStore:
+    TABLES = ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews")
 
-    # --- lifecycle -----------------------------------------------------------------------
-    async def open(self) -> None:
-        if self._db is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE.
-        db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut, not only a crash
-            self._db = db
-            await self._migrate()
-        except BaseException:
-            self._db = None
-            await db.close()
-            raise
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
-
-    async def __aenter__(self) -> TagStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("The tag store is not open (HFBot.setup_hook opens it).")
-        return self._db
-
-    async def schema_version(self) -> int:
-        rows = await self._read("SELECT version FROM schema_version")
-        return rows[0][0] if rows else 0
-
-    async def _migrate(self) -> None:
-        async with self._write() as db:
-            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = await (await db.execute("SELECT version FROM schema_version")).fetchone()
-            current = row[0] if row else 0
-            if current > len(self.migrations):
-                raise RuntimeError(
-                    f"{self.path} has schema version {current}, newer than this bot's "
-                    f"{len(self.migrations)}: update the bot, or point DATABASE_PATH elsewhere."
-                )
-            for statements in self.migrations[current:]:
-                for statement in statements:
-                    await db.execute(statement)
-            if row is None:
-                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(self.migrations),))
-            else:
-                await db.execute("UPDATE schema_version SET version = ?", (len(self.migrations),))
-
-    # --- plumbing ------------------------------------------------------------------------
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction, committed on leaving; the write lock is taken up front (IMMEDIATE)
-        so the busy timeout applies there rather than failing half-way through."""
-        db = self.db
-        async with self._writing:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                yield db
-                await db.execute("COMMIT")
-            except BaseException as error:
-                try:
-                    await db.execute("ROLLBACK")
-                except sqlite3.OperationalError:
-                    pass  # BEGIN itself failed: there is no transaction to roll back
-                if _locked(error):
-                    raise StoreBusy(BUSY_MESSAGE) from error
-                raise
-
-    async def _read(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
-        try:
-            async with self.db.execute(sql, parameters) as cursor:
-                return list(await cursor.fetchall())
-        except sqlite3.OperationalError as error:
-            if _locked(error):
-                raise StoreBusy(BUSY_MESSAGE) from error
-            raise
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     # --- label sets ----------------------------------------------------------------------
     async def config(self, guild_id: int) -> GuildConfig:
-        settings = await self._read(
+        settings = await self.database.read(
             "SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
-        labels = await self._read(
+        labels = await self.database.read(
             "SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,)
         )
         method, threshold, store_text, review = (
@@ -370,7 +160,7 @@ class TagStore:
     ) -> bool:
         """Add a label (True), or update an existing label's emoji and description where given (False).
         Refuses a 26th label."""
-        async with self._write() as db:  # count and insert in one transaction: two moderators can't make 26
+        async with self.database.write() as db:  # count and insert in one transaction: two moderators can't make 26
             cursor = await db.execute(
                 "UPDATE labels SET emoji = COALESCE(?, emoji), description = COALESCE(?, description) "
                 "WHERE guild_id = ? AND name = ?",
@@ -392,7 +182,7 @@ class TagStore:
             return True
 
     async def remove_label(self, guild_id: int, name: str) -> bool:
-        async with self._write() as db:
+        async with self.database.write() as db:
             cursor = await db.execute("DELETE FROM labels WHERE guild_id = ? AND name = ?", (guild_id, name))
             return cursor.rowcount > 0
 
@@ -405,51 +195,22 @@ class TagStore:
         store_text: bool | None = None,
         review_threshold: float | None = None,
     ) -> GuildConfig:
-        async with self._write() as db:
+        async with self.database.write() as db:
             await db.execute(
                 "INSERT OR IGNORE INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?)",
                 (guild_id, DEFAULT_METHOD, DEFAULT_THRESHOLD),
             )
             await db.execute(
                 "UPDATE guild_settings SET method = COALESCE(?, method), threshold = COALESCE(?, threshold), "
-                "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold) WHERE guild_id = ?",
+                "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold) "
+                "WHERE guild_id = ?",
                 (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id),
             )
         return await self.config(guild_id)
 
-    # --- conversations -------------------------------------------------------------------
-    async def system_prompt(self, guild_id: int) -> str | None:
-        rows = await self._read("SELECT prompt FROM system_prompts WHERE guild_id = ?", (guild_id,))
-        return rows[0][0] if rows else None
-
-    async def set_system_prompt(self, guild_id: int, prompt: str | None, set_by: int) -> None:
-        """Store a server's system prompt; None removes it."""
-        async with self._write() as db:
-            if prompt is None:
-                await db.execute("DELETE FROM system_prompts WHERE guild_id = ?", (guild_id,))
-            else:
-                await db.execute(
-                    "INSERT OR REPLACE INTO system_prompts (guild_id, prompt, set_by, set_at) VALUES (?, ?, ?, ?)",
-                    (guild_id, prompt, set_by, time.time()),
-                )
-
-    async def save_answer(self, message_id: int, guild_id: int, owner_id: int, request: str, text: str) -> None:
-        """Keep an answer's request (JSON) and text, for its buttons."""
-        async with self._write() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO answers (message_id, guild_id, owner_id, request, text, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, guild_id, owner_id, request, text, time.time()),
-            )
-
-    async def answer(self, message_id: int) -> tuple[str, str] | None:
-        """An answer's request (JSON) and text, or None."""
-        rows = await self._read("SELECT request, text FROM answers WHERE message_id = ?", (message_id,))
-        return (rows[0][0], rows[0][1]) if rows else None
-
     # --- watched channels ----------------------------------------------------------------
     async def watch(self, guild_id: int, channel_id: int, threshold: float | None, log_channel_id: int | None) -> None:
-        async with self._write() as db:
+        async with self.database.write() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO watched_channels (guild_id, channel_id, threshold, log_channel_id) "
                 "VALUES (?, ?, ?, ?)",
@@ -457,21 +218,21 @@ class TagStore:
             )
 
     async def unwatch(self, guild_id: int, channel_id: int) -> bool:
-        async with self._write() as db:
+        async with self.database.write() as db:
             cursor = await db.execute(
                 "DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
             )
             return cursor.rowcount > 0
 
     async def watches(self, guild_id: int) -> list[Watch]:
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? ORDER BY channel_id",
             (guild_id,),
         )
         return [Watch(*row) for row in rows]
 
     async def watch_of(self, guild_id: int, channel_id: int) -> Watch | None:
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? AND channel_id = ?",
             (guild_id, channel_id),
         )
@@ -483,15 +244,16 @@ class TagStore:
         the same label on that message; an auto-tag never replaces a moderator's. A moderator's tag is
         a training example: it keeps the message's `embedding`, and overrides earlier answers that the
         message is not that label or none of them."""
-        async with self._write() as db:
+        async with self.database.write() as db:
             await self._insert_tags(db, tags, embedding)
 
     @staticmethod
     async def _insert_tags(db: aiosqlite.Connection, tags: Sequence[Tag], embedding: Embedding | None) -> None:
         await db.executemany(
             f"INSERT INTO tags ({_TAG_COLUMNS}, vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (guild_id, message_id, label) DO UPDATE SET score = excluded.score, method = excluded.method, "
-            "tagged_by = excluded.tagged_by, auto = excluded.auto, created_at = excluded.created_at, text = excluded.text, "
+            "ON CONFLICT (guild_id, message_id, label) DO UPDATE SET score = excluded.score, "
+            "method = excluded.method, tagged_by = excluded.tagged_by, auto = excluded.auto, "
+            "created_at = excluded.created_at, text = excluded.text, "
             "vector = excluded.vector, vector_model = excluded.vector_model "
             "WHERE excluded.auto = 0 OR tags.auto = 1",
             [
@@ -537,13 +299,13 @@ class TagStore:
 
     async def reject(self, rejection: Rejection, embedding: Embedding | None = None) -> None:
         """Keep a moderator's "Not this" / "None of these" as a training example."""
-        async with self._write() as db:
+        async with self.database.write() as db:
             await self._insert_rejection(db, rejection, embedding)
 
     async def recent(
         self, guild_id: int, *, channel_id: int | None = None, label: str | None = None, limit: int = 10
     ) -> list[Tag]:
-        rows = await self._read(
+        rows = await self.database.read(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND (? IS NULL OR channel_id = ?) "
             "AND (? IS NULL OR label = ? COLLATE NOCASE) ORDER BY created_at DESC, id DESC LIMIT ?",
             (guild_id, channel_id, channel_id, label, label, limit),
@@ -552,7 +314,7 @@ class TagStore:
 
     async def label_counts(self, guild_id: int, since: float) -> list[tuple[str, int]]:
         """(label, number of tags) since `since`, most used first."""
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT label, COUNT(*) AS n FROM tags WHERE guild_id = ? AND created_at >= ? "
             "GROUP BY label ORDER BY n DESC, label",
             (guild_id, since),
@@ -561,7 +323,7 @@ class TagStore:
 
     async def tags(self, guild_id: int, since: float | None = None) -> list[Tag]:
         """Every tag of the guild (since `since`), oldest first: the CSV export."""
-        rows = await self._read(
+        rows = await self.database.read(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
             (guild_id, since or 0.0),
         )
@@ -569,7 +331,7 @@ class TagStore:
 
     async def remove_tags(self, guild_id: int, message_id: int) -> list[Tag]:
         """Undo: delete the tags of one message; returns what was deleted."""
-        async with self._write() as db:
+        async with self.database.write() as db:
             cursor = await db.execute(
                 f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
             )
@@ -581,9 +343,11 @@ class TagStore:
     # --- learned labels --------------------------------------------------------------------
     async def examples(self, guild_id: int) -> list[tuple[int, Example]]:
         """(message id, example) of every moderator's answer, each label's newest MAX_EXAMPLES_PER_LABEL."""
-        rows = await self._read(
-            "SELECT message_id, label, 1, text, vector, vector_model, created_at FROM tags WHERE guild_id = ? AND auto = 0 "
-            "UNION ALL SELECT message_id, label, 0, text, vector, vector_model, created_at FROM rejections WHERE guild_id = ? "
+        rows = await self.database.read(
+            "SELECT message_id, label, 1, text, vector, vector_model, created_at FROM tags "
+            "WHERE guild_id = ? AND auto = 0 "
+            "UNION ALL SELECT message_id, label, 0, text, vector, vector_model, created_at FROM rejections "
+            "WHERE guild_id = ? "
             "ORDER BY created_at DESC",
             (guild_id, guild_id),
         )
@@ -600,7 +364,7 @@ class TagStore:
 
     async def example_counts(self, guild_id: int) -> dict[str, int]:
         """Moderators' tags per label (casefolded): the positive examples each label has."""
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
             "GROUP BY label COLLATE NOCASE",
             (guild_id,),
@@ -609,7 +373,7 @@ class TagStore:
 
     async def new_examples(self, guild_id: int, since: float) -> int:
         """Moderators' answers given after `since`."""
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "
             "(SELECT COUNT(*) FROM rejections WHERE guild_id = ? AND created_at > ?)",
             (guild_id, since, guild_id, since),
@@ -618,10 +382,10 @@ class TagStore:
 
     async def save_model(self, guild_id: int, model: LabelModel) -> None:
         head = model.head
-        async with self._write() as db:
+        async with self.database.write() as db:
             await db.execute(
-                "INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, bias, "
-                "examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, "
+                "bias, examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     guild_id,
                     head.model,
@@ -637,7 +401,7 @@ class TagStore:
             )
 
     async def label_model(self, guild_id: int) -> LabelModel | None:
-        rows = await self._read(
+        rows = await self.database.read(
             "SELECT embedding_model, label_set, classes, dim, weights, bias, examples, examples_until, trained_at "
             "FROM label_models WHERE guild_id = ?",
             (guild_id,),
@@ -651,7 +415,7 @@ class TagStore:
     # --- the review queue ------------------------------------------------------------------
     async def add_review(self, review: Review) -> None:
         r = review
-        async with self._write() as db:
+        async with self.database.write() as db:
             await db.execute(
                 f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -669,7 +433,7 @@ class TagStore:
             )
 
     async def review(self, guild_id: int, message_id: int) -> Review | None:
-        rows = await self._read(
+        rows = await self.database.read(
             f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
         )
         return _review(rows[0]) if rows else None
@@ -678,7 +442,7 @@ class TagStore:
         """A moderator's answer to a review, in one transaction: `label` is confirmed as a tag (a training example
         with the review's embedding), or with None the reviewed label is rejected ("Not this"). Returns the review,
         or None when it was already answered or undone (nothing is written then)."""
-        async with self._write() as db:
+        async with self.database.write() as db:
             cursor = await db.execute(
                 f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
             )
@@ -715,26 +479,6 @@ class TagStore:
             await db.execute("DELETE FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
             return r
 
-    # --- a guild's data as a whole -------------------------------------------------------
-    async def purge(self, guild_id: int) -> dict[str, int]:
-        """Delete everything stored for a guild; returns rows deleted per table."""
-        deleted = {}
-        async with self._write() as db:
-            for table in (
-                "tags",
-                "labels",
-                "watched_channels",
-                "guild_settings",
-                "rejections",
-                "label_models",
-                "reviews",
-                "system_prompts",
-                "answers",
-            ):
-                cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-                deleted[table] = cursor.rowcount
-        return deleted
-
 
 def _embedding_columns(embedding: Embedding | None) -> tuple[bytes | None, str | None]:
     return (embedding.vector, embedding.model) if embedding else (None, None)
@@ -743,7 +487,3 @@ def _embedding_columns(embedding: Embedding | None) -> tuple[bytes | None, str |
 def _review(row: sqlite3.Row | tuple) -> Review:
     *fields, vector, model = row
     return Review(*fields, embedding=Embedding(vector, model) if vector is not None else None)
-
-
-def _locked(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))

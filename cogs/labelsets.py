@@ -1,0 +1,179 @@
+"""/labelset: a server's labels and their settings, and what the bot learned of them (train now, and a report
+of learned labels against zero-shot). A discord.py command group belongs to one cog, so train and report are
+here; the background retraining is cogs/learning.py."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.client import HFBot
+from bot.embeds import to_embed
+from bot.engine.errors import InvalidInput
+from bot.engine.request import check_choice, check_number
+from bot.learning import keep, prepare
+from bot.moderation import (
+    identical_labels,
+    known_label,
+    label_prompt,
+    render_labelset,
+    render_report,
+    render_trained,
+    report_chart,
+    require_labels,
+    training_examples,
+    validate_description,
+    validate_emoji,
+    validate_label,
+)
+from bot.moderation_ui import (
+    ModerationCog,
+    answer,
+    examples_changed,
+    label_names,
+    moderator_group,
+    moderator_only,
+    send,
+)
+from bot.reply import clip
+from bot.specs.learned_labels import NONE_OF_THESE, EvaluateLabelsRequest, LabelEvaluation, TrainedLabels
+from bot.specs.zero_shot import MAX_LABEL_CHARS, METHODS
+
+
+class LabelSets(ModerationCog):
+    labelset = moderator_group("labelset", "Moderators: the labels this server tags messages with")
+
+    @labelset.command(name="add", description="Add a label, or change a label's emoji or description")
+    @app_commands.describe(
+        label=f"Up to {MAX_LABEL_CHARS} characters",
+        emoji="Reacted on a message when this label is confirmed",
+        description="A typical message with this label, or what it means (helps the embedding method)",
+    )
+    @moderator_only
+    async def labelset_add(
+        self,
+        interaction: discord.Interaction,
+        label: app_commands.Range[str, 1, MAX_LABEL_CHARS],
+        emoji: str | None = None,
+        description: app_commands.Range[str, 1, MAX_LABEL_CHARS] | None = None,
+    ) -> None:
+        name = validate_label(label)
+        emoji, description = validate_emoji(emoji), validate_description(name, description)
+        created = await self.store.add_label(interaction.guild_id, name, emoji, description)
+        changed = emoji is not None or description is not None
+        title = f"Added “{name}”" if created else f"Updated “{name}”" if changed else f"“{name}” is already in the set"
+        await send(interaction, render_labelset(await self.store.config(interaction.guild_id), clip(title, 200)))
+        examples_changed(self.bot, interaction.guild_id)  # a new label set: the learned model is rebuilt for it
+
+    @labelset.command(name="remove", description="Remove a label (tags already given keep it)")
+    @app_commands.autocomplete(label=label_names)
+    @moderator_only
+    async def labelset_remove(self, interaction: discord.Interaction, label: str) -> None:
+        name = known_label(await self.store.config(interaction.guild_id), label).name
+        await self.store.remove_label(interaction.guild_id, name)
+        reply = render_labelset(await self.store.config(interaction.guild_id), clip(f"Removed “{name}”", 200))
+        reply.lines.append(
+            f"Its tags and examples are kept (add “{clip(name, 100)}” again to use them); learned labels are "
+            "retrained without it, and zero-shot labels every message until then."
+        )
+        await send(interaction, reply)
+        examples_changed(self.bot, interaction.guild_id)
+
+    @labelset.command(name="list", description="Show this server's labels and settings")
+    @moderator_only
+    async def labelset_list(self, interaction: discord.Interaction) -> None:
+        await send(interaction, render_labelset(await self.store.config(interaction.guild_id)))
+
+    @labelset.command(name="method", description="How messages are labeled")
+    @app_commands.describe(
+        method="embedding: fast, one pass per message (default); nli: more accurate, one pass per label"
+    )
+    @app_commands.choices(method=[app_commands.Choice(name=m, value=m) for m in METHODS])
+    @moderator_only
+    async def labelset_method(self, interaction: discord.Interaction, method: str) -> None:
+        check_choice(method, "method", METHODS)
+        config = await self.store.update_settings(interaction.guild_id, method=method)
+        await send(interaction, render_labelset(config, f"Method: {method}"))
+
+    @labelset.command(name="threshold", description="The score an auto-tag needs (a channel can set its own)")
+    @app_commands.describe(
+        value="From 0 to 1; scores of one message add up to at most 1",
+        review="Auto-tags scoring from here up to the threshold go to the log channel for review",
+    )
+    @moderator_only
+    async def labelset_threshold(
+        self,
+        interaction: discord.Interaction,
+        value: app_commands.Range[float, 0.0, 1.0],
+        review: app_commands.Range[float, 0.0, 1.0] | None = None,
+    ) -> None:
+        check_number(value, "threshold", 0.0, 1.0)
+        if review is not None:
+            check_number(review, "review", 0.0, value)
+        config = await self.store.update_settings(interaction.guild_id, threshold=value, review_threshold=review)
+        await send(interaction, render_labelset(config, f"Threshold: {value:.2f}"))
+
+    @labelset.command(
+        name="store_text", description="Keep the text of tagged messages with their tags (off by default)"
+    )
+    @moderator_only
+    async def labelset_store_text(self, interaction: discord.Interaction, enabled: bool) -> None:
+        config = await self.store.update_settings(interaction.guild_id, store_text=enabled)
+        await send(
+            interaction,
+            render_labelset(config, "Message text will be stored" if enabled else "Message text will not be stored"),
+        )
+
+    # --- learned labels ----------------------------------------------------------------------
+    @labelset.command(name="train", description="Learn this server's labels from its moderators' tags now")
+    @moderator_only
+    async def labelset_train(self, interaction: discord.Interaction) -> None:
+        min_examples = self.bot.settings.min_examples
+        training = await prepare(self.store, interaction.guild_id, min_examples)
+        require_labels(training.config)
+
+        async def show(trained: TrainedLabels) -> dict[str, Any]:
+            await keep(self.store, training, trained)  # saved before the moderator is told
+            return {"embed": to_embed(render_trained(trained, training.identical, min_examples))}
+
+        await answer(interaction, training.request, show)
+
+    @labelset.command(name="report", description="How well learned labels do on your own examples, against zero-shot")
+    @moderator_only
+    async def labelset_report(self, interaction: discord.Interaction) -> None:
+        config = await self.store.config(interaction.guild_id)
+        if len(require_labels(config)) < 2:
+            raise InvalidInput(
+                "The report compares labels with each other: add at least two labels with /labelset add."
+            )
+        pairs = await self.store.examples(interaction.guild_id)
+        examples = training_examples(pairs, config)
+        if not any(e.positive and e.label != NONE_OF_THESE for e in examples):
+            raise InvalidInput(
+                "There are no examples yet. Tag messages with “Tag message” (or answer reviews), then ask again."
+            )
+        min_examples = self.bot.settings.min_examples
+        request = EvaluateLabelsRequest(
+            tuple(label.name for label in config.labels),
+            tuple(label_prompt(label) for label in config.labels),
+            examples,
+            min_examples,
+        )
+
+        async def show(evaluation: LabelEvaluation) -> dict[str, Any]:
+            png = await asyncio.to_thread(report_chart, evaluation)  # matplotlib is CPU work: off the event loop
+            embed = to_embed(render_report(evaluation, identical_labels(pairs, config), min_examples))
+            return {
+                "embed": embed.set_image(url="attachment://labels-report.png"),
+                "attachments": [discord.File(io.BytesIO(png), "labels-report.png")],
+            }
+
+        await answer(interaction, request, show)
+
+
+async def setup(bot: HFBot) -> None:
+    await bot.add_cog(LabelSets(bot))

@@ -1,0 +1,50 @@
+"""Learned labels in the background: after a moderator's answer or a label-set change (the
+`examples_changed` event of bot/moderation_ui.py), a server's head is retrained in the background
+lane when due (bot/learning.py), at most one training per server at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from discord.ext import commands
+
+from bot.client import HFBot
+from bot.engine import EngineError
+from bot.learning import due, keep, prepare
+from bot.moderation_ui import ModerationCog
+from bot.storage import StoreBusy
+
+log = logging.getLogger(__name__)
+
+
+class LearnedLabels(ModerationCog):
+    def __init__(self, bot: HFBot) -> None:
+        super().__init__(bot)
+        self.trainings: dict[int, asyncio.Task] = {}  # guild -> its background retraining, at most one each
+
+    async def cog_unload(self) -> None:
+        for task in self.trainings.values():
+            task.cancel()
+
+    @commands.Cog.listener()
+    async def on_examples_changed(self, guild_id: int) -> None:
+        running = self.trainings.get(guild_id)
+        if running is None or running.done():
+            self.trainings[guild_id] = asyncio.create_task(self._train_if_due(guild_id))
+
+    async def _train_if_due(self, guild_id: int) -> None:
+        store, settings = self.store, self.bot.settings
+        try:
+            if await due(store, guild_id, settings):
+                training = await prepare(store, guild_id, settings.min_examples)
+                trained = await self.bot.engine.submit(training.request, user=f"guild:{guild_id}", background=True)
+                await keep(store, training, trained)
+        except (EngineError, StoreBusy) as error:  # the examples are safe in the database: the next answer retries
+            log.warning("Background retraining for guild %s did not finish: %s", guild_id, error)
+        except Exception:
+            log.exception("Background retraining for guild %s failed", guild_id)
+
+
+async def setup(bot: HFBot) -> None:
+    await bot.add_cog(LearnedLabels(bot))
