@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch where there is no GPU (it lies on disk on our machines); the default build otherwise.
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: install run console test test-fast bench bench-full bench-scale clean
+.PHONY: install run console lint test test-fast bench bench-full bench-scale clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ run: $(STAMP)
 
 console: $(STAMP)
 	$(PY) -m bot console --profile offline
+
+# ruff: lint and format (pyproject.toml [tool.ruff]); CI fails on either.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from .answering import Answering
 from .commands import build_request, render_error, render_result
 from .embeds import to_embed
 from .engine import Cancelled, EngineError, Request

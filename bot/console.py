@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,6 +55,11 @@ def help_text() -> str:
         "Commands: " + ", ".join(f"/{name}" for name in declarations()) + ". /chat goes on with the conversation; "
         "/continue goes on with its last answer; /new starts a fresh one. Type /help, or quit with /exit or Ctrl-D."
     )
+
+
+def example_line(name: str, options: Mapping[str, Any]) -> str:
+    """A console line that runs /name with these options."""
+    return " ".join([f"/{name}", *(f"{option}: {value}" for option, value in options.items())])
 
 
 class CommandLine:
@@ -236,10 +242,9 @@ class ConsoleApp:
 
         if HISTORY.exists():
             readline.read_history_file(HISTORY)
-        self.rich.print(
-            f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}\n{help_text()}\n"
-            "Example: /label text: great goal! labels: sports, politics"
-        )
+        examples = "\n".join(f"  {example_line(name, c.example)}" for name, c in commands().items() if c.example)
+        title = f"[bold]Hugging Face bot console[/] · profile {self.settings.profile}"
+        self.rich.print(f"{title}\n{help_text()}\nExamples:\n{examples}")
         number = 0
         try:
             while True:

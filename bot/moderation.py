@@ -93,7 +93,8 @@ def validate_description(label: str, description: str | None) -> str | None:
     room = MAX_LABEL_CHARS - len(label) - 2
     if len(description) > room:
         raise InvalidInput(
-            f"The description is {len(description)} characters; with the label “{clip(label, 40)}” it can be at most {max(room, 0)}."
+            f"The description is {len(description)} characters; "
+            f"with the label “{clip(label, 40)}” it can be at most {max(room, 0)}."
         )
     return description
 
@@ -245,7 +246,8 @@ def render_labelset(config: GuildConfig, title: str = "Label set") -> Reply:
     if not lines:
         lines = ["No labels yet. Add some with /labelset add."]
     footer = (
-        f"{len(config.labels)}/{MAX_LABELS} labels · method {config.method} · auto-tag threshold {config.threshold:.2f} · "
+        f"{len(config.labels)}/{MAX_LABELS} labels · method {config.method} · "
+        f"auto-tag threshold {config.threshold:.2f} · "
         f"message text {'stored' if config.store_text else 'not stored'} · review from {config.review_threshold:.2f}"
     )
     return Reply(title, lines, footer=footer, tone="info")
@@ -315,7 +317,8 @@ def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, st
     learned = (
         f"learned labels **{100 * e.learned_accuracy:.0f}%**"
         if e.learned_accuracy is not None
-        else f"learned labels: not measurable yet (each example is held out in turn, so a label needs {min_examples + 1})"
+        else "learned labels: not measurable yet "
+        f"(each example is held out in turn, so a label needs {min_examples + 1})"
     )
     fields = [
         (
@@ -377,7 +380,11 @@ def render_tags(tags: Sequence[Tag], title: str = "Recent tags") -> Reply:
     for t in tags:
         by = "auto" if t.auto else f"<@{t.tagged_by}>"
         score = "" if t.score is None else f" {t.score:.2f}"
-        line = f"**{t.label}**{score} · [message]({jump_url(t.guild_id, t.channel_id, t.message_id)}) in <#{t.channel_id}> by <@{t.author_id}> · tagged by {by} <t:{int(t.created_at)}:R>"
+        link = jump_url(t.guild_id, t.channel_id, t.message_id)
+        line = (
+            f"**{t.label}**{score} · [message]({link}) in <#{t.channel_id}> by <@{t.author_id}> "
+            f"· tagged by {by} <t:{int(t.created_at)}:R>"
+        )
         if t.text:
             line += f"\n  {quote(t.text, 120)}"
         lines.append(line)

@@ -50,6 +50,25 @@ def shard_list(raw: str) -> tuple[int, ...] | None:
     return ids
 
 
+ROLES_BEGIN, ROLES_END = "# >>> model roles", "# <<< model roles"
+
+
+def role_settings() -> str:
+    """.env.example's lines for every model role the task specs declare (tests keep the file equal to it)."""
+    lines = [f"{ROLES_BEGIN} (one block per role, as the task specs in bot/specs/ declare them)"]
+    for role in roles().values():
+        offline = role.offline or "none"
+        if role.offline_choices:
+            offline += f" (and {', '.join(role.offline_choices)})"
+        lines += [
+            f"# {role.name}: {role.description}",
+            f"#   online: {role.online} · offline: {offline}",
+            f"{role.setting}=",
+            f"{role.list_setting}=",
+        ]
+    return "\n".join([*lines, ROLES_END])
+
+
 class SettingsError(ValueError):
     """A bad setting; the message names the variable so start-up can say what to fix."""
 
@@ -74,7 +93,8 @@ class Settings:
     chat_max_new_tokens: int = DEFAULT_CHAT_MAX_NEW_TOKENS  # the length limit of a /chat answer
 
     def __repr__(self) -> str:  # never print the token
-        return f"Settings(profile={self.profile!r}, token={'set' if self.discord_token else 'unset'}, dev_guild_id={self.dev_guild_id})"
+        token = "set" if self.discord_token else "unset"
+        return f"Settings(profile={self.profile!r}, token={token}, dev_guild_id={self.dev_guild_id})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, profile: str | None = None) -> Settings:

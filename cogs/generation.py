@@ -1,11 +1,273 @@
-"""/generate, as its spec (bot/specs/generation.py) declares it: the answer streams in, with Stop,
-Regenerate and Continue buttons (bot/answers.py)."""
+"""Text generation in Discord: /generate, and conversations.
 
-from bot.slash import TaskCog, slash_command
+/generate's answer streams in, with Stop, Regenerate and Continue buttons (bot/answers.py).
+`/chat` answers and opens a thread on its answer (or, where no thread can be
+made, a reply chain); every member message in that thread, and every reply to a chat answer,
+continues the conversation. The history is read back from Discord itself (the thread, or the
+chain of replies), so it survives restarts and needs no storage. Every answer has the Stop,
+Regenerate and Continue buttons of /generate (bot/answers.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import textwrap
+from collections.abc import Iterable
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answers import Answer, Edit, interaction_post, refusal, write
+from bot.client import HFBot
+from bot.commands import build_request, command
+from bot.embeds import to_embed
+from bot.engine import EngineError
+from bot.engine.request import MAX_TEXT_CHARS
+from bot.reply import Reply
+from bot.slash import slash_command
+from bot.specs.generation import CHAT_TITLE, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
+from bot.storage import StoreBusy
+
+log = logging.getLogger(__name__)
+
+MAX_READ = 2 * MAX_TURNS  # messages read back from a thread or chain (not all of them are turns)
+THREAD_NAME_CHARS = 100  # Discord's limit
+IN_THREAD = "write in this thread to go on"
+IN_CHAIN = "reply to this answer to go on"
+MENTION = re.compile(r"<@!?\d+>")
+
+Turns = list[tuple[str, str]]
 
 
-class Generation(TaskCog):
+def chat_answer(message: discord.Message, bot_id: int) -> discord.Embed | None:
+    """The embed of a chat answer of this bot (finished, stopped, or being written again), or None."""
+    if message.author.id != bot_id or message.flags.ephemeral:
+        return None
+    return next((embed for embed in message.embeds if embed.title == CHAT_TITLE and embed.description), None)
+
+
+def answer_text(embed: discord.Embed) -> str | None:
+    """What the assistant said in a chat answer; None while it is being written or when it was stopped before a word."""
+    if (embed.footer.text or "") == WRITING or embed.description == NO_TEXT:
+        return None
+    return embed.description
+
+
+def opening_prompt(embed: discord.Embed) -> str | None:
+    """The member's message on the first answer of a conversation."""
+    return next((field.value for field in embed.fields if field.name == OPENING_FIELD), None)
+
+
+def member_text(message: discord.Message) -> str:
+    # Mentions address the bot; they are not part of what the member says to the model.
+    return MENTION.sub("", message.content).strip()
+
+
+class Generation(commands.Cog):
     generate = slash_command("generate")
 
+    def __init__(self, bot: HFBot) -> None:
+        self.bot = bot
 
-setup = Generation.setup
+    config = app_commands.Group(
+        name="config",
+        description="Admins: this server's settings for the bot",
+        default_permissions=discord.Permissions(manage_guild=True),
+        guild_only=True,
+    )
+
+    async def start(self, interaction: discord.Interaction, message: str, model: str, private: bool = False) -> None:
+        """/chat: the conversation's first answer, then its thread."""
+        system = await self.system_prompt(interaction.guild_id)
+        threads = isinstance(interaction.channel, discord.TextChannel) and not private
+        how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
+        # Bad input and a full queue are refused before deferring, so the refusal is private.
+        request = build_request("chat", {"message": message, "model": model}, self.bot.settings, system=system)
+        answer = Answer(request, opening=True, how=how)
+        text, result = await write(
+            self.bot,
+            interaction_post(interaction, private),
+            answer,
+            request,
+            "",
+            owner=interaction.user.id,
+            guild_id=interaction.guild_id or 0,
+            asked_at=interaction.created_at,
+        )
+        if threads:
+            opening = await interaction.original_response()
+            try:
+                await opening.create_thread(name=textwrap.shorten(message, THREAD_NAME_CHARS, placeholder="…"))
+            except discord.HTTPException as error:  # no permission to make threads: replies still continue it
+                log.info("No thread for a /chat answer in %s: %s", interaction.channel_id, error)
+                answer = dataclasses.replace(answer, how=IN_CHAIN)
+                await self.bot.store.answers.save(
+                    opening.id, interaction.guild_id or 0, interaction.user.id, answer.to_json(), text
+                )
+                await interaction.edit_original_response(
+                    embed=to_embed(answer.render(text, result, stopped=result is None))
+                )
+
+    chat = slash_command("chat", start)
+
+    @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
+    @app_commands.describe(text="The system prompt; leave it out to go back to the default")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def system_prompt_command(
+        self, interaction: discord.Interaction, text: app_commands.Range[str, 1, MAX_TEXT_CHARS] | None = None
+    ) -> None:
+        await self.bot.store.guilds.set_system_prompt(interaction.guild_id, text, interaction.user.id)
+        said = (
+            f"New conversations start with this system prompt:\n> {text}"
+            if text
+            else "The system prompt is back to the default"
+            + (f":\n> {self.bot.settings.system_prompt}" if self.bot.settings.system_prompt else " (none).")
+        )
+        await interaction.response.send_message(said, ephemeral=True)
+
+    async def system_prompt(self, guild_id: int | None) -> str | None:
+        stored = await self.bot.store.guilds.system_prompt(guild_id) if guild_id else None
+        return stored or self.bot.settings.system_prompt
+
+    # --- going on --------------------------------------------------------------------------
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        # Without the Message Content intent, messages that don't mention the bot arrive empty: nothing to answer.
+        text = member_text(message)
+        if message.author.bot or self.bot.user is None or not text:
+            return
+        try:
+            found = await self.conversation(message)
+        except discord.HTTPException as error:  # e.g. no Read Message History in this channel
+            log.info("Could not read the conversation before message %s: %s", message.id, error)
+            return
+        if found is None:
+            return
+        history, how, opening = found
+        posted: list[discord.Message] = []
+
+        async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
+            answer = await message.reply(**kwargs)
+            posted.append(answer)
+            return answer, answer.edit
+
+        try:
+            system = await self.system_prompt(message.guild.id if message.guild else None)
+            options = {"message": text, "model": await self.conversation_model(opening)}
+            request = build_request("chat", options, self.bot.settings, history=tuple(history), system=system)
+            await write(
+                self.bot,
+                post,
+                Answer(request, how=how),
+                request,
+                "",
+                owner=message.author.id,
+                guild_id=message.guild.id if message.guild else 0,
+                asked_at=message.created_at,
+            )
+        except (EngineError, StoreBusy) as error:
+            if posted:  # the answer becomes the refusal (an error is never read back as a turn)
+                await self._edit(posted[0], refusal(error))
+            else:
+                await self._say(message, refusal(error))
+        except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
+            log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
+
+    async def conversation(self, message: discord.Message) -> tuple[Turns, str, int | None] | None:
+        """The turns before `message`, oldest first, how to go on, and the conversation's first answer (None
+        when the chain was cut before it); None when `message` continues no conversation."""
+        bot_id = self.bot.user.id
+        channel = message.channel
+        if isinstance(channel, discord.Thread) and channel.owner_id == bot_id and channel.parent is not None:
+            opening = await self._fetch(channel.parent, channel.id)  # a thread made on a message has that message's id
+            embed = chat_answer(opening, bot_id) if opening else None
+            if embed is not None and opening_prompt(embed) is not None:
+                later = [m async for m in channel.history(limit=MAX_READ, before=message)]
+                return self.turns([opening, *reversed(later)]), IN_THREAD, opening.id
+        chain: list[discord.Message] = []
+        current = message
+        while current.reference and current.reference.message_id and len(chain) < MAX_READ:
+            resolved = current.reference.resolved
+            previous = (
+                resolved
+                if isinstance(resolved, discord.Message)
+                else await self._fetch(channel, current.reference.message_id)
+            )
+            if previous is None:  # deleted, or a private answer: the conversation starts after it
+                break
+            chain.append(previous)
+            embed = chat_answer(previous, bot_id)
+            if embed is not None and opening_prompt(embed) is not None:
+                break
+            current = previous
+        if chain and chat_answer(chain[0], bot_id) is not None:
+            first = chat_answer(chain[-1], bot_id)
+            return (
+                self.turns(reversed(chain)),
+                IN_CHAIN,
+                chain[-1].id if first and opening_prompt(first) is not None else None,
+            )
+        return None
+
+    async def conversation_model(self, opening: int | None) -> str:
+        """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""
+        stored = await self.bot.store.answers.get(opening) if opening else None
+        model = Answer.from_json(stored[0]).request.model if stored else ""
+        role = command("chat").model_role({}, self.bot.settings)
+        return model if model in self.bot.settings.engine.allowed(role) else ""
+
+    def turns(self, messages: Iterable[discord.Message]) -> Turns:
+        """Messages, oldest first, as conversation turns: the bot's chat answers and the members' messages."""
+        turns: Turns = []
+
+        def add(speaker: str, text: str) -> None:
+            if turns and turns[-1][0] == speaker:  # two members in a row: one user turn
+                turns[-1] = (speaker, turns[-1][1] + "\n" + text)
+            elif text:
+                turns.append((speaker, text))
+
+        for message in messages:
+            embed = chat_answer(message, self.bot.user.id)
+            if embed is not None:
+                prompt = opening_prompt(embed)
+                if prompt:
+                    add("user", prompt)
+                said = answer_text(embed)
+                if said:
+                    add("assistant", said)
+            elif not message.author.bot and member_text(message):
+                add("user", member_text(message))
+        turns = turns[-MAX_TURNS:]
+        while turns and turns[0][0] != "user":  # a conversation starts with the member
+            turns.pop(0)
+        return turns
+
+    @staticmethod
+    async def _fetch(channel: discord.abc.Messageable, message_id: int) -> discord.Message | None:
+        try:
+            return await channel.fetch_message(message_id)
+        except (discord.NotFound, discord.Forbidden):
+            return None
+
+    @staticmethod
+    async def _edit(answer: discord.Message, reply: Reply) -> None:
+        try:
+            await answer.edit(content=None, embed=to_embed(reply), view=None)
+        except discord.HTTPException:
+            log.warning("Could not show why chat answer %s failed", answer.id)
+
+    @staticmethod
+    async def _say(message: discord.Message, reply: Reply) -> None:
+        """A refusal, as a reply (a message event has no private answer)."""
+        try:
+            await message.reply(embed=to_embed(reply))
+        except discord.HTTPException:
+            log.warning("Could not tell %s why their chat message got no answer", message.author.id)
+
+
+async def setup(bot: HFBot) -> None:
+    await bot.add_cog(Generation(bot))

@@ -81,7 +81,8 @@ async def test_offline_compare_puts_minilm_beside_smollm2_embeddings(real_engine
     requests = build_comparison(
         settings,
         task="sentiment",
-        text="I absolutely loved this movie, it was wonderful! | This was the worst meal I have ever had. I am furious.",
+        text="I absolutely loved this movie, it was wonderful! | "
+        "This was the worst meal I have ever had. I am furious.",
     )
     answering = Answering.submit(lambda request: real_engine.submit_job(request, user="real-model-tests"), requests)
     answers = await asyncio.wait_for(comparison_answers(answering, Unseen()), TIMEOUT)

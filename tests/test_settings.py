@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.engine.config import setting_name
-from bot.settings import Settings, SettingsError
+from bot.settings import ROLES_BEGIN, ROLES_END, Settings, SettingsError, role_settings
 from bot.specs import roles
+
+from .conftest import REPO_ROOT
 
 ONLINE_MODELS = {name: role.online for name, role in roles().items()}
 OFFLINE_MODELS = {name: role.offline for name, role in roles().items()}
@@ -184,3 +186,12 @@ def test_settings_are_immutable():
     s = Settings.from_env({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.discord_token = TOKEN  # type: ignore[misc]
+
+
+def test_env_example_lists_every_model_role_the_specs_declare():
+    """.env.example's model section is the registry's: a new task's role shows up there, or this fails."""
+    text = (REPO_ROOT / ".env.example").read_text()
+    block = text[text.index(ROLES_BEGIN) : text.index(ROLES_END) + len(ROLES_END)]
+    assert block == role_settings(), f"Replace the model roles block of .env.example with:\n{role_settings()}"
+    example = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    assert Settings.from_env(example).engine.models == ONLINE_MODELS  # every role's variable read, empty = default

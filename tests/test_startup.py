@@ -14,6 +14,8 @@ from bot.__main__ import _run, _sync, startup_error
 from bot.client import HFBot
 from bot.settings import Settings, SettingsError
 
+from .conftest import REPO_ROOT
+
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
 
 
@@ -137,11 +139,39 @@ def test_each_start_up_failure_names_what_to_fix():
     )  # not "can't reach Discord"  # anything else keeps its traceback
 
 
-def test_the_bot_process_imports_neither_torch_nor_ray():
+# Modules only the worker process (or a Ray replica) imports: they hold the models.
+WORKER_SIDE = (
+    "bot.engine.tasks",
+    "bot.engine.registry",
+    "bot.engine.embeddings",
+    "bot.engine.passes",
+    "bot.engine.turns",
+)
+
+
+def run_fresh(code: str) -> list[str]:
     import subprocess
 
-    code = "import sys, bot.__main__, bot.client, bot.console; print('torch' in sys.modules, 'ray' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
-        "False",
-        "False",
-    ]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    return done.stdout.split()
+
+
+def test_the_bot_process_imports_neither_torch_nor_transformers():
+    """Every module the bot process loads — each cog, the client, console, settings, storage, the
+    supervisor, every backend's bot side, every task spec — in a fresh interpreter."""
+    code = f"""
+import importlib, pathlib, sys
+files = [*pathlib.Path("bot").rglob("*.py"), *pathlib.Path("cogs").rglob("*.py")]  # (walk_packages would import)
+names = [".".join(f.with_suffix("").parts).removesuffix(".__init__") for f in files]
+loaded = [name for name in names if not name.startswith({WORKER_SIDE!r})]
+for name in loaded:
+    importlib.import_module(name)
+print(len(loaded), 'torch' in sys.modules, 'transformers' in sys.modules)
+"""
+    count, torch, transformers = run_fresh(code)
+    assert int(count) > 40 and (torch, transformers) == ("False", "False")
+
+
+def test_the_bot_process_imports_ray_only_for_the_ray_backend():
+    code = "import sys, bot.__main__, bot.client, bot.console; print('ray' in sys.modules)"
+    assert run_fresh(code) == ["False"]

@@ -168,7 +168,7 @@ class ModelRegistry:
         return model_id
 
     def get(self, role: str, pick_class: ClassPicker, model_id: str = "") -> LoadedModel:
-        """The model `model_id` (default: the role's), loaded on first use with the class `pick_class(config)` chooses."""
+        """The model `model_id` (default: the role's), loaded on first use as the class `pick_class(config)`."""
         model_id = model_id or self.model_id(role)
         # One caller at a time: a Ray replica runs units in threads, and two loads at once in one
         # process corrupt each other (from_pretrained builds models on the meta device process-wide).
@@ -297,7 +297,8 @@ class ModelRegistry:
             raise ModelUnavailable(
                 f"The {role.replace('_', '-')} model '{model_id}' could not be loaded: "
                 f"it is not on this machine and the Hugging Face Hub is unreachable, or it is not a "
-                f"{role.replace('_', '-')} model. An operator can fix {setting_name(role)} (or {list_setting_name(role)}): "
+                f"{role.replace('_', '-')} model. An operator can fix {setting_name(role)} "
+                f"(or {list_setting_name(role)}): "
                 "a local folder or another model id."
             ) from error
 

@@ -237,13 +237,15 @@ class Scheduler:
                 self.metrics.record_shed("queue_full")
                 retry = self._drain_estimate()
                 raise Busy(
-                    f"I'm busy right now ({plural(lane.size, 'request')} waiting). Please try again in about {retry:.0f} s.",
+                    f"I'm busy right now ({plural(lane.size, 'request')} waiting). "
+                    f"Please try again in about {retry:.0f} s.",
                     retry_after=retry,
                 )
             if self.in_flight.get(user, 0) >= self.max_per_user:
                 self.metrics.record_shed("user_cap")
                 raise Busy(
-                    f"You already have {plural(self.max_per_user, 'request')} in progress. Wait for one to finish, then try again.",
+                    f"You already have {plural(self.max_per_user, 'request')} in progress. "
+                    "Wait for one to finish, then try again.",
                     retry_after=self.metrics.seconds_per_request(request.task),
                 )
             self.in_flight[user] = self.in_flight.get(user, 0) + 1

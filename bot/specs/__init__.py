@@ -62,6 +62,7 @@ class Command:
     compare_options: Options | None = None  # fixed values when compared (e.g. greedy decoding)
     compare_note: str = ""  # what /compare's footer says of them
     cooldown: tuple[int, float] | None = None  # (uses, seconds) per member, for the expensive ones
+    example: Options | None = None  # options that show what it does (the console's help, the contract test)
 
     def option(self, name: str) -> Option:
         return next(option for option in self.options if option.name == name)

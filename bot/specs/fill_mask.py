@@ -96,6 +96,7 @@ register(
                 lambda settings, o: FillMaskRequest(o["text"], o["top_k"], o["details"], model=o["model"]),
                 role=ROLE.name,
                 compare="text",
+                example={"text": "Paris is the <mask> of France.", "top_k": 3},
             ),
         ),
     )

@@ -179,6 +179,7 @@ register(
                 compare="prompt",
                 compare_options={"temperature": 0.0},  # greedy: what differs is the models, not the dice
                 compare_note="greedy decoding",
+                example={"prompt": "Once upon a time", "max_new_tokens": 8},
                 cooldown=(3, 30.0),  # generation is the expensive one
             ),
             # One turn of a conversation: `history` and `system` come from the thread or reply chain and
@@ -200,6 +201,7 @@ register(
                 ),
                 role=ROLE.name,
                 cooldown=(3, 30.0),
+                example={"message": "Hello! What can you do?"},
             ),
         ),
         # Regenerate drops the seed: a fixed one would give the same text again.

@@ -71,7 +71,8 @@ class LabelMessageRequest(Request):
         _check_labels(self.labels, self.prompts, self.method, self.hypothesis_template)
 
     def zero_shot(self) -> ZeroShotRequest | None:
-        """The zero-shot part, over every label (its mass on the unlearned ones gates the head); None when all are learned."""
+        """The zero-shot part, over every label (its mass on the unlearned ones gates the head); None when all
+        are learned."""
         learned = set(self.head.labels) if self.head else set()
         if all(label in learned for label in self.labels):
             return None

@@ -90,6 +90,7 @@ register(
                 lambda settings, o: SentimentRequest(tuple(split_sentences(o["text"])), o["details"], model=o["model"]),
                 role=ROLE.name,
                 compare="text",
+                example={"text": "I loved this film! | The ending was a letdown."},
             ),
         ),
     )

@@ -65,6 +65,7 @@ register(
                 "See how a model's tokenizer splits a text into tokens and ids.",
                 (replace(TEXT, description="Any text"), ROLE),
                 lambda settings, o: TokenizeRequest(o["text"], o["model"]),
+                example={"text": "Tokenizers split words into pieces."},
             ),
         ),
     )

@@ -138,6 +138,7 @@ register(
                 ),
                 role=label_role,
                 compare="text",
+                example={"text": "What a goal in the last minute!", "labels": "sports, politics, cooking"},
             ),
         ),
     )
