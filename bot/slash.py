@@ -1,10 +1,10 @@
 """Slash commands built from their declared options (bot/engine/request.py `Option`), so a command's
 options — name, type, default, range, choices, description — are written once, in its spec.
 
-    class Sentiment(TaskCog):
-        sentiment = slash_command("sentiment")
+    class Translation(TaskCog):
+        translate = slash_command("translate")
 
-    setup = Sentiment.setup
+    setup = Translation.setup
 
 Every command gets a `private` option; a `model:` option is autocompleted from its model list.
 """
