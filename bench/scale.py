@@ -143,7 +143,7 @@ async def generation(folder: Path) -> dict[str, Any]:
             ) as engine,
             aiohttp.ClientSession() as session,
         ):
-            body = engine.executor.generation.body(request, 0)  # the very request the engine sends
+            body = engine.executor.other.body(request, 0)  # the very request the engine sends
 
             async def direct() -> None:
                 async with session.post(f"{server.base_url}/completions", json=body) as response:

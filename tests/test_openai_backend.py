@@ -167,7 +167,7 @@ async def test_cancel_mid_stream_closes_it_and_the_server_serves_the_next(engine
     with pytest.raises(Cancelled):
         await asyncio.wait_for(job.result(), TIMEOUT)
     await asyncio.wait_for(asyncio.gather(*engine.scheduler._units), TIMEOUT)  # the unit ends: its stream was closed
-    assert not engine.executor.generation._jobs
+    assert not engine.executor.other._jobs
     result = await asyncio.wait_for(engine.submit(GenerationRequest("Hi", max_new_tokens=3), user="u"), TIMEOUT)
     assert result.texts[0]
 
