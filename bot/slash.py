@@ -25,13 +25,12 @@ from .engine.request import Option
 from .specs import commands
 
 PRIVATE = Option("private", bool, "Only you see the answer", False)
-KINDS = {str: str, int: int, float: float, bool: bool}
 Callback = Callable[..., Awaitable[None]]  # (cog, interaction, **options)
 
 
 def annotation(option: Option) -> Any:
     """The type discord.py reads: a Range where the option has one, Optional where its default is None."""
-    kind: Any = KINDS[option.kind]
+    kind: Any = option.kind
     if option.kind is not bool and not option.choices and (option.low is not None or option.high is not None):
         bound = int if kind is str else kind  # a text's bounds are lengths; a number's are of its own type
         low, high = (None if value is None else bound(value) for value in (option.low, option.high))

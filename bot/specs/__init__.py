@@ -64,9 +64,6 @@ class Command:
     cooldown: tuple[int, float] | None = None  # (uses, seconds) per member, for the expensive ones
     example: Options | None = None  # options that show what it does (the console's help, the contract test)
 
-    def option(self, name: str) -> Option:
-        return next(option for option in self.options if option.name == name)
-
     def model_role(self, options: Options, settings: Settings) -> str:
         return self.role(options, settings) if callable(self.role) else self.role
 
