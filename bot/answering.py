@@ -55,7 +55,7 @@ class Answering:
         """Each job's result or EngineError, in order, once all are done."""
         waiting = asyncio.create_task(self._show_queue(screen, queue_interval))
         try:
-            if self.requests[0].streams:
+            if len(self.requests) == 1 and self.requests[0].streams:  # /compare shows both when both are done
                 async for sequence, delta in self.jobs[0].chunks():
                     if sequence == 0:
                         self.text += delta
