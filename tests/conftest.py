@@ -53,6 +53,7 @@ def tiny_engine_config(
         "zero_shot": str(tiny_models["nli"]),
         "fill_mask": str(tiny_models["fill_mask"]),
         "embedding": str(tiny_models["embedding"]),
+        "ner": str(tiny_models["ner"]),
     }
     models.update(overrides.pop("models", {}))  # type: ignore[arg-type]
     settings: dict[str, object] = {
@@ -77,7 +78,7 @@ async def tiny_engine(tiny_models):
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def tiny_llama_engine(tiny_models):
-    unconfigured = {"sentiment": "", "zero_shot": "", "fill_mask": "", "embedding": ""}
+    unconfigured = {"sentiment": "", "zero_shot": "", "fill_mask": "", "embedding": "", "ner": ""}
     async with Engine(tiny_engine_config(tiny_models, generation="llama", models=unconfigured)) as engine:
         yield engine
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding")
+KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner")
 SIZES = ("tiny", "real")
 
 # Vocabulary the trainers aim for (both sizes); a few hundred sentences yield less.
@@ -444,9 +444,10 @@ def _make_tokenizer(kind: str, max_len: int) -> Any:
     from transformers import BertTokenizer, DistilBertTokenizer, GPT2Tokenizer, RobertaTokenizer, T5Tokenizer
 
     lines = corpus()
-    if kind in ("sentiment", "embedding"):
+    if kind in ("sentiment", "embedding", "ner"):
         cls = DistilBertTokenizer if kind == "sentiment" else BertTokenizer
-        return cls(vocab=_train_wordpiece(lines), do_lower_case=True, model_max_length=max_len)
+        # dslim/bert-base-NER is cased: names keep their capitals.
+        return cls(vocab=_train_wordpiece(lines), do_lower_case=kind != "ner", model_max_length=max_len)
     if kind in ("nli", "fill_mask"):
         vocab, merges = _train_byte_bpe(lines, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         # Real RoBERTa/BART <mask> swallows the space before it ("is <mask>.").
@@ -654,6 +655,30 @@ def _embedding(tok: Any, size: str) -> Any:
     return BertModel(cfg)  # keeps the pooler, as the real checkpoint does
 
 
+NER_LABELS = ("O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # CoNLL-03's
+
+
+def _ner(tok: Any, size: str) -> Any:
+    from transformers import BertConfig, BertForTokenClassification
+
+    # dslim/bert-base-NER shapes (BERT base, cased) with CoNLL-03's nine tags.
+    shape = (
+        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+        if size == "real"
+        else dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    )
+    cfg = BertConfig(
+        vocab_size=_vocab_size(tok, 28996, size),
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        id2label=dict(enumerate(NER_LABELS)),
+        label2id={label: i for i, label in enumerate(NER_LABELS)},
+        architectures=["BertForTokenClassification"],
+        **shape,
+    )
+    return BertForTokenClassification(cfg)
+
+
 _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "sentiment": _sentiment,
     "nli": _nli,
@@ -662,6 +687,7 @@ _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "llama": _llama,
     "t5": _t5,
     "embedding": _embedding,
+    "ner": _ner,
 }
 
 # Tokenizer model_max_length per kind: (tiny, real), matching the model's positions.
@@ -673,6 +699,7 @@ _MAX_LEN = {
     "llama": (512, 8192),
     "t5": (512, 512),
     "embedding": (512, 512),
+    "ner": (512, 512),
 }
 
 

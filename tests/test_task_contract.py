@@ -32,7 +32,13 @@ TIMEOUT = 120
 @pytest.fixture(scope="module")
 def settings(tiny_models, tmp_path_factory) -> Settings:
     """Every role on a tiny model; generation on the tiny Llama, which has a chat template."""
-    paths = {"sentiment": "sentiment", "generation": "llama", "zero_shot": "nli", "fill_mask": "fill_mask"}
+    paths = {
+        "sentiment": "sentiment",
+        "generation": "llama",
+        "zero_shot": "nli",
+        "fill_mask": "fill_mask",
+        "ner": "ner",
+    }
     env = {roles()[role].setting: str(tiny_models[kind]) for role, kind in paths.items()}
     env.update(EMBEDDING_MODEL=str(tiny_models["embedding"]), MODEL_PROFILE="offline", DEVICE="cpu")
     env.update(DATABASE_PATH=str(tmp_path_factory.mktemp("contract") / "bot.sqlite3"))
