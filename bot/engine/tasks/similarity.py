@@ -26,10 +26,9 @@ class SimilarityTask(Task):
     def postprocess(
         self, loaded: None, vectors: torch.Tensor, requests: list[SimilarityRequest]
     ) -> list[SimilarityResult]:
-        results, row = [], 0
-        for request in requests:
-            own = vectors[row : row + len(request.texts)]
-            row += len(request.texts)
-            matrix = (own @ own.T).clamp(-1.0, 1.0)
-            results.append(SimilarityResult(list(request.texts), matrix.tolist(), self.embedder.loaded.model_id))
-        return results
+        model = self.embedder.loaded.model_id
+        own = vectors.split([len(request.texts) for request in requests])  # each request's own rows
+        return [
+            SimilarityResult(list(request.texts), (v @ v.T).clamp(-1.0, 1.0).tolist(), model)
+            for request, v in zip(requests, own)
+        ]

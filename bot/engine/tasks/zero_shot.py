@@ -66,10 +66,8 @@ class ZeroShotTask(Task):
     def postprocess(
         self, loaded: LoadedModel, logits: torch.Tensor, requests: list[ZeroShotRequest]
     ) -> list[ZeroShotResult]:
-        results, row = [], 0
-        for r in requests:
-            own = logits[row : row + len(r.labels)]
-            row += len(r.labels)
+        results = []
+        for r, own in zip(requests, logits.split([len(r.labels) for r in requests])):  # each request's own rows
             if r.multi_label:  # each label alone: entailment vs contradiction
                 scores = torch.softmax(own, dim=-1)[:, 1]
             else:  # labels compete: softmax of entailment across this request's labels only
