@@ -32,6 +32,7 @@ from bot.embeds import to_embed
 from bot.engine import Busy, Engine, InvalidInput
 from bot.reply import DESCRIPTION_LIMIT, clip
 from bot.settings import Settings
+from bot.specs import roles
 from bot.specs.generation import GenerationResult
 from bot.specs.tokenize import TokenizeRequest
 
@@ -526,7 +527,7 @@ INVALID = [
     pytest.param(
         "tokens",
         {"text": "hi", "model": "gpt5"},
-        "model must be one of: fill_mask, generation, sentiment",
+        "model must be one of: " + ", ".join(roles()),
         False,
         id="tokens-forged-model",
     ),

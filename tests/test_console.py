@@ -17,6 +17,7 @@ import pytest
 
 from bot.console import CommandLine
 from bot.engine import InvalidInput
+from bot.specs import roles
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (
@@ -360,7 +361,7 @@ async def test_parser_reads_the_cogs_options(parser, line, expected):
         ("/label text: a labels: b multi_label: maybe", "multi_label must be true or false, not 'maybe'"),
         (
             "/tokens text: hi model: gpt5",
-            "model must be one of: fill_mask, generation, sentiment, zero_shot, embedding",
+            "model must be one of: " + ", ".join(roles()),
         ),
         ("/status now please", "Write options as name: value. Usage: /status"),
     ],
