@@ -94,10 +94,11 @@ def render_status(status: EngineStatus, settings: Settings) -> Reply:
     for role, dtype in status.dtypes.items():
         by_dtype.setdefault(dtype, []).append(role)
     batching = f" · {status.generation_batching} batching" if status.generation_batching else ""
+    stalls = f" ({status.worker_stalls} after a stall)" if status.worker_stalls else ""
     lines = [
         f"**Device** {status.device} · profile {settings.profile}",
         "**Precision** " + " · ".join(f"{dtype}: {', '.join(roles)}" for dtype, roles in by_dtype.items()),
-        f"**Worker** {status.worker_state} · restarts {status.worker_restarts}{batching}",
+        f"**Worker** {status.worker_state} · restarts {status.worker_restarts}{stalls}{batching}",
         f"**Queue** {status.queued} waiting · {status.running} running · {status.queued_background} background",
     ]
     if status.shed:

@@ -67,6 +67,7 @@ async def test_worker_killed_mid_batch_fails_the_request_and_restarts(crash_engi
     assert again.texts == reference.texts
     after = crash_engine.status()
     assert after.worker_alive and after.worker_restarts == before.worker_restarts + 1
+    assert after.worker_stalls == 0  # a crash, not a stall
     assert crash_engine.executor.info.pid not in (None, pid)
     assert after.tasks["generation"].failed == before.tasks["generation"].failed + 1
 
@@ -181,6 +182,7 @@ async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
         assert (await asyncio.wait_for(waiting.result(), TIMEOUT)).sentences
         status = engine.status()
         assert status.worker_state == "running" and status.worker_restarts == 1 and engine.executor.info.pid != pid
+        assert status.worker_stalls == 1
         assert status.tasks["generation"].failed == 1
 
 

@@ -21,6 +21,7 @@ class EngineStatus:
     generation_batching: str  # continuous | static
     worker_state: str  # starting | running | restarting | stalled, restarting | stopped
     worker_restarts: int
+    worker_stalls: int  # of those restarts, the ones after the worker stopped making progress
     models: tuple[ModelInfo, ...]  # the models in memory, most recently used first
     memory_budget_mb: float  # 0: no limit
     queued: int
@@ -106,6 +107,7 @@ class Engine:
             generation_batching=info.generation_batching,
             worker_state=info.state,
             worker_restarts=info.restarts,
+            worker_stalls=info.stalls,
             models=tuple(info.models),
             memory_budget_mb=self.config.memory_budget_mb,
             queued=self.scheduler.queue_depth(Priority.INTERACTIVE),

@@ -47,6 +47,7 @@ class ExecutorInfo:
     device: str = "starting"
     dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype
     restarts: int = 0
+    stalls: int = 0  # restarts because the worker stopped making progress (killed by the watchdog)
     models: tuple[ModelInfo, ...] = ()  # the models in memory, most recently used first
     generation_batching: str = ""
     forward_rows: int = 64  # rows one classification forward pass takes
@@ -415,7 +416,7 @@ class Scheduler:
             self._decoding_rows += sum(job.request.rows() for job in unit)
         else:
             self._classifying += 1
-        self.metrics.record_unit(task, len(unit))
+        self.metrics.record_unit(task, len(unit), sum(job.request.rows() for job in unit))
         for job in unit:
             if job.priority is Priority.INTERACTIVE:
                 self._last_served[job.user] = started
@@ -471,5 +472,9 @@ class Scheduler:
             else:
                 self.in_flight.pop(job.user, None)
         if not isinstance(outcome, Cancelled):
-            self.metrics.record_outcome(job.request.task, not isinstance(outcome, BaseException))
+            ok = not isinstance(outcome, BaseException)
+            # A streaming task's result counts the tokens it wrote per sequence (specs' Streaming contract);
+            # read leniently: a result without them must not leave its job unfinished.
+            written = sum(getattr(outcome, "new_tokens", ())) if ok and job.request.streams else 0
+            self.metrics.record_outcome(job.request.task, ok, written)
         job._finish(outcome)

@@ -294,4 +294,5 @@ class WorkerProcess:
                 )
                 health.stalled = True
                 self.info.state = "stalled, restarting"
+                self.info.stalls += 1
                 self.kill()

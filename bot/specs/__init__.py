@@ -71,8 +71,9 @@ class Command:
 @dataclass(frozen=True)
 class Streaming:
     """How a streaming task's answer looks while it is written, and what its Regenerate and Continue
-    buttons ask for (bot/answers.py). Its result has `prompt`, `texts` (one per sequence) and
-    `finish_reasons` ("length": it stopped at its length limit, so it can go on)."""
+    buttons ask for (bot/answers.py). Its result has `prompt`, `texts` (one per sequence),
+    `finish_reasons` ("length": it stopped at its length limit, so it can go on) and `new_tokens` (the
+    tokens each sequence wrote: the generated-tokens metric)."""
 
     partial: Callable[[Any, str, bool], Reply]  # (request, text so far, stopped by its member)
     again: Callable[[Any], Request]  # Regenerate: a new sample of the same request
