@@ -18,6 +18,7 @@ from discord.ext import commands
 from dotenv import load_dotenv
 
 from .engine import Engine
+from .engine.prometheus import MetricsUnavailable
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("bot")
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if mode == "console":
         from .console import run_console
 
-        asyncio.run(run_console(settings, json_mode=args.json))
+        try:
+            asyncio.run(run_console(settings, json_mode=args.json))
+        except MetricsUnavailable as error:
+            print(f"Can't start the console: {error}", file=sys.stderr)
+            return 1
         return 0
     try:
         return asyncio.run(_sync(settings, args.guild) if mode == "sync" else _run(settings))
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def startup_error(error: BaseException) -> str | None:
     """One line naming what to fix, for the ways a first start fails; None for anything else."""
+    if isinstance(error, MetricsUnavailable):
+        return str(error)
     if isinstance(error, discord.LoginFailure):
         return (
             "Discord rejected DISCORD_TOKEN. Copy the bot's token again (developer portal -> your app -> Bot -> "

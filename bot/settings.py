@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -39,6 +40,16 @@ def model_list(raw: str) -> tuple[str, ...]:
     if len(set(models)) != len(models):
         raise ValueError(raw)
     return models
+
+
+def host(raw: str) -> str:
+    """An IP address or a host name to bind to (whether it is this machine's is known only when binding)."""
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*", raw):
+            raise
+        return raw
 
 
 def shard_list(raw: str) -> tuple[int, ...] | None:
@@ -181,6 +192,14 @@ class Settings:
             generation_batching=choice("GENERATION_BATCHING", "auto", GENERATION_BATCHING),
             stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", lambda v: 0 < v < float("inf")),
             torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
+            metrics_port=parse(
+                "METRICS_PORT",
+                "0",
+                int,
+                "a port number from 1 to 65535 (0 or empty: no metrics)",
+                lambda v: 0 <= v < 2**16,
+            ),
+            metrics_host=parse("METRICS_HOST", "127.0.0.1", host, "an IP address or a host name, e.g. 127.0.0.1"),
             backend=choice("ENGINE_BACKEND", "local", ENGINE_BACKENDS),
             ray_address=get("RAY_ADDRESS"),
             ray_replicas=parse("RAY_REPLICAS", "2", int, "a positive whole number", positive),

@@ -52,6 +52,8 @@ SETTINGS = (
     "EMBEDDING_MODELS",
     "MODEL_MEMORY_BUDGET_MB",
     "CHAT_MAX_NEW_TOKENS",
+    "METRICS_PORT",
+    "METRICS_HOST",
 )
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 

@@ -145,6 +145,13 @@ BAD = [
     ("STALL_TIMEOUT", "0"),
     ("STALL_TIMEOUT", "inf"),
     ("STALL_TIMEOUT", "never"),
+    ("METRICS_PORT", "http"),
+    ("METRICS_PORT", "-1"),
+    ("METRICS_PORT", "65536"),
+    ("METRICS_PORT", "9100.5"),
+    ("METRICS_HOST", "not a host"),
+    ("METRICS_HOST", "http://127.0.0.1"),
+    ("METRICS_HOST", "127.0.0.1:9100"),
 ]
 
 
@@ -157,6 +164,15 @@ def test_every_bad_value_names_its_variable(name, value):
     assert repr(value.strip().lower() if name == "DEVICE" else value) in message
     assert "expected" in message
     assert isinstance(refused.value, ValueError)
+
+
+def test_metrics_are_off_by_default_and_bound_to_loopback():
+    default = Settings.from_env({}).engine
+    assert (default.metrics_port, default.metrics_host) == (0, "127.0.0.1")
+    assert Settings.from_env({"METRICS_PORT": "", "METRICS_HOST": ""}).engine == default
+    for host in ("0.0.0.0", "::", "metrics.internal", "localhost"):
+        engine = Settings.from_env({"METRICS_PORT": " 9100 ", "METRICS_HOST": host}).engine
+        assert (engine.metrics_port, engine.metrics_host) == (9100, host)
 
 
 @pytest.mark.parametrize("device", ["cuda:abc", "cuda:", "cuda:-1"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from .backends import make_executor
 from .config import EngineConfig, ModelInfo, list_setting_name
 from .errors import InvalidInput
 from .metrics import Metrics, TaskStats
+from .prometheus import MetricsServer
 from .request import Request
 from .scheduler import Executor, Job, Priority, Scheduler
 
@@ -53,20 +55,33 @@ class Engine:
             max_batch_tokens=config.max_batch_tokens,
             max_batch_size=config.max_batch_size,
         )
+        self.metrics_server = MetricsServer(self) if config.metrics_port else None
         self._started = False
 
     async def start(self) -> None:
-        """Start the worker and the scheduler; calling it again does nothing."""
+        """Start the metrics server (if configured), the worker and the scheduler; calling it again does nothing.
+        Raises MetricsUnavailable when the metrics port can't be opened: before any model work starts."""
         if self._started:
             return
+        if self.metrics_server is not None:
+            self.metrics_server.start(self.config.metrics_host, self.config.metrics_port)
         self._started = True
-        await self.executor.start()
+        try:
+            await self.executor.start()
+        except BaseException:
+            await self._close_metrics()  # the worker could not start: nothing to report, free the port
+            raise
         self.scheduler.start()
 
     async def close(self) -> None:
         self._started = False
         await self.scheduler.close()
         await self.executor.close()
+        await self._close_metrics()
+
+    async def _close_metrics(self) -> None:
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.close)
 
     async def __aenter__(self) -> Engine:
         await self.start()
