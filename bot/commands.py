@@ -113,6 +113,7 @@ def render_status(status: EngineStatus, settings: Settings) -> Reply:
                 *(
                     f"{m.model_id} · {', '.join(m.roles)} · {m.dtype}"
                     + (f" · {m.megabytes:,.1f} MB" if m.megabytes else "")
+                    + (f" · replica {m.replica}" if m.replica else "")
                     for m in status.models
                 ),
             ]

@@ -19,6 +19,7 @@ from bot.specs.tokenize import TokenizeRequest
 from bot.specs.zero_shot import ZeroShotRequest
 
 from .conftest import tiny_engine_config
+from .test_metrics import free_port, scrape, value
 
 ray = pytest.importorskip("ray")  # the scale extra; `make test` installs it
 from ray import serve  # noqa: E402
@@ -55,7 +56,9 @@ def ray_cluster():
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def ray_engine(tiny_models, ray_cluster):
-    config = tiny_engine_config(tiny_models, backend="ray", ray_replicas=2, max_batch_size=ROWS)
+    config = tiny_engine_config(
+        tiny_models, backend="ray", ray_replicas=2, max_batch_size=ROWS, metrics_port=free_port()
+    )
     async with Engine(config) as engine:
         yield engine
 
@@ -84,13 +87,21 @@ async def test_results_equal_the_local_worker(ray_engine, tiny_engine, request_)
         assert streamed == result.texts[0]  # chunks arrive in order
 
 
-async def test_both_replicas_serve_and_status_says_ray(ray_engine):
+async def test_both_replicas_serve_and_status_says_ray(ray_engine, tiny_models):
     executor: RayExecutor = ray_engine.executor
     executor.units_by_replica.clear()
     jobs = [ray_engine.submit_job(SentimentRequest([f"sentence number {i}"] * 2), user=f"user{i}") for i in range(8)]
     await asyncio.wait_for(asyncio.gather(*(job.result() for job in jobs)), TIMEOUT)
     assert len(executor.units_by_replica) == 2 and os.getpid() not in executor.units_by_replica
-    assert ray_engine.status().device.startswith("ray: 2 replicas")
+    status = ray_engine.status()
+    assert status.device.startswith("ray: 2 replicas")
+    # Each replica's copy of the model, in /status and in the metrics, named by the replica's pid.
+    replicas = {str(pid) for pid in executor.units_by_replica}
+    sentiment = str(tiny_models["sentiment"])
+    assert {m.replica for m in status.models if m.model_id == sentiment} == replicas
+    samples = await asyncio.to_thread(scrape, ray_engine.config.metrics_port)
+    for replica in replicas:
+        assert value(samples, "hfbot_model_memory_bytes", model=sentiment, dtype="float32", replica=replica) > 0
 
 
 async def test_cancel_stops_the_generation_in_the_replica(ray_engine):
@@ -109,11 +120,17 @@ async def test_a_replica_killed_mid_request_fails_it_and_the_next_is_served(ray_
     executor: RayExecutor = ray_engine.executor
     job = ray_engine.submit_job(GenerationRequest("Once upon a time", max_new_tokens=200, temperature=0.0), user="k")
     await asyncio.wait_for(anext(job.chunks()), TIMEOUT)  # decoding in a replica now
-    os.kill(executor.replica_pids[job.id], signal.SIGKILL)
+    restarts = ray_engine.status().worker_restarts
+    killed = executor.replica_pids[job.id]
+    os.kill(killed, signal.SIGKILL)
     with pytest.raises(WorkerCrashed):
         await asyncio.wait_for(job.result(), TIMEOUT)
+    status = ray_engine.status()  # counted at once, and the dead replica's models are gone
+    assert status.worker_restarts == restarts + 1 and str(killed) not in {m.replica for m in status.models}
     result = await asyncio.wait_for(ray_engine.submit(SentimentRequest(["still here?"]), user="k"), TIMEOUT)
     assert result.sentences[0].label
+    samples = await asyncio.to_thread(scrape, ray_engine.config.metrics_port)
+    assert value(samples, "hfbot_worker_restarts_total") == restarts + 1  # the replacement is not counted twice
 
 
 async def test_serve_back_pressure_becomes_busy(ray_engine):

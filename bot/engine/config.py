@@ -24,6 +24,7 @@ class ModelInfo:
     roles: tuple[str, ...]  # the roles it has answered for (one model may serve several)
     dtype: str
     megabytes: float
+    replica: str = ""  # the Ray replica that holds it (its pid); "": the local worker
 
 
 @dataclass(frozen=True)

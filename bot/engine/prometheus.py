@@ -77,15 +77,19 @@ class EngineCollector(Collector):
             yield from histogram.collect()
 
         yield GaugeMetricFamily("hfbot_worker_up", "1 while the worker is running, else 0.", value=int(info.alive))
-        yield CounterMetricFamily("hfbot_worker_restarts", "Times the worker was restarted.", value=info.restarts)
+        yield CounterMetricFamily(
+            "hfbot_worker_restarts", "Times the worker (or a Ray replica) was restarted.", value=info.restarts
+        )
         yield CounterMetricFamily(
             "hfbot_worker_stalls", "Restarts because the worker stopped making progress.", value=info.stalls
         )
         models = GaugeMetricFamily(
-            "hfbot_model_memory_bytes", "Size in memory of each model the worker holds.", labels=["model", "dtype"]
+            "hfbot_model_memory_bytes",
+            "Size in memory of each model the worker (or each Ray replica) holds.",
+            labels=["model", "dtype", "replica"],
         )
         for model in info.models:
-            models.add_metric([model.model_id, model.dtype], model.megabytes * MEBIBYTE)
+            models.add_metric([model.model_id, model.dtype, model.replica], model.megabytes * MEBIBYTE)
         yield models
         yield GaugeMetricFamily(
             "hfbot_model_memory_budget_bytes",

@@ -15,9 +15,10 @@ the same cluster: the first deploys the application, the others attach to it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from ray.serve.exceptions import (
     ReplicaUnavailableError,
 )
 
-from .config import EngineConfig
+from .config import EngineConfig, ModelInfo
 from .errors import FAILED, Busy, EngineError, WorkerCrashed
 from .request import Request
 from .scheduler import ExecutorInfo, JobEvents
@@ -42,7 +43,8 @@ APP = "hf-discord-bot"
 CRASHED = "The model replica stopped unexpectedly while answering (a new one is starting). Please try again."
 BUSY = "All model replicas are busy right now. Please try again in a few seconds."
 
-Event = tuple[Any, ...]  # ("started", pid) | ("chunk", job_id, sequence, text) | ("done", job_id, outcome)
+# ("started", pid) | ("chunk", job_id, sequence, text) | ("models", its ModelInfos) | ("done", job_id, outcome)
+Event = tuple[Any, ...]
 
 
 class Replica:
@@ -72,10 +74,15 @@ class Replica:
 
     async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         yield ("started", os.getpid())
-        if jobs[0][1].streams:
-            async for event in self._stream(jobs):
-                yield event
-            return
+        reported = False
+        async for event in self._stream(jobs) if jobs[0][1].streams else self._classify(jobs):
+            if event[0] == "done" and not reported:
+                # A unit may have loaded a model: say so before its results, as the local worker does.
+                yield ("models", self.registry.loaded())
+                reported = True
+            yield event
+
+    async def _classify(self, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
         from .worker import run_batch
 
         ids = [job_id for job_id, _ in jobs]
@@ -122,6 +129,10 @@ class RayExecutor:
         self.info = ExecutorInfo(classify_window=config.ray_replicas)
         self.replica_pids: dict[int, int] = {}  # job id -> pid of the replica running it
         self.units_by_replica: Counter[int] = Counter()  # pid -> units it has run
+        # What each replica holds, as it last said (with its unit's results), least recently heard from first.
+        self.replica_models: OrderedDict[int, tuple[ModelInfo, ...]] = OrderedDict()
+        self._replicas_seen: set[int] = set()  # pids of every replica that has started a unit of ours
+        self._replicas_crashed: set[int] = set()  # pids of replicas that died running one
         self._handle: Any = None
         self._streams: dict[int, Any] = {}  # job id -> its unit's response stream
         self._started_ray = False
@@ -170,12 +181,18 @@ class RayExecutor:
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None:
         stream = self._handle.options(stream=True).run.remote(task, jobs)
         ids = [job_id for job_id, _ in jobs]
+        pid: int | None = None  # the replica's, once it has started the unit
         self._streams.update((job_id, stream) for job_id in ids)
         try:
             async for event in stream:
                 if event[0] == "started":
-                    self.replica_pids.update((job_id, event[1]) for job_id in ids)
-                    self.units_by_replica[event[1]] += 1
+                    pid = event[1]
+                    self.replica_pids.update((job_id, pid) for job_id in ids)
+                    self.units_by_replica[pid] += 1
+                    self._replicas_seen.add(pid)
+                    self._count_restarts()
+                elif event[0] == "models":
+                    self._replica_reported(pid, event[1])
                 elif event[0] == "chunk":
                     events.chunk(*event[1:])
                 else:
@@ -187,6 +204,8 @@ class RayExecutor:
             raise Busy(BUSY, retry_after=5.0) from None
         except (RayActorError, ReplicaUnavailableError, DeploymentUnavailableError) as error:
             log.error("A Ray Serve replica failed with %d %s requests in flight: %s", len(jobs), task, error)
+            if pid is not None:
+                self._replica_died(pid)
             raise WorkerCrashed(CRASHED) from None
         except ray.exceptions.TaskCancelledError:
             pass  # our own cancel (the job's caller went away): the scheduler has answered it
@@ -201,3 +220,28 @@ class RayExecutor:
     def cancel(self, job_id: int) -> None:
         if (stream := self._streams.get(job_id)) is not None:
             stream.cancel()
+
+    # --- what /status and the metrics show of the replicas -------------------------------------
+    # Serve restarts replicas on its own and tells no handle; the bot sees a replica die under a unit,
+    # and a new replica when it first answers.
+    def _replica_reported(self, pid: int, models: tuple[ModelInfo, ...]) -> None:
+        self.replica_models[pid] = tuple(dataclasses.replace(model, replica=str(pid)) for model in models)
+        self.replica_models.move_to_end(pid)
+        # One that died idle never says so: keep the replicas heard from most recently, as many as there are.
+        while len(self.replica_models) > self.config.ray_replicas:
+            self.replica_models.popitem(last=False)
+        self._publish_models()
+
+    def _replica_died(self, pid: int) -> None:
+        self._replicas_crashed.add(pid)
+        self.replica_models.pop(pid, None)
+        self._count_restarts()
+        self._publish_models()
+
+    def _count_restarts(self) -> None:
+        # Every replica past the first RAY_REPLICAS replaced one; a crash is counted before its replacement answers.
+        replaced = len(self._replicas_seen) - self.config.ray_replicas
+        self.info.restarts = max(self.info.restarts, replaced, len(self._replicas_crashed))
+
+    def _publish_models(self) -> None:
+        self.info.models = tuple(model for models in reversed(self.replica_models.values()) for model in models)
