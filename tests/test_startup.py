@@ -12,6 +12,8 @@ import pytest
 
 from bot.__main__ import _run, _sync, startup_error
 from bot.client import HFBot
+from bot.engine import Engine, EngineConfig
+from bot.engine.prometheus import MetricsUnavailable
 from bot.settings import Settings, SettingsError
 
 from .conftest import REPO_ROOT
@@ -137,6 +139,19 @@ def test_each_start_up_failure_names_what_to_fix():
     assert (
         startup_error(PermissionError("data/bot.sqlite3")) is None
     )  # not "can't reach Discord"  # anything else keeps its traceback
+
+
+async def test_a_metrics_port_in_use_stops_the_bot_with_one_line_before_the_worker_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        engine = Engine(EngineConfig(metrics_port=port))
+        with pytest.raises(MetricsUnavailable) as refused:
+            await engine.start()  # what the bot's setup_hook runs after logging in
+    assert engine.executor.info.pid is None  # no worker was spawned
+    message = startup_error(refused.value)
+    assert message.startswith(f"Can't serve metrics on 127.0.0.1:{port}") and "METRICS_PORT" in message
 
 
 # Modules only the worker process (or a Ray replica) imports: they hold the models.
