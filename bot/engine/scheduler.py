@@ -412,11 +412,12 @@ class Scheduler:
     def _dispatch(self, unit: list[Job]) -> None:
         """Take the unit's room at the executor (before the next unit forms), then run it."""
         task, started = unit[0].request.task, self.clock()
+        rows = sum(job.request.rows() for job in unit)
         if unit[0].request.streams:
-            self._decoding_rows += sum(job.request.rows() for job in unit)
+            self._decoding_rows += rows
         else:
             self._classifying += 1
-        self.metrics.record_unit(task, len(unit), sum(job.request.rows() for job in unit))
+        self.metrics.record_unit(task, len(unit), rows)
         for job in unit:
             if job.priority is Priority.INTERACTIVE:
                 self._last_served[job.user] = started
