@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -95,18 +95,30 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self, lock: int | None = None) -> AsyncIterator[Connection]:
-        pool = self.pool
-        with _busy():
-            async with pool.acquire(timeout=self.busy_timeout) as connection, connection.transaction():
-                if lock is not None:
-                    await connection.execute("SELECT pg_advisory_xact_lock($1)", lock)
-                yield _Connection(connection)
+        async with self._connection() as connection, connection.transaction():
+            if lock is not None:
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", lock)
+            yield _Connection(connection)
 
     async def fetch(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
+        async with self._connection() as connection:
+            return await _Connection(connection).fetch(sql, parameters)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool; what the server or the network does to it while in use is StoreBusy."""
         pool = self.pool
-        with _busy():
+        try:
             async with pool.acquire(timeout=self.busy_timeout) as connection:
-                return await _Connection(connection).fetch(sql, parameters)
+                yield connection
+        except BUSY_ERRORS as error:
+            raise StoreBusy(BUSY_MESSAGE) from error
+        except asyncpg.InterfaceError as error:
+            # Rolling back on a connection that just dropped says "the underlying connection is closed" while
+            # handling the loss; other interface errors are the bot's own mistakes.
+            if not isinstance(error.__context__, BUSY_ERRORS):
+                raise
+            raise StoreBusy(BUSY_MESSAGE) from error
 
 
 class _Connection:
@@ -123,14 +135,6 @@ class _Connection:
 
     async def fetch(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
         return [tuple(record) for record in await self._connection.fetch(numbered(sql), *parameters)]
-
-
-@contextmanager
-def _busy() -> Iterator[None]:
-    try:
-        yield
-    except BUSY_ERRORS as error:
-        raise StoreBusy(BUSY_MESSAGE) from error
 
 
 _PLACEHOLDER_OR_LITERAL = re.compile(r"'(?:[^']|'')*'|\?")
