@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import socket
 import sqlite3
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -34,6 +36,7 @@ from bot.storage import (
 from .databases import Backend, PostgresBackend, PostgresServer
 
 GUILD_A, GUILD_B = 111, 222
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def tag(
@@ -451,6 +454,68 @@ async def test_two_processes_tagging_at_once_lose_nothing(backend: Backend) -> N
     assert sorted((t.message_id, t.label) for t in tags) == sorted(
         (message, label) for message in range(20) for label in ("question", "spam")
     )
+
+
+async def test_processes_starting_together_migrate_once(backend: Backend) -> None:
+    stores = [Storage(backend.target) for _ in range(3)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        assert [await store.database.schema_version() for store in stores] == [len(MIGRATIONS)] * 3
+        assert await stores[0].database.fetch("SELECT COUNT(*) FROM schema_version") == [(1,)]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_acknowledged_tags_survive_writers_killed_mid_write(backend: Backend) -> None:
+    """Two bot processes tag as fast as they can on one database and are killed -9 (the OOM killer, a machine
+    lost) at random moments, three times over: every tag they acknowledged is stored, and the database works."""
+    async with Storage(backend.target):  # migrated, as by the first start
+        pass
+    acknowledged: list[list[int]] = []
+    pace = random.Random(18)
+    for round_ in range(3):
+        writers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.tag_writer",
+                str(backend.target),
+                str(GUILD_A),
+                str((2 * round_ + i) * 1_000_000),
+                stdout=asyncio.subprocess.PIPE,
+                cwd=REPO_ROOT,
+            )
+            for i in range(2)
+        ]
+        acks = [[] for _ in writers]
+        readers = [asyncio.create_task(read_acknowledged(w, ack)) for w, ack in zip(writers, acks)]
+        await asyncio.wait_for(all_writing(writers, acks), 120)
+        await asyncio.sleep(pace.uniform(0.0, 0.5))
+        for writer in writers:
+            writer.kill()
+        await asyncio.gather(*readers, *(writer.wait() for writer in writers))
+        acknowledged += acks
+    async with Storage(backend.target) as store:
+        stored = {t.message_id for t in await store.moderation.tags(GUILD_A)}
+        missing = [m for ack in acknowledged for m in ack if m not in stored]
+        assert missing == [] and sum(map(len, acknowledged)) >= 120, sum(map(len, acknowledged))
+        await store.moderation.add_tags([tag(message=1)])  # still writable after the kills
+        assert 1 in {t.message_id for t in await store.moderation.tags(GUILD_A)}
+
+
+async def read_acknowledged(writer: asyncio.subprocess.Process, acknowledged: list[int]) -> None:
+    assert writer.stdout is not None
+    async for line in writer.stdout:
+        if line.endswith(b"\n"):  # a line cut by the kill was never acknowledged
+            acknowledged.append(int(line))
+
+
+async def all_writing(writers: list[asyncio.subprocess.Process], acknowledged: list[list[int]]) -> None:
+    """Until each writer has acknowledged 20 tags."""
+    while min(map(len, acknowledged)) < 20:
+        assert all(writer.returncode is None for writer in writers), "a writer stopped by itself"
+        await asyncio.sleep(0.05)
 
 
 # --- PostgreSQL's own failures -------------------------------------------------------------------------------
