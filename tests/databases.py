@@ -120,8 +120,8 @@ class Backend(ABC):
     url: str  # the same, for DATABASE_URL
 
     @abstractmethod
-    async def another(self) -> Path | str:
-        """A second, empty database."""
+    async def another(self) -> str:
+        """The URL of a second, empty database."""
 
     @abstractmethod
     async def columns(self) -> dict[str, set[str]]:
@@ -144,8 +144,8 @@ class SQLiteBackend(Backend):
     def url(self) -> str:
         return f"sqlite:///{self.target}"
 
-    async def another(self) -> Path:
-        return self.folder / f"another-{next(self._files)}.sqlite3"
+    async def another(self) -> str:
+        return f"sqlite:///{self.folder / f'another-{next(self._files)}.sqlite3'}"
 
     async def columns(self) -> dict[str, set[str]]:
         with sqlite3.connect(self.target) as raw:

@@ -317,6 +317,20 @@ async def test_version_1_database_gains_the_learning_tables(backend: Backend) ->
         ]  # trainable from its text
 
 
+async def test_answers_and_system_prompts_are_replaced_and_removed(store: Storage) -> None:
+    assert await store.answers.get(5) is None and await store.guilds.system_prompt(GUILD_A) is None
+    await store.answers.save(5, GUILD_A, 42, '{"prompt": "Once"}', "upon a")
+    await store.answers.save(5, GUILD_A, 42, '{"prompt": "Once"}', "upon a time")  # Continue: the longer text
+    assert await store.answers.get(5) == ('{"prompt": "Once"}', "upon a time")
+    await store.guilds.set_system_prompt(GUILD_A, "Be kind.", set_by=42)
+    await store.guilds.set_system_prompt(GUILD_A, "Be brief.", set_by=43)
+    assert (
+        await store.guilds.system_prompt(GUILD_A) == "Be brief." and await store.guilds.system_prompt(GUILD_B) is None
+    )
+    await store.guilds.set_system_prompt(GUILD_A, None, set_by=42)
+    assert await store.guilds.system_prompt(GUILD_A) is None
+
+
 async def test_label_set_is_capped_and_case_insensitive(store: Storage) -> None:
     assert await store.moderation.add_label(GUILD_A, "Spam")
     assert not await store.moderation.add_label(GUILD_A, "spam", "🚫")  # the same label: its emoji is updated
