@@ -1,5 +1,5 @@
-"""The two back-ends the storage and moderation tests run on: an SQLite file, and a database on a real
-PostgreSQL server started for the test session.
+"""The two back-ends the storage and moderation tests run on: an SQLite file, and a schema of its own on a
+real PostgreSQL server started for the test session.
 
 `PostgresServer` runs Debian's PostgreSQL server programs (postgresql-15; another folder with PG_BIN)
 in a temporary directory: trust authentication, 127.0.0.1 on a free port, its unix socket in the same
@@ -52,14 +52,22 @@ class PostgresServer:
 
     def __init__(self) -> None:
         self.programs = postgres_programs()
-        self.directory = Path(tempfile.mkdtemp(prefix="bot-postgres-"))
         self.port = 0
         self._schemas = itertools.count(1)
         self._as_user: list[str] = []
+        owner = None
         if os.geteuid() == 0:
-            user = pwd.getpwnam(SERVER_USER)  # KeyError names the missing user
-            os.chown(self.directory, user.pw_uid, user.pw_gid)
+            try:
+                owner = pwd.getpwnam(SERVER_USER)
+            except KeyError:
+                raise RuntimeError(
+                    f"PostgreSQL refuses to run as root, and there is no {SERVER_USER!r} user to run it as "
+                    "(Debian's postgresql package creates it)."
+                ) from None
             self._as_user = ["runuser", "-u", SERVER_USER, "--"]
+        self.directory = Path(tempfile.mkdtemp(prefix="bot-postgres-"))
+        if owner is not None:
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
 
     def _run(self, program: str, *args: str) -> None:
         command = [*self._as_user, str(self.programs / program), *args]
@@ -77,10 +85,15 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync")
-        with socket.socket() as probe:  # a free port: the kernel picks one, the server takes it right after
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        return self.resume()
+        for attempt in itertools.count(1):  # another process may take the free port before the server does
+            with socket.socket() as probe:  # a free port: the kernel picks one
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            try:
+                return self.resume()
+            except RuntimeError:
+                if attempt == 3:
+                    raise
 
     def resume(self) -> PostgresServer:
         """Start the server again on its data and port (after `halt`)."""
