@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,7 +48,7 @@ class SQLiteDatabase(Database):
         # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE.
         db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
+            await self._use_wal(db)
             await db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut, not only a crash
             self._db = db
             await self._migrate()
@@ -55,6 +56,19 @@ class SQLiteDatabase(Database):
             self._db = None
             await db.close()
             raise
+
+    async def _use_wal(self, db: aiosqlite.Connection) -> None:
+        # Switching a new file to WAL needs it to itself and fails at once, without the busy timeout, while
+        # another process (starting at the same moment) holds a lock: retry for as long as a write would wait.
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if not _locked(error) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self._db is not None:
