@@ -1,7 +1,7 @@
 """The moderators' feature through the real CommandTree: real Interaction payloads for the
 label-set commands, the "Tag message" context menu and its select menu, real gateway
-MESSAGE_CREATE payloads for auto-tagging, and a real database under it all: an SQLite file, and for the tests
-that depend on what the store does, a database on a real PostgreSQL server too (the `backend` fixture).
+MESSAGE_CREATE payloads for auto-tagging, and a real database under it all: each test runs on an SQLite file and
+on a real PostgreSQL server (the `backend` fixture), but for the packaged-model ones, on SQLite alone.
 
 Most tests run the engine's real scheduler over `KeywordExecutor`, a stand-in worker whose
 scores are predictable (a label wins when its words are in the text) and which can hold a
