@@ -20,6 +20,7 @@ from dotenv import load_dotenv
 from .engine import Engine
 from .engine.prometheus import MetricsUnavailable
 from .settings import Settings, SettingsError
+from .storage import StoreUnreachable
 
 log = logging.getLogger("bot")
 
@@ -82,6 +83,8 @@ def startup_error(error: BaseException) -> str | None:
         )
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
+    if isinstance(error, StoreUnreachable):  # PostgreSQL (DATABASE_URL) down or misnamed; setup_hook opens it
+        return str(error)
     # Not any OSError: setup_hook runs inside login, and a database folder we can't write is no network problem.
     if isinstance(error, (discord.GatewayNotFound, aiohttp.ClientConnectionError, ConnectionError)):
         return (

@@ -55,7 +55,7 @@ class HFBot(commands.AutoShardedBot):
         self.settings = settings
         self.engine = engine  # the caller's: whoever creates the engine closes it (after the bot)
         self.extensions_to_load = list(cog_extensions() if extensions is None else extensions)
-        self.store = Storage(settings.database_path)  # opened in setup_hook
+        self.store = Storage(settings.database)  # opened in setup_hook
         self.stream_interval = 1.0  # at most one streamed edit a second (Discord rate limits)
         self.queue_interval = 2.0  # how often the queue position is refreshed
         self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)

@@ -16,6 +16,7 @@ from .engine.request import MAX_TEXT_CHARS
 from .specs import roles
 from .specs.generation import DEFAULT_CHAT_MAX_NEW_TOKENS, MAX_NEW_TOKENS
 from .specs.zero_shot import METHODS
+from .storage import DATABASE_URL_SCHEMES
 
 PROFILES = ("online", "offline")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -94,6 +95,7 @@ class Settings:
     request_timeout: float  # seconds a request may wait; interaction tokens live 15 minutes
     log_level: str
     database_path: Path = Path("data/bot.sqlite3")  # moderators' label sets and tags (SQLite)
+    database_url: str | None = None  # PostgreSQL for several machines (or sqlite:///path); wins over database_path
     autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
     min_examples: int = DEFAULT_MIN_EXAMPLES
     retrain_every: int = DEFAULT_RETRAIN_EVERY
@@ -102,6 +104,11 @@ class Settings:
     system_prompt: str | None = None  # /chat's system prompt where a server has set none (and the console's)
     chat_threads: bool = False  # read every message in chat threads; needs the privileged Message Content intent
     chat_max_new_tokens: int = DEFAULT_CHAT_MAX_NEW_TOKENS  # the length limit of a /chat answer
+
+    @property
+    def database(self) -> Path | str:
+        """What the store opens: DATABASE_URL, else the SQLite file at DATABASE_PATH."""
+        return self.database_url or self.database_path
 
     def __repr__(self) -> str:  # never print the token
         token = "set" if self.discord_token else "unset"
@@ -233,6 +240,13 @@ class Settings:
             "shard numbers separated by commas, e.g. 0,1",
             lambda v: v is None or len(set(v)) == len(v),
         )
+        database_url = get("DATABASE_URL") or None
+        if database_url and not database_url.startswith(DATABASE_URL_SCHEMES):
+            # Not echoed: a URL may carry a password.
+            raise SettingsError(
+                "DATABASE_URL is not valid: expected postgresql://user:password@host:port/database "
+                "or sqlite:///path/to/file (or leave it empty for DATABASE_PATH)."
+            )
         if shard_ids is not None and (shard_count is None or max(shard_ids) >= shard_count):
             raise SettingsError(
                 f"SHARD_IDS={get('SHARD_IDS')!r} needs SHARD_COUNT set, and every id below it (ids start at 0)."
@@ -246,6 +260,7 @@ class Settings:
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
             log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
+            database_url=database_url,
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
             min_examples=parse(
                 "MIN_EXAMPLES",

@@ -15,11 +15,19 @@ reuses; tests must leave it idle (await or cancel what they submit).
 
 `tiny_engine_config(tiny_models, ...)` builds a config for tests that need a dedicated engine
 (e.g. killing the worker).
+
+Database fixtures (tests/databases.py):
+
+    postgres_server        a real PostgreSQL server on 127.0.0.1 for the session (fails, never skips, without one)
+    backend                parametrized "sqlite" / "postgres": the test's own empty database on that back-end;
+                           `-m "not postgres"` leaves the PostgreSQL cases out
+    postgres_backend       a database on the session's server, for tests of PostgreSQL alone
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +36,7 @@ import pytest_asyncio
 from bot.engine import Engine, EngineConfig
 from bot.settings import Settings
 
+from .databases import Backend, PostgresBackend, PostgresServer, SQLiteBackend
 from .model_factory import build_all
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -99,3 +108,26 @@ def offline_config(**overrides: object) -> EngineConfig:
 async def real_engine():
     async with Engine(offline_config()) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return SQLiteBackend(tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return PostgresBackend(server, await server.new_database())
+
+
+@pytest_asyncio.fixture
+async def postgres_backend(postgres_server: PostgresServer) -> PostgresBackend:
+    """For the tests of PostgreSQL alone (mark them `postgres`)."""
+    return PostgresBackend(postgres_server, await postgres_server.new_database())

@@ -1,6 +1,7 @@
 """The moderators' feature through the real CommandTree: real Interaction payloads for the
 label-set commands, the "Tag message" context menu and its select menu, real gateway
-MESSAGE_CREATE payloads for auto-tagging, and a real SQLite file under it all.
+MESSAGE_CREATE payloads for auto-tagging, and a real database under it all: each test runs on an SQLite file and
+on a real PostgreSQL server (the `backend` fixture), but for the packaged-model ones, on SQLite alone.
 
 Most tests run the engine's real scheduler over `KeywordExecutor`, a stand-in worker whose
 scores are predictable (a label wins when its words are in the text) and which can hold a
@@ -14,7 +15,6 @@ import asyncio
 import csv
 import io
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from bot.settings import Settings
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
 from bot.storage import ModerationStore, Storage, Tag
 
+from .databases import Backend
 from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake
 
 MOD = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True)
@@ -42,6 +43,8 @@ ADMIN = discord.Permissions(administrator=True)
 PASSWORD_QUESTION = "How do I reset my password? The login page keeps failing"
 VECTOR = bytes(16)  # what KeywordExecutor returns as a message's embedding
 REAL_WORKER_TIMEOUT = 180.0  # a real worker loads its model on first use: seconds on a busy 2-core machine
+# The packaged models' quality is no matter of the back-end: those slow tests run on SQLite alone.
+on_sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 class KeywordExecutor:
@@ -131,7 +134,7 @@ class Env:
     bot: HFBot
     h: FakeDiscord
     executor: Any
-    db_path: Path
+    backend: Backend
 
     @property
     def store(self) -> ModerationStore:
@@ -160,8 +163,8 @@ Start = Callable[..., Awaitable[Env]]
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    """start(**env) -> a bot on the fake Discord; DATABASE_PATH defaults to one file per test."""
+async def start(backend: Backend) -> AsyncIterator[Start]:
+    """start(**env) -> a bot on the fake Discord; DATABASE_URL defaults to the test's database."""
     harnesses: list[FakeDiscord] = []
     engines: list[Engine] = []
 
@@ -173,17 +176,17 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         timeout: float = 10.0,
         **env: str,
     ) -> Env:
-        env = {"DATABASE_PATH": str(tmp_path / "bot.sqlite3"), "AUTOTAG": "true"} | env
+        env = {"DATABASE_URL": backend.url, "AUTOTAG": "true"} | env
         settings = Settings.from_env(env, profile="offline")
         executor = executor or KeywordExecutor()
         engine = Engine(settings.engine, executor=executor)
         engines.append(engine)
         bot = HFBot(settings, engine)
         if busy_timeout is not None:
-            bot.store = Storage(settings.database_path, busy_timeout=busy_timeout)
+            bot.store = Storage(settings.database, busy_timeout=busy_timeout)
         h = await FakeDiscord.create(bot, guild_id=guild_id, channel_id=channel_id, timeout=timeout)
         harnesses.append(h)
-        return Env(bot, h, executor, settings.database_path)
+        return Env(bot, h, executor, backend)
 
     yield start_bot
     for h in harnesses:
@@ -393,14 +396,11 @@ async def test_a_locked_database_loses_no_confirmed_tag(start: Start) -> None:
     env = await start(busy_timeout=0.2)
     await env.labels(("spam", "🚫"))
     await suggest(env, "spam offer")
-    other = sqlite3.connect(env.db_path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # e.g. a backup script holding the write lock
-    await click(env, "tag")
+    async with env.backend.locked():  # e.g. a backup script holding the write lock
+        await click(env, "tag")
     assert "Busy" in env.said() and "nothing was saved" in env.said()
     assert env.h.recorder.last("add_reaction") is None  # not reacted: it was not saved
     component(env, "tag")  # the buttons stay, so the moderator can try again
-    other.execute("COMMIT")
-    other.close()
     await click(env, "tag")
     assert [t.label for t in await env.store.tags(env.guild_id)] == ["spam"] and "Tag saved" in env.said()
 
@@ -474,7 +474,7 @@ async def test_autotag_enable_refusals(start: Start) -> None:
     assert f"I can't post in <#{secret}>" in env.said()
     assert await env.store.watches(env.guild_id) == []
 
-    off = await start(AUTOTAG="false", DATABASE_PATH=str(env.db_path.with_name("off.sqlite3")))
+    off = await start(AUTOTAG="false", DATABASE_URL=await env.backend.another())
     assert not off.bot.intents.message_content  # the privileged intent is only requested with AUTOTAG=true
     await off.labels(("spam",))
     await off.slash("autotag enable", {"channel": off.h.channel_id})
@@ -527,7 +527,7 @@ async def test_restart_in_the_middle_of_auto_tagging_loses_no_confirmed_tag(star
     await asyncio.wait_for(env.executor.started.wait(), 10)
     await env.h.close()  # the bot stops while "spam two" is with the model
 
-    async with Storage(env.db_path) as store:
+    async with Storage(env.backend.target) as store:
         assert [t.message_id for t in await store.moderation.tags(env.guild_id)] == [done.id]
     assert in_flight.id not in [r.message_id for r in env.h.recorder.records]  # never announced either
 
@@ -710,6 +710,7 @@ DESCRIBED_LABELS = (
 
 
 @pytest.mark.slow
+@on_sqlite_only
 async def test_real_model_tags_a_support_question_as_question(start: Start, real_engine: Engine) -> None:
     env = await start(executor=Borrowed(real_engine), timeout=REAL_WORKER_TIMEOUT)
     await env.labels(*DESCRIBED_LABELS)
@@ -772,7 +773,7 @@ async def trainings_done(env: Env) -> None:
     await asyncio.gather(*env.bot.get_cog("LearnedLabels").trainings.values())
 
 
-async def learning(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path], **env: str) -> Env:
+async def learning(start: Start, tiny_engine: Engine, tiny_models: dict[str, Path], **env: Any) -> Env:
     """A bot on the tiny embedding model in the real worker: learns from 2 examples a label, retrains after 4
     answers."""
     return await start(
@@ -935,18 +936,12 @@ async def test_learning_bad_input_gets_clear_messages(
 async def test_a_locked_database_during_a_retrain_loses_nothing(
     start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
 ) -> None:
-    env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
-    env.bot.store.database.busy_timeout = 0.2
+    env = await learning(start, tiny_engine, tiny_models, busy_timeout=0.2, RETRAIN_EVERY="1000")
     await env.labels(("spam",), ("question",))
     await teach(env)
     before = await env.store.label_model(env.guild_id)  # trained in the background as labels became learnable
-    other = sqlite3.connect(env.db_path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # e.g. a backup holding the write lock while the model is saved
-    try:
+    async with env.backend.locked():  # e.g. a backup holding the write lock while the model is saved
         await env.slash("labelset train")
-    finally:
-        other.execute("COMMIT")
-        other.close()
     assert "Busy" in env.said() and "nothing was saved" in env.said()
     assert await env.store.label_model(env.guild_id) == before and len(await env.store.examples(env.guild_id)) == 6
     await env.slash("labelset train")
@@ -1123,6 +1118,7 @@ async def test_threads_under_a_watched_channel_are_auto_tagged(env: Env) -> None
 
 
 @pytest.mark.slow
+@on_sqlite_only
 async def test_real_model_learned_labels_beat_zero_shot(start: Start, real_engine: Engine) -> None:
     """Bare label names, the packaged MiniLM, and eight tagged messages per label from the bench's intent set (one per
     train template): suggestions for messages of other templates get better, and the report says so."""

@@ -181,6 +181,17 @@ def test_device_cuda_needs_a_number(device):
         Settings.from_env({"DEVICE": device})
 
 
+def test_database_url_picks_the_store_and_never_echoes_a_password():
+    assert Settings.from_env({}).database == Path("data/bot.sqlite3")  # the embedded default: SQLite
+    url = "postgresql://bot:s3cret@db.internal:5432/bot"
+    both = Settings.from_env({"DATABASE_URL": url, "DATABASE_PATH": "/tmp/x.sqlite3"})
+    assert both.database == url  # DATABASE_URL wins over DATABASE_PATH
+    assert Settings.from_env({"DATABASE_URL": "sqlite:////srv/bot.sqlite3"}).database == "sqlite:////srv/bot.sqlite3"
+    with pytest.raises(SettingsError, match="DATABASE_URL is not valid: expected postgresql://") as refused:
+        Settings.from_env({"DATABASE_URL": "mysql://bot:s3cret@db.internal/bot"})
+    assert "s3cret" not in str(refused.value)
+
+
 def test_a_bad_profile_argument_is_named():
     with pytest.raises(SettingsError, match="--profile 'cloud'"):
         Settings.from_env({}, profile="cloud")

@@ -1,14 +1,20 @@
-"""The store against real SQLite files: migrations, restart, guild isolation, purge, locking."""
+"""The store against real databases, each test on both back-ends (the `backend` fixture: an SQLite file, a
+database on a real PostgreSQL server): migrations, restart, guild isolation, purge, locking, several processes."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
+import socket
 import sqlite3
+import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from bot.__main__ import startup_error
 from bot.engine.errors import InvalidInput
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LinearHead
 from bot.specs.zero_shot import MAX_LABELS
@@ -22,11 +28,15 @@ from bot.storage import (
     Review,
     Storage,
     StoreBusy,
+    StoreUnreachable,
     Tag,
     Watch,
 )
 
+from .databases import Backend, PostgresBackend, PostgresServer
+
 GUILD_A, GUILD_B = 111, 222
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def tag(
@@ -44,70 +54,67 @@ def tag(
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "bot.sqlite3"  # the folder does not exist yet: open() creates it
-
-
-@pytest.fixture
-async def store(db_path: Path):
-    async with Storage(db_path) as opened:
+async def store(backend: Backend):
+    async with Storage(backend.target) as opened:
         yield opened
 
 
-async def test_migrates_an_empty_file_in_wal_mode(db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True)
-    db_path.touch()  # an empty file, as left by a first start that crashed
-    async with Storage(db_path) as store:
+async def test_migrates_an_empty_database(backend: Backend) -> None:
+    async with Storage(backend.target) as store:
         assert await store.database.schema_version() == len(MIGRATIONS)
         moderation = store.moderation
         assert await moderation.config(GUILD_A) == await moderation.config(GUILD_B)  # defaults, no rows needed
-    with sqlite3.connect(db_path) as raw:
+    assert {"schema_version", "guild_settings", "labels", "watched_channels", "tags"} <= set(await backend.columns())
+
+
+async def test_an_empty_sqlite_file_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.touch()  # an empty file, as left by a first start that crashed
+    async with Storage(path) as store:
+        assert await store.database.schema_version() == len(MIGRATIONS)
+    with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"schema_version", "guild_settings", "labels", "watched_channels", "tags"} <= tables
 
 
-async def test_forward_migration_keeps_data_and_runs_once(db_path: Path) -> None:
-    async with Storage(db_path) as store:
+async def test_forward_migration_keeps_data_and_runs_once(backend: Backend) -> None:
+    async with Storage(backend.target) as store:
         await store.moderation.add_tags([tag()])
     newer = [*MIGRATIONS, ("ALTER TABLE tags ADD COLUMN note TEXT", "UPDATE tags SET note = 'migrated'")]
     for _ in range(2):  # the second open finds version 2 and applies nothing
-        async with Storage(db_path, migrations=newer) as store:
+        async with Storage(backend.target, migrations=newer) as store:
             assert await store.database.schema_version() == len(newer)
             assert [t.label for t in await store.moderation.recent(GUILD_A)] == ["spam"]
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("SELECT note FROM tags").fetchall() == [("migrated",)]
+            assert await store.database.fetch("SELECT note FROM tags") == [("migrated",)]
 
 
-async def test_a_failed_migration_changes_nothing(db_path: Path) -> None:
-    async with Storage(db_path) as store:
+async def test_a_failed_migration_changes_nothing(backend: Backend) -> None:
+    async with Storage(backend.target) as store:
         await store.moderation.add_label(GUILD_A, "spam")
     broken = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)", "THIS IS NOT SQL")]
-    with pytest.raises(sqlite3.OperationalError):
-        await Storage(db_path, migrations=broken).open()
-    async with Storage(db_path) as store:  # still version 1, and no half-applied table
+    with pytest.raises((sqlite3.OperationalError, asyncpg.PostgresSyntaxError)):
+        await Storage(backend.target, migrations=broken).open()
+    async with Storage(backend.target) as store:  # still the old version, and no half-applied table
         assert await store.database.schema_version() == len(MIGRATIONS)
         assert (await store.moderation.config(GUILD_A)).labels == (Label("spam"),)
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []
+    assert "extra" not in await backend.columns()
 
 
-async def test_refuses_a_database_from_a_newer_bot(db_path: Path) -> None:
+async def test_refuses_a_database_from_a_newer_bot(backend: Backend) -> None:
     newer = [*MIGRATIONS, ("CREATE TABLE extra (x INTEGER)",)]
-    async with Storage(db_path, migrations=newer):
+    async with Storage(backend.target, migrations=newer):
         pass
     with pytest.raises(RuntimeError, match="newer than this bot"):
-        await Storage(db_path).open()
+        await Storage(backend.target).open()
 
 
-async def test_reopen_keeps_everything(db_path: Path) -> None:
-    async with Storage(db_path) as store:
+async def test_reopen_keeps_everything(backend: Backend) -> None:
+    async with Storage(backend.target) as store:
         await store.moderation.add_label(GUILD_A, "spam", "🚫")
         await store.moderation.add_label(GUILD_A, "question", None, "How do I change my settings?")
         await store.moderation.update_settings(GUILD_A, method="nli", threshold=0.3, store_text=True)
         await store.moderation.watch(GUILD_A, 10, 0.7, 99)
         await store.moderation.add_tags([tag(text="buy now"), tag(message=2, label="question", auto=True, at=2000.0)])
-    async with Storage(db_path) as store:
+    async with Storage(backend.target) as store:
         config = await store.moderation.config(GUILD_A)
         assert config.labels == (Label("spam", "🚫"), Label("question", None, "How do I change my settings?"))
         assert (config.method, config.threshold, config.store_text) == ("nli", 0.3, True)
@@ -118,12 +125,12 @@ async def test_reopen_keeps_everything(db_path: Path) -> None:
         ]
 
 
-async def test_committed_tags_survive_a_crash(db_path: Path) -> None:
-    """A write that returned is on disk: another connection sees it while the first was never closed."""
-    crashed = Storage(db_path)
+async def test_committed_tags_survive_a_crash(backend: Backend) -> None:
+    """A write that returned is committed: another connection sees it while the first was never closed."""
+    crashed = Storage(backend.target)
     await crashed.open()
     await crashed.moderation.add_tags([tag()])
-    async with Storage(db_path) as after_restart:
+    async with Storage(backend.target) as after_restart:
         assert await after_restart.moderation.tags(GUILD_A) == [tag()]
     await crashed.close()
 
@@ -186,7 +193,7 @@ async def fill_learning_data(store: Storage, guild: int) -> None:
     )
 
 
-async def test_purge_leaves_nothing_of_the_guild(store: Storage, db_path: Path) -> None:
+async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backend) -> None:
     for guild in (GUILD_A, GUILD_B):
         await store.moderation.add_label(guild, "spam")
         await store.moderation.update_settings(guild, review_threshold=0.2)
@@ -206,24 +213,20 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, db_path: Path) 
         "system_prompts": 1,
         "answers": 1,
     }
-    with sqlite3.connect(db_path) as raw:  # every table with a guild_id column, whatever the migrations added
-        tables = [
-            name
-            for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            if "guild_id" in {column[1] for column in raw.execute(f"PRAGMA table_info({name})")}
-        ]
-        assert len(tables) == 9
-        for table in tables:
-            guilds = {g for (g,) in raw.execute(f"SELECT guild_id FROM {table}")}
-            assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table
+    # Every table with a guild_id column, whatever the migrations added.
+    tables = [table for table, columns in (await backend.columns()).items() if "guild_id" in columns]
+    assert len(tables) == 9
+    for table in tables:
+        guilds = {g for (g,) in await store.database.fetch(f"SELECT guild_id FROM {table}")}
+        assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table
     assert await store.moderation.examples(GUILD_A) == [] and await store.moderation.label_model(GUILD_A) is None
 
 
-async def test_examples_models_and_reviews_survive_a_restart(db_path: Path) -> None:
-    async with Storage(db_path) as store:
+async def test_examples_models_and_reviews_survive_a_restart(backend: Backend) -> None:
+    async with Storage(backend.target) as store:
         await fill_learning_data(store, GUILD_A)
         await store.moderation.add_tags([tag(message=5, auto=True)])  # the bot's own guess is not an example
-    async with Storage(db_path) as store:
+    async with Storage(backend.target) as store:
         examples = sorted(await store.moderation.examples(GUILD_A), key=lambda pair: pair[0])
         assert examples == [
             (1, Example("spam", True, None, VECTOR, "minilm")),
@@ -298,20 +301,34 @@ async def test_training_reads_each_labels_newest_examples(store: Storage, monkey
     assert await store.moderation.new_examples(GUILD_A, since=2.5) == 3  # messages 3, 4 and 9 (at 1000)
 
 
-async def test_version_1_database_gains_the_learning_tables(db_path: Path) -> None:
-    async with Storage(db_path, migrations=MIGRATIONS[:1]) as old:
+async def test_version_1_database_gains_the_learning_tables(backend: Backend) -> None:
+    async with Storage(backend.target, migrations=MIGRATIONS[:1]) as old:
         await old.moderation.add_label(GUILD_A, "spam")
-        await old.database.db.execute(
+        await old.database.execute(
             "INSERT INTO tags (guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, "
             "auto, created_at, text) VALUES (?, 10, 1, 7, 'spam', 0.9, 'embedding', 42, 0, 1000.0, 'old text')",
             (GUILD_A,),
         )
-    async with Storage(db_path) as store:
+    async with Storage(backend.target) as store:
         assert await store.database.schema_version() == len(MIGRATIONS)
         assert (await store.moderation.config(GUILD_A)).review_threshold == GuildConfig().review_threshold
         assert await store.moderation.examples(GUILD_A) == [
             (1, Example("spam", True, "old text"))
         ]  # trainable from its text
+
+
+async def test_answers_and_system_prompts_are_replaced_and_removed(store: Storage) -> None:
+    assert await store.answers.get(5) is None and await store.guilds.system_prompt(GUILD_A) is None
+    await store.answers.save(5, GUILD_A, 42, '{"prompt": "Once"}', "upon a")
+    await store.answers.save(5, GUILD_A, 42, '{"prompt": "Once"}', "upon a time")  # Continue: the longer text
+    assert await store.answers.get(5) == ('{"prompt": "Once"}', "upon a time")
+    await store.guilds.set_system_prompt(GUILD_A, "Be kind.", set_by=42)
+    await store.guilds.set_system_prompt(GUILD_A, "Be brief.", set_by=43)
+    assert (
+        await store.guilds.system_prompt(GUILD_A) == "Be brief." and await store.guilds.system_prompt(GUILD_B) is None
+    )
+    await store.guilds.set_system_prompt(GUILD_A, None, set_by=42)
+    assert await store.guilds.system_prompt(GUILD_A) is None
 
 
 async def test_label_set_is_capped_and_case_insensitive(store: Storage) -> None:
@@ -374,34 +391,199 @@ async def test_concurrent_writes_all_land(store: Storage) -> None:
     assert (await store.moderation.config(GUILD_A)).labels == (Label("spam"),)
 
 
-async def test_a_locked_database_waits_then_refuses_without_writing(db_path: Path) -> None:
-    async with Storage(db_path, busy_timeout=0.2) as store:
-        other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        with pytest.raises(StoreBusy, match="nothing was saved"):
-            await store.moderation.add_tags([tag()])
-        assert await store.moderation.tags(GUILD_A) == []  # WAL: reading still works while it is locked
-        other.execute("COMMIT")
+async def test_a_locked_database_waits_then_refuses_without_writing(backend: Backend) -> None:
+    async with Storage(backend.target, busy_timeout=0.2) as store:
+        async with backend.locked():  # another process holds the write lock
+            with pytest.raises(StoreBusy, match="nothing was saved"):
+                await store.moderation.add_tags([tag()])
+            assert await store.moderation.tags(GUILD_A) == []  # reading still works while it is locked
         await store.moderation.add_tags([tag()])  # the connection is usable again (no transaction left open)
         assert await store.moderation.tags(GUILD_A) == [tag()]
-        other.close()
 
 
-async def test_a_write_waits_for_a_short_lock(db_path: Path) -> None:
-    async with Storage(db_path, busy_timeout=30.0) as store:
-        other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")
-        write = asyncio.create_task(store.moderation.add_tags([tag()]))
-        with pytest.raises(TimeoutError):  # still waiting on the lock, not failed
-            await asyncio.wait_for(asyncio.shield(write), 0.3)
-        other.execute("COMMIT")
+async def test_a_write_waits_for_a_short_lock(backend: Backend) -> None:
+    async with Storage(backend.target, busy_timeout=30.0) as store:
+        async with backend.locked():
+            write = asyncio.create_task(store.moderation.add_tags([tag()]))
+            with pytest.raises(TimeoutError):  # still waiting on the lock, not failed
+                await asyncio.wait_for(asyncio.shield(write), 0.3)
         await write
         assert await store.moderation.tags(GUILD_A) == [tag()]
-        other.close()
 
 
-async def test_using_a_closed_store_says_so(db_path: Path) -> None:
-    store = Storage(db_path)
+async def test_using_a_closed_store_says_so(backend: Backend) -> None:
+    store = Storage(backend.target)
     with pytest.raises(RuntimeError, match="not open"):
         await store.moderation.config(GUILD_A)
     await store.close()  # closing a store that never opened is harmless
+
+
+# --- several processes on one database (shard processes on several machines, with PostgreSQL) --------------
+
+
+async def test_two_processes_adding_labels_at_once_never_pass_the_cap(backend: Backend) -> None:
+    async with Storage(backend.target) as one, Storage(backend.target) as other:
+        for i in range(MAX_LABELS - 2):
+            await one.moderation.add_label(GUILD_A, f"label {i}")
+        added = await asyncio.gather(
+            *(store.moderation.add_label(GUILD_A, f"new {i}") for i, store in enumerate((one, other) * 3)),
+            one.moderation.add_label(GUILD_A, "Same"),
+            other.moderation.add_label(GUILD_A, "same"),
+            return_exceptions=True,
+        )
+        labels = (await other.moderation.config(GUILD_A)).labels
+        positions = await one.database.fetch("SELECT DISTINCT position FROM labels WHERE guild_id = ?", (GUILD_A,))
+    assert len(labels) == MAX_LABELS and len({label.name.casefold() for label in labels}) == MAX_LABELS
+    assert len(positions) == MAX_LABELS  # each in its place: the order of addition is kept
+    assert sum(isinstance(result, InvalidInput) for result in added) == len(added) - 2, added
+
+
+async def test_two_processes_answering_one_review_save_one_answer(backend: Backend) -> None:
+    review = Review(GUILD_A, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm"))
+    async with Storage(backend.target) as one, Storage(backend.target) as other:
+        for message in range(1, 11):
+            await one.moderation.add_review(dataclasses.replace(review, message_id=message))
+        answers = await asyncio.gather(
+            *(
+                store.moderation.answer_review(GUILD_A, message, moderator, label)
+                for message in range(1, 11)
+                for store, moderator, label in ((one, 42, "spam"), (other, 43, None))
+            )
+        )
+        assert sum(answer is not None for answer in answers) == 10  # one answer per review, whoever was first
+        examples = await other.moderation.examples(GUILD_A)
+    assert sorted(message for message, _ in examples) == list(range(1, 11))
+
+
+async def test_two_processes_tagging_at_once_lose_nothing(backend: Backend) -> None:
+    async with Storage(backend.target) as one, Storage(backend.target) as other:
+        await asyncio.gather(
+            *(
+                store.moderation.add_tags([tag(message=message, label=label)])
+                for message in range(20)
+                for store, label in ((one, "spam"), (other, "question"), (other, "spam"))
+            )
+        )
+        tags = await one.moderation.tags(GUILD_A)
+    assert sorted((t.message_id, t.label) for t in tags) == sorted(
+        (message, label) for message in range(20) for label in ("question", "spam")
+    )
+
+
+async def test_processes_starting_together_migrate_once(backend: Backend) -> None:
+    stores = [Storage(backend.target) for _ in range(3)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        assert [await store.database.schema_version() for store in stores] == [len(MIGRATIONS)] * 3
+        assert await stores[0].database.fetch("SELECT COUNT(*) FROM schema_version") == [(1,)]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_acknowledged_tags_survive_writers_killed_mid_write(backend: Backend) -> None:
+    """Two bot processes tag as fast as they can on one database and are killed -9 (the OOM killer, a machine
+    lost) at random moments, three times over: every tag they acknowledged is stored, and the database works."""
+    async with Storage(backend.target):  # migrated, as by the first start
+        pass
+    acknowledged: list[list[int]] = []
+    pace = random.Random(18)
+    for round_ in range(3):
+        writers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.tag_writer",
+                str(backend.target),
+                str(GUILD_A),
+                str((2 * round_ + i) * 1_000_000),
+                stdout=asyncio.subprocess.PIPE,
+                cwd=REPO_ROOT,
+            )
+            for i in range(2)
+        ]
+        acks = [[] for _ in writers]
+        readers = [asyncio.create_task(read_acknowledged(w, ack)) for w, ack in zip(writers, acks)]
+        await asyncio.wait_for(all_writing(writers, acks), 120)
+        await asyncio.sleep(pace.uniform(0.0, 0.5))
+        for writer in writers:
+            writer.kill()
+        await asyncio.gather(*readers, *(writer.wait() for writer in writers))
+        acknowledged += acks
+    async with Storage(backend.target) as store:
+        stored = {t.message_id for t in await store.moderation.tags(GUILD_A)}
+        missing = [m for ack in acknowledged for m in ack if m not in stored]
+        assert missing == [] and sum(map(len, acknowledged)) >= 120, sum(map(len, acknowledged))
+        await store.moderation.add_tags([tag(message=1)])  # still writable after the kills
+        assert 1 in {t.message_id for t in await store.moderation.tags(GUILD_A)}
+
+
+async def read_acknowledged(writer: asyncio.subprocess.Process, acknowledged: list[int]) -> None:
+    assert writer.stdout is not None
+    async for line in writer.stdout:
+        if line.endswith(b"\n"):  # a line cut by the kill was never acknowledged
+            acknowledged.append(int(line))
+
+
+async def all_writing(writers: list[asyncio.subprocess.Process], acknowledged: list[list[int]]) -> None:
+    """Until each writer has acknowledged 20 tags."""
+    while min(map(len, acknowledged)) < 20:
+        assert all(writer.returncode is None for writer in writers), "a writer stopped by itself"
+        await asyncio.sleep(0.05)
+
+
+# --- PostgreSQL's own failures -------------------------------------------------------------------------------
+
+WAITING_FOR_A_LOCK = "SELECT pid FROM pg_stat_activity WHERE application_name = 'hf-bot' AND wait_event_type = 'Lock'"
+
+
+@pytest.mark.postgres
+async def test_a_connection_lost_mid_write_is_busy_and_the_next_write_works(postgres_backend: PostgresBackend) -> None:
+    async with Storage(postgres_backend.target) as store:
+        async with postgres_backend.locked():
+            write = asyncio.create_task(store.moderation.add_tags([tag()]))
+            admin = await asyncpg.connect(postgres_backend.url)
+            try:
+                waiting = await asyncio.wait_for(wait_for_rows(admin, WAITING_FOR_A_LOCK), 10)
+                # The write waits for the lock when its connection drops (a network cut, a server-side kill).
+                await admin.execute("SELECT pg_terminate_backend($1)", waiting[0][0])
+            finally:
+                await admin.close()
+            with pytest.raises(StoreBusy, match="nothing was saved"):
+                await write
+        await store.moderation.add_tags([tag(message=2)])  # the pool replaced the connection
+        assert [t.message_id for t in await store.moderation.tags(GUILD_A)] == [2]
+
+
+async def wait_for_rows(connection: asyncpg.Connection, query: str) -> list[asyncpg.Record]:
+    while not (rows := await connection.fetch(query)):
+        await asyncio.sleep(0.05)
+    return rows
+
+
+@pytest.mark.postgres
+async def test_while_postgres_restarts_the_store_is_busy_then_works_without_reopening() -> None:
+    server = PostgresServer().start()  # its own server: the session's keeps serving the other tests
+    try:
+        async with Storage(await server.new_database(), busy_timeout=1.0) as store:
+            await store.moderation.add_tags([tag()])
+            server.halt()
+            with pytest.raises(StoreBusy, match="nothing was saved"):
+                await store.moderation.add_tags([tag(message=2)])
+            with pytest.raises(StoreBusy):
+                await store.moderation.tags(GUILD_A)
+            server.resume()
+            await store.moderation.add_tags([tag(message=3)])
+            assert [t.message_id for t in await store.moderation.tags(GUILD_A)] == [1, 3]
+    finally:
+        server.stop()
+
+
+async def test_an_unreachable_postgres_at_start_says_what_to_check() -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(StoreUnreachable, match="Check DATABASE_URL") as refused:
+        await Storage(f"postgresql://bot:secret@127.0.0.1:{port}/bot").open()
+    assert f"postgresql://127.0.0.1:{port}/bot" in str(refused.value) and "secret" not in str(refused.value)
+    assert startup_error(refused.value) == str(refused.value)  # start-up prints that line, not a traceback

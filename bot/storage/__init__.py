@@ -1,6 +1,8 @@
-"""The bot's data in one SQLite file, split by concern over one shared connection:
+"""The bot's data in one database, SQLite (the embedded default) or PostgreSQL (several machines),
+split by concern over one shared `Database`:
 
-- database.py: the connection, busy handling (`StoreBusy`), transactions and the migrations (schema.py);
+- database.py: the interface (transactions, busy handling as `StoreBusy`, the migrations of schema.py),
+  implemented by sqlite.py and postgres.py;
 - moderation.py: label sets, watched channels, tags, examples, learned models and reviews;
 - answers.py: generated answers, for their buttons;
 - guilds.py: server settings such as the /chat system prompt.
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .answers import AnswerStore
-from .database import BUSY_TIMEOUT, Database, StoreBusy
+from .database import BUSY_TIMEOUT, Database, StoreBusy, StoreUnreachable
 from .guilds import GuildStore
 from .moderation import (
     Embedding,
@@ -27,7 +29,10 @@ from .moderation import (
     Tag,
     Watch,
 )
-from .schema import MIGRATIONS
+from .postgres import SCHEMES as POSTGRES_SCHEMES
+from .postgres import PostgresDatabase
+from .schema import MIGRATIONS, Statement
+from .sqlite import SQLiteDatabase
 
 __all__ = [
     "MIGRATIONS",
@@ -43,20 +48,42 @@ __all__ = [
     "Review",
     "Storage",
     "StoreBusy",
+    "StoreUnreachable",
     "Tag",
     "Watch",
+    "DATABASE_URL_SCHEMES",
+    "database_for",
 ]
+
+SQLITE_PREFIX = "sqlite:///"  # sqlite:///relative/path, sqlite:////absolute/path
+DATABASE_URL_SCHEMES = (*(f"{scheme}://" for scheme in POSTGRES_SCHEMES), SQLITE_PREFIX)
+
+
+def database_for(
+    target: Path | str, *, busy_timeout: float = BUSY_TIMEOUT, migrations: Sequence[tuple[Statement, ...]] = MIGRATIONS
+) -> Database:
+    """The database DATABASE_URL names: postgresql://user:password@host:port/name (or postgres://...), or
+    sqlite:///path; a path without a scheme is an SQLite file."""
+    options = {"busy_timeout": busy_timeout, "migrations": migrations}
+    if isinstance(target, Path) or "://" not in target:
+        return SQLiteDatabase(target, **options)
+    if target.startswith(SQLITE_PREFIX):
+        return SQLiteDatabase(target.removeprefix(SQLITE_PREFIX), **options)
+    if target.partition("://")[0] in POSTGRES_SCHEMES:
+        return PostgresDatabase(target, **options)
+    raise ValueError(f"{target!r} is not postgresql://... nor {SQLITE_PREFIX}...")
 
 
 class Storage:
     def __init__(
         self,
-        path: Path | str,
+        target: Path | str,
         *,
         busy_timeout: float = BUSY_TIMEOUT,
-        migrations: Sequence[tuple[str, ...]] = MIGRATIONS,
+        migrations: Sequence[tuple[Statement, ...]] = MIGRATIONS,
     ) -> None:
-        self.database = Database(path, busy_timeout=busy_timeout, migrations=migrations)
+        """`target`: an SQLite file, or a URL as `database_for` reads it."""
+        self.database = database_for(target, busy_timeout=busy_timeout, migrations=migrations)
         self.moderation = ModerationStore(self.database)
         self.answers = AnswerStore(self.database)
         self.guilds = GuildStore(self.database)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .database import Database
+from .database import Database, upsert
 
 
 class AnswerStore:
@@ -16,14 +16,12 @@ class AnswerStore:
 
     async def save(self, message_id: int, guild_id: int, owner_id: int, request: str, text: str) -> None:
         """Keep an answer's request (JSON) and text, for its buttons."""
-        async with self.database.write() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO answers (message_id, guild_id, owner_id, request, text, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (message_id, guild_id, owner_id, request, text, time.time()),
-            )
+        await self.database.execute(
+            upsert("answers", ("message_id", "guild_id", "owner_id", "request", "text", "created_at"), ("message_id",)),
+            (message_id, guild_id, owner_id, request, text, time.time()),
+        )
 
     async def get(self, message_id: int) -> tuple[str, str] | None:
         """An answer's request (JSON) and text, or None."""
-        rows = await self.database.read("SELECT request, text FROM answers WHERE message_id = ?", (message_id,))
+        rows = await self.database.fetch("SELECT request, text FROM answers WHERE message_id = ?", (message_id,))
         return (rows[0][0], rows[0][1]) if rows else None

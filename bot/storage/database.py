@@ -1,136 +1,118 @@
-"""The one SQLite connection (through aiosqlite) that every part of the store shares.
+"""The database every part of the store shares, as one small interface that SQLite (sqlite.py) and
+PostgreSQL (postgres.py) implement, so the stores' queries are written once.
 
-- WAL mode, so reads never wait for the writer; a busy timeout, so a briefly locked
-  file makes a write wait instead of failing (`StoreBusy` once it has waited too long);
-  every write commits before it returns, so a caller that acknowledges after `await`
-  never acknowledges unsaved data.
-- `schema_version` holds the version; the migrations (bot/storage/schema.py) are applied
-  forward, all in one transaction, when the database opens.
+- SQL uses `?` placeholders and what both back-ends speak: INSERT ... ON CONFLICT, RETURNING,
+  COLLATE NOCASE (PostgreSQL gets a collation of that name in the first migration).
+- `transaction()` yields a `Connection` whose writes commit together on leaving, or not at all;
+  a caller that acknowledges after `await` never acknowledges unsaved data. `fetch()` reads outside one.
+- A lock still held by another writer after the busy timeout, or on PostgreSQL a lost connection,
+  is `StoreBusy`: nothing was written, and the member is asked to try again.
+- `schema_version` holds the version; the migrations (schema.py) are applied forward, all in one
+  transaction that holds the migration lock, when the database opens: processes starting together
+  migrate once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import ClassVar, Protocol
 
-import aiosqlite
-
-from .schema import MIGRATIONS
+from .schema import Statement, render
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for a lock held by another connection
 BUSY_MESSAGE = "The tag database is busy right now, so nothing was saved. Please try again in a moment."
+MIGRATION_LOCK = 0  # the lock key of migrations; guild ids, the other keys, are never 0
 
 
 class StoreBusy(Exception):
-    """The database stayed locked past the busy timeout; nothing was written. Safe to show."""
+    """The database stayed locked past the busy timeout, or could not be reached; nothing was written.
+    Safe to show."""
 
 
-class Database:
-    def __init__(
-        self,
-        path: Path | str,
-        *,
-        busy_timeout: float = BUSY_TIMEOUT,
-        migrations: Sequence[tuple[str, ...]] = MIGRATIONS,
-    ) -> None:
-        self.path = Path(path)
+class StoreUnreachable(RuntimeError):
+    """The database could not be opened at start-up; the message names the setting to check."""
+
+
+class Connection(Protocol):
+    """The statements of one transaction."""
+
+    async def execute(self, sql: str, parameters: Sequence[object] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None: ...
+
+    async def fetch(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]: ...
+
+
+class Database(ABC):
+    dialect: ClassVar[str]  # a key of schema.TYPES
+
+    def __init__(self, *, busy_timeout: float, migrations: Sequence[tuple[Statement, ...]]) -> None:
         self.busy_timeout = busy_timeout
         self.migrations = list(migrations)
-        self._db: aiosqlite.Connection | None = None
-        # One connection, so one transaction at a time: concurrent writers queue here (then on the file lock).
-        self._writing = asyncio.Lock()
-
-    # --- lifecycle -----------------------------------------------------------------------
-    async def open(self) -> None:
-        if self._db is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; writes use explicit BEGIN IMMEDIATE.
-        db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")  # a commit survives a power cut, not only a crash
-            self._db = db
-            await self._migrate()
-        except BaseException:
-            self._db = None
-            await db.close()
-            raise
-
-    async def close(self) -> None:
-        if self._db is not None:
-            db, self._db = self._db, None
-            await db.close()
 
     @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("The tag store is not open (HFBot.setup_hook opens it).")
-        return self._db
+    @abstractmethod
+    def name(self) -> str:
+        """Where the data is, for messages (never with a password)."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, then migrate (`_migrate`)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self, lock: int | None = None) -> AbstractAsyncContextManager[Connection]:
+        """One transaction, committed on leaving. `lock` (a guild id) is taken first and held to the end, so a
+        read-then-write (count the labels, then add one) never interleaves with another process's."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
+        """Rows of one query, outside any transaction."""
+
+    async def execute(self, sql: str, parameters: Sequence[object] = ()) -> int:
+        """One statement in a transaction of its own; returns the number of rows it changed."""
+        async with self.transaction() as connection:
+            return await connection.execute(sql, parameters)
 
     async def schema_version(self) -> int:
-        rows = await self.read("SELECT version FROM schema_version")
+        rows = await self.fetch("SELECT version FROM schema_version")
         return rows[0][0] if rows else 0
 
     async def _migrate(self) -> None:
-        async with self.write() as db:
+        async with self.transaction(lock=MIGRATION_LOCK) as db:
             await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = await (await db.execute("SELECT version FROM schema_version")).fetchone()
-            current = row[0] if row else 0
+            rows = await db.fetch("SELECT version FROM schema_version")
+            current = rows[0][0] if rows else 0
             if current > len(self.migrations):
                 raise RuntimeError(
-                    f"{self.path} has schema version {current}, newer than this bot's "
-                    f"{len(self.migrations)}: update the bot, or point DATABASE_PATH elsewhere."
+                    f"{self.name} has schema version {current}, newer than this bot's "
+                    f"{len(self.migrations)}: update the bot, or point DATABASE_URL (or DATABASE_PATH) elsewhere."
                 )
             for statements in self.migrations[current:]:
                 for statement in statements:
-                    await db.execute(statement)
-            if row is None:
+                    if (sql := render(statement, self.dialect)) is not None:
+                        await db.execute(sql)
+            if not rows:
                 await db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(self.migrations),))
             else:
                 await db.execute("UPDATE schema_version SET version = ?", (len(self.migrations),))
 
-    # --- reading and writing ---------------------------------------------------------------
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction, committed on leaving; the write lock is taken up front (IMMEDIATE)
-        so the busy timeout applies there rather than failing half-way through."""
-        db = self.db
-        async with self._writing:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                yield db
-                await db.execute("COMMIT")
-            except BaseException as error:
-                try:
-                    await db.execute("ROLLBACK")
-                except sqlite3.OperationalError:
-                    pass  # BEGIN itself failed: there is no transaction to roll back
-                if _locked(error):
-                    raise StoreBusy(BUSY_MESSAGE) from error
-                raise
-
-    async def read(self, sql: str, parameters: Sequence[object] = ()) -> list[tuple]:
-        try:
-            async with self.db.execute(sql, parameters) as cursor:
-                return list(await cursor.fetchall())
-        except sqlite3.OperationalError as error:
-            if _locked(error):
-                raise StoreBusy(BUSY_MESSAGE) from error
-            raise
-
     async def delete_guild(self, guild_id: int, tables: Sequence[str]) -> dict[str, int]:
         """Delete a guild's rows from `tables` in one transaction; returns rows deleted per table."""
-        deleted = {}
-        async with self.write() as db:
-            for table in tables:
-                cursor = await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-                deleted[table] = cursor.rowcount
-        return deleted
+        async with self.transaction() as db:
+            return {table: await db.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,)) for table in tables}
 
 
-def _locked(error: BaseException) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and ("locked" in str(error) or "busy" in str(error))
+def upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    """INSERT of `columns` that replaces the other columns of the row with the same `key`."""
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns if column not in key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )

@@ -6,17 +6,14 @@ waiting for review. Every query is scoped by guild id: one guild never reads or 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from ..engine.errors import InvalidInput
 from ..specs.learned_labels import MAX_EXAMPLES_PER_LABEL, NONE_OF_THESE, Example, LinearHead
 from ..specs.zero_shot import MAX_LABELS
-from .database import Database
+from .database import Connection, Database, upsert
 
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5
@@ -119,13 +116,25 @@ class Tag:
     text: str | None = None  # only when the guild has store_text on
 
 
-_TAG_COLUMNS = "guild_id, channel_id, message_id, author_id, label, score, method, tagged_by, auto, created_at, text"
-_REVIEW_COLUMNS = (
-    "guild_id, channel_id, message_id, author_id, label, score, method, created_at, text, vector, vector_model"
+_TAG_FIELDS = ("guild_id", "channel_id", "message_id", "author_id", "label", "score", "method", "tagged_by", "auto")
+_TAG_COLUMNS = ", ".join((*_TAG_FIELDS, "created_at", "text"))
+_REVIEW_FIELDS = ("guild_id", "channel_id", "message_id", "author_id", "label", "score", "method", "created_at")
+_REVIEW_COLUMNS = ", ".join((*_REVIEW_FIELDS, "text", "vector", "vector_model"))
+_MODEL_FIELDS = (
+    "embedding_model",
+    "label_set",
+    "classes",
+    "dim",
+    "weights",
+    "bias",
+    "examples",
+    "examples_until",
+    "trained_at",
 )
+_EMBEDDED = ("text", "vector", "vector_model")  # a message's text (store_text on) and its embedding
 
 
-def _tag(row: sqlite3.Row | tuple) -> Tag:
+def _tag(row: tuple) -> Tag:
     g, c, m, a, label, score, method, by, auto, at, text = row
     return Tag(g, c, m, a, label, score, method, by, bool(auto), at, text)
 
@@ -138,10 +147,10 @@ class ModerationStore:
 
     # --- label sets ----------------------------------------------------------------------
     async def config(self, guild_id: int) -> GuildConfig:
-        settings = await self.database.read(
+        settings = await self.database.fetch(
             "SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
         )
-        labels = await self.database.read(
+        labels = await self.database.fetch(
             "SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,)
         )
         method, threshold, store_text, review = (
@@ -160,17 +169,17 @@ class ModerationStore:
     ) -> bool:
         """Add a label (True), or update an existing label's emoji and description where given (False).
         Refuses a 26th label."""
-        async with self.database.write() as db:  # count and insert in one transaction: two moderators can't make 26
-            cursor = await db.execute(
+        # Count and insert under the guild's lock: two moderators, on two machines too, can't make 26.
+        async with self.database.transaction(lock=guild_id) as db:
+            if await db.execute(
                 "UPDATE labels SET emoji = COALESCE(?, emoji), description = COALESCE(?, description) "
                 "WHERE guild_id = ? AND name = ?",
                 (emoji, description, guild_id, name),
-            )
-            if cursor.rowcount:
+            ):
                 return False
-            count, last = await (
-                await db.execute("SELECT COUNT(*), MAX(position) FROM labels WHERE guild_id = ?", (guild_id,))
-            ).fetchone()
+            [(count, last)] = await db.fetch(
+                "SELECT COUNT(*), MAX(position) FROM labels WHERE guild_id = ?", (guild_id,)
+            )
             if count >= MAX_LABELS:
                 raise InvalidInput(
                     f"The label set is full ({MAX_LABELS} labels). Remove one with /labelset remove first."
@@ -182,9 +191,7 @@ class ModerationStore:
             return True
 
     async def remove_label(self, guild_id: int, name: str) -> bool:
-        async with self.database.write() as db:
-            cursor = await db.execute("DELETE FROM labels WHERE guild_id = ? AND name = ?", (guild_id, name))
-            return cursor.rowcount > 0
+        return await self.database.execute("DELETE FROM labels WHERE guild_id = ? AND name = ?", (guild_id, name)) > 0
 
     async def update_settings(
         self,
@@ -195,9 +202,9 @@ class ModerationStore:
         store_text: bool | None = None,
         review_threshold: float | None = None,
     ) -> GuildConfig:
-        async with self.database.write() as db:
+        async with self.database.transaction() as db:
             await db.execute(
-                "INSERT OR IGNORE INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?)",
+                "INSERT INTO guild_settings (guild_id, method, threshold) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (guild_id, DEFAULT_METHOD, DEFAULT_THRESHOLD),
             )
             await db.execute(
@@ -210,29 +217,30 @@ class ModerationStore:
 
     # --- watched channels ----------------------------------------------------------------
     async def watch(self, guild_id: int, channel_id: int, threshold: float | None, log_channel_id: int | None) -> None:
-        async with self.database.write() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO watched_channels (guild_id, channel_id, threshold, log_channel_id) "
-                "VALUES (?, ?, ?, ?)",
-                (guild_id, channel_id, threshold, log_channel_id),
-            )
+        await self.database.execute(
+            upsert(
+                "watched_channels",
+                ("guild_id", "channel_id", "threshold", "log_channel_id"),
+                ("guild_id", "channel_id"),
+            ),
+            (guild_id, channel_id, threshold, log_channel_id),
+        )
 
     async def unwatch(self, guild_id: int, channel_id: int) -> bool:
-        async with self.database.write() as db:
-            cursor = await db.execute(
-                "DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
-            )
-            return cursor.rowcount > 0
+        deleted = await self.database.execute(
+            "DELETE FROM watched_channels WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id)
+        )
+        return deleted > 0
 
     async def watches(self, guild_id: int) -> list[Watch]:
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? ORDER BY channel_id",
             (guild_id,),
         )
         return [Watch(*row) for row in rows]
 
     async def watch_of(self, guild_id: int, channel_id: int) -> Watch | None:
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT channel_id, threshold, log_channel_id FROM watched_channels WHERE guild_id = ? AND channel_id = ?",
             (guild_id, channel_id),
         )
@@ -244,18 +252,14 @@ class ModerationStore:
         the same label on that message; an auto-tag never replaces a moderator's. A moderator's tag is
         a training example: it keeps the message's `embedding`, and overrides earlier answers that the
         message is not that label or none of them."""
-        async with self.database.write() as db:
+        async with self.database.transaction() as db:
             await self._insert_tags(db, tags, embedding)
 
     @staticmethod
-    async def _insert_tags(db: aiosqlite.Connection, tags: Sequence[Tag], embedding: Embedding | None) -> None:
+    async def _insert_tags(db: Connection, tags: Sequence[Tag], embedding: Embedding | None) -> None:
         await db.executemany(
-            f"INSERT INTO tags ({_TAG_COLUMNS}, vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (guild_id, message_id, label) DO UPDATE SET score = excluded.score, "
-            "method = excluded.method, tagged_by = excluded.tagged_by, auto = excluded.auto, "
-            "created_at = excluded.created_at, text = excluded.text, "
-            "vector = excluded.vector, vector_model = excluded.vector_model "
-            "WHERE excluded.auto = 0 OR tags.auto = 1",
+            upsert("tags", (*_TAG_FIELDS, "created_at", *_EMBEDDED), ("guild_id", "message_id", "label"))
+            + " WHERE excluded.auto = 0 OR tags.auto = 1",
             [
                 (
                     t.guild_id,
@@ -280,11 +284,14 @@ class ModerationStore:
         )
 
     @staticmethod
-    async def _insert_rejection(db: aiosqlite.Connection, rejection: Rejection, embedding: Embedding | None) -> None:
+    async def _insert_rejection(db: Connection, rejection: Rejection, embedding: Embedding | None) -> None:
         r = rejection
         await db.execute(
-            "INSERT OR REPLACE INTO rejections (guild_id, channel_id, message_id, label, tagged_by, created_at, text, "
-            "vector, vector_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            upsert(
+                "rejections",
+                ("guild_id", "channel_id", "message_id", "label", "tagged_by", "created_at", *_EMBEDDED),
+                ("guild_id", "message_id", "label"),
+            ),
             (
                 r.guild_id,
                 r.channel_id,
@@ -299,22 +306,32 @@ class ModerationStore:
 
     async def reject(self, rejection: Rejection, embedding: Embedding | None = None) -> None:
         """Keep a moderator's "Not this" / "None of these" as a training example."""
-        async with self.database.write() as db:
+        async with self.database.transaction() as db:
             await self._insert_rejection(db, rejection, embedding)
 
     async def recent(
         self, guild_id: int, *, channel_id: int | None = None, label: str | None = None, limit: int = 10
     ) -> list[Tag]:
-        rows = await self.database.read(
-            f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND (? IS NULL OR channel_id = ?) "
-            "AND (? IS NULL OR label = ? COLLATE NOCASE) ORDER BY created_at DESC, id DESC LIMIT ?",
-            (guild_id, channel_id, channel_id, label, label, limit),
+        # Only the filters given: PostgreSQL can't type a parameter that is only compared with NULL.
+        filters = [
+            (sql, value)
+            for sql, value in (
+                ("guild_id = ?", guild_id),
+                ("channel_id = ?", channel_id),
+                ("label = ? COLLATE NOCASE", label),
+            )
+            if value is not None
+        ]
+        rows = await self.database.fetch(
+            f"SELECT {_TAG_COLUMNS} FROM tags WHERE {' AND '.join(sql for sql, _ in filters)} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*(value for _, value in filters), limit),
         )
         return [_tag(row) for row in rows]
 
     async def label_counts(self, guild_id: int, since: float) -> list[tuple[str, int]]:
         """(label, number of tags) since `since`, most used first."""
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT label, COUNT(*) AS n FROM tags WHERE guild_id = ? AND created_at >= ? "
             "GROUP BY label ORDER BY n DESC, label",
             (guild_id, since),
@@ -323,7 +340,7 @@ class ModerationStore:
 
     async def tags(self, guild_id: int, since: float | None = None) -> list[Tag]:
         """Every tag of the guild (since `since`), oldest first: the CSV export."""
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
             (guild_id, since or 0.0),
         )
@@ -331,19 +348,19 @@ class ModerationStore:
 
     async def remove_tags(self, guild_id: int, message_id: int) -> list[Tag]:
         """Undo: delete the tags of one message; returns what was deleted."""
-        async with self.database.write() as db:
-            cursor = await db.execute(
-                f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
+        async with self.database.transaction() as db:
+            removed = await db.fetch(
+                f"DELETE FROM tags WHERE guild_id = ? AND message_id = ? RETURNING {_TAG_COLUMNS}",
+                (guild_id, message_id),
             )
-            removed = [_tag(row) for row in await cursor.fetchall()]
-            for table in ("tags", "rejections", "reviews"):  # every answer about the message, and its pending review
+            for table in ("rejections", "reviews"):  # every other answer about the message, and its pending review
                 await db.execute(f"DELETE FROM {table} WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
-        return removed
+        return [_tag(row) for row in removed]
 
     # --- learned labels --------------------------------------------------------------------
     async def examples(self, guild_id: int) -> list[tuple[int, Example]]:
         """(message id, example) of every moderator's answer, each label's newest MAX_EXAMPLES_PER_LABEL."""
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT message_id, label, 1, text, vector, vector_model, created_at FROM tags "
             "WHERE guild_id = ? AND auto = 0 "
             "UNION ALL SELECT message_id, label, 0, text, vector, vector_model, created_at FROM rejections "
@@ -364,7 +381,7 @@ class ModerationStore:
 
     async def example_counts(self, guild_id: int) -> dict[str, int]:
         """Moderators' tags per label (casefolded): the positive examples each label has."""
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT label COLLATE NOCASE, COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 "
             "GROUP BY label COLLATE NOCASE",
             (guild_id,),
@@ -373,7 +390,7 @@ class ModerationStore:
 
     async def new_examples(self, guild_id: int, since: float) -> int:
         """Moderators' answers given after `since`."""
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             "SELECT (SELECT COUNT(*) FROM tags WHERE guild_id = ? AND auto = 0 AND created_at > ?) + "
             "(SELECT COUNT(*) FROM rejections WHERE guild_id = ? AND created_at > ?)",
             (guild_id, since, guild_id, since),
@@ -382,28 +399,25 @@ class ModerationStore:
 
     async def save_model(self, guild_id: int, model: LabelModel) -> None:
         head = model.head
-        async with self.database.write() as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO label_models (guild_id, embedding_model, label_set, classes, dim, weights, "
-                "bias, examples, examples_until, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    guild_id,
-                    head.model,
-                    json.dumps(model.label_set),
-                    json.dumps(head.classes),
-                    head.dim,
-                    head.weights,
-                    head.bias,
-                    model.examples,
-                    model.examples_until,
-                    model.trained_at,
-                ),
-            )
+        await self.database.execute(
+            upsert("label_models", ("guild_id", *_MODEL_FIELDS), ("guild_id",)),
+            (
+                guild_id,
+                head.model,
+                json.dumps(model.label_set),
+                json.dumps(head.classes),
+                head.dim,
+                head.weights,
+                head.bias,
+                model.examples,
+                model.examples_until,
+                model.trained_at,
+            ),
+        )
 
     async def label_model(self, guild_id: int) -> LabelModel | None:
-        rows = await self.database.read(
-            "SELECT embedding_model, label_set, classes, dim, weights, bias, examples, examples_until, trained_at "
-            "FROM label_models WHERE guild_id = ?",
+        rows = await self.database.fetch(
+            f"SELECT {', '.join(_MODEL_FIELDS)} FROM label_models WHERE guild_id = ?",
             (guild_id,),
         )
         if not rows:
@@ -415,25 +429,24 @@ class ModerationStore:
     # --- the review queue ------------------------------------------------------------------
     async def add_review(self, review: Review) -> None:
         r = review
-        async with self.database.write() as db:
-            await db.execute(
-                f"INSERT OR REPLACE INTO reviews ({_REVIEW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.guild_id,
-                    r.channel_id,
-                    r.message_id,
-                    r.author_id,
-                    r.label,
-                    r.score,
-                    r.method,
-                    r.created_at,
-                    r.text,
-                    *_embedding_columns(r.embedding),
-                ),
-            )
+        await self.database.execute(
+            upsert("reviews", (*_REVIEW_FIELDS, *_EMBEDDED), ("guild_id", "message_id")),
+            (
+                r.guild_id,
+                r.channel_id,
+                r.message_id,
+                r.author_id,
+                r.label,
+                r.score,
+                r.method,
+                r.created_at,
+                r.text,
+                *_embedding_columns(r.embedding),
+            ),
+        )
 
     async def review(self, guild_id: int, message_id: int) -> Review | None:
-        rows = await self.database.read(
+        rows = await self.database.fetch(
             f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
         )
         return _review(rows[0]) if rows else None
@@ -442,14 +455,15 @@ class ModerationStore:
         """A moderator's answer to a review, in one transaction: `label` is confirmed as a tag (a training example
         with the review's embedding), or with None the reviewed label is rejected ("Not this"). Returns the review,
         or None when it was already answered or undone (nothing is written then)."""
-        async with self.database.write() as db:
-            cursor = await db.execute(
-                f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id)
+        async with self.database.transaction() as db:
+            # Deleting first claims the review: of two moderators answering at once, on two machines too, one gets it.
+            claimed = await db.fetch(
+                f"DELETE FROM reviews WHERE guild_id = ? AND message_id = ? RETURNING {_REVIEW_COLUMNS}",
+                (guild_id, message_id),
             )
-            row = await cursor.fetchone()
-            if row is None:
+            if not claimed:
                 return None
-            r = _review(row)
+            r = _review(claimed[0])
             now = time.time()
             if label is None:
                 await self._insert_rejection(
@@ -476,7 +490,6 @@ class ModerationStore:
                     ],
                     r.embedding,
                 )
-            await db.execute("DELETE FROM reviews WHERE guild_id = ? AND message_id = ?", (guild_id, message_id))
             return r
 
 
@@ -484,6 +497,6 @@ def _embedding_columns(embedding: Embedding | None) -> tuple[bytes | None, str |
     return (embedding.vector, embedding.model) if embedding else (None, None)
 
 
-def _review(row: sqlite3.Row | tuple) -> Review:
+def _review(row: tuple) -> Review:
     *fields, vector, model = row
     return Review(*fields, embedding=Embedding(vector, model) if vector is not None else None)
