@@ -182,11 +182,16 @@ class Generation(commands.Cog):
         when the chain was cut before it); None when `message` continues no conversation."""
         bot_id = self.bot.user.id
         channel = message.channel
-        if isinstance(channel, discord.Thread) and channel.owner_id == bot_id and channel.parent is not None:
+        if self.in_chat_thread(message):
             opening = await self._fetch(channel.parent, channel.id)  # a thread made on a message has that message's id
             embed = chat_answer(opening, bot_id) if opening else None
             if embed is not None and opening_prompt(embed) is not None:
-                later = [m async for m in channel.history(limit=MAX_READ, before=message)]
+                # Members' messages the bot would not answer are not addressed to it: they are no turns either.
+                later = [
+                    m
+                    async for m in channel.history(limit=MAX_READ, before=message)
+                    if m.author.id == bot_id or self.addressed_in_thread(m)
+                ]
                 return self.turns([opening, *reversed(later)]), IN_THREAD, opening.id
         chain: list[discord.Message] = []
         current = message
@@ -212,6 +217,21 @@ class Generation(commands.Cog):
                 chain[-1].id if first and opening_prompt(first) is not None else None,
             )
         return None
+
+    def in_chat_thread(self, message: discord.Message) -> bool:
+        """Whether `message` is a turn of its thread: one the bot started, and a message addressed to it."""
+        channel = message.channel
+        return (
+            isinstance(channel, discord.Thread)
+            and channel.owner_id == self.bot.user.id
+            and channel.parent is not None
+            and self.addressed_in_thread(message)
+        )
+
+    def addressed_in_thread(self, message: discord.Message) -> bool:
+        """Every message with CHAT_THREADS=true, else only those that mention the bot, whatever else asked for the
+        Message Content intent (AUTOTAG shows the bot every message's text too)."""
+        return self.bot.settings.chat_threads or any(user.id == self.bot.user.id for user in message.mentions)
 
     async def conversation_model(self, opening: int | None) -> str:
         """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""

@@ -61,11 +61,15 @@ def tokenizer(tiny_models) -> Any:
 @pytest_asyncio.fixture(loop_scope="session")
 async def chat(make_bot, settings, engine, monkeypatch):
     """(bot, harness, requests): every GenerationRequest the bot submits is recorded in `requests`."""
-    bot, h = await make_bot(settings, engine)
+    return await chat_bot(make_bot, settings, engine, monkeypatch)
+
+
+async def chat_bot(make_bot, settings, engine, monkeypatch, **changes: Any) -> tuple[HFBot, FakeDiscord, list]:
+    """A bot on `settings` with `changes` (e.g. chat_threads=True), its harness, and the requests it submits."""
+    # Short answers (CHAT_MAX_NEW_TOKENS), so that a few turns fit the tiny Llama's 512 positions.
+    bot, h = await make_bot(dataclasses.replace(settings, chat_max_new_tokens=8, **changes), engine)
     bot.stream_interval = 0.0
     h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
-    # Short answers (CHAT_MAX_NEW_TOKENS), so that a few turns fit the tiny Llama's 512 positions.
-    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=8)
     requests: list[GenerationRequest] = []
     submit = engine.submit_job
 
@@ -408,3 +412,31 @@ async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings
     assert [r.model for r in requests] == [other, other]  # the thread's turn went to the conversation's model
     await h.invoke_slash("chat", {"message": "Hello"})  # a new conversation: the default again
     assert requests[-1].model == ""
+
+
+# --- CHAT_THREADS ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chat_threads", [False, True])
+async def test_chat_threads_alone_decides_whether_thread_messages_are_read(
+    make_bot, settings, engine, monkeypatch, chat_threads
+):
+    """AUTOTAG=true asks for the Message Content intent too, so the bot sees every message's text: whether a thread
+    message without a mention is answered is still CHAT_THREADS's call, as .env.example says."""
+    bot, h, requests = await chat_bot(make_bot, settings, engine, monkeypatch, autotag=True, chat_threads=chat_threads)
+    assert bot.intents.message_content
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    thread = h.recorder.last("start_thread").message_id
+    plain = await h.dispatch_message("I like tea.", channel_id=thread)
+    h.assert_no_errors()
+    assert len(requests) == (2 if chat_threads else 1)
+    if chat_threads:
+        assert requests[-1].prompt == "I like tea." and answer_of(h, plain.id)["embeds"][0]["title"] == "Chat"
+        return
+    # Off: a mention is read, and a reply to an answer works either way.
+    mentioned = await h.dispatch_message(f"<@{h.bot_id}> I like tea.", channel_id=thread)
+    assert requests[-1].prompt == "I like tea." and len(requests[-1].history) == 2
+    answer = int(answer_of(h, mentioned.id)["id"])
+    replied = await h.dispatch_message("And coffee.", channel_id=thread, reference=answer)
+    assert requests[-1].prompt == "And coffee." and answer_of(h, replied.id)["embeds"][0]["title"] == "Chat"
+    h.assert_no_errors()
