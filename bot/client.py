@@ -43,7 +43,7 @@ class HFBot(commands.AutoShardedBot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         # Auto-tagging and chat threads read messages that don't mention the bot: privileged, opt-in.
-        intents.message_content = settings.autotag or settings.chat_threads
+        intents.message_content = bool(settings.message_content_settings)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,

@@ -92,6 +92,12 @@ class Settings:
     chat_threads: bool = False  # read every message in chat threads; needs the privileged Message Content intent
     chat_max_new_tokens: int = DEFAULT_CHAT_MAX_NEW_TOKENS  # the length limit of a /chat answer
 
+    @property
+    def message_content_settings(self) -> tuple[str, ...]:
+        """The settings that ask for the privileged Message Content intent: each reads messages that don't mention
+        the bot. Empty: the bot runs without it."""
+        return tuple(name for name, on in (("AUTOTAG", self.autotag), ("CHAT_THREADS", self.chat_threads)) if on)
+
     def __repr__(self) -> str:  # never print the token
         token = "set" if self.discord_token else "unset"
         return f"Settings(profile={self.profile!r}, token={token}, dev_guild_id={self.dev_guild_id})"

@@ -128,15 +128,29 @@ class FakeResponse:
         self.status, self.reason = status, "Service Unavailable"
 
 
-def test_each_start_up_failure_names_what_to_fix():
-    assert "DISCORD_TOKEN" in startup_error(discord.LoginFailure("Improper token has been passed."))
-    intents = startup_error(discord.PrivilegedIntentsRequired(0))
-    assert "Message Content" in intents and "AUTOTAG=false" in intents
-    assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"))
-    assert startup_error(ValueError("a bug")) is None
-    assert (
-        startup_error(PermissionError("data/bot.sqlite3")) is None
-    )  # not "can't reach Discord"  # anything else keeps its traceback
+def test_each_start_up_failure_names_what_to_fix(tmp_path):
+    s = settings(tmp_path)
+    assert "DISCORD_TOKEN" in startup_error(discord.LoginFailure("Improper token has been passed."), s)
+    assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"), s)
+    assert startup_error(ValueError("a bug"), s) is None
+    # Not "can't reach Discord": anything else keeps its traceback.
+    assert startup_error(PermissionError("data/bot.sqlite3"), s) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "asked", "not_asked"),
+    [
+        ({"AUTOTAG": "true"}, "AUTOTAG=true asks for", "CHAT_THREADS"),
+        ({"CHAT_THREADS": "true"}, "CHAT_THREADS=true asks for", "AUTOTAG"),
+        ({"AUTOTAG": "true", "CHAT_THREADS": "true"}, "AUTOTAG=true and CHAT_THREADS=true ask for", None),
+    ],
+)
+def test_the_intent_error_names_the_settings_that_asked_for_it(tmp_path, env, asked, not_asked):
+    s = settings(tmp_path, **env)
+    message = startup_error(discord.PrivilegedIntentsRequired(0), s)
+    assert "Message Content" in message and asked in message
+    assert all(f"{name}=false" in message for name in env)  # each is a way out
+    assert not_asked is None or not_asked not in message
 
 
 # Modules only the worker process (or a Ray replica) imports: they hold the models.
