@@ -821,6 +821,10 @@ class Recorder:
         self.members[uid].update(body or {})
         return dict(self.members[uid], user=self.users[uid])
 
+    def _h_me(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        """What ``Client.login`` asks first: the bot's own user."""
+        return self.bot_user
+
     def _h_app_info(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         owner = self.users.get(self.owner_id or 0) or self.bot_user
         return {
@@ -864,6 +868,7 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
+    ("GET", "/users/@me"): ("login", Recorder._h_me),
 }
 
 

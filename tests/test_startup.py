@@ -15,6 +15,7 @@ from bot.client import HFBot
 from bot.settings import Settings, SettingsError
 
 from .conftest import REPO_ROOT
+from .discord_harness import FakeDiscord, Recorder, next_snowflake
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
 
@@ -98,6 +99,26 @@ async def test_publishing_commands_needs_no_engine_and_no_database(tmp_path):
         names = {command.name for command in bot.tree.get_commands()}
     assert {"sentiment", "generate", "label", "fill", "tokens", "status", "sync"} <= names
     assert not (tmp_path / "bot.sqlite3").exists()
+
+
+@pytest.mark.parametrize("guild", [None, 123456789012345678])
+async def test_sync_publishes_globally_or_to_one_guild(tmp_path, monkeypatch, capsys, guild):
+    """`python -m bot sync [--guild ID]`: logs in (no gateway), publishes every command there, and exits."""
+    discord_server = Recorder()
+    discord_server.application_id = next_snowflake()
+    discord_server.bot_user = FakeDiscord._user_payload(discord_server.application_id, "HarnessBot", bot=True)
+
+    async def request(http: discord.http.HTTPClient, route: discord.http.Route, **kwargs: object) -> object:
+        return await discord_server.handle_http(route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", request)
+    assert await _sync(settings(tmp_path), guild) == 0
+    assert list(discord_server.synced_commands) == [guild]  # there, and nowhere else
+    published = {command["name"] for command in discord_server.synced_commands[guild]}
+    assert {"chat", "generate", "sentiment", "status", "sync", "labelset", "Tag message"} <= published
+    where = f"to guild {guild}" if guild else "globally"
+    assert capsys.readouterr().out.strip() == f"Synced {len(published)} commands {where}."
+    assert not (tmp_path / "bot.sqlite3").exists()  # publishing needs no database (nor a worker)
 
 
 @pytest.fixture
