@@ -27,6 +27,7 @@ from bot.commands import build_request, command
 from bot.embeds import to_embed
 from bot.engine import EngineError
 from bot.engine.request import MAX_TEXT_CHARS
+from bot.permissions import may_speak, missing, names, to_answer_in, to_converse_in
 from bot.reply import Reply
 from bot.slash import slash_command
 from bot.specs.generation import CHAT_TITLE, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
@@ -83,8 +84,16 @@ class Generation(commands.Cog):
     async def start(self, interaction: discord.Interaction, message: str, model: str, private: bool = False) -> None:
         """/chat: the conversation's first answer, then its thread."""
         system = await self.system_prompt(interaction.guild_id)
-        threads = isinstance(interaction.channel, discord.TextChannel) and not private
+        lacking = self.lacking_to_converse(interaction) if not private else discord.Permissions.none()
+        # No thread where the bot could not open it or answer in it: replies to the answer still go on.
+        threads = (
+            isinstance(interaction.channel, discord.TextChannel)
+            and not private
+            and not (lacking.create_public_threads or lacking.send_messages_in_threads)
+        )
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
+        if lacking.value:
+            how += f" (I'm missing {', '.join(names(lacking))} here)"
         # Bad input and a full queue are refused before deferring, so the refusal is private.
         request = build_request("chat", {"message": message, "model": model}, self.bot.settings, system=system)
         answer = Answer(request, opening=True, how=how)
@@ -114,6 +123,15 @@ class Generation(commands.Cog):
 
     chat = slash_command("chat", start)
 
+    def lacking_to_converse(self, interaction: discord.Interaction) -> discord.Permissions:
+        """What a conversation needs in the interaction's channel and the bot lacks there (logged once)."""
+        if interaction.guild is None:
+            return discord.Permissions.none()
+        lacking = missing(to_converse_in(interaction.channel), interaction.app_permissions, interaction.channel)
+        if lacking.value:
+            self.bot.warn_missing(interaction.channel, lacking, "/chat conversations can't go on there as they should")
+        return lacking
+
     @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
     @app_commands.describe(text="The system prompt; leave it out to go back to the default")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -139,6 +157,9 @@ class Generation(commands.Cog):
         # Without the Message Content intent, messages that don't mention the bot arrive empty: nothing to answer.
         text = member_text(message)
         if message.author.bot or self.bot.user is None or not text:
+            return
+        if self.may_continue(message) and (lacking := self.lacking_to_answer(message.channel)).value:
+            await self.cannot_answer(message, lacking)
             return
         try:
             found = await self.conversation(message)
@@ -176,6 +197,40 @@ class Generation(commands.Cog):
                 await self._say(message, refusal(error))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
+        except discord.Forbidden as error:  # a permission taken away meanwhile, or a locked thread
+            await self.cannot_answer(message, self.lacking_to_answer(message.channel), error)
+
+    def may_continue(self, message: discord.Message) -> bool:
+        """Whether `message` may continue a conversation, known without reading the channel: a message addressed
+        to the bot in a thread it started, or a reply to one of its messages."""
+        replied = message.reference.resolved if message.reference else None
+        return self.in_chat_thread(message) or (
+            isinstance(replied, discord.Message) and replied.author.id == self.bot.user.id
+        )
+
+    def lacking_to_answer(self, channel: discord.abc.Messageable) -> discord.Permissions:
+        """What answering a conversation's message in `channel` needs and the bot lacks there."""
+        if not isinstance(channel, (discord.abc.GuildChannel, discord.Thread)):
+            return discord.Permissions.none()  # a DM: no permissions to lack
+        return missing(to_answer_in(channel), channel.permissions_for(channel.guild.me), channel)
+
+    async def cannot_answer(
+        self, message: discord.Message, lacking: discord.Permissions, error: discord.HTTPException | None = None
+    ) -> None:
+        """Tell the member which permission keeps the bot from answering, where it can still speak; log it once."""
+        channel = message.channel
+        self.bot.warn_missing(channel, lacking, f"members' chat messages there get no answer ({error or 'checked'})")
+        if not lacking.value or not may_speak(channel, channel.permissions_for(channel.guild.me)):
+            return
+        # Plain text, not a reply: a reply needs Read Message History, and an embed needs Embed Links.
+        try:
+            await channel.send(
+                f"{message.author.mention} I can't answer in this channel: I'm missing the "
+                f"{', '.join(names(lacking))} permission{'s' if len(names(lacking)) > 1 else ''} here. "
+                "A server admin can give it to me."
+            )
+        except discord.HTTPException:
+            pass  # nobody to tell: the log has it
 
     async def conversation(self, message: discord.Message) -> tuple[Turns, str, int | None] | None:
         """The turns before `message`, oldest first, how to go on, and the conversation's first answer (None

@@ -1319,6 +1319,37 @@ class FakeDiscord:
     def _add_thread(self, payload: JSON) -> None:
         self.guild._add_thread(discord.Thread(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
 
+    def bot_permissions(self, channel_id: int) -> discord.Permissions:
+        """The bot's permissions in a channel or thread, as Discord computes an interaction's ``app_permissions``:
+        from its roles and the channel's overwrites (all channel permissions where the channel is not cached)."""
+        channel = self.guild.get_channel_or_thread(channel_id)
+        if channel is None or self.guild.me is None:
+            return discord.Permissions.all_channel()
+        return channel.permissions_for(self.guild.me)
+
+    def set_overwrite(
+        self,
+        channel_id: int,
+        target_id: int,
+        *,
+        allow: discord.Permissions | None = None,
+        deny: discord.Permissions | None = None,
+    ) -> None:
+        """Allow or deny permissions to a role or member in a text channel (its threads inherit them), as a
+        channel's settings do; replaces that target's overwrite."""
+        payload = self.recorder.channels[channel_id]
+        overwrites = [o for o in payload["permission_overwrites"] if int(o["id"]) != target_id]
+        overwrites.append(
+            {
+                "id": str(target_id),
+                "type": 0 if target_id in self.recorder.roles else 1,
+                "allow": str((allow or discord.Permissions.none()).value),
+                "deny": str((deny or discord.Permissions.none()).value),
+            }
+        )
+        payload["permission_overwrites"] = overwrites
+        self.guild._add_channel(discord.TextChannel(state=self.state, guild=self.guild, data=payload))  # type: ignore[arg-type]
+
     def member_permissions(self, user_id: int) -> discord.Permissions:
         """Guild-level permissions of a member computed from its roles (owner/admin -> all)."""
         if user_id == self.owner_id:
@@ -1459,7 +1490,7 @@ class FakeDiscord:
             "token": f"harness-{iid}-{secrets.token_hex(8)}",
             "version": 1,
             "locale": "en-US",
-            "app_permissions": str(discord.Permissions.all_channel().value),
+            "app_permissions": str(self.bot_permissions(cid).value),
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             "guild_id": str(self.guild_id),
