@@ -163,7 +163,10 @@ class Generation(commands.Cog):
             return
         try:
             found = await self.conversation(message)
-        except discord.HTTPException as error:  # e.g. no Read Message History in this channel
+        except discord.Forbidden as error:  # Read Message History taken away since the check
+            await self.cannot_answer(message, self.lacking_to_answer(message.channel), error)
+            return
+        except discord.HTTPException as error:
             log.info("Could not read the conversation before message %s: %s", message.id, error)
             return
         if found is None:
@@ -208,11 +211,20 @@ class Generation(commands.Cog):
             isinstance(replied, discord.Message) and replied.author.id == self.bot.user.id
         )
 
+    @staticmethod
+    def my_permissions(channel: discord.abc.Messageable) -> discord.Permissions | None:
+        """The bot's permissions in a server's channel or thread; None in a DM, or in a thread whose channel is not
+        cached (Discord then says what it refuses, and that is caught)."""
+        if not isinstance(channel, (discord.abc.GuildChannel, discord.Thread)):
+            return None
+        if isinstance(channel, discord.Thread) and channel.parent is None:
+            return None
+        return channel.permissions_for(channel.guild.me)
+
     def lacking_to_answer(self, channel: discord.abc.Messageable) -> discord.Permissions:
         """What answering a conversation's message in `channel` needs and the bot lacks there."""
-        if not isinstance(channel, (discord.abc.GuildChannel, discord.Thread)):
-            return discord.Permissions.none()  # a DM: no permissions to lack
-        return missing(to_answer_in(channel), channel.permissions_for(channel.guild.me), channel)
+        have = self.my_permissions(channel)
+        return discord.Permissions.none() if have is None else missing(to_answer_in(channel), have, channel)
 
     async def cannot_answer(
         self, message: discord.Message, lacking: discord.Permissions, error: discord.HTTPException | None = None
@@ -220,7 +232,8 @@ class Generation(commands.Cog):
         """Tell the member which permission keeps the bot from answering, where it can still speak; log it once."""
         channel = message.channel
         self.bot.warn_missing(channel, lacking, f"members' chat messages there get no answer ({error or 'checked'})")
-        if not lacking.value or not may_speak(channel, channel.permissions_for(channel.guild.me)):
+        have = self.my_permissions(channel)
+        if not lacking.value or have is None or not may_speak(channel, have):
             return
         # Plain text, not a reply: a reply needs Read Message History, and an embed needs Embed Links.
         try:

@@ -527,3 +527,11 @@ async def test_a_reply_discord_refuses_is_caught(chat, caplog):
     assert [r for r in caplog.records if "Missing Permissions" in r.getMessage()]
     again = await h.dispatch_message(f"<@{h.bot_id}> and now?", channel_id=thread)
     assert answer_of(h, again.id)["embeds"][0]["title"] == "Chat"  # the next message is answered as before
+    await h.invoke_slash("chat", {"message": "Hello again"})
+    other = h.recorder.last("start_thread").message_id
+    h.recorder.fail_next("history", 403, 50001, "Missing Access")  # reading the thread back is refused
+    with caplog.at_level(logging.WARNING):
+        await h.dispatch_message(f"<@{h.bot_id}> hello?", channel_id=other)
+    h.assert_no_errors()
+    assert [r for r in caplog.records if r.levelno == logging.WARNING and "Missing Access" in r.getMessage()]
+    assert len(requests) == 4  # the refused ones queued nothing
