@@ -49,6 +49,9 @@ Things a test author must know (discord.py 2.7 behaviour, verified by the self-t
 * ``interaction.permissions`` comes from the payload (``permissions=`` argument), while
   ``Member.guild_permissions`` is computed by discord.py from cached roles; members are
   only cached when the client's member cache flags allow it (members intent).
+  ``interaction.app_permissions`` is the bot's own in the channel, computed like Discord does
+  from its roles and the channel's overwrites (:meth:`FakeDiscord.set_overwrite`); the bot
+  starts with @everyone's permissions only, so give it a role for more.
 """
 
 from __future__ import annotations
