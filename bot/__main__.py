@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def startup_error(error: BaseException) -> str | None:
+def startup_error(error: BaseException, settings: Settings) -> str | None:
     """One line naming what to fix, for the ways a first start fails; None for anything else."""
     if isinstance(error, MetricsUnavailable):
         return str(error)
@@ -77,9 +77,11 @@ def startup_error(error: BaseException) -> str | None:
             "Reset Token) into .env."
         )
     if isinstance(error, discord.PrivilegedIntentsRequired):
+        asking = settings.message_content_settings
+        on, off = (" and ".join(f"{name}={value}" for name in asking) for value in ("true", "false"))
         return (
-            "Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
-            "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false."
+            f"Discord refused the privileged Message Content intent that {on} {'asks' if len(asking) == 1 else 'ask'} "
+            f"for. Switch it on (developer portal -> your app -> Bot -> Message Content Intent), or set {off}."
         )
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
@@ -106,7 +108,7 @@ async def _login(bot: commands.Bot, settings: Settings, connect: bool) -> int:
         else:
             await bot.login(settings.discord_token)
     except Exception as error:
-        if (message := startup_error(error)) is None:
+        if (message := startup_error(error, settings)) is None:
             raise
         print(f"Can't start the bot{shards}: {message}", file=sys.stderr)
         return 1

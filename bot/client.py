@@ -19,6 +19,7 @@ from .answers import AnswerButton
 from .commands import render_apology, render_error
 from .embeds import to_embed
 from .engine import Engine, EngineError, Job, Request
+from .permissions import names
 from .reply import Reply, clip
 from .settings import Settings
 from .storage import Storage, StoreBusy
@@ -43,7 +44,7 @@ class HFBot(commands.AutoShardedBot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         # Auto-tagging and chat threads read messages that don't mention the bot: privileged, opt-in.
-        intents.message_content = settings.autotag or settings.chat_threads
+        intents.message_content = bool(settings.message_content_settings)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -60,6 +61,7 @@ class HFBot(commands.AutoShardedBot):
         self.queue_interval = 2.0  # how often the queue position is refreshed
         self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)
         self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
+        self.permission_warnings: set[tuple[int, int]] = set()  # (channel id, permissions) already logged
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:
@@ -91,6 +93,21 @@ class HFBot(commands.AutoShardedBot):
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (%s)", self.user, getattr(self.user, "id", "?"))
+
+    def warn_missing(self, channel: discord.abc.Messageable, lacking: discord.Permissions, what: str) -> None:
+        """Log that the bot lacks permissions in a channel: once per channel and set of permissions, not per message."""
+        channel_id = getattr(channel, "id", 0)
+        if (channel_id, lacking.value) in self.permission_warnings:
+            return
+        self.permission_warnings.add((channel_id, lacking.value))
+        log.warning(
+            "Missing %s in channel %s (%s) of server %s: %s",
+            ", ".join(names(lacking)) or "a permission",
+            getattr(channel, "name", "?"),
+            channel_id,
+            getattr(getattr(channel, "guild", None), "id", "?"),
+            what,
+        )
 
     # --- queueing ----------------------------------------------------------------------------
     def submit(self, request: Request, user_id: int, asked_at: datetime) -> Job:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine import EngineConfig
+from .engine.config import runs_on_cuda
 from .engine.openai_backend import OpenAIGenerationExecutor
 from .engine.request import MAX_TEXT_CHARS
 from .specs import roles
@@ -72,9 +73,10 @@ def role_settings() -> str:
         offline = role.offline or "none"
         if role.offline_choices:
             offline += f" (and {', '.join(role.offline_choices)})"
+        gpu = f" (on a CUDA GPU: {role.online_gpu})" if role.online_gpu else ""
         lines += [
             f"# {role.name}: {role.description}",
-            f"#   online: {role.online} · offline: {offline}",
+            f"#   online: {role.online}{gpu} · offline: {offline}",
             f"{role.setting}=",
             f"{role.list_setting}=",
         ]
@@ -109,6 +111,12 @@ class Settings:
     def database(self) -> Path | str:
         """What the store opens: DATABASE_URL, else the SQLite file at DATABASE_PATH."""
         return self.database_url or self.database_path
+
+    @property
+    def message_content_settings(self) -> tuple[str, ...]:
+        """The settings that ask for the privileged Message Content intent: each reads messages that don't mention
+        the bot. Empty: the bot runs without it."""
+        return tuple(name for name, on in (("AUTOTAG", self.autotag), ("CHAT_THREADS", self.chat_threads)) if on)
 
     def __repr__(self) -> str:  # never print the token
         token = "set" if self.discord_token else "unset"
@@ -156,13 +164,11 @@ class Settings:
             name: parse(role.list_setting, "", model_list, "model ids separated by commas, each once")
             for name, role in declared.items()
         }
-        models = {
-            name: get(role.setting) or (listed[name] or (role.offline if offline else role.online,))[0]
-            for name, role in declared.items()
-        }
+        gpu = runs_on_cuda(device)
+        defaults = {name: role.defaults(offline, gpu) for name, role in declared.items()}
+        models = {name: get(role.setting) or (listed[name] or defaults[name])[0] for name, role in declared.items()}
         choices = {
-            name: listed[name] or (() if get(role.setting) or not offline else role.offline_choices)
-            for name, role in declared.items()
+            name: listed[name] or (() if get(role.setting) else defaults[name][1:]) for name, role in declared.items()
         }
         for role, listed in choices.items():
             too_long = next(

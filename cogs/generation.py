@@ -27,6 +27,7 @@ from bot.commands import build_request, command
 from bot.embeds import to_embed
 from bot.engine import EngineError
 from bot.engine.request import MAX_TEXT_CHARS
+from bot.permissions import may_speak, missing, names, to_answer_in, to_converse_in
 from bot.reply import Reply
 from bot.slash import slash_command
 from bot.specs.generation import CHAT_TITLE, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
@@ -83,8 +84,16 @@ class Generation(commands.Cog):
     async def start(self, interaction: discord.Interaction, message: str, model: str, private: bool = False) -> None:
         """/chat: the conversation's first answer, then its thread."""
         system = await self.system_prompt(interaction.guild_id)
-        threads = isinstance(interaction.channel, discord.TextChannel) and not private
+        lacking = self.lacking_to_converse(interaction) if not private else discord.Permissions.none()
+        # No thread where the bot could not open it or answer in it: replies to the answer still go on.
+        threads = (
+            isinstance(interaction.channel, discord.TextChannel)
+            and not private
+            and not (lacking.create_public_threads or lacking.send_messages_in_threads)
+        )
         how = "private answers can't be continued" if private else IN_THREAD if threads else IN_CHAIN
+        if lacking.value:
+            how += f" (I'm missing {', '.join(names(lacking))} here)"
         # Bad input and a full queue are refused before deferring, so the refusal is private.
         request = build_request("chat", {"message": message, "model": model}, self.bot.settings, system=system)
         answer = Answer(request, opening=True, how=how)
@@ -114,6 +123,15 @@ class Generation(commands.Cog):
 
     chat = slash_command("chat", start)
 
+    def lacking_to_converse(self, interaction: discord.Interaction) -> discord.Permissions:
+        """What a conversation needs in the interaction's channel and the bot lacks there (logged once)."""
+        if interaction.guild is None:
+            return discord.Permissions.none()
+        lacking = missing(to_converse_in(interaction.channel), interaction.app_permissions, interaction.channel)
+        if lacking.value:
+            self.bot.warn_missing(interaction.channel, lacking, "/chat conversations can't go on there as they should")
+        return lacking
+
     @config.command(name="system_prompt", description="Set what the model is told before every /chat conversation")
     @app_commands.describe(text="The system prompt; leave it out to go back to the default")
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -140,9 +158,15 @@ class Generation(commands.Cog):
         text = member_text(message)
         if message.author.bot or self.bot.user is None or not text:
             return
+        if self.may_continue(message) and (lacking := self.lacking_to_answer(message.channel)).value:
+            await self.cannot_answer(message, lacking)
+            return
         try:
             found = await self.conversation(message)
-        except discord.HTTPException as error:  # e.g. no Read Message History in this channel
+        except discord.Forbidden as error:  # Read Message History taken away since the check
+            await self.cannot_answer(message, self.lacking_to_answer(message.channel), error)
+            return
+        except discord.HTTPException as error:
             log.info("Could not read the conversation before message %s: %s", message.id, error)
             return
         if found is None:
@@ -176,17 +200,66 @@ class Generation(commands.Cog):
                 await self._say(message, refusal(error))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
+        except discord.Forbidden as error:  # a permission taken away meanwhile, or a locked thread
+            await self.cannot_answer(message, self.lacking_to_answer(message.channel), error)
+
+    def may_continue(self, message: discord.Message) -> bool:
+        """Whether `message` may continue a conversation, known without reading the channel: a message addressed
+        to the bot in a thread it started, or a reply to one of its messages."""
+        replied = message.reference.resolved if message.reference else None
+        return self.in_chat_thread(message) or (
+            isinstance(replied, discord.Message) and replied.author.id == self.bot.user.id
+        )
+
+    @staticmethod
+    def my_permissions(channel: discord.abc.Messageable) -> discord.Permissions | None:
+        """The bot's permissions in a server's channel or thread; None in a DM, or in a thread whose channel is not
+        cached (Discord then says what it refuses, and that is caught)."""
+        if not isinstance(channel, (discord.abc.GuildChannel, discord.Thread)):
+            return None
+        if isinstance(channel, discord.Thread) and channel.parent is None:
+            return None
+        return channel.permissions_for(channel.guild.me)
+
+    def lacking_to_answer(self, channel: discord.abc.Messageable) -> discord.Permissions:
+        """What answering a conversation's message in `channel` needs and the bot lacks there."""
+        have = self.my_permissions(channel)
+        return discord.Permissions.none() if have is None else missing(to_answer_in(channel), have, channel)
+
+    async def cannot_answer(
+        self, message: discord.Message, lacking: discord.Permissions, error: discord.HTTPException | None = None
+    ) -> None:
+        """Tell the member which permission keeps the bot from answering, where it can still speak; log it once."""
+        channel = message.channel
+        self.bot.warn_missing(channel, lacking, f"members' chat messages there get no answer ({error or 'checked'})")
+        have = self.my_permissions(channel)
+        if not lacking.value or have is None or not may_speak(channel, have):
+            return
+        # Plain text, not a reply: a reply needs Read Message History, and an embed needs Embed Links.
+        try:
+            await channel.send(
+                f"{message.author.mention} I can't answer in this channel: I'm missing the "
+                f"{', '.join(names(lacking))} permission{'s' if len(names(lacking)) > 1 else ''} here. "
+                "A server admin can give it to me."
+            )
+        except discord.HTTPException:
+            pass  # nobody to tell: the log has it
 
     async def conversation(self, message: discord.Message) -> tuple[Turns, str, int | None] | None:
         """The turns before `message`, oldest first, how to go on, and the conversation's first answer (None
         when the chain was cut before it); None when `message` continues no conversation."""
         bot_id = self.bot.user.id
         channel = message.channel
-        if isinstance(channel, discord.Thread) and channel.owner_id == bot_id and channel.parent is not None:
+        if self.in_chat_thread(message):
             opening = await self._fetch(channel.parent, channel.id)  # a thread made on a message has that message's id
             embed = chat_answer(opening, bot_id) if opening else None
             if embed is not None and opening_prompt(embed) is not None:
-                later = [m async for m in channel.history(limit=MAX_READ, before=message)]
+                # Members' messages the bot would not answer are not addressed to it: they are no turns either.
+                later = [
+                    m
+                    async for m in channel.history(limit=MAX_READ, before=message)
+                    if m.author.id == bot_id or self.addressed_in_thread(m)
+                ]
                 return self.turns([opening, *reversed(later)]), IN_THREAD, opening.id
         chain: list[discord.Message] = []
         current = message
@@ -212,6 +285,21 @@ class Generation(commands.Cog):
                 chain[-1].id if first and opening_prompt(first) is not None else None,
             )
         return None
+
+    def in_chat_thread(self, message: discord.Message) -> bool:
+        """Whether `message` is a turn of its thread: one the bot started, and a message addressed to it."""
+        channel = message.channel
+        return (
+            isinstance(channel, discord.Thread)
+            and channel.owner_id == self.bot.user.id
+            and channel.parent is not None
+            and self.addressed_in_thread(message)
+        )
+
+    def addressed_in_thread(self, message: discord.Message) -> bool:
+        """Every message with CHAT_THREADS=true, else only those that mention the bot, whatever else asked for the
+        Message Content intent (AUTOTAG shows the bot every message's text too)."""
+        return self.bot.settings.chat_threads or any(user.id == self.bot.user.id for user in message.mentions)
 
     async def conversation_model(self, opening: int | None) -> str:
         """The model the conversation was started with (/chat model:), while it is still allowed; else the default."""

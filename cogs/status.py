@@ -7,6 +7,7 @@ from discord.ext import commands
 from bot.client import HFBot
 from bot.commands import render_status
 from bot.embeds import to_embed
+from bot.permissions import channel_report
 
 
 async def is_owner(interaction: discord.Interaction) -> bool:
@@ -21,6 +22,8 @@ class Status(commands.Cog):
     @app_commands.describe(private="Only you see the answer")
     async def status(self, interaction: discord.Interaction, private: bool = False) -> None:
         reply = render_status(self.bot.engine.status(), self.bot.settings)
+        if interaction.guild is not None and interaction.permissions.manage_messages:  # moderators: what to fix here
+            reply.fields.append(("My permissions in this channel", channel_report(interaction.app_permissions)))
         await interaction.response.send_message(embed=to_embed(reply), ephemeral=private)
 
     @app_commands.command(description="Owner only: publish the slash commands to Discord.")

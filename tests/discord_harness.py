@@ -49,6 +49,9 @@ Things a test author must know (discord.py 2.7 behaviour, verified by the self-t
 * ``interaction.permissions`` comes from the payload (``permissions=`` argument), while
   ``Member.guild_permissions`` is computed by discord.py from cached roles; members are
   only cached when the client's member cache flags allow it (members intent).
+  ``interaction.app_permissions`` is the bot's own in the channel, computed like Discord does
+  from its roles and the channel's overwrites (:meth:`FakeDiscord.set_overwrite`); the bot
+  starts with @everyone's permissions only, so give it a role for more.
 """
 
 from __future__ import annotations
@@ -821,6 +824,10 @@ class Recorder:
         self.members[uid].update(body or {})
         return dict(self.members[uid], user=self.users[uid])
 
+    def _h_me(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        """What ``Client.login`` asks first: the bot's own user."""
+        return self.bot_user
+
     def _h_app_info(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         owner = self.users.get(self.owner_id or 0) or self.bot_user
         return {
@@ -864,6 +871,7 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
+    ("GET", "/users/@me"): ("login", Recorder._h_me),
 }
 
 
@@ -1314,6 +1322,37 @@ class FakeDiscord:
     def _add_thread(self, payload: JSON) -> None:
         self.guild._add_thread(discord.Thread(guild=self.guild, state=self.state, data=payload))  # type: ignore[arg-type]
 
+    def bot_permissions(self, channel_id: int) -> discord.Permissions:
+        """The bot's permissions in a channel or thread, as Discord computes an interaction's ``app_permissions``:
+        from its roles and the channel's overwrites (all channel permissions where the channel is not cached)."""
+        channel = self.guild.get_channel_or_thread(channel_id)
+        if channel is None or self.guild.me is None:
+            return discord.Permissions.all_channel()
+        return channel.permissions_for(self.guild.me)
+
+    def set_overwrite(
+        self,
+        channel_id: int,
+        target_id: int,
+        *,
+        allow: discord.Permissions | None = None,
+        deny: discord.Permissions | None = None,
+    ) -> None:
+        """Allow or deny permissions to a role or member in a text channel (its threads inherit them), as a
+        channel's settings do; replaces that target's overwrite."""
+        payload = self.recorder.channels[channel_id]
+        overwrites = [o for o in payload["permission_overwrites"] if int(o["id"]) != target_id]
+        overwrites.append(
+            {
+                "id": str(target_id),
+                "type": 0 if target_id in self.recorder.roles else 1,
+                "allow": str((allow or discord.Permissions.none()).value),
+                "deny": str((deny or discord.Permissions.none()).value),
+            }
+        )
+        payload["permission_overwrites"] = overwrites
+        self.guild._add_channel(discord.TextChannel(state=self.state, guild=self.guild, data=payload))  # type: ignore[arg-type]
+
     def member_permissions(self, user_id: int) -> discord.Permissions:
         """Guild-level permissions of a member computed from its roles (owner/admin -> all)."""
         if user_id == self.owner_id:
@@ -1454,7 +1493,7 @@ class FakeDiscord:
             "token": f"harness-{iid}-{secrets.token_hex(8)}",
             "version": 1,
             "locale": "en-US",
-            "app_permissions": str(discord.Permissions.all_channel().value),
+            "app_permissions": str(self.bot_permissions(cid).value),
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             "guild_id": str(self.guild_id),

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
+import discord
 import pytest
 import pytest_asyncio
 from transformers import AutoTokenizer
@@ -22,6 +24,7 @@ from bot.engine import Engine
 from bot.engine.errors import WorkerCrashed
 from bot.engine.request import failure
 from bot.engine.tasks.generation import chat_prompt_ids
+from bot.permissions import every_permission
 from bot.settings import Settings
 from bot.specs.generation import GenerationRequest, GenerationResult
 
@@ -61,11 +64,17 @@ def tokenizer(tiny_models) -> Any:
 @pytest_asyncio.fixture(loop_scope="session")
 async def chat(make_bot, settings, engine, monkeypatch):
     """(bot, harness, requests): every GenerationRequest the bot submits is recorded in `requests`."""
-    bot, h = await make_bot(settings, engine)
+    return await chat_bot(make_bot, settings, engine, monkeypatch)
+
+
+async def chat_bot(make_bot, settings, engine, monkeypatch, **changes: Any) -> tuple[HFBot, FakeDiscord, list]:
+    """A bot on `settings` with `changes` (e.g. chat_threads=True), its harness, and the requests it submits."""
+    # Short answers (CHAT_MAX_NEW_TOKENS), so that a few turns fit the tiny Llama's 512 positions.
+    bot, h = await make_bot(dataclasses.replace(settings, chat_max_new_tokens=8, **changes), engine)
+    # Invited as the README says, with every feature's permissions (its role, as Discord makes one for a bot).
+    h.add_member(h.bot_id, "HarnessBot", roles=[h.add_role("HarnessBot", permissions=every_permission())], bot=True)
     bot.stream_interval = 0.0
     h.timeout = WAIT  # the first turn waits for the worker to load the model, on a busy machine too
-    # Short answers (CHAT_MAX_NEW_TOKENS), so that a few turns fit the tiny Llama's 512 positions.
-    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=8)
     requests: list[GenerationRequest] = []
     submit = engine.submit_job
 
@@ -408,3 +417,121 @@ async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings
     assert [r.model for r in requests] == [other, other]  # the thread's turn went to the conversation's model
     await h.invoke_slash("chat", {"message": "Hello"})  # a new conversation: the default again
     assert requests[-1].model == ""
+
+
+# --- CHAT_THREADS ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chat_threads", [False, True])
+async def test_chat_threads_alone_decides_whether_thread_messages_are_read(
+    make_bot, settings, engine, monkeypatch, chat_threads
+):
+    """AUTOTAG=true asks for the Message Content intent too, so the bot sees every message's text: whether a thread
+    message without a mention is answered is still CHAT_THREADS's call, as .env.example says."""
+    bot, h, requests = await chat_bot(make_bot, settings, engine, monkeypatch, autotag=True, chat_threads=chat_threads)
+    assert bot.intents.message_content
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    thread = h.recorder.last("start_thread").message_id
+    plain = await h.dispatch_message("I like tea.", channel_id=thread)
+    h.assert_no_errors()
+    assert len(requests) == (2 if chat_threads else 1)
+    if chat_threads:
+        assert requests[-1].prompt == "I like tea." and answer_of(h, plain.id)["embeds"][0]["title"] == "Chat"
+        return
+    # Off: a mention is read, and a reply to an answer works either way.
+    mentioned = await h.dispatch_message(f"<@{h.bot_id}> I like tea.", channel_id=thread)
+    assert requests[-1].prompt == "I like tea." and len(requests[-1].history) == 2
+    answer = int(answer_of(h, mentioned.id)["id"])
+    replied = await h.dispatch_message("And coffee.", channel_id=thread, reference=answer)
+    assert requests[-1].prompt == "And coffee." and answer_of(h, replied.id)["embeds"][0]["title"] == "Chat"
+    h.assert_no_errors()
+
+
+# --- permissions ---------------------------------------------------------------------------
+
+
+def warnings_about(caplog: pytest.LogCaptureFixture, permission: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and f"Missing {permission}" in r.getMessage()
+    ]
+
+
+async def test_without_read_message_history_the_member_is_told_and_the_log_says_it_once(chat, caplog):
+    bot, h, requests = chat
+    h.set_overwrite(h.channel_id, h.bot_id, deny=discord.Permissions(read_message_history=True))
+    moderator = h.add_member(
+        name="mod", roles=[h.add_role("mods", permissions=discord.Permissions(manage_messages=True))]
+    )
+    await h.invoke_slash("chat", {"message": "Count with me: one."})
+    opening = h.recorder.last("edit_original").message_id
+    # The opening answer says it can't go on as it should, and why.
+    assert "I'm missing Read Message History here" in h.recorder.messages[opening]["embeds"][0]["footer"]["text"]
+
+    with caplog.at_level(logging.WARNING):
+        for said in ("two", "three"):
+            await h.dispatch_message(f"<@{h.bot_id}> {said}", reference=opening)
+            told = h.recorder.last("send_message")
+            assert told.channel_id == h.channel_id and told.payload.get("message_reference") is None
+            assert "I can't answer in this channel: I'm missing the Read Message History permission" in told.content
+    h.assert_no_errors()
+    assert len(requests) == 1  # no turn was queued without the history to read
+    assert len(warnings_about(caplog, "Read Message History")) == 1  # once, not per message
+
+    await h.invoke_slash("status", {}, user_id=moderator)
+    listed = h.recorder.last("response").text()
+    assert "Conversations (`/chat`): missing Read Message History" in listed
+    assert "Slash commands (the minimum): missing" not in listed
+    await h.invoke_slash("status", {})  # a member who is no moderator: no permissions listed
+    assert "My permissions in this channel" not in h.recorder.last("response").text()
+
+
+async def test_without_send_messages_in_threads_no_thread_is_opened_and_the_log_says_so(chat, caplog):
+    bot, h, requests = chat
+    h.set_overwrite(h.channel_id, h.bot_id, deny=discord.Permissions(send_messages_in_threads=True))
+    with caplog.at_level(logging.WARNING):
+        await h.invoke_slash("chat", {"message": "Hello"})
+    assert h.recorder.last("start_thread") is None  # a thread it could not answer in would be a dead end
+    opening = h.recorder.last("edit_original").message_id
+    footer = h.recorder.messages[opening]["embeds"][0]["footer"]["text"]
+    assert "reply to this answer to go on" in footer and "Send Messages in Threads" in footer
+    assert len(warnings_about(caplog, "Send Messages in Threads")) == 1
+    await h.dispatch_message(f"<@{h.bot_id}> and then?", reference=opening)  # a reply chain in the channel works
+    assert len(requests) == 2 and requests[-1].history[0] == ("user", "Hello")
+    h.assert_no_errors()
+
+
+async def test_a_thread_the_bot_can_no_longer_speak_in_gets_one_log_line(chat, caplog):
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Hello"})
+    thread = h.recorder.last("start_thread").message_id
+    h.set_overwrite(h.channel_id, h.bot_id, deny=discord.Permissions(send_messages_in_threads=True))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            await h.dispatch_message(f"<@{h.bot_id}> still there?", channel_id=thread)
+    h.assert_no_errors()
+    assert len(requests) == 1 and h.recorder.of_kind("send_message") == []  # it can't speak there: only the log
+    assert len(warnings_about(caplog, "Send Messages in Threads")) == 1
+
+
+async def test_a_reply_discord_refuses_is_caught(chat, caplog):
+    """Discord refuses what the bot's cached permissions allowed (changed meanwhile, a locked thread)."""
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "Hello"})
+    thread = h.recorder.last("start_thread").message_id
+    h.recorder.fail_next("send_message", 403, 50013, "Missing Permissions")
+    with caplog.at_level(logging.WARNING):
+        await h.dispatch_message(f"<@{h.bot_id}> still there?", channel_id=thread)
+    h.assert_no_errors()  # no "Ignoring exception in on_message"
+    assert [r for r in caplog.records if "Missing Permissions" in r.getMessage()]
+    again = await h.dispatch_message(f"<@{h.bot_id}> and now?", channel_id=thread)
+    assert answer_of(h, again.id)["embeds"][0]["title"] == "Chat"  # the next message is answered as before
+    await h.invoke_slash("chat", {"message": "Hello again"})
+    other = h.recorder.last("start_thread").message_id
+    h.recorder.fail_next("history", 403, 50001, "Missing Access")  # reading the thread back is refused
+    with caplog.at_level(logging.WARNING):
+        await h.dispatch_message(f"<@{h.bot_id}> hello?", channel_id=other)
+    h.assert_no_errors()
+    assert [r for r in caplog.records if r.levelno == logging.WARNING and "Missing Access" in r.getMessage()]
+    assert len(requests) == 4  # the refused ones queued nothing

@@ -310,6 +310,20 @@ async def test_commands_are_registered_with_discord_ranges(env):
     assert [c.value for c in params["mode"].choices] == ["complete", "chat"]
 
 
+async def test_commands_are_synced_at_start_up_only_to_the_dev_guild(make_bot, settings, engine):
+    """DEV_GUILD_ID: the global commands are copied to that guild and synced there as the bot starts (instant for
+    a test server); without it nothing is synced on start (Discord rate-limits it: `python -m bot sync`)."""
+    bot, h = await make_bot(settings, engine)
+    assert h.recorder.of_kind("sync_commands") == []
+    dev_guild = 987654321098765432
+    bot, h = await make_bot(dataclasses.replace(settings, dev_guild_id=dev_guild), engine)
+    [synced] = h.recorder.of_kind("sync_commands")
+    assert synced.params["guild_id"] == str(dev_guild) and list(h.recorder.synced_commands) == [dev_guild]
+    published = {command["name"] for command in h.recorder.synced_commands[dev_guild]}
+    assert published == {command.name for command in bot.tree.get_commands()} and "chat" in published
+    assert {c.name for c in bot.tree.get_commands(guild=discord.Object(dev_guild))} == published  # copied there
+
+
 async def test_sentiment_several_sentences(env):
     bot, h = env
     await h.invoke_slash("sentiment", {"text": "I love this bot | The food was awful\nIt is fine"})

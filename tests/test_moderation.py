@@ -457,6 +457,19 @@ async def test_autotag_tags_new_messages_and_logs_them(env: Env) -> None:
     env.h.assert_no_errors()
 
 
+async def test_a_deleted_channel_is_no_longer_watched(env: Env) -> None:
+    await env.labels(("spam",))
+    doomed = env.h.add_channel("doomed")
+    for channel in (env.h.channel_id, doomed):
+        await env.slash("autotag enable", {"channel": channel})
+    assert [w.channel_id for w in await env.store.watches(env.guild_id)] == sorted([env.h.channel_id, doomed])
+    # Discord's CHANNEL_DELETE, through discord.py's own parser (which dispatches guild_channel_delete).
+    env.h._feed(env.h.state.parse_channel_delete, {"id": str(doomed), "guild_id": str(env.guild_id), "type": 0})
+    await env.h.settle()
+    env.h.assert_no_errors()
+    assert [w.channel_id for w in await env.store.watches(env.guild_id)] == [env.h.channel_id]
+
+
 async def test_autotag_enable_refusals(start: Start) -> None:
     env = await start()
     await env.slash("autotag enable", {"channel": env.h.channel_id})

@@ -7,15 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from bot.engine import config
 from bot.engine.config import setting_name
 from bot.settings import ROLES_BEGIN, ROLES_END, Settings, SettingsError, role_settings
 from bot.specs import roles
 
 from .conftest import REPO_ROOT
 
-ONLINE_MODELS = {name: role.online for name, role in roles().items()}
+ONLINE_MODELS = {name: role.online for name, role in roles().items()}  # on a CPU
 OFFLINE_MODELS = {name: role.offline for name, role in roles().items()}
 ROLES = tuple(roles())
+GPU_CHAT_MODEL, CPU_CHAT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.fixture(autouse=True)
+def no_gpu_here(monkeypatch):
+    """Whether a GPU is present is a fact of the machine: every test here runs as on one without, unless it says."""
+    monkeypatch.setattr(config, "cuda_gpu_present", lambda: False)
+
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.super-secret-token-value"
 
@@ -222,3 +231,44 @@ def test_env_example_lists_every_model_role_the_specs_declare():
     assert block == role_settings(), f"Replace the model roles block of .env.example with:\n{role_settings()}"
     example = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     assert Settings.from_env(example).engine.models == ONLINE_MODELS  # every role's variable read, empty = default
+
+
+@pytest.mark.parametrize(
+    ("device", "gpu_present", "default", "other"),
+    [
+        ("auto", True, GPU_CHAT_MODEL, CPU_CHAT_MODEL),
+        ("auto", False, CPU_CHAT_MODEL, GPU_CHAT_MODEL),
+        ("cuda:1", False, GPU_CHAT_MODEL, CPU_CHAT_MODEL),  # the operator says so
+        ("cpu", True, CPU_CHAT_MODEL, GPU_CHAT_MODEL),  # a GPU the bot is told not to use
+        ("mps", False, CPU_CHAT_MODEL, GPU_CHAT_MODEL),
+    ],
+)
+def test_the_online_chat_default_is_by_device(monkeypatch, device, gpu_present, default, other):
+    monkeypatch.setattr(config, "cuda_gpu_present", lambda: gpu_present)
+    engine = Settings.from_env({"DEVICE": device}).engine
+    assert engine.allowed("generation") == (default, other)  # the default first, the other device's listed
+    assert {role: model for role, model in engine.models.items() if role != "generation"} == {
+        role: model for role, model in ONLINE_MODELS.items() if role != "generation"
+    }  # no other role depends on the device
+    offline = Settings.from_env({"DEVICE": device, "MODEL_PROFILE": "offline"}).engine
+    assert offline.models == OFFLINE_MODELS  # the packaged weights, whatever the device
+    named = Settings.from_env({"DEVICE": device, "GENERATION_MODEL": "org/mine"}).engine
+    assert named.allowed("generation") == ("org/mine",)  # a named model is the only one
+
+
+def test_a_gpu_is_found_without_torch(monkeypatch, tmp_path):
+    """The NVIDIA driver's list of GPUs, else nvidia-smi on the PATH."""
+    monkeypatch.undo()  # the real detection
+    gpus = tmp_path / "gpus"
+    monkeypatch.setattr(config, "NVIDIA_GPUS", gpus)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not config.cuda_gpu_present()  # no driver folder, no nvidia-smi
+    gpus.mkdir()
+    assert not config.cuda_gpu_present()  # a driver that sees no GPU
+    (gpus / "0000:00:1e.0").mkdir()
+    assert config.cuda_gpu_present()
+    (gpus / "0000:00:1e.0").rmdir()
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n")
+    smi.chmod(0o755)
+    assert config.cuda_gpu_present()

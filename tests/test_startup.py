@@ -17,6 +17,7 @@ from bot.engine.prometheus import MetricsUnavailable
 from bot.settings import Settings, SettingsError
 
 from .conftest import REPO_ROOT
+from .discord_harness import FakeDiscord, Recorder, next_snowflake
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
 
@@ -102,6 +103,26 @@ async def test_publishing_commands_needs_no_engine_and_no_database(tmp_path):
     assert not (tmp_path / "bot.sqlite3").exists()
 
 
+@pytest.mark.parametrize("guild", [None, 123456789012345678])
+async def test_sync_publishes_globally_or_to_one_guild(tmp_path, monkeypatch, capsys, guild):
+    """`python -m bot sync [--guild ID]`: logs in (no gateway), publishes every command there, and exits."""
+    discord_server = Recorder()
+    discord_server.application_id = next_snowflake()
+    discord_server.bot_user = FakeDiscord._user_payload(discord_server.application_id, "HarnessBot", bot=True)
+
+    async def request(http: discord.http.HTTPClient, route: discord.http.Route, **kwargs: object) -> object:
+        return await discord_server.handle_http(route, **kwargs)
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", request)
+    assert await _sync(settings(tmp_path), guild) == 0
+    assert list(discord_server.synced_commands) == [guild]  # there, and nowhere else
+    published = {command["name"] for command in discord_server.synced_commands[guild]}
+    assert {"chat", "generate", "sentiment", "status", "sync", "labelset", "Tag message"} <= published
+    where = f"to guild {guild}" if guild else "globally"
+    assert capsys.readouterr().out.strip() == f"Synced {len(published)} commands {where}."
+    assert not (tmp_path / "bot.sqlite3").exists()  # publishing needs no database (nor a worker)
+
+
 @pytest.fixture
 def discord_unreachable(monkeypatch):
     """Discord's API on a loopback port nothing listens on."""
@@ -130,15 +151,29 @@ class FakeResponse:
         self.status, self.reason = status, "Service Unavailable"
 
 
-def test_each_start_up_failure_names_what_to_fix():
-    assert "DISCORD_TOKEN" in startup_error(discord.LoginFailure("Improper token has been passed."))
-    intents = startup_error(discord.PrivilegedIntentsRequired(0))
-    assert "Message Content" in intents and "AUTOTAG=false" in intents
-    assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"))
-    assert startup_error(ValueError("a bug")) is None
-    assert (
-        startup_error(PermissionError("data/bot.sqlite3")) is None
-    )  # not "can't reach Discord"  # anything else keeps its traceback
+def test_each_start_up_failure_names_what_to_fix(tmp_path):
+    s = settings(tmp_path)
+    assert "DISCORD_TOKEN" in startup_error(discord.LoginFailure("Improper token has been passed."), s)
+    assert "server error (503)" in startup_error(discord.DiscordServerError(FakeResponse(503), "unavailable"), s)
+    assert startup_error(ValueError("a bug"), s) is None
+    # Not "can't reach Discord": anything else keeps its traceback.
+    assert startup_error(PermissionError("data/bot.sqlite3"), s) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "asked", "not_asked"),
+    [
+        ({"AUTOTAG": "true"}, "AUTOTAG=true asks for", "CHAT_THREADS"),
+        ({"CHAT_THREADS": "true"}, "CHAT_THREADS=true asks for", "AUTOTAG"),
+        ({"AUTOTAG": "true", "CHAT_THREADS": "true"}, "AUTOTAG=true and CHAT_THREADS=true ask for", None),
+    ],
+)
+def test_the_intent_error_names_the_settings_that_asked_for_it(tmp_path, env, asked, not_asked):
+    s = settings(tmp_path, **env)
+    message = startup_error(discord.PrivilegedIntentsRequired(0), s)
+    assert "Message Content" in message and asked in message
+    assert all(f"{name}=false" in message for name in env)  # each is a way out
+    assert not_asked is None or not_asked not in message
 
 
 async def test_a_metrics_port_in_use_stops_the_bot_with_one_line_before_the_worker_starts():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # the NVIDIA driver's folder per GPU it sees
 
 
 def setting_name(role: str) -> str:
@@ -14,6 +17,17 @@ def setting_name(role: str) -> str:
 def list_setting_name(role: str) -> str:
     """The setting that lists the models a user may pick for a role (the first is the default)."""
     return f"{role.upper()}_MODELS"
+
+
+def cuda_gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU, known without importing torch (the bot process never does): a GPU
+    in the driver's list, or nvidia-smi on the PATH (what the Makefile asks)."""
+    return (NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())) or shutil.which("nvidia-smi") is not None
+
+
+def runs_on_cuda(device: str) -> bool:
+    """Whether the worker puts the models on a CUDA GPU with this DEVICE setting (auto: when one is present)."""
+    return device.startswith("cuda") or (device == "auto" and cuda_gpu_present())
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,18 @@ class Role:
     online: str  # the online profile's default: a Hub id
     offline: str = ""  # the offline profile's: weights a package ships (`package:NAME`), or "" for none
     offline_choices: tuple[str, ...] = ()  # more models the offline profile lists, so /compare has two
+    # The online default where a CUDA GPU runs the models ("": `online` there too); each device lists the other's next.
+    online_gpu: str = ""
     decoder: bool = False  # its models generate text: on a CPU they stay in float32 (registry.resolve_dtype)
     description: str = ""  # one line for .env.example
+
+    def defaults(self, offline: bool, gpu: bool) -> tuple[str, ...]:
+        """The models this role lists where no setting names any, its default first: on the offline profile the
+        packaged ones; on the online profile the one for this device (`gpu`: a CUDA GPU runs the models)."""
+        if offline:
+            return (self.offline, *self.offline_choices)
+        by_device = (self.online_gpu, self.online) if gpu else (self.online, self.online_gpu)
+        return tuple(model for model in by_device if model)
 
     @property
     def setting(self) -> str:

