@@ -176,7 +176,7 @@ def test_the_intent_error_names_the_settings_that_asked_for_it(tmp_path, env, as
     assert not_asked is None or not_asked not in message
 
 
-async def test_a_metrics_port_in_use_stops_the_bot_with_one_line_before_the_worker_starts():
+async def test_a_metrics_port_in_use_stops_the_bot_with_one_line_before_the_worker_starts(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -185,7 +185,7 @@ async def test_a_metrics_port_in_use_stops_the_bot_with_one_line_before_the_work
         with pytest.raises(MetricsUnavailable) as refused:
             await engine.start()  # what the bot's setup_hook runs after logging in
     assert engine.executor.info.pid is None  # no worker was spawned
-    message = startup_error(refused.value)
+    message = startup_error(refused.value, settings(tmp_path))
     assert message.startswith(f"Can't serve metrics on 127.0.0.1:{port}") and "METRICS_PORT" in message
 
 
