@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 
+import discord
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -212,3 +213,14 @@ async def test_the_console_asks_and_refuses_like_discord(settings, engine):
     assert done["ok"] and done["result"]["question"] == QUESTION and 1 <= len(done["result"]["spans"]) <= 2
     refused = await app.run_line(f"/ask question: {QUESTION} context: {CONTEXT} top_k: 9", 2)
     assert not refused["ok"] and "top_k must be between 1 and 5" in refused["error"]["message"]
+
+
+async def test_unloading_the_cog_removes_its_message_menu(make_bot, settings, engine):
+    bot, h = await make_bot(settings, engine)
+    menu = "Ask about this message"
+    assert bot.tree.get_command(menu, type=discord.AppCommandType.message) is not None
+    await bot.unload_extension("cogs.question_answering")
+    assert bot.tree.get_command(menu, type=discord.AppCommandType.message) is None
+    assert bot.tree.get_command("ask") is None
+    await bot.load_extension("cogs.question_answering")  # and back, as on a reload
+    assert bot.tree.get_command(menu, type=discord.AppCommandType.message) is not None
