@@ -67,10 +67,13 @@ async def tag(env, text: str, label: str) -> None:
 async def test_moderators_see_the_closest_tagged_messages(start, tiny_engine, store_text):
     env = await start(executor=Borrowed(tiny_engine), timeout=REAL_WORKER_TIMEOUT)
     await env.labels(("spam",), ("question",))
-    await env.slash("labelset store_text", {"enabled": store_text})
+    await env.slash("labelset store_text", {"enabled": True})
     await tag(env, "Buy cheap watches now, click this link", "spam")
     await tag(env, "How do I reset my password?", "question")
     await tag(env, "How do I reset my password?", "spam")  # another message: a second neighbour with the same text
+    assert all(t.text for t in await env.store.tags(env.guild_id))
+    # Turned off since: the texts kept before stay in the database, but are no longer shown.
+    await env.slash("labelset store_text", {"enabled": store_text})
 
     asked = env.h.make_message("How do I reset my password?", author_id=env.h.add_member(name="asker"))
     env.h.recorder.clear()
