@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -41,25 +42,33 @@ def _chunks(lengths: Sequence[int], rows: int) -> list[list[int]]:
     return [order[i : i + rows] for i in range(0, len(order), rows)]
 
 
+Encoded = list[list[int]] | list[dict[str, list[int]]]  # token ids, or features (a pair's token_type_ids too)
+
+
+def _features(encoded: Encoded) -> list[dict[str, list[int]]]:
+    return [row if isinstance(row, dict) else {"input_ids": row} for row in encoded]
+
+
 def _run_chunks(
     model: Any,
     tokenizer: Any,
-    encoded: list[list[int]],
-    after: Callable[[torch.Tensor, dict, list[int]], None],
+    encoded: Encoded,
+    after: Callable[[Any, dict, list[int]], None],  # (the model's output, the batch, its rows' indices)
     rows: int,
 ) -> tuple[float, int]:
-    chunks = _chunks([len(ids) for ids in encoded], rows)
-    batches = [tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
+    features = _features(encoded)
+    chunks = _chunks([len(row["input_ids"]) for row in features], rows)
+    batches = [tokenizer.pad([features[i] for i in chunk], return_tensors="pt") for chunk in chunks]
     padded = sum(b["input_ids"].numel() for b in batches)
     with torch.inference_mode():
         model(**batches[len(batches) // 2])  # warm-up (one-off allocator / oneDNN setup)
         started = time.perf_counter()
         for chunk, batch in zip(chunks, batches):
-            after(model(**batch).logits, batch, chunk)
+            after(model(**batch), batch, chunk)
         return time.perf_counter() - started, padded
 
 
-def _best(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable, tokenize: float) -> Ceiling:
+def _best(model: Any, tokenizer: Any, encoded: Encoded, after: Callable, tokenize: float) -> Ceiling:
     by_rows, padded_by_rows = {}, {}
     for rows in CEILING_ROWS:
         by_rows[rows], padded_by_rows[rows] = _run_chunks(model, tokenizer, encoded, after, rows)
@@ -69,7 +78,7 @@ def _best(model: Any, tokenizer: Any, encoded: list[list[int]], after: Callable,
         tokenize,
         len(encoded),
         padded_by_rows[best],
-        sum(map(len, encoded)),
+        sum(len(row["input_ids"]) for row in _features(encoded)),
         rows_per_forward=best,
         seconds_by_rows=by_rows,
     )
@@ -105,8 +114,8 @@ def ceiling_sentiment(pipe: Any, texts: Sequence[str]) -> Ceiling:
     encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
     tokenize = time.perf_counter() - t
 
-    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
-        torch.softmax(logits.float(), dim=-1)
+    def after(output: Any, batch: dict, chunk: list[int]) -> None:
+        torch.softmax(output.logits.float(), dim=-1)
 
     return _best(model, tok, encoded, after, tokenize)
 
@@ -121,8 +130,8 @@ def ceiling_zero_shot(pipe: Any, texts: Sequence[str], labels: Sequence[str], te
     keep = [label2id["contradiction"], label2id["entailment"]]
     out = torch.empty(len(pairs), 2)
 
-    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
-        out[chunk] = logits.float()[:, keep]
+    def after(output: Any, batch: dict, chunk: list[int]) -> None:
+        out[chunk] = output.logits.float()[:, keep]
 
     ceiling = _best(model, tok, encoded, after, tokenize)
     t = time.perf_counter()
@@ -137,11 +146,60 @@ def ceiling_fill_mask(pipe: Any, texts: Sequence[str]) -> Ceiling:
     encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
     tokenize = time.perf_counter() - t
 
-    def after(logits: torch.Tensor, batch: dict, chunk: list[int]) -> None:
+    def after(output: Any, batch: dict, chunk: list[int]) -> None:
         rows, cols = (batch["input_ids"] == tok.mask_token_id).nonzero(as_tuple=True)
-        torch.softmax(logits[rows, cols].float(), dim=-1).topk(5)
+        torch.softmax(output.logits[rows, cols].float(), dim=-1).topk(5)
 
     return _best(model, tok, encoded, after, tokenize)
+
+
+def naive_ner(path: Path) -> tuple[Callable[[str], Any], Any]:
+    from transformers import pipeline
+
+    pipe = pipeline("token-classification", model=str(path), device="cpu", aggregation_strategy="simple")
+    return (lambda text: pipe(text)), pipe
+
+
+def ceiling_ner(pipe: Any, texts: Sequence[str]) -> Ceiling:
+    return ceiling_sentiment(pipe, texts)  # one pass per text, a softmax per token: the same work, row-wise
+
+
+def naive_question_answering(path: Path) -> tuple[Callable[[tuple[str, str]], Any], Any]:
+    """transformers 5 has no question-answering pipeline: one request at a time through the worker's own
+    windows and span selection, one unbatched forward pass each."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from bot.engine.tasks.question_answering import answer, windows
+    from bot.specs.question_answering import QuestionAnsweringRequest
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForQuestionAnswering.from_pretrained(path).eval()
+    names = [name for name in tokenizer.model_input_names if name != "attention_mask"]
+
+    def call(pair: tuple[str, str]) -> Any:
+        request = QuestionAnsweringRequest(*pair)
+        read = windows(tokenizer, request)
+        features = read.features(names)
+        with torch.inference_mode():
+            out = model(**tokenizer.pad(features, return_tensors="pt"))
+        logits = torch.stack([out.start_logits, out.end_logits], dim=-1).float()
+        return answer(request, read, [row[: len(f["input_ids"])] for row, f in zip(logits, features)], "naive")
+
+    return call, SimpleNamespace(model=model, tokenizer=tokenizer)
+
+
+def ceiling_question_answering(pipe: Any, pairs: Sequence[tuple[str, str]]) -> Ceiling:
+    tok, model = pipe.tokenizer, pipe.model.eval()
+    names = [name for name in tok.model_input_names if name != "attention_mask"]
+    t = time.perf_counter()
+    encoded = [tok(q, c, truncation="only_second", max_length=384) for q, c in pairs]
+    features = [{name: e[name] for name in names} for e in encoded]
+    tokenize = time.perf_counter() - t
+
+    def after(output: Any, batch: dict, chunk: list[int]) -> None:
+        torch.softmax(output.start_logits.float(), dim=-1), torch.softmax(output.end_logits.float(), dim=-1)
+
+    return _best(model, tok, features, after, tokenize)
 
 
 def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) -> float:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-TASK_ORDER = ("sentiment", "zero_shot", "fill_mask", "generation")
+CLASSIFICATION_TASKS = ("sentiment", "zero_shot", "fill_mask", "ner", "question_answering")
+TASK_ORDER = (*CLASSIFICATION_TASKS, "generation")
 PUBLIC_TASK_KEYS = (
     "naive_rps",
     "ceiling_rps",
@@ -27,7 +28,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         shared = _contention(result, task).endswith("**") if task in TASK_ORDER else False
         out.append({"target": name, "value": value, "bar": bar, "reached": reached, "unit": unit, "cpu_shared": shared})
 
-    for task in ("sentiment", "zero_shot", "fill_mask"):
+    for task in CLASSIFICATION_TASKS:
         t = tasks.get(task) or {}
         add(f"{task}: engine >= 2x naive", t.get("engine_over_naive"), 2.0, True)
         add(f"{task}: engine >= 0.85x ceiling", t.get("engine_over_ceiling"), 0.85, True)
@@ -93,7 +94,7 @@ def table(result: dict[str, Any]) -> str:
         "engine p50 ms | engine p99 ms | naive p50 ms | naive p99 ms | other processes' CPU, max cores |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for name in TASK_ORDER[:3]:
+    for name in CLASSIFICATION_TASKS:
         t = result["tasks"].get(name) or {}
         if t.get("naive_rps_is_lower_bound") or t.get("engine_rps_is_lower_bound"):
             notes.append(
@@ -181,7 +182,7 @@ def _analysis(result: dict[str, Any]) -> list[str]:
             f"Other processes used at most {worst:.2f} cores in any phase"
             + (" — rows flagged above were measured on a shared machine." if worst >= 0.2 else " (a quiet machine).")
         )
-    for name in TASK_ORDER[:3]:
+    for name in CLASSIFICATION_TASKS:
         t = tasks.get(name) or {}
         if t.get("naive_rps") and t.get("ceiling_rps") and t.get("engine_rps"):
             notes.append(
@@ -281,7 +282,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     phases = []
-    for name in ("sentiment", "zero_shot", "fill_mask"):
+    for name in CLASSIFICATION_TASKS:
         t = result["tasks"].get(name) or {}
         phases.append((f"{name} @ {_f(t.get('offered_rps'))}/s (naive's schedule)", t.get("engine_batches_at_offered")))
         if t.get("saturation_offered_rps"):

@@ -11,8 +11,10 @@ import os
 import platform
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +22,8 @@ import torch
 from bot.engine import Cancelled, Engine, EngineError, WorkerStalled
 from bot.specs.fill_mask import FillMaskRequest, FillMaskResult
 from bot.specs.generation import GenerationRequest, GenerationResult
+from bot.specs.ner import NerRequest, NerResult
+from bot.specs.question_answering import QuestionAnsweringRequest, QuestionAnsweringResult
 from bot.specs.sentiment import SentimentRequest, SentimentResult
 from bot.specs.zero_shot import DEFAULT_TEMPLATE, ZeroShotRequest, ZeroShotResult
 
@@ -63,14 +67,14 @@ class Profile:
 PROFILES = {
     "quick": Profile(
         "quick",
-        {"sentiment": 160, "zero_shot": 16, "fill_mask": 160},
+        {"sentiment": 160, "zero_shot": 16, "fill_mask": 160, "ner": 120, "question_answering": 120},
         gen_requests=48,
         gen_naive_requests=8,
         light_requests=12,
     ),
     "full": Profile(
         "full",
-        {"sentiment": 400, "zero_shot": 48, "fill_mask": 240},
+        {"sentiment": 400, "zero_shot": 48, "fill_mask": 240, "ner": 240, "question_answering": 240},
         gen_requests=96,
         gen_naive_requests=16,
         light_requests=30,
@@ -80,7 +84,7 @@ PROFILES = {
     # A fast end-to-end check of the bench itself; its numbers mean little.
     "smoke": Profile(
         "smoke",
-        {"sentiment": 24, "zero_shot": 6, "fill_mask": 16},
+        {"sentiment": 24, "zero_shot": 6, "fill_mask": 16, "ner": 12, "question_answering": 12},
         gen_requests=16,
         gen_naive_requests=2,
         max_new_tokens=8,
@@ -95,7 +99,78 @@ PROFILES = {
 
 USER_POOL = 64  # open-loop requests come from this many simulated users
 STALL_TIMEOUT = 10.0  # the watchdog's limit in this run (default 120 s), so the hung-worker incident is short
-SEEDS = {"sentiment": 11, "zero_shot": 22, "fill_mask": 33, "generation": 44, "light": 55}
+SEEDS = {
+    "sentiment": 11,
+    "zero_shot": 22,
+    "fill_mask": 33,
+    "generation": 44,
+    "light": 55,
+    "ner": 66,
+    "question_answering": 77,
+}
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """How one classification-style task is benchmarked: its inputs, the engine's request for one, the
+    naive loop, the ceiling, and the token lengths of the rows the worker runs for a request."""
+
+    inputs: Callable[[int, int], list[Any]]  # (seed, n) -> texts, or (question, context) pairs
+    request: Callable[[Any], Any]
+    result: type
+    naive: Callable[[Path], tuple[Callable[[Any], Any], Any]]  # folder -> (one call, what the ceiling runs)
+    ceiling: Callable[[Any, list[Any]], baselines.Ceiling]
+    lengths: Callable[[Any, Any], list[int]]  # (tokenizer, request)
+
+
+def _one_text(tokenizer: Any, text: str) -> list[int]:
+    return [len(tokenizer(text, truncation=True, max_length=512)["input_ids"])]
+
+
+CLASSIFIERS = {
+    "sentiment": Classifier(
+        workload.texts,
+        lambda x: SentimentRequest(texts=(x,)),
+        SentimentResult,
+        baselines.naive_sentiment,
+        baselines.ceiling_sentiment,
+        lambda tok, r: [n for t in r.texts for n in _one_text(tok, t)],
+    ),
+    "zero_shot": Classifier(
+        workload.texts,
+        lambda x: ZeroShotRequest(text=x, labels=workload.ZERO_SHOT_LABELS),
+        ZeroShotResult,
+        lambda path: baselines.naive_zero_shot(path, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE),
+        lambda pipe, xs: baselines.ceiling_zero_shot(pipe, xs, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE),
+        lambda tok, r: [
+            len(tok(r.text, h, truncation="only_first", max_length=512)["input_ids"]) for h in r.hypotheses()
+        ],
+    ),
+    "fill_mask": Classifier(
+        workload.masked_texts,
+        lambda x: FillMaskRequest(text=x, top_k=5),
+        FillMaskResult,
+        baselines.naive_fill_mask,
+        baselines.ceiling_fill_mask,
+        lambda tok, r: _one_text(tok, r.text),
+    ),
+    "ner": Classifier(
+        workload.texts,
+        NerRequest,
+        NerResult,
+        baselines.naive_ner,
+        baselines.ceiling_ner,
+        lambda tok, r: _one_text(tok, r.text),
+    ),
+    "question_answering": Classifier(
+        workload.question_pairs,
+        lambda pair: QuestionAnsweringRequest(*pair),
+        QuestionAnsweringResult,
+        baselines.naive_question_answering,
+        baselines.ceiling_question_answering,
+        lambda tok, r: [len(tok(r.question, r.context, truncation="only_second", max_length=384)["input_ids"])],
+    ),
+}
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -214,7 +289,7 @@ class Bench:
 
         tasks: dict[str, Any] = {}
         try:
-            for task in ("sentiment", "zero_shot", "fill_mask"):
+            for task in CLASSIFIERS:
                 await self._quiet(task)
                 tasks[task] = await self._guarded(task, self._classify(task, paths[task]))
             await self._quiet("generation")
@@ -288,6 +363,8 @@ class Bench:
             SentimentRequest(texts=("A warm-up sentence for the sentiment model.",)),
             ZeroShotRequest(text="A warm-up sentence about football.", labels=workload.ZERO_SHOT_LABELS),
             FillMaskRequest(text="Paris is the <mask> of France."),
+            NerRequest("Ada Lovelace worked with Charles Babbage in London."),
+            QuestionAnsweringRequest("Who worked in London?", "Ada Lovelace worked with Charles Babbage in London."),
             GenerationRequest(prompt="Once upon a time", max_new_tokens=4, temperature=0.0),
         ]
         for request in samples:
@@ -297,31 +374,16 @@ class Bench:
         self.worker.batches.clear()
 
     # --- classification-style tasks --------------------------------------------------------
-    def _requests(self, task: str, n: int) -> tuple[list[str], list[Any], Any]:
-        seed = SEEDS[task]
-        if task == "sentiment":
-            xs = workload.texts(seed, n)
-            return xs, [SentimentRequest(texts=(x,)) for x in xs], SentimentResult
-        if task == "zero_shot":
-            xs = workload.texts(seed, n)
-            return xs, [ZeroShotRequest(text=x, labels=workload.ZERO_SHOT_LABELS) for x in xs], ZeroShotResult
-        xs = workload.masked_texts(seed, n)
-        return xs, [FillMaskRequest(text=x, top_k=5) for x in xs], FillMaskResult
-
     async def _classify(self, task: str, path) -> dict[str, Any]:
         n = self.p.requests[task]
-        texts, requests, result_type = self._requests(task, n)
+        bench = CLASSIFIERS[task]
+        texts = bench.inputs(SEEDS[task], n)
+        requests, result_type = [bench.request(x) for x in texts], bench.result
         log.info("[%s] %d requests (%s)", task, n, SHAPES[task])
-
-        if task == "sentiment":
-            call, pipe = baselines.naive_sentiment(path)
-        elif task == "zero_shot":
-            call, pipe = baselines.naive_zero_shot(path, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE)
-        else:
-            call, pipe = baselines.naive_fill_mask(path)
+        call, pipe = bench.naive(path)
 
         # Warm up, then time sequential calls on other texts (>= 3 calls and ~2 s) to set the offered rate.
-        spare = (workload.masked_texts if task == "fill_mask" else workload.texts)(SEEDS[task] + 1000, 32)
+        spare = bench.inputs(SEEDS[task] + 1000, 32)
         call(spare[0])
         t, calls = time.perf_counter(), 0
         for x in spare[1:]:
@@ -335,12 +397,7 @@ class Bench:
         dtype = self.engine.status().dtypes[task]
         pipe.model.to(getattr(torch, dtype))
         with CpuProbe(self._pids) as cpu:
-            if task == "sentiment":
-                ceiling = baselines.ceiling_sentiment(pipe, texts)
-            elif task == "zero_shot":
-                ceiling = baselines.ceiling_zero_shot(pipe, texts, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE)
-            else:
-                ceiling = baselines.ceiling_fill_mask(pipe, texts)
+            ceiling = bench.ceiling(pipe, texts)
         mask_only = None
         if task == "fill_mask" and hasattr(pipe.model, "lm_head"):
             mask_only = n / baselines.fill_mask_head_at_mask_only(pipe, texts)
@@ -376,15 +433,7 @@ class Bench:
 
         def lengths(batch: list) -> list[int]:
             """Token lengths of the sequences the worker runs for a batch (as the task builds them)."""
-            if task == "zero_shot":
-                return [
-                    len(tokenizer(r.text, h, truncation="only_first", max_length=512)["input_ids"])
-                    for r in batch
-                    for h in r.hypotheses()
-                ]
-            if task == "sentiment":
-                return [len(tokenizer(t, truncation=True, max_length=512)["input_ids"]) for r in batch for t in r.texts]
-            return [len(tokenizer(r.text, truncation=True, max_length=512)["input_ids"]) for r in batch]
+            return [n for r in batch for n in bench.lengths(tokenizer, r)]
 
         users = workload.users(SEEDS[task], n, USER_POOL)
         bad: list[str] = []

@@ -105,6 +105,15 @@ def masked_texts(seed: int, n: int, lo: int = 5, hi: int = 60) -> list[str]:
     return out
 
 
+QUESTIONS = ("What happened?", "Who was there?", "Where did it happen?", "When was it?", "Why did they go?")
+
+
+def question_pairs(seed: int, n: int, lo: int = 20, hi: int = 80) -> list[tuple[str, str]]:
+    """(question, context) pairs: a context of lo..hi words, seeded."""
+    rng = random.Random(seed)
+    return [(rng.choice(QUESTIONS), sentence(rng, rng.randint(lo, hi))) for _ in range(n)]
+
+
 def prompts(seed: int, n: int, lo: int = 5, hi: int = 30) -> list[str]:
     rng = random.Random(seed)
     return [f"{rng.choice(GENERATION_OPENERS)} {sentence(rng, rng.randint(lo, hi)).lower()}" for _ in range(n)]

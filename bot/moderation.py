@@ -391,6 +391,31 @@ def render_tags(tags: Sequence[Tag], title: str = "Recent tags") -> Reply:
     return Reply(title, lines or ["No tags match."], tone="info")
 
 
+def render_nearest(
+    tagged: Sequence[tuple[Tag, list[str]]], nearest: Sequence[tuple[int, float]], compared: int, store_text: bool
+) -> Reply:
+    """The stored tagged messages closest to a message: `tagged` holds each message (one of its tags, all its
+    labels), `nearest` (index into it, cosine). Their text only while the server keeps texts (store_text)."""
+    lines = []
+    for index, cosine in nearest:
+        t, labels = tagged[index]
+        link = jump_url(t.guild_id, t.channel_id, t.message_id)
+        named = ", ".join(f"**{label}**" for label in labels)
+        line = (
+            f"`{bar(max(cosine, 0.0))}` {cosine:.2f} · {named} · [message {t.message_id}]({link}) in <#{t.channel_id}>"
+        )
+        if store_text and t.text:
+            line += f"\n  {quote(t.text, 120)}"
+        lines.append(line)
+    note = "" if store_text else " · texts are not kept (/labelset store_text): open the links"
+    return Reply(
+        "Similar tagged messages",
+        lines or ["None of the stored embeddings comes from the current embedding model; tag a few messages again."],
+        footer=f"cosine similarity of sentence embeddings · {compared} tagged messages compared{note}",
+        tone="info",
+    )
+
+
 def render_stats(counts: Sequence[tuple[str, int]], days: int) -> Reply:
     total = sum(n for _, n in counts)
     if not total:

@@ -70,13 +70,15 @@ def role_settings() -> str:
     """.env.example's lines for every model role the task specs declare (tests keep the file equal to it)."""
     lines = [f"{ROLES_BEGIN} (one block per role, as the task specs in bot/specs/ declare them)"]
     for role in roles().values():
-        offline = role.offline or "none"
+        gpu = f" (on a CUDA GPU: {role.online_gpu})" if role.online_gpu else ""
+        online, offline = role.online + gpu, role.offline or "none"
+        if role.online_choices:
+            online += f" (and {', '.join(role.online_choices)})"
         if role.offline_choices:
             offline += f" (and {', '.join(role.offline_choices)})"
-        gpu = f" (on a CUDA GPU: {role.online_gpu})" if role.online_gpu else ""
         lines += [
             f"# {role.name}: {role.description}",
-            f"#   online: {role.online}{gpu} · offline: {offline}",
+            f"#   online: {online} · offline: {offline}",
             f"{role.setting}=",
             f"{role.list_setting}=",
         ]

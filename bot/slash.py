@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import discord
 from discord import app_commands
@@ -21,8 +22,9 @@ from discord.ext import commands as ext
 
 from .answers import answer
 from .commands import command, model_suggestions
+from .engine.errors import InvalidInput
 from .engine.request import Option
-from .specs import commands
+from .specs import Command, commands
 
 PRIVATE = Option("private", bool, "Only you see the answer", False)
 Callback = Callable[..., Awaitable[None]]  # (cog, interaction, **options)
@@ -90,16 +92,93 @@ def slash_command(name: str, callback: Callback | None = None) -> app_commands.C
     return build(name, declared.description, declared.options, callback or answered, declared.cooldown)
 
 
+@dataclass(frozen=True)
+class MessageMenu:
+    """A message context menu that runs a task command on the message: its text fills the option `text`,
+    the command's other required options are asked in a modal (one text input each; none: no modal),
+    and the rest take their defaults. A TaskCog lists its menus in `menus`."""
+
+    name: str  # what the menu shows, e.g. "Ask about this message"
+    command: str
+    text: str
+
+    def context_menu(self, bot: Any) -> app_commands.ContextMenu:
+        async def run(interaction: discord.Interaction, message: discord.Message) -> None:
+            if not message.content.strip():
+                raise InvalidInput("That message has no text to read (images, files and embeds are not read).")
+            given = {self.text: message.content}
+            asked = [o for o in command(self.command).options if o.required and o.name != self.text]
+            if asked:
+                await interaction.response.send_modal(OptionsModal(bot, self, asked, given))
+            else:
+                await answer(bot, interaction, self.command, given, False)
+
+        return app_commands.ContextMenu(name=self.name, callback=run)
+
+
+class OptionsModal(discord.ui.Modal):
+    """Asks a menu's command for its options a message can't give; submitting answers the command."""
+
+    def __init__(self, bot: Any, menu: MessageMenu, asked: Sequence[Option], given: dict[str, Any]) -> None:
+        super().__init__(
+            title=menu.name[:45]
+        )  # Discord's limits: a title 45 characters, a label or placeholder 45 / 100
+        self.bot, self.menu, self.given = bot, menu, given
+        self.inputs = {option.name: self._text_input(option) for option in asked}
+        for text_input in self.inputs.values():
+            self.add_item(text_input)
+
+    @staticmethod
+    def _text_input(option: Option) -> discord.ui.TextInput:
+        hint = f"One of: {', '.join(map(str, option.values()))}" if option.choices else option.description
+        long = option.kind is str and (option.high or 0) > 100
+        return discord.ui.TextInput(
+            label=option.name.replace("_", " ")[:45],
+            placeholder=hint[:100],
+            style=discord.TextStyle.paragraph if long else discord.TextStyle.short,
+            max_length=min(int(option.high), 4000) if option.kind is str and option.high else None,
+        )
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        typed = {
+            name: typed_value(command(self.menu.command), name, field.value) for name, field in self.inputs.items()
+        }
+        await answer(self.bot, interaction, self.menu.command, {**self.given, **typed}, False)
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+        await interaction.client.on_app_command_error(interaction, error)  # the commands' one error handler
+
+
+def typed_value(declared: Command, name: str, raw: str) -> Any:
+    """A modal's text as the option's type; text that isn't one is left for the option's own check to refuse."""
+    kind = next(option.kind for option in declared.options if option.name == name)
+    try:
+        return kind(raw) if kind in (int, float) else raw
+    except ValueError:
+        return raw
+
+
 class TaskCog(ext.Cog):
     """A cog of commands declared elsewhere: it holds the bot, and `setup` is its extension entry point
-    (`setup = MyCog.setup` in the cog's module)."""
+    (`setup = MyCog.setup` in the cog's module). Its `menus` are added to the bot's tree with it."""
+
+    menus: ClassVar[tuple[MessageMenu, ...]] = ()
 
     def __init__(self, bot: Any) -> None:
         self.bot = bot
+        self.context_menus = [menu.context_menu(bot) for menu in self.menus]
 
     @classmethod
     async def setup(cls, bot: Any) -> None:
         await bot.add_cog(cls(bot))
+
+    async def cog_load(self) -> None:
+        for menu in self.context_menus:  # discord.py has no context menus in a cog's body: added by hand
+            self.bot.tree.add_command(menu)
+
+    async def cog_unload(self) -> None:
+        for menu in self.context_menus:
+            self.bot.tree.remove_command(menu.name, type=menu.type)
 
 
 async def suggest_models(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -63,6 +63,7 @@ def tiny_engine_config(
         "fill_mask": str(tiny_models["fill_mask"]),
         "embedding": str(tiny_models["embedding"]),
         "ner": str(tiny_models["ner"]),
+        "question_answering": str(tiny_models["qa"]),
     }
     models.update(overrides.pop("models", {}))  # type: ignore[arg-type]
     settings: dict[str, object] = {
@@ -87,7 +88,14 @@ async def tiny_engine(tiny_models):
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def tiny_llama_engine(tiny_models):
-    unconfigured = {"sentiment": "", "zero_shot": "", "fill_mask": "", "embedding": "", "ner": ""}
+    unconfigured = {
+        "sentiment": "",
+        "zero_shot": "",
+        "fill_mask": "",
+        "embedding": "",
+        "ner": "",
+        "question_answering": "",
+    }
     async with Engine(tiny_engine_config(tiny_models, generation="llama", models=unconfigured)) as engine:
         yield engine
 

@@ -95,6 +95,7 @@ CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
 DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
+MODAL = 9
 
 EPHEMERAL = 1 << 6  # MessageFlags.ephemeral
 LOADING = 1 << 7  # MessageFlags.loading ("Bot is thinking...")
@@ -125,6 +126,7 @@ _WORK_TASK_PREFIXES = (
     "CommandTree-invoker",  # app_commands.CommandTree._from_interaction
     "discord-ui-view-dispatch-",  # View._dispatch_item
     "discord-ui-dynamic-item-",  # ViewStore.dispatch_dynamic_items
+    "discord-ui-modal-dispatch-",  # Modal._dispatch_submit
     "discord.py: ",  # Client._schedule_event (on_interaction, on_message, listeners ...)
 )
 
@@ -343,6 +345,8 @@ class Recorder:
         self.guild_id: int | None = None
         self.owner_id: int | None = None
         self._interactions: dict[str, _InteractionState] = {}
+        #: The last modal the bot opened (its response payload's data), kept across ``clear()``.
+        self.modal: JSON | None = None
         self._failures: list[tuple[str, discord.HTTPException]] = []
         #: Called with a thread's payload when the bot starts one
         #: (FakeDiscord adds it to the guild, as THREAD_CREATE does).
@@ -630,6 +634,8 @@ class Recorder:
             raise make_http_error(400, 40060, "Interaction has already been acknowledged.")
         rtype = rec.response_type or 0
         data = rec.payload
+        if rtype == MODAL:
+            self.modal = {**data, "channel_id": state.channel_id}
         state.responded = True
         state.response_type = rtype
         message: JSON | None = None
@@ -1759,6 +1765,37 @@ class FakeDiscord:
             data["guild_id"] = str(guild_id)
         payload = self._interaction_payload(
             2, data, user_id=user_id, permissions=permissions, channel_id=int(stored["channel_id"])
+        )
+        return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
+
+    async def submit_modal(
+        self,
+        values: Mapping[str, str],
+        *,
+        user_id: int | None = None,
+        permissions: int | discord.Permissions | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> discord.Interaction:
+        """Submit the last modal the bot opened, each text input filled from ``values`` by its label."""
+        shown = self.recorder.modal
+        if shown is None:
+            raise LookupError("the bot has not opened a modal")
+        self.recorder.modal = None  # submitted once
+        inputs = [c for c in _walk_components(shown.get("components") or []) if c.get("type") == 4]
+        unknown = set(values) - {c["label"] for c in inputs}
+        if unknown:
+            raise DiscordValidationError(f"the modal has no inputs labelled {sorted(unknown)}")
+        missing = [c["label"] for c in inputs if c.get("required", True) and not values.get(c["label"])]
+        if missing:
+            raise DiscordValidationError(f"the modal's required inputs {missing} are empty")
+        rows = [
+            {"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"], "value": values.get(c["label"], "")}]}
+            for c in inputs
+        ]
+        data: JSON = {"custom_id": shown["custom_id"], "components": rows}
+        payload = self._interaction_payload(
+            5, data, user_id=user_id, permissions=permissions, channel_id=shown["channel_id"]
         )
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 

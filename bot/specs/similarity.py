@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..engine.errors import InvalidInput
-from ..engine.request import Request, check_text, estimate_tokens, split_sentences
+from ..engine.request import Option, Request, check_text, estimate_tokens, split_sentences
 from ..reply import Reply, clip, quote
-from . import MODEL, TEXT, Command, TaskSpec, register
+from . import DETAILS, MODEL, TEXT, Command, TaskSpec, register
 from .zero_shot import EMBEDDING
 
 MIN_TEXTS, MAX_TEXTS = 2, 10
+POOLING = "mean pooling"  # of the last hidden states over the text's tokens, as sentence-transformers does
+NEAREST = Option("top_k", int, "How many stored messages to show", 5, low=1, high=10)
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class SimilarityRequest(Request):
     task = "similarity"
     worker = "bot.engine.tasks.similarity:SimilarityTask"
     texts: tuple[str, ...]
+    details: bool = False  # also return each text's token count and embedding norm
     model: str = ""  # one of EMBEDDING_MODELS; "": the default
 
     def validate(self) -> None:
@@ -41,10 +44,18 @@ class SimilarityRequest(Request):
 
 
 @dataclass(frozen=True)
+class EmbeddingDetails:
+    tokens: int  # as the model read it (special tokens included; a long text is cut)
+    norm: float  # of the pooled embedding before it is scaled to length 1 for the cosine
+    dims: int
+
+
+@dataclass(frozen=True)
 class SimilarityResult:
     texts: list[str]
     similarity: list[list[float]]  # cosine similarity, row i / column j: texts i and j
     model: str
+    details: list[EmbeddingDetails] | None = None
 
 
 def render(r: SimilarityResult) -> Reply:
@@ -58,8 +69,37 @@ def render(r: SimilarityResult) -> Reply:
         "",
         f"Closest: **#{i + 1}** and **#{j + 1}** ({r.similarity[i][j]:.2f})",
     ]
-    matrix = clip("```\n" + "\n".join([header, *rows]) + "\n```", 1024)
-    return Reply("Similarity", lines, fields=[("Cosine similarity", matrix)], footer=f"{r.model} · mean pooling")
+    fields = [("Cosine similarity", clip("```\n" + "\n".join([header, *rows]) + "\n```", 1024))]
+    if r.details:
+        each = [f"**#{k + 1}** {d.tokens} tokens · norm {d.norm:.3f} · {d.dims} dims" for k, d in enumerate(r.details)]
+        fields.append((f"Embeddings ({POOLING}, then scaled to length 1)", clip("\n".join(each), 1024)))
+    return Reply("Similarity", lines, fields=fields, footer=f"{r.model} · {POOLING}")
+
+
+@dataclass(frozen=True)
+class NearestRequest(Request):
+    """A message's stored neighbours: the cosine of its embedding with vectors the moderation store keeps
+    (float32 bytes with the model that made each; only those of the model that embeds it are compared)."""
+
+    task = "nearest"
+    worker = "bot.engine.tasks.similarity:NearestTask"
+    text: str
+    vectors: tuple[tuple[bytes, str], ...]  # (vector, vector_model)
+    top_k: int = NEAREST.default
+
+    def validate(self) -> None:
+        check_text(self.text, "message")
+        NEAREST.check(self.top_k)
+
+    def model_role(self) -> str:
+        return EMBEDDING.name
+
+
+@dataclass(frozen=True)
+class NearestResult:
+    nearest: list[tuple[int, float]]  # (index into the request's vectors, cosine), closest first
+    compared: int  # vectors of the embedding model's, the ones compared
+    model: str
 
 
 register(
@@ -71,8 +111,12 @@ register(
             Command(
                 "similar",
                 "How alike are some texts? The cosine similarity of their sentence embeddings, two to ten texts.",
-                (replace(TEXT, name="texts", description="Two to ten texts, separated by | or new lines"), MODEL),
-                lambda settings, o: SimilarityRequest(tuple(split_sentences(o["texts"])), model=o["model"]),
+                (
+                    replace(TEXT, name="texts", description="Two to ten texts, separated by | or new lines"),
+                    replace(DETAILS, description="Show each text's token count, embedding norm and size"),
+                    MODEL,
+                ),
+                lambda settings, o: SimilarityRequest(tuple(split_sentences(o["texts"])), o["details"], o["model"]),
                 role=EMBEDDING.name,
                 compare="texts",
                 example={"texts": "A cat sleeps on the sofa | A kitten naps on the couch | Stock prices fell today"},
@@ -80,3 +124,4 @@ register(
         ),
     )
 )
+register(TaskSpec(NearestRequest, NearestResult))  # no command of its own: the moderators' menu shows it

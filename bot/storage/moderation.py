@@ -346,6 +346,15 @@ class ModerationStore:
         )
         return [_tag(row) for row in rows]
 
+    async def tagged_vectors(self, guild_id: int) -> list[tuple[Tag, Embedding]]:
+        """Every tag a moderator gave with its message's embedding (auto-tags keep none), newest first."""
+        rows = await self.database.fetch(
+            f"SELECT {_TAG_COLUMNS}, vector, vector_model FROM tags "
+            "WHERE guild_id = ? AND vector IS NOT NULL ORDER BY created_at DESC, id DESC",
+            (guild_id,),
+        )
+        return [(_tag(fields), Embedding(vector, model)) for *fields, vector, model in rows]
+
     async def remove_tags(self, guild_id: int, message_id: int) -> list[Tag]:
         """Undo: delete the tags of one message; returns what was deleted."""
         async with self.database.transaction() as db:
