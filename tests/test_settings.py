@@ -246,7 +246,8 @@ def test_env_example_lists_every_model_role_the_specs_declare():
 def test_the_online_chat_default_is_by_device(monkeypatch, device, gpu_present, default, other):
     monkeypatch.setattr(config, "cuda_gpu_present", lambda: gpu_present)
     engine = Settings.from_env({"DEVICE": device}).engine
-    assert engine.allowed("generation") == (default, other)  # the default first, the other device's listed
+    # The default first, then the other device's, then the models both list (flan-t5).
+    assert engine.allowed("generation") == (default, other, "google/flan-t5-base")
     assert {role: model for role, model in engine.models.items() if role != "generation"} == {
         role: model for role, model in ONLINE_MODELS.items() if role != "generation"
     }  # no other role depends on the device
