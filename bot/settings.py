@@ -57,12 +57,14 @@ def role_settings() -> str:
     """.env.example's lines for every model role the task specs declare (tests keep the file equal to it)."""
     lines = [f"{ROLES_BEGIN} (one block per role, as the task specs in bot/specs/ declare them)"]
     for role in roles().values():
-        offline = role.offline or "none"
+        online, offline = role.online, role.offline or "none"
+        if role.online_choices:
+            online += f" (and {', '.join(role.online_choices)})"
         if role.offline_choices:
             offline += f" (and {', '.join(role.offline_choices)})"
         lines += [
             f"# {role.name}: {role.description}",
-            f"#   online: {role.online} · offline: {offline}",
+            f"#   online: {online} · offline: {offline}",
             f"{role.setting}=",
             f"{role.list_setting}=",
         ]
@@ -143,7 +145,8 @@ class Settings:
             for name, role in declared.items()
         }
         choices = {
-            name: listed[name] or (() if get(role.setting) or not offline else role.offline_choices)
+            name: listed[name]
+            or (() if get(role.setting) else role.offline_choices if offline else role.online_choices)
             for name, role in declared.items()
         }
         for role, listed in choices.items():

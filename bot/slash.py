@@ -12,6 +12,7 @@ Every command gets a `private` option; a `model:` option is autocompleted from i
 from __future__ import annotations
 
 import inspect
+import keyword
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -47,16 +48,20 @@ def build(
 ) -> app_commands.Command:
     """A slash command for a cog's class body: `callback(cog, interaction, **options)` gets every option."""
 
-    async def run(cog: Any, interaction: discord.Interaction, **values: Any) -> None:
-        await callback(cog, interaction, **values)
-
     declared = [*options, PRIVATE]
+    # An option named by a Python keyword (/translate from:) is a parameter `from_`, renamed back for Discord.
+    renamed = {f"{o.name}_": o.name for o in declared if keyword.iskeyword(o.name)}
+    parameter = {o.name: f"{o.name}_" if f"{o.name}_" in renamed else o.name for o in declared}
+
+    async def run(cog: Any, interaction: discord.Interaction, **values: Any) -> None:
+        await callback(cog, interaction, **{renamed.get(name, name): value for name, value in values.items()})
+
     parameters = [
         inspect.Parameter("cog", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction),
         *(
             inspect.Parameter(
-                o.name,
+                parameter[o.name],
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=annotation(o),
                 **({} if o.required else {"default": o.default}),
@@ -67,12 +72,15 @@ def build(
     run.__signature__ = inspect.Signature(parameters)  # what discord.py reads the options from
     run.__qualname__ = f"Cog.{name}"  # a method: the cog comes first
     slash = app_commands.Command(name=name, description=description, callback=run)
-    app_commands.describe(**{o.name: o.description for o in declared})(slash)
+    if renamed:
+        app_commands.rename(**renamed)(slash)
+    app_commands.describe(**{parameter[o.name]: o.description for o in declared})(slash)
     chosen = {
-        o.name: [app_commands.Choice(name=str(v).replace("_", "-"), value=v) for v in o.values()] for o in options
+        parameter[o.name]: [app_commands.Choice(name=str(v).replace("_", "-"), value=v) for v in o.values()]
+        for o in options
     }
     app_commands.choices(**{name: choices for name, choices in chosen.items() if choices})(slash)
-    models = {o.name: suggest_models for o in options if o.models}
+    models = {parameter[o.name]: suggest_models for o in options if o.models}
     if models:
         app_commands.autocomplete(**models)(slash)
     if cooldown:

@@ -38,6 +38,7 @@ def settings(tiny_models, tmp_path_factory) -> Settings:
         "zero_shot": "nli",
         "fill_mask": "fill_mask",
         "ner": "ner",
+        "translation": "marian",
     }
     env = {roles()[role].setting: str(tiny_models[kind]) for role, kind in paths.items()}
     env.update(EMBEDDING_MODEL=str(tiny_models["embedding"]), MODEL_PROFILE="offline", DEVICE="cpu")

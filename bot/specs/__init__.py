@@ -36,6 +36,7 @@ class Role:
     online: str  # the online profile's default: a Hub id
     offline: str = ""  # the offline profile's: weights a package ships (`package:NAME`), or "" for none
     offline_choices: tuple[str, ...] = ()  # more models the offline profile lists, so /compare has two
+    online_choices: tuple[str, ...] = ()  # more models the online profile lists (e.g. one opus-mt model per pair)
     decoder: bool = False  # its models generate text: on a CPU they stay in float32 (registry.resolve_dtype)
     description: str = ""  # one line for .env.example
 

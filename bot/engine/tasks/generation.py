@@ -273,7 +273,7 @@ class GenerationTask(StreamingTask):
         )
         with self.lock:
             self.jobs[job_id] = job
-        manager = self._manager(loaded, request)
+        manager = self._manager(loaded, decoding)
         if manager is not None:
             self._start_continuous(manager, job, prompt_ids)
         else:
