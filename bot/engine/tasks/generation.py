@@ -28,7 +28,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -102,6 +102,16 @@ def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) 
             history.pop(0)
     # Even the newest message alone is too long: keep its end, as for a long completion prompt.
     return ids[-max_input:], len(request.history) - len(history)
+
+
+def instructed(loaded: LoadedModel, instruction: str, task: str) -> str:
+    """A text-to-text task's instruction for a chat model (its chat template says it): the prompt of a chat
+    request. `task` names what a model for the task is ("translation"), for the refusal of any other model."""
+    if not loaded.tokenizer.chat_template:
+        raise InvalidInput(
+            f"{loaded.model_id} is neither a {task} model nor a chat model, so it can't do this. Pick another model."
+        )
+    return instruction
 
 
 class TextStream:
@@ -257,23 +267,11 @@ class GenerationTask(StreamingTask):
         """Begin decoding a request; chunks and the result go to `sink` as they come."""
         try:
             loaded = self.registry.get(request.model_role(), generation_class, request.model)
-            decoding, prompt_ids, dropped = self.decoding(loaded, request)
+            job, prompt_ids = self._job(job_id, loaded, request, sink)
         except EngineError as error:
             sink.done(job_id, failure(error))
             return
-        stop_ids = self._stop_ids(loaded)
-        job = RunningJob(
-            job_id,
-            decoding,
-            request,
-            sink,
-            [TextStream(loaded.tokenizer, stop_ids) for _ in range(decoding.num_return_sequences)],
-            loaded.model_id,
-            dropped,
-        )
-        with self.lock:
-            self.jobs[job_id] = job
-        manager = self._manager(loaded, decoding)
+        manager = self._manager(loaded, job.request)
         if manager is not None:
             self._start_continuous(manager, job, prompt_ids)
         else:
@@ -304,6 +302,26 @@ class GenerationTask(StreamingTask):
         """The model is being unloaded: stop its managers (they hold its KV caches)."""
         for key in [key for key in self.managers if key[0] == loaded.model_id]:
             self.managers.pop(key).stop(block=True, timeout=5)
+
+    def _job(self, job_id: int, loaded: LoadedModel, request: Any, sink: JobSink) -> tuple[RunningJob, list[int]]:
+        """A job for `request`, registered as running, and its prompt's ids."""
+        decoding, prompt_ids, dropped = self.decoding(loaded, request)
+        positions = getattr(loaded.config, "max_position_embeddings", None)
+        if loaded.config.is_encoder_decoder and positions:  # a decoder with learned positions writes no further
+            decoding = replace(decoding, max_new_tokens=min(decoding.max_new_tokens, positions - 1))
+        stop_ids = self._stop_ids(loaded)
+        job = RunningJob(
+            job_id,
+            decoding,
+            request,
+            sink,
+            [TextStream(loaded.tokenizer, stop_ids) for _ in range(decoding.num_return_sequences)],
+            loaded.model_id,
+            dropped,
+        )
+        with self.lock:
+            self.jobs[job_id] = job
+        return job, prompt_ids
 
     # --- continuous batching -------------------------------------------------------------
     def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
@@ -483,10 +501,10 @@ class GenerationTask(StreamingTask):
 
     @classmethod
     def input_limit(cls, config: PretrainedConfig, max_new_tokens: int) -> int:
-        """The most prompt tokens a model reads: its context less the answer (a decoder's), at most
-        SEQ2SEQ_MAX_INPUT for an encoder's."""
+        """The most prompt tokens a model reads: a decoder's context less the answer, an encoder's positions
+        (SEQ2SEQ_MAX_INPUT where it has no limit)."""
         if config.is_encoder_decoder:
-            return min(SEQ2SEQ_MAX_INPUT, cls._max_positions(config))
+            return getattr(config, "max_position_embeddings", None) or SEQ2SEQ_MAX_INPUT
         return cls._max_positions(config) - max_new_tokens
 
     @staticmethod

@@ -10,7 +10,7 @@ from ...specs.generation import GenerationRequest
 from ...specs.translation import LANGUAGES, MAX_NEW_TOKENS, TranslationRequest, TranslationResult, named
 from ..errors import InvalidInput
 from ..registry import LoadedModel
-from .generation import GenerationTask, RunningJob
+from .generation import GenerationTask, RunningJob, instructed
 
 
 def instruction(request: TranslationRequest) -> str:
@@ -34,13 +34,8 @@ class TranslationTask(GenerationTask):
         elif config.is_encoder_decoder:  # T5-style: the task is said in the text
             source = LANGUAGES[request.source or "en"]
             prompt, mode = f"translate {source} to {LANGUAGES[request.target]}: {request.text}", "complete"
-        elif tokenizer.chat_template:
-            prompt, mode = instruction(request), "chat"
         else:
-            raise InvalidInput(
-                f"{loaded.model_id} is neither a translation model nor a chat model, so it can't translate. "
-                "Pick another model."
-            )
+            prompt, mode = instructed(loaded, instruction(request), "translation"), "chat"
         generation = GenerationRequest(prompt, MAX_NEW_TOKENS, temperature=0.0, mode=mode, model=request.model)
         ids, dropped = self._prompt_ids(loaded, generation)
         # About as many tokens as it reads (plus room for a language that needs more), not a fixed maximum.
