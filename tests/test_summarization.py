@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 from bot.client import HFBot
 from bot.commands import build_request, render_result
 from bot.console import ConsoleApp
-from bot.engine import Cancelled, InvalidInput
+from bot.engine import Cancelled, Engine, InvalidInput
 from bot.engine.tasks.summarization import split_to_fit
 from bot.settings import Settings
 from bot.specs.summarization import PROMPTED, SUMMARY_TOKENS, SummarizationRequest, SummarizationResult
@@ -165,3 +165,34 @@ async def test_console_summarizes_a_text_and_refuses_messages(settings, tiny_eng
     assert outcome["ok"] and outcome["result"]["parts"] == 1, outcome
     refused = await app.run_line("/summarize messages: 5", 2)
     assert not refused["ok"] and "give text: instead" in refused["error"]["message"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def two_models(tiny_models, tmp_path_factory):
+    """A bot whose members pick the tiny BART (the default) or the tiny chat model, and its engine."""
+    listed = f"{tiny_models['bart']},{tiny_models['llama']}"
+    data = tmp_path_factory.mktemp("summarization-models")
+    settings = bot_settings(tiny_models, data, SUMMARIZATION_MODELS=listed)
+    async with Engine(settings.engine) as engine:
+        yield settings, engine
+
+
+async def test_compare_model_choice_and_status(two_models, tiny_models):
+    settings, engine = two_models
+    bot = HFBot(settings, engine)
+    h = await FakeDiscord.create(bot)
+    h.timeout = WAIT
+    try:
+        bart, llama = str(tiny_models["bart"]), str(tiny_models["llama"])
+        await h.invoke_slash("compare", {"task": "summarize", "text": TEXT})
+        h.assert_no_errors()
+        columns = h.recorder.last("edit_original").embeds[0]["fields"]
+        assert [c["name"].split(" · ")[0] for c in columns] == [bart, llama]
+        assert all("That didn't work" not in c["value"] for c in columns)
+        await h.invoke_slash("summarize", {"text": TEXT, "model": llama})
+        h.assert_no_errors()
+        assert PROMPTED in h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+        await h.invoke_slash("status")
+        assert "summarization" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
+    finally:
+        await h.close()

@@ -12,7 +12,7 @@ import pytest_asyncio
 from bot.client import HFBot
 from bot.commands import build_request, render_result
 from bot.console import ConsoleApp
-from bot.engine import Cancelled, InvalidInput
+from bot.engine import Cancelled, Engine, InvalidInput
 from bot.settings import Settings
 from bot.specs.translation import PROMPTED, T5_PAIRS, TranslationRequest, TranslationResult, pairs_of
 
@@ -155,3 +155,40 @@ async def test_console_translates(settings, tiny_engine):
     assert outcome["ok"] and outcome["result"]["target"] == "de", outcome
     refused = await app.run_line(f"/translate text: {TEXT} to: Japanese", 2)
     assert not refused["ok"] and "Available" in refused["error"]["message"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def two_models(tiny_models, tmp_path_factory):
+    """A bot whose members pick the tiny Marian (the default) or the tiny chat model, and its engine."""
+    listed = f"{tiny_models['marian']},{tiny_models['llama']}"
+    data = str(tmp_path_factory.mktemp("translation-models"))
+    settings = Settings.from_env(bot_env(tiny_models, data, TRANSLATION_MODELS=listed))
+    async with Engine(settings.engine) as engine:
+        yield settings, engine
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def two_models_bot(two_models):
+    settings, engine = two_models
+    bot = HFBot(settings, engine)
+    h = await FakeDiscord.create(bot)
+    h.timeout = WAIT
+    yield bot, h
+    await h.close()
+
+
+async def test_compare_model_choice_and_status(two_models_bot, tiny_models):
+    bot, h = two_models_bot
+    marian, llama = str(tiny_models["marian"]), str(tiny_models["llama"])
+    await h.invoke_slash("compare", {"task": "translate", "text": TEXT, "to": "German"})
+    h.assert_no_errors()
+    columns = h.recorder.last("edit_original").embeds[0]["fields"]
+    assert [c["name"].split(" · ")[0] for c in columns] == [marian, llama]
+    assert all("That didn't work" not in c["value"] for c in columns)
+    suggested = await h.invoke_autocomplete("translate", {"text": TEXT, "to": "German", "model": ""}, "model")
+    assert [c["value"] for c in suggested] == [marian, llama]
+    await h.invoke_slash("translate", {"text": TEXT, "to": "French", "model": llama})  # any pair: it is asked
+    h.assert_no_errors()
+    assert PROMPTED in h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+    await h.invoke_slash("status")
+    assert "translation" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
