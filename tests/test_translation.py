@@ -110,6 +110,11 @@ async def test_slash_command_streams_with_stop_then_regenerate(discord_bot):
     assert answer["embeds"][0]["title"] == "Translation"
     assert answer["embeds"][0]["footer"]["text"].startswith("English → German")
     assert button_ids(answer) == [f"answer:again:{h.user_id}"]
+    first = answer["embeds"][0]["description"]
+    await h.invoke_component(f"answer:again:{h.user_id}")  # the stored request, written again (greedy: the same)
+    h.assert_no_errors()
+    again = h.recorder.messages[h.recorder.last("edit_original").message_id]["embeds"][0]
+    assert again["description"] == first and again["footer"]["text"].startswith("English → German")
 
 
 async def test_stop_keeps_the_translation_so_far(discord_bot, tiny_engine):

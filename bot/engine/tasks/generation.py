@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -158,6 +159,7 @@ class RunningJob:
     sink: JobSink
     streams: list[TextStream]
     model: str
+    result: Callable[[RunningJob], Any]  # its task's result, once every sequence is done
     dropped_turns: int = 0  # earlier conversation turns left out to fit the context
     finished: set[int] = field(default_factory=set)  # sequence indices that are done
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -167,15 +169,15 @@ class RunningJob:
         if delta:
             self.sink.chunk(self.job_id, sequence, delta)
 
-    def finish(self, sequence: int, result: Callable[[RunningJob], Any]) -> bool:
-        """Mark a sequence done; when all are, send `result(job)`. True when the job is complete."""
+    def finish(self, sequence: int) -> bool:
+        """Mark a sequence done; when all are, send the result. True when the job is complete."""
         delta = self.streams[sequence].delta(final=True)
         if delta:
             self.sink.chunk(self.job_id, sequence, delta)
         self.finished.add(sequence)
         if len(self.finished) < len(self.streams):
             return False
-        self.sink.done(self.job_id, result(self))
+        self.sink.done(self.job_id, self.result(self))
         return True
 
     def texts(self) -> list[str]:
@@ -231,17 +233,28 @@ class RowStreamer(BaseStreamer):
         pass
 
 
+@dataclass
+class Decoding:
+    """What every text-to-text task of a worker shares, so that a model's continuous batching manager
+    (and its KV cache) serves /generate, /translate and /summarize alike: whichever task's thread
+    collects a row finishes its job (the job knows its own result and sink)."""
+
+    jobs: dict[int, RunningJob] = field(default_factory=dict)
+    managers: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # (model id, sampling) -> its manager
+    rows: dict[str, tuple[int, int, Any]] = field(default_factory=dict)  # manager row id -> (job, sequence, manager)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the worker and the decoding threads use them
+
+
+_DECODING: weakref.WeakKeyDictionary[ModelRegistry, Decoding] = weakref.WeakKeyDictionary()  # per worker
+
+
 class GenerationTask(StreamingTask):
     """A request is started, streams for many steps and finishes on its own."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         super().__init__(registry)
-        self.jobs: dict[int, RunningJob] = {}
-        self.managers: dict[
-            tuple[Any, ...], Any
-        ] = {}  # (model id, sampling setting) -> its continuous batching manager
-        self.rows: dict[str, tuple[int, int, Any]] = {}  # manager request id -> (job id, sequence, manager)
-        self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
+        shared = _DECODING.setdefault(registry, Decoding())  # the same for every text-to-text task
+        self.jobs, self.managers, self.rows, self.lock = shared.jobs, shared.managers, shared.rows, shared.lock
 
     # --- what a text-to-text task writes -------------------------------------------------
     def decoding(self, loaded: LoadedModel, request: Any) -> tuple[GenerationRequest, list[int], int]:
@@ -290,8 +303,8 @@ class GenerationTask(StreamingTask):
         return True
 
     def close(self) -> None:
-        for manager in self.managers.values():
-            manager.stop(block=True, timeout=5)
+        while self.managers:  # shared: the first task to close stops them all
+            self.managers.popitem()[1].stop(block=True, timeout=5)
 
     # --- the registry's ModelHolder interface ----------------------------------------------
     def holds(self, loaded: LoadedModel) -> bool:
@@ -317,6 +330,7 @@ class GenerationTask(StreamingTask):
             sink,
             [TextStream(loaded.tokenizer, stop_ids) for _ in range(decoding.num_return_sequences)],
             loaded.model_id,
+            self.result,
             dropped,
         )
         with self.lock:
@@ -418,7 +432,7 @@ class GenerationTask(StreamingTask):
             return
         stream = job.streams[sequence]
         job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped :])
-        if output.is_finished() and job.finish(sequence, self.result):
+        if output.is_finished() and job.finish(sequence):
             with self.lock:
                 self.jobs.pop(job.job_id, None)
 
@@ -470,7 +484,7 @@ class GenerationTask(StreamingTask):
             if self.jobs.pop(job.job_id, None) is None:
                 return  # cancelled meanwhile
         for sequence in range(request.num_return_sequences):
-            job.finish(sequence, self.result)
+            job.finish(sequence)
 
     # --- shared --------------------------------------------------------------------------
     def _forget(self, job_id: int) -> tuple[RunningJob | None, list[tuple[str, Any]]]:
