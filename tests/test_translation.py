@@ -16,6 +16,7 @@ from bot.engine import Cancelled, Engine, InvalidInput
 from bot.settings import Settings
 from bot.specs.translation import PROMPTED, T5_PAIRS, TranslationRequest, TranslationResult, pairs_of
 
+from .conftest import tiny_engine_config
 from .discord_harness import EPHEMERAL, FakeDiscord
 from .test_answer_buttons import button_ids, until
 from .test_commands_discord import WAIT, bot_env
@@ -197,3 +198,15 @@ async def test_compare_model_choice_and_status(two_models_bot, tiny_models):
     assert PROMPTED in h.recorder.last("edit_original").embeds[0]["footer"]["text"]
     await h.invoke_slash("status")
     assert "translation" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
+
+
+def test_text_to_text_tasks_share_one_decoding_state(tiny_models):
+    """So that a chat model's continuous batching manager (and KV cache) serves /generate and /translate alike."""
+    from bot.engine.registry import ModelRegistry
+    from bot.engine.tasks.generation import GenerationTask
+    from bot.engine.tasks.translation import TranslationTask
+
+    registry = ModelRegistry(tiny_engine_config(tiny_models))
+    generation, translation = GenerationTask(registry), TranslationTask(registry)
+    assert generation.managers is translation.managers and generation.jobs is translation.jobs
+    assert GenerationTask(ModelRegistry(tiny_engine_config(tiny_models))).jobs is not generation.jobs  # per worker
