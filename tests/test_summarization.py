@@ -169,8 +169,8 @@ async def test_console_summarizes_a_text_and_refuses_messages(settings, tiny_eng
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def two_models(tiny_models, tmp_path_factory):
-    """A bot whose members pick the tiny BART (the default) or the tiny chat model, and its engine."""
-    listed = f"{tiny_models['bart']},{tiny_models['llama']}"
+    """A bot whose members pick the tiny BART (the default), the tiny chat model or the tiny T5, and its engine."""
+    listed = f"{tiny_models['bart']},{tiny_models['llama']},{tiny_models['t5']}"
     data = tmp_path_factory.mktemp("summarization-models")
     settings = bot_settings(tiny_models, data, SUMMARIZATION_MODELS=listed)
     async with Engine(settings.engine) as engine:
@@ -192,6 +192,10 @@ async def test_compare_model_choice_and_status(two_models, tiny_models):
         await h.invoke_slash("summarize", {"text": TEXT, "model": llama})
         h.assert_no_errors()
         assert PROMPTED in h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+        await h.invoke_slash("summarize", {"text": TEXT, "model": str(tiny_models["t5"])})  # "summarize: …"
+        h.assert_no_errors()
+        footer = h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+        assert footer.startswith(str(tiny_models["t5"])) and PROMPTED not in footer
         await h.invoke_slash("status")
         assert "summarization" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
     finally:

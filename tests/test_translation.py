@@ -165,8 +165,8 @@ async def test_console_translates(settings, tiny_engine):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def two_models(tiny_models, tmp_path_factory):
-    """A bot whose members pick the tiny Marian (the default) or the tiny chat model, and its engine."""
-    listed = f"{tiny_models['marian']},{tiny_models['llama']}"
+    """A bot whose members pick the tiny Marian (the default), the tiny chat model or the tiny T5, and its engine."""
+    listed = f"{tiny_models['marian']},{tiny_models['llama']},{tiny_models['t5']}"
     data = str(tmp_path_factory.mktemp("translation-models"))
     settings = Settings.from_env(bot_env(tiny_models, data, TRANSLATION_MODELS=listed))
     async with Engine(settings.engine) as engine:
@@ -192,10 +192,14 @@ async def test_compare_model_choice_and_status(two_models_bot, tiny_models):
     assert [c["name"].split(" · ")[0] for c in columns] == [marian, llama]
     assert all("That didn't work" not in c["value"] for c in columns)
     suggested = await h.invoke_autocomplete("translate", {"text": TEXT, "to": "German", "model": ""}, "model")
-    assert [c["value"] for c in suggested] == [marian, llama]
+    assert [c["value"] for c in suggested] == [marian, llama, str(tiny_models["t5"])]
     await h.invoke_slash("translate", {"text": TEXT, "to": "French", "model": llama})  # any pair: it is asked
     h.assert_no_errors()
     assert PROMPTED in h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+    await h.invoke_slash("translate", {"text": TEXT, "to": "French"})  # T5's pair: the first model that has it
+    h.assert_no_errors()
+    footer = h.recorder.last("edit_original").embeds[0]["footer"]["text"]
+    assert footer.startswith(f"English → French · {tiny_models['t5']}") and PROMPTED not in footer
     await h.invoke_slash("status")
     assert "translation" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
 

@@ -3,7 +3,8 @@
 A Marian model (`Helsinki-NLP/opus-mt-SRC-TGT`) translates one pair, a T5 model the pairs it was trained
 on ("translate English to German: …"), and a chat model (the offline SmolLM2) any pair, asked through
 its chat template: the answer says so. Which pairs a listed model translates is read from its name or,
-for a local folder, its config; without `model:` the first listed model that translates the pair answers.
+for a local folder, its config; without `model:` the first listed translation model of the pair answers
+(a chat model only where none translates it).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def translates(model: str, source: str, target: str) -> bool:
 
 def named(pair: Pair) -> str:
     source, target = pair
-    return f"{LANGUAGES.get(source, source) if source else '?'} → {LANGUAGES.get(target, target)}"
+    into = LANGUAGES.get(target, target)
+    return f"{LANGUAGES.get(source, source)} → {into}" if source else f"into {into}"
 
 
 def available(models: tuple[str, ...]) -> str:
@@ -155,11 +157,12 @@ def build(settings: Settings, o: Options) -> TranslationRequest:
     source = CODES[o["from"]] if o["from"] else ""
     check_different(source, target)
     models = settings.engine.allowed(ROLE.name)
-    model = o["model"] or next((m for m in models if translates(m, source, target)), "")
+    # A translation model of the pair first; a chat model (asked, any pair) only where none translates it.
+    prompted_last = sorted(models, key=lambda m: pairs_of(m) is None)
+    model = o["model"] or next((m for m in prompted_last if translates(m, source, target)), "")
     if not (model and translates(model, source, target)):
-        wanted = named((source, target)) if source else f"into {LANGUAGES.get(target, target)}"
         listed = (model,) if o["model"] else models
-        raise InvalidInput(f"I can't translate {wanted} here. Available: {available(listed)}.")
+        raise InvalidInput(f"I can't translate {named((source, target))} here. Available: {available(listed)}.")
     pairs = pairs_of(model)
     if not source and pairs:  # the model's own source language
         source = next(s for s, t in pairs if t == target)
