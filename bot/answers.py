@@ -84,11 +84,17 @@ class EditScreen:
 
 
 async def answer(
-    bot: HFBot, interaction: discord.Interaction, command: str, options: Mapping[str, Any], private: bool
+    bot: HFBot,
+    interaction: discord.Interaction,
+    command: str,
+    options: Mapping[str, Any],
+    private: bool,
+    **context: Any,
 ) -> None:
     """A task command's answer: refused privately before deferring (bad input, a full queue), then
-    written; a streaming task's answer with its buttons."""
-    request = build_request(command, options, bot.settings)
+    written; a streaming task's answer with its buttons. `context`: what the cog adds that no member
+    types (e.g. the messages /summarize read)."""
+    request = build_request(command, options, bot.settings, **context)
     if request.streams:
         await write(
             bot,

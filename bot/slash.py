@@ -12,6 +12,7 @@ Every command gets a `private` option; a `model:` option is autocompleted from i
 from __future__ import annotations
 
 import inspect
+import keyword
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,16 +50,20 @@ def build(
 ) -> app_commands.Command:
     """A slash command for a cog's class body: `callback(cog, interaction, **options)` gets every option."""
 
-    async def run(cog: Any, interaction: discord.Interaction, **values: Any) -> None:
-        await callback(cog, interaction, **values)
-
     declared = [*options, PRIVATE]
+    # An option named by a Python keyword (/translate from:) is a parameter `from_`, renamed back for Discord.
+    parameter = {o.name: f"{o.name}_" if keyword.iskeyword(o.name) else o.name for o in declared}
+    renamed = {parameter[o.name]: o.name for o in declared if parameter[o.name] != o.name}
+
+    async def run(cog: Any, interaction: discord.Interaction, **values: Any) -> None:
+        await callback(cog, interaction, **{renamed.get(name, name): value for name, value in values.items()})
+
     parameters = [
         inspect.Parameter("cog", inspect.Parameter.POSITIONAL_OR_KEYWORD),
         inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction),
         *(
             inspect.Parameter(
-                o.name,
+                parameter[o.name],
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=annotation(o),
                 **({} if o.required else {"default": o.default}),
@@ -69,12 +74,15 @@ def build(
     run.__signature__ = inspect.Signature(parameters)  # what discord.py reads the options from
     run.__qualname__ = f"Cog.{name}"  # a method: the cog comes first
     slash = app_commands.Command(name=name, description=description, callback=run)
-    app_commands.describe(**{o.name: o.description for o in declared})(slash)
+    if renamed:
+        app_commands.rename(**renamed)(slash)
+    app_commands.describe(**{parameter[o.name]: o.description for o in declared})(slash)
     chosen = {
-        o.name: [app_commands.Choice(name=str(v).replace("_", "-"), value=v) for v in o.values()] for o in options
+        parameter[o.name]: [app_commands.Choice(name=str(v).replace("_", "-"), value=v) for v in o.values()]
+        for o in options
     }
     app_commands.choices(**{name: choices for name, choices in chosen.items() if choices})(slash)
-    models = {o.name: suggest_models for o in options if o.models}
+    models = {parameter[o.name]: suggest_models for o in options if o.models}
     if models:
         app_commands.autocomplete(**models)(slash)
     if cooldown:
@@ -95,23 +103,26 @@ def slash_command(name: str, callback: Callback | None = None) -> app_commands.C
 @dataclass(frozen=True)
 class MessageMenu:
     """A message context menu that runs a task command on the message: its text fills the option `text`,
-    the command's other required options are asked in a modal (one text input each; none: no modal),
-    and the rest take their defaults. A TaskCog lists its menus in `menus`."""
+    `given` fills options from the interaction (e.g. the member's language), the command's other required
+    options are asked in a modal (one text input each; none: no modal), and the rest take their defaults.
+    A TaskCog lists its menus in `menus`."""
 
     name: str  # what the menu shows, e.g. "Ask about this message"
     command: str
     text: str
+    private: bool = False  # only the member who asked sees the answer
+    given: Callable[[discord.Interaction], dict[str, Any]] | None = None
 
     def context_menu(self, bot: Any) -> app_commands.ContextMenu:
         async def run(interaction: discord.Interaction, message: discord.Message) -> None:
             if not message.content.strip():
                 raise InvalidInput("That message has no text to read (images, files and embeds are not read).")
-            given = {self.text: message.content}
-            asked = [o for o in command(self.command).options if o.required and o.name != self.text]
+            given = {self.text: message.content, **(self.given(interaction) if self.given else {})}
+            asked = [o for o in command(self.command).options if o.required and o.name not in given]
             if asked:
                 await interaction.response.send_modal(OptionsModal(bot, self, asked, given))
             else:
-                await answer(bot, interaction, self.command, given, False)
+                await answer(bot, interaction, self.command, given, self.private)
 
         return app_commands.ContextMenu(name=self.name, callback=run)
 
@@ -143,7 +154,7 @@ class OptionsModal(discord.ui.Modal):
         typed = {
             name: typed_value(command(self.menu.command), name, field.value) for name, field in self.inputs.items()
         }
-        await answer(self.bot, interaction, self.menu.command, {**self.given, **typed}, False)
+        await answer(self.bot, interaction, self.menu.command, {**self.given, **typed}, self.menu.private)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
         await interaction.client.on_app_command_error(interaction, error)  # the commands' one error handler

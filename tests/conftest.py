@@ -6,9 +6,10 @@ Engine fixtures (this section): tiny random-weight models built once per session
 seconds, so each distinct model set gets one session-scoped engine that every test
 reuses; tests must leave it idle (await or cancel what they submit).
 
-    tiny_models            {kind: Path} of the tiny models (sentiment, nli, fill_mask, gpt2, llama, t5, embedding)
+    tiny_models            {kind: Path} of the tiny models (sentiment, nli, fill_mask, gpt2, llama, t5, embedding, ner,
+                           marian (en→de), bart (a summarizer that reads 128 tokens))
     tiny_engine            every role on a tiny model, generation = gpt2 (no pad token, no chat template)
-    tiny_llama_engine      generation = tiny llama (chat template); every other role unconfigured
+    tiny_llama_engine      generation, translation, summarization = tiny llama (chat template); the others unset
     tiny_t5_engine         generation = tiny t5 (seq2seq); zero_shot = a Hub id that is not on this machine,
                            fill_mask = the gpt2 folder (a causal LM: fills by infilling)
     real_engine            the packaged real models (the offline profile); only for @pytest.mark.slow tests
@@ -64,6 +65,8 @@ def tiny_engine_config(
         "embedding": str(tiny_models["embedding"]),
         "ner": str(tiny_models["ner"]),
         "question_answering": str(tiny_models["qa"]),
+        "translation": str(tiny_models["marian"]),
+        "summarization": str(tiny_models["bart"]),
     }
     models.update(overrides.pop("models", {}))  # type: ignore[arg-type]
     settings: dict[str, object] = {
@@ -96,6 +99,8 @@ async def tiny_llama_engine(tiny_models):
         "ner": "",
         "question_answering": "",
     }
+    # A chat model asked to translate and to summarize.
+    unconfigured.update(translation=str(tiny_models["llama"]), summarization=str(tiny_models["llama"]))
     async with Engine(tiny_engine_config(tiny_models, generation="llama", models=unconfigured)) as engine:
         yield engine
 

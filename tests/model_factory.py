@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner", "qa")
+KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner", "qa", "marian", "bart")
 SIZES = ("tiny", "real")
 
 # Vocabulary the trainers aim for (both sizes); a few hundred sentences yield less.
@@ -438,6 +438,43 @@ def _train_unigram(lines: list[str]) -> list[tuple[str, float]]:
     return vocab
 
 
+def _marian_tokenizer(lines: list[str], max_len: int) -> Any:
+    """opus-mt's layout: one SentencePiece model for each side (here the same one) and a vocab.json of its
+    pieces, </s>=0 and <unk>=1 first and <pad> last; the language pair in the tokenizer's config."""
+    import io
+
+    import sentencepiece
+    from transformers import MarianTokenizer
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        vocab_size=480,
+        hard_vocab_limit=False,  # a few hundred sentences give fewer pieces than real opus-mt has
+        model_type="unigram",
+        num_threads=1,  # one thread: the same pieces on every run
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        minloglevel=2,
+    )
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = ["</s>", "<unk>", *(processor.id_to_piece(i) for i in range(1, processor.get_piece_size())), "<pad>"]
+    folder = Path(tempfile.mkdtemp(prefix="marian-tokenizer-"))
+    for side in ("source.spm", "target.spm"):
+        (folder / side).write_bytes(model.getvalue())
+    (folder / "vocab.json").write_text(json.dumps({piece: i for i, piece in enumerate(pieces)}))
+    return MarianTokenizer(
+        str(folder / "source.spm"),
+        str(folder / "target.spm"),
+        str(folder / "vocab.json"),
+        source_lang="en",
+        target_lang="de",
+        model_max_length=max_len,
+    )
+
+
 def _make_tokenizer(kind: str, max_len: int) -> Any:
     """Train and wrap the tokenizer for `kind` in the class its real checkpoint uses."""
     from tokenizers import AddedToken
@@ -449,7 +486,9 @@ def _make_tokenizer(kind: str, max_len: int) -> Any:
         # dslim/bert-base-NER and distilbert-base-cased-distilled-squad are cased: names keep their capitals.
         cased = kind in ("ner", "qa")
         return cls(vocab=_train_wordpiece(lines), do_lower_case=not cased, model_max_length=max_len)
-    if kind in ("nli", "fill_mask"):
+    if kind == "marian":
+        return _marian_tokenizer(lines, max_len)
+    if kind in ("nli", "fill_mask", "bart"):
         vocab, merges = _train_byte_bpe(lines, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
         # Real RoBERTa/BART <mask> swallows the space before it ("is <mask>.").
         mask = AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
@@ -699,6 +738,60 @@ def _qa(tok: Any, size: str) -> Any:
     return DistilBertForQuestionAnswering(cfg)
 
 
+def _marian(tok: Any, size: str) -> Any:
+    from transformers import MarianConfig, MarianMTModel
+
+    # Helsinki-NLP/opus-mt-en-de: 6+6 layers of 512, 8 heads, shared embeddings, 4 beams by default.
+    shape = (
+        dict(d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8, decoder_attention_heads=8)
+        | dict(encoder_ffn_dim=2048, decoder_ffn_dim=2048, max_position_embeddings=512)
+        if size == "real"
+        else dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4)
+        | dict(encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=512)
+    )
+    cfg = MarianConfig(
+        vocab_size=_vocab_size(tok, 58101, size),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.pad_token_id,  # Marian starts decoding from <pad>
+        forced_eos_token_id=tok.eos_token_id,
+        **shape,
+    )
+    model = MarianMTModel(cfg)
+    model.generation_config.num_beams = 4  # as opus-mt ships it
+    model.generation_config.bad_words_ids = [[tok.pad_token_id]]
+    return model
+
+
+def _bart(tok: Any, size: str) -> Any:
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    # sshleifer/distilbart-cnn-12-6: 12 encoder and 6 decoder layers of 1024, a 1024-token context. The tiny
+    # one reads 128 tokens, so a few sentences already need summarizing in parts.
+    shape = (
+        dict(d_model=1024, encoder_layers=12, decoder_layers=6, encoder_attention_heads=16, decoder_attention_heads=16)
+        | dict(encoder_ffn_dim=4096, decoder_ffn_dim=4096, max_position_embeddings=1024)
+        if size == "real"
+        else dict(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4)
+        | dict(encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128)
+    )
+    eos = tok.eos_token_id
+    cfg = BartConfig(
+        vocab_size=_vocab_size(tok, 50264, size),
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=eos,
+        decoder_start_token_id=eos,
+        forced_bos_token_id=tok.bos_token_id,
+        forced_eos_token_id=eos,
+        **shape,
+    )
+    model = BartForConditionalGeneration(cfg)
+    model.generation_config.num_beams = 4  # as the CNN summarizers ship it
+    model.generation_config.no_repeat_ngram_size = 3
+    return model
+
+
 _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "sentiment": _sentiment,
     "nli": _nli,
@@ -709,6 +802,8 @@ _BUILDERS: dict[str, Callable[[Any, str], Any]] = {
     "embedding": _embedding,
     "ner": _ner,
     "qa": _qa,
+    "marian": _marian,
+    "bart": _bart,
 }
 
 # Tokenizer model_max_length per kind: (tiny, real), matching the model's positions.
@@ -722,6 +817,8 @@ _MAX_LEN = {
     "embedding": (512, 512),
     "ner": (512, 512),
     "qa": (512, 512),
+    "marian": (512, 512),
+    "bart": (128, 1024),
 }
 
 

@@ -39,6 +39,8 @@ def settings(tiny_models, tmp_path_factory) -> Settings:
         "fill_mask": "fill_mask",
         "ner": "ner",
         "question_answering": "qa",
+        "translation": "marian",
+        "summarization": "bart",
     }
     env = {roles()[role].setting: str(tiny_models[kind]) for role, kind in paths.items()}
     env.update(EMBEDDING_MODEL=str(tiny_models["embedding"]), MODEL_PROFILE="offline", DEVICE="cpu")

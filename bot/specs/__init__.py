@@ -38,7 +38,9 @@ class Role:
     offline_choices: tuple[str, ...] = ()  # more models the offline profile lists, so /compare has two
     # The online default where a CUDA GPU runs the models ("": `online` there too); each device lists the other's next.
     online_gpu: str = ""
-    online_choices: tuple[str, ...] = ()  # more models the online profile lists (e.g. a seq2seq generator)
+    online_choices: tuple[
+        str, ...
+    ] = ()  # more models the online profile lists (a seq2seq generator, one opus-mt per pair)
     decoder: bool = False  # its models generate text: on a CPU they stay in float32 (registry.resolve_dtype)
     description: str = ""  # one line for .env.example
 

@@ -17,6 +17,9 @@ arrives while others stream starts at the next step. Two ways to run it:
 
 Both only ever run a forward pass while holding the device turn (see turns.py), so
 classification passes and decode steps alternate. `auto` picks continuous where it can.
+
+Other text-to-text tasks (translation, summarization) subclass GenerationTask: `decoding` turns their
+request into the generation request that decodes it, and `result` their finished job into their result.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -43,7 +47,7 @@ from transformers import (
 from transformers.generation import ContinuousBatchingConfig
 from transformers.generation.streamers import BaseStreamer
 
-from ...specs.generation import MAX_NEW_TOKENS, ROLE, GenerationRequest, GenerationResult
+from ...specs.generation import MAX_NEW_TOKENS, GenerationRequest, GenerationResult
 from ..errors import FAILED, EngineError, InvalidInput, ResourceExhausted
 from ..registry import LoadedModel, ModelRegistry
 from ..request import failure
@@ -101,6 +105,16 @@ def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) 
     return ids[-max_input:], len(request.history) - len(history)
 
 
+def instructed(loaded: LoadedModel, instruction: str, task: str) -> str:
+    """A text-to-text task's instruction for a chat model (its chat template says it): the prompt of a chat
+    request. `task` names what a model for the task is ("translation"), for the refusal of any other model."""
+    if not loaded.tokenizer.chat_template:
+        raise InvalidInput(
+            f"{loaded.model_id} is neither a {task} model nor a chat model, so it can't do this. Pick another model."
+        )
+    return instruction
+
+
 class TextStream:
     """One row's tokens, decoded incrementally into text deltas."""
 
@@ -137,43 +151,40 @@ class TextStream:
 
 @dataclass
 class RunningJob:
-    """A request being decoded: one TextStream per returned sequence."""
+    """A request being decoded: one TextStream per returned sequence, sent to the job's own sink."""
 
     job_id: int
-    request: GenerationRequest
+    request: GenerationRequest  # how it decodes
+    asked: Any  # the member's request (the same one, for /generate and /chat)
+    sink: JobSink
     streams: list[TextStream]
     model: str
+    result: Callable[[RunningJob], Any]  # its task's result, once every sequence is done
     dropped_turns: int = 0  # earlier conversation turns left out to fit the context
     finished: set[int] = field(default_factory=set)  # sequence indices that are done
     cancelled: threading.Event = field(default_factory=threading.Event)
 
-    def add(self, sequence: int, tokens: Sequence[int], sink: JobSink) -> None:
+    def add(self, sequence: int, tokens: Sequence[int]) -> None:
         delta = self.streams[sequence].extend(tokens, self.request.max_new_tokens)
         if delta:
-            sink.chunk(self.job_id, sequence, delta)
+            self.sink.chunk(self.job_id, sequence, delta)
 
-    def finish(self, sequence: int, sink: JobSink) -> bool:
+    def finish(self, sequence: int) -> bool:
         """Mark a sequence done; when all are, send the result. True when the job is complete."""
         delta = self.streams[sequence].delta(final=True)
         if delta:
-            sink.chunk(self.job_id, sequence, delta)
+            self.sink.chunk(self.job_id, sequence, delta)
         self.finished.add(sequence)
         if len(self.finished) < len(self.streams):
             return False
-        sink.done(
-            self.job_id,
-            GenerationResult(
-                prompt=self.request.prompt,
-                texts=[s.text() for s in self.streams],
-                new_tokens=[len(s.tokens) for s in self.streams],
-                finish_reasons=["stop" if s.stopped else "length" for s in self.streams],
-                mode=self.request.mode,
-                model=self.model,
-                turns_seen=len(self.request.history) - self.dropped_turns,
-                dropped_turns=self.dropped_turns,
-            ),
-        )
+        self.sink.done(self.job_id, self.result(self))
         return True
+
+    def texts(self) -> list[str]:
+        return [s.text() for s in self.streams]
+
+    def finish_reasons(self) -> list[str]:
+        return ["stop" if s.stopped else "length" for s in self.streams]
 
 
 class RowStops(StoppingCriteria):
@@ -207,9 +218,8 @@ class SeededSampler(LogitsProcessor):
 class RowStreamer(BaseStreamer):
     """Static decoding: hands each step's tokens to the job's streams."""
 
-    def __init__(self, job: RunningJob, sink: JobSink) -> None:
+    def __init__(self, job: RunningJob) -> None:
         self.job = job
-        self.sink = sink
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -217,10 +227,25 @@ class RowStreamer(BaseStreamer):
             self.prompt_seen = True
             return
         for sequence, token in enumerate(value.view(-1).tolist()):
-            self.job.add(sequence, [token], self.sink)
+            self.job.add(sequence, [token])
 
     def end(self) -> None:
         pass
+
+
+@dataclass
+class Decoding:
+    """What every text-to-text task of a worker shares, so that a model's continuous batching manager
+    (and its KV cache) serves /generate, /translate and /summarize alike: whichever task's thread
+    collects a row finishes its job (the job knows its own result and sink)."""
+
+    jobs: dict[int, RunningJob] = field(default_factory=dict)
+    managers: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # (model id, sampling) -> its manager
+    rows: dict[str, tuple[int, int, Any]] = field(default_factory=dict)  # manager row id -> (job, sequence, manager)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the worker and the decoding threads use them
+
+
+_DECODING: weakref.WeakKeyDictionary[ModelRegistry, Decoding] = weakref.WeakKeyDictionary()  # per worker
 
 
 class GenerationTask(StreamingTask):
@@ -228,35 +253,38 @@ class GenerationTask(StreamingTask):
 
     def __init__(self, registry: ModelRegistry) -> None:
         super().__init__(registry)
-        self.jobs: dict[int, RunningJob] = {}
-        self.managers: dict[
-            tuple[Any, ...], Any
-        ] = {}  # (model id, sampling setting) -> its continuous batching manager
-        self.rows: dict[str, tuple[int, int, Any]] = {}  # manager request id -> (job id, sequence, manager)
-        self.lock = threading.Lock()  # jobs and rows are touched by the worker and the decoding threads
-        self.sink: JobSink | None = None
+        shared = _DECODING.setdefault(registry, Decoding())  # the same for every text-to-text task
+        self.jobs, self.managers, self.rows, self.lock = shared.jobs, shared.managers, shared.rows, shared.lock
+
+    # --- what a text-to-text task writes -------------------------------------------------
+    def decoding(self, loaded: LoadedModel, request: Any) -> tuple[GenerationRequest, list[int], int]:
+        """How `request` decodes: the generation request, its prompt's ids and the earlier turns left out."""
+        return request, *self._prompt_ids(loaded, request)
+
+    def result(self, job: RunningJob) -> Any:
+        """A finished job's result."""
+        request = job.request
+        return GenerationResult(
+            prompt=request.prompt,
+            texts=job.texts(),
+            new_tokens=[len(s.tokens) for s in job.streams],
+            finish_reasons=job.finish_reasons(),
+            mode=request.mode,
+            model=job.model,
+            turns_seen=len(request.history) - job.dropped_turns,
+            dropped_turns=job.dropped_turns,
+        )
 
     # --- the worker's interface ----------------------------------------------------------
-    def start(self, job_id: int, request: GenerationRequest, sink: JobSink) -> None:
+    def start(self, job_id: int, request: Any, sink: JobSink) -> None:
         """Begin decoding a request; chunks and the result go to `sink` as they come."""
-        self.sink = sink
         try:
-            loaded = self.registry.get(ROLE.name, generation_class, request.model)
-            prompt_ids, dropped = self._prompt_ids(loaded, request)
+            loaded = self.registry.get(request.model_role(), generation_class, request.model)
+            job, prompt_ids = self._job(job_id, loaded, request, sink)
         except EngineError as error:
             sink.done(job_id, failure(error))
             return
-        stop_ids = self._stop_ids(loaded)
-        job = RunningJob(
-            job_id,
-            request,
-            [TextStream(loaded.tokenizer, stop_ids) for _ in range(request.num_return_sequences)],
-            loaded.model_id,
-            dropped,
-        )
-        with self.lock:
-            self.jobs[job_id] = job
-        manager = self._manager(loaded, request)
+        manager = self._manager(loaded, job.request)
         if manager is not None:
             self._start_continuous(manager, job, prompt_ids)
         else:
@@ -275,8 +303,8 @@ class GenerationTask(StreamingTask):
         return True
 
     def close(self) -> None:
-        for manager in self.managers.values():
-            manager.stop(block=True, timeout=5)
+        while self.managers:  # shared: the first task to close stops them all
+            self.managers.popitem()[1].stop(block=True, timeout=5)
 
     # --- the registry's ModelHolder interface ----------------------------------------------
     def holds(self, loaded: LoadedModel) -> bool:
@@ -287,6 +315,27 @@ class GenerationTask(StreamingTask):
         """The model is being unloaded: stop its managers (they hold its KV caches)."""
         for key in [key for key in self.managers if key[0] == loaded.model_id]:
             self.managers.pop(key).stop(block=True, timeout=5)
+
+    def _job(self, job_id: int, loaded: LoadedModel, request: Any, sink: JobSink) -> tuple[RunningJob, list[int]]:
+        """A job for `request`, registered as running, and its prompt's ids."""
+        decoding, prompt_ids, dropped = self.decoding(loaded, request)
+        positions = getattr(loaded.config, "max_position_embeddings", None)
+        if loaded.config.is_encoder_decoder and positions:  # a decoder with learned positions writes no further
+            decoding = replace(decoding, max_new_tokens=min(decoding.max_new_tokens, positions - 1))
+        stop_ids = self._stop_ids(loaded)
+        job = RunningJob(
+            job_id,
+            decoding,
+            request,
+            sink,
+            [TextStream(loaded.tokenizer, stop_ids) for _ in range(decoding.num_return_sequences)],
+            loaded.model_id,
+            self.result,
+            dropped,
+        )
+        with self.lock:
+            self.jobs[job_id] = job
+        return job, prompt_ids
 
     # --- continuous batching -------------------------------------------------------------
     def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
@@ -382,8 +431,8 @@ class GenerationTask(StreamingTask):
             self._fail(job.job_id, EngineError(FAILED))
             return
         stream = job.streams[sequence]
-        job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped :], self.sink)
-        if output.is_finished() and job.finish(sequence, self.sink):
+        job.add(sequence, output.generated_tokens[len(stream.tokens) + stream.stopped :])
+        if output.is_finished() and job.finish(sequence):
             with self.lock:
                 self.jobs.pop(job.job_id, None)
 
@@ -410,13 +459,14 @@ class GenerationTask(StreamingTask):
                 attention_mask=torch.ones_like(inputs),
                 max_new_tokens=request.max_new_tokens,
                 do_sample=False,
+                num_beams=1,  # a streamer can't follow beam search (summarizers and opus-mt default to 4 beams)
                 temperature=None,
                 top_p=None,
                 top_k=None,  # sampling, if any, is the SeededSampler's
                 logits_processor=LogitsProcessorList(sampler),
                 stopping_criteria=[RowStops(request.max_new_tokens, start, job.cancelled)],
                 pad_token_id=tokenizer.pad_token_id,
-                streamer=RowStreamer(job, self.sink),
+                streamer=RowStreamer(job),
             )
         except torch.OutOfMemoryError:
             self._fail(
@@ -434,7 +484,7 @@ class GenerationTask(StreamingTask):
             if self.jobs.pop(job.job_id, None) is None:
                 return  # cancelled meanwhile
         for sequence in range(request.num_return_sequences):
-            job.finish(sequence, self.sink)
+            job.finish(sequence)
 
     # --- shared --------------------------------------------------------------------------
     def _forget(self, job_id: int) -> tuple[RunningJob | None, list[tuple[str, Any]]]:
@@ -449,22 +499,27 @@ class GenerationTask(StreamingTask):
     def _fail(self, job_id: int, error: EngineError) -> None:
         job, _ = self._forget(job_id)
         if job is not None:
-            self.sink.done(job_id, failure(error))
+            job.sink.done(job_id, failure(error))
 
     def _prompt_ids(self, loaded: LoadedModel, request: GenerationRequest) -> tuple[list[int], int]:
         """The prompt's token ids, and how many earlier conversation turns were left out to fit."""
         tokenizer = loaded.tokenizer
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token  # gpt2 has no pad token
-        encoder_decoder = loaded.config.is_encoder_decoder
         # Decoder-only models continue from the right edge, so long prompts lose their start.
-        tokenizer.truncation_side = "right" if encoder_decoder else "left"
-        max_input = (
-            SEQ2SEQ_MAX_INPUT if encoder_decoder else self._max_positions(loaded.config) - request.max_new_tokens
-        )
+        tokenizer.truncation_side = "right" if loaded.config.is_encoder_decoder else "left"
+        max_input = self.input_limit(loaded.config, request.max_new_tokens)
         if request.mode == "chat":
             return chat_prompt_ids(tokenizer, request, max_input)
         return tokenizer(request.prompt, truncation=True, max_length=max_input)["input_ids"], 0
+
+    @classmethod
+    def input_limit(cls, config: PretrainedConfig, max_new_tokens: int) -> int:
+        """The most prompt tokens a model reads: a decoder's context less the answer, an encoder's positions
+        (SEQ2SEQ_MAX_INPUT where it has no limit)."""
+        if config.is_encoder_decoder:
+            return getattr(config, "max_position_embeddings", None) or SEQ2SEQ_MAX_INPUT
+        return cls._max_positions(config) - max_new_tokens
 
     @staticmethod
     def _max_positions(config: PretrainedConfig) -> int:
