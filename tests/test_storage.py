@@ -16,6 +16,7 @@ import pytest
 
 from bot.__main__ import startup_error
 from bot.engine.errors import InvalidInput
+from bot.settings import Settings
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LinearHead
 from bot.specs.zero_shot import MAX_LABELS
 from bot.storage import (
@@ -586,4 +587,5 @@ async def test_an_unreachable_postgres_at_start_says_what_to_check() -> None:
     with pytest.raises(StoreUnreachable, match="Check DATABASE_URL") as refused:
         await Storage(f"postgresql://bot:secret@127.0.0.1:{port}/bot").open()
     assert f"postgresql://127.0.0.1:{port}/bot" in str(refused.value) and "secret" not in str(refused.value)
-    assert startup_error(refused.value) == str(refused.value)  # start-up prints that line, not a traceback
+    settings = Settings.from_env({"DATABASE_URL": f"postgresql://bot:secret@127.0.0.1:{port}/bot"})
+    assert startup_error(refused.value, settings) == str(refused.value)  # start-up prints that line, not a traceback
