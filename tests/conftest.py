@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bot.engine import Engine, EngineConfig
 from bot.settings import Settings
@@ -88,6 +90,20 @@ async def tiny_t5_engine(tiny_models):
     broken = {"zero_shot": MISSING_MODEL_ID, "fill_mask": str(tiny_models["gpt2"])}
     async with Engine(tiny_engine_config(tiny_models, generation="t5", models=broken)) as engine:
         yield engine
+
+
+def lone_generate(model_dir: Path, prompt: str, max_new_tokens: int) -> tuple[str, int, str]:
+    """Greedy text, new-token count and finish reason from a plain `generate` call on the same model, in
+    this process, counted as the engine counts them: the end-of-text token ends the text and is not counted."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    new = out[0, ids.shape[1] :].tolist()
+    stop = next((i for i, token in enumerate(new) if token == tokenizer.eos_token_id), None)
+    tokens = new if stop is None else new[:stop]
+    return tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), "length" if stop is None else "stop"
 
 
 def offline_config(**overrides: object) -> EngineConfig:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bot.engine import Cancelled, Engine, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
@@ -22,7 +21,7 @@ from bot.engine.worker import run_batch
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
-from .conftest import tiny_engine_config
+from .conftest import lone_generate, tiny_engine_config
 
 TIMEOUT = 120.0
 
@@ -90,17 +89,6 @@ async def first_chunk(job) -> tuple[int, str]:
     return await asyncio.wait_for(anext(job.chunks()), TIMEOUT)
 
 
-def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> tuple[str, int]:
-    """Greedy text and new-token count from a plain `generate` call on the same model, in this process."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-    with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    new = out[0, ids.shape[1] :].tolist()
-    return tokenizer.decode(new, skip_special_tokens=True), len(new)
-
-
 async def test_a_cheap_request_is_served_while_a_generation_streams(tiny_engine):
     long = tiny_engine.submit_job(GenerationRequest("Hello", max_new_tokens=256, temperature=0), user="storyteller")
     await first_chunk(long)
@@ -125,7 +113,7 @@ async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_mo
     assert not first.future.done()  # the short one left while the long one kept decoding
     results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in (first, *joined)]
     for request, result in zip((first.request, *(j.request for j in joined)), results):
-        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        text, tokens, _ = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
         assert result.texts == [text] and result.new_tokens == [tokens]
     assert short.new_tokens == [5]
 
@@ -140,7 +128,7 @@ async def test_static_mode_decodes_each_request_alongside_with_the_same_text(tin
         jobs = [engine.submit_job(request, user=f"s{i}") for i, request in enumerate(requests)]
         results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in jobs]
     for request, result in zip(requests, results):
-        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        text, tokens, _ = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
         assert result.texts == [text] and result.new_tokens == [tokens]
 
 
