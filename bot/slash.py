@@ -20,11 +20,10 @@ from discord import app_commands
 from discord.ext import commands as ext
 
 from .answers import answer
-from .commands import command, model_suggestions
+from .commands import PRIVATE, command, model_suggestions
 from .engine.request import Option
 from .specs import commands
 
-PRIVATE = Option("private", bool, "Only you see the answer", False)
 Callback = Callable[..., Awaitable[None]]  # (cog, interaction, **options)
 
 
