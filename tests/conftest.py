@@ -20,6 +20,7 @@ reuses; tests must leave it idle (await or cancel what they submit).
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,33 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_MODEL_CACHE = REPO_ROOT / ".cache" / "models"
 # A Hub id that is certainly not in any local cache (the Hub is unreachable in tests).
 MISSING_MODEL_ID = "no-such-org/no-such-model-for-tests"
+# All a child process keeps of this one's environment: what it takes to run Python here.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def bot_settings() -> tuple[str, ...]:
+    """Every variable `Settings.from_env` reads, found by watching it read them (so none is forgotten)."""
+    read: list[str] = []
+
+    class Watched(dict):
+        def get(self, name: str, default: str | None = None) -> str | None:
+            read.append(name)
+            return default
+
+    Settings.from_env(Watched())
+    return tuple(dict.fromkeys(read))
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """The environment of a child process a test starts, from a known base, not from this one's (where an
+    operator's ENGINE_BACKEND, OPENAI_*, STALL_TIMEOUT... may be set): every bot setting present and empty,
+    which means its default (and python-dotenv never overrides a variable that is set, so a .env can't fill
+    one in), then `settings`."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.update(dict.fromkeys(bot_settings(), ""))
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")  # the Hub is unreachable; output as it comes
+    env.update(settings)
+    return env
 
 
 @pytest.fixture(scope="session")

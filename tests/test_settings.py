@@ -11,7 +11,7 @@ from bot.engine.config import setting_name
 from bot.settings import ROLES_BEGIN, ROLES_END, Settings, SettingsError, role_settings
 from bot.specs import roles
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, bot_settings
 
 ONLINE_MODELS = {name: role.online for name, role in roles().items()}
 OFFLINE_MODELS = {name: role.offline for name, role in roles().items()}
@@ -195,3 +195,9 @@ def test_env_example_lists_every_model_role_the_specs_declare():
     assert block == role_settings(), f"Replace the model roles block of .env.example with:\n{role_settings()}"
     example = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     assert Settings.from_env(example).engine.models == ONLINE_MODELS  # every role's variable read, empty = default
+
+
+def test_env_example_documents_exactly_the_variables_the_settings_read():
+    text = (REPO_ROOT / ".env.example").read_text()
+    documented = [line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert sorted(documented) == sorted(bot_settings())

@@ -14,7 +14,7 @@ from bot.__main__ import _run, _sync, startup_error
 from bot.client import HFBot
 from bot.settings import Settings, SettingsError
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, child_env
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
 
@@ -152,7 +152,9 @@ WORKER_SIDE = (
 def run_fresh(code: str) -> list[str]:
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, env=child_env()
+    )
     return done.stdout.split()
 
 
