@@ -145,6 +145,16 @@ BAD = [
     ("STALL_TIMEOUT", "0"),
     ("STALL_TIMEOUT", "inf"),
     ("STALL_TIMEOUT", "never"),
+    ("MIN_EXAMPLES", "1"),  # a label needs two examples at least to be learned
+    ("MIN_EXAMPLES", "1001"),
+    ("MIN_EXAMPLES", "five"),
+    ("RETRAIN_EVERY", "0"),
+    ("RETRAIN_EVERY", "often"),
+    ("OPENAI_TIMEOUT", "0"),
+    ("OPENAI_TIMEOUT", "-5"),
+    ("OPENAI_TIMEOUT", "inf"),
+    ("OPENAI_TIMEOUT", "slow"),
+    ("CHAT_THREADS", "maybe"),
 ]
 
 
@@ -157,6 +167,15 @@ def test_every_bad_value_names_its_variable(name, value):
     assert repr(value.strip().lower() if name == "DEVICE" else value) in message
     assert "expected" in message
     assert isinstance(refused.value, ValueError)
+
+
+def test_a_too_long_system_prompt_is_named_by_its_start():
+    prompt = "You are a helpful assistant." + " Be brief." * 200  # 2028 characters; a chat message holds 2000
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SYSTEM_PROMPT": prompt})
+    message = str(refused.value)
+    assert message.startswith("SYSTEM_PROMPT='You are a helpful assistant.") and "… (2028 characters)" in message
+    assert message.endswith("expected at most 2000 characters.") and len(message) < 150
 
 
 @pytest.mark.parametrize("device", ["cuda:abc", "cuda:", "cuda:-1"])
