@@ -17,7 +17,7 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from .engine import Engine
+from .engine import Engine, WorkerCrashed
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("bot")
@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     if mode == "console":
         from .console import run_console
 
-        asyncio.run(run_console(settings, json_mode=args.json))
+        try:
+            asyncio.run(run_console(settings, json_mode=args.json))
+        except WorkerCrashed as error:  # raised only while starting: the console's worker never came up
+            print(f"Can't start the console: {error}", file=sys.stderr)
+            return 1
         return 0
     try:
         return asyncio.run(_sync(settings, args.guild) if mode == "sync" else _run(settings))
@@ -73,6 +77,8 @@ def startup_error(error: BaseException) -> str | None:
             "Discord refused the privileged Message Content intent that AUTOTAG=true asks for. Switch it on "
             "(developer portal -> your app -> Bot -> Message Content Intent), or set AUTOTAG=false."
         )
+    if isinstance(error, WorkerCrashed):  # the model worker did not come up (it says why: DEVICE, ...)
+        return str(error)
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
     # Not any OSError: setup_hook runs inside login, and a database folder we can't write is no network problem.

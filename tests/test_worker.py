@@ -5,6 +5,7 @@ the stall watchdog (SIGSTOP), surviving a kill -9, and splitting units on out-of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import torch
 from bot.engine import Cancelled, Engine, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
 from bot.engine.request import Failure, Request
+from bot.engine.supervisor import WorkerProcess
 from bot.engine.tasks.base import Task
 from bot.engine.worker import run_batch
 from bot.specs.generation import GenerationRequest
@@ -170,6 +172,49 @@ async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
         status = engine.status()
         assert status.worker_state == "running" and status.worker_restarts == 1 and engine.executor.info.pid != pid
         assert status.tasks["generation"].failed == 1
+
+
+async def test_a_worker_that_cannot_start_says_why_and_is_not_restarted(tiny_models):
+    """A real worker dying before it is ready (a GPU no machine has): start-up fails at once with its reason."""
+    worker = WorkerProcess(tiny_engine_config(tiny_models, device="cuda:99"))
+    with pytest.raises(WorkerCrashed) as failed:
+        await asyncio.wait_for(worker.start(), TIMEOUT)
+    assert str(failed.value).startswith("The model worker could not start: DEVICE=cuda:99 but torch sees")
+    assert worker.info.restarts == 0 and worker.info.state == "stopped" and not worker._process.is_alive()
+
+
+async def until(condition, what: str) -> None:
+    for _ in range(int(TIMEOUT / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_restarts_back_off_while_new_workers_die_starting_and_reset_once_one_serves(tiny_models):
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the backoff's clock: note the wait, don't wait
+        waits.append(seconds)
+
+    config = tiny_engine_config(tiny_models)
+    worker = WorkerProcess(config, backoff=(1.0, 3.0), sleep=sleep)
+    request = SentimentRequest(("served",))
+    async with Engine(config, executor=worker) as engine:
+        await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)
+        worker.config = dataclasses.replace(config, device="cuda:99")  # every new worker now dies starting
+        worker.kill()
+        await until(lambda: len(waits) >= 3, "three restarts")
+        assert waits[:3] == [1.0, 2.0, 3.0]  # doubling, up to the cap
+        assert engine.status().worker_state == "restarting" and not engine.status().worker_alive
+        worker.config = config  # the device is back: a request waiting meanwhile is served by the next worker
+        assert (await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)).sentences
+        await until(lambda: not worker._units, "the unit's end")  # its answer can come just before it
+        restarts = worker.info.restarts
+        worker.kill()
+        await until(lambda: worker.info.restarts == restarts + 1, "the restart after a served unit")
+        assert waits[-1] == 1.0  # a unit served since resets the backoff
+        assert (await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)).sentences
 
 
 # --- out-of-memory splitting (run_batch, in this process) -----------------------------------

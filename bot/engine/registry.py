@@ -95,6 +95,11 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"DEVICE={name} but torch sees no CUDA GPU here; use DEVICE=auto or cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise RuntimeError(f"DEVICE={name} but torch sees {count} GPU(s) here, cuda:0 to cuda:{count - 1}.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"DEVICE={name} but torch sees no Apple GPU (MPS) here; use DEVICE=auto or cpu.")
     return device
 
 
