@@ -220,3 +220,8 @@ def test_env_example_documents_exactly_the_variables_the_settings_read():
     text = (REPO_ROOT / ".env.example").read_text()
     documented = [line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")]
     assert sorted(documented) == sorted(bot_settings())
+
+
+def test_the_readme_names_every_setting():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert [name for name in bot_settings() if f"`{name}`" not in readme] == []
