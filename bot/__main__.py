@@ -17,7 +17,7 @@ import discord
 from discord.ext import commands
 from dotenv import load_dotenv
 
-from .engine import Engine
+from .engine import Engine, WorkerCrashed
 from .engine.prometheus import MetricsUnavailable
 from .settings import Settings, SettingsError
 from .storage import StoreUnreachable
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             asyncio.run(run_console(settings, json_mode=args.json))
-        except MetricsUnavailable as error:
+        except (MetricsUnavailable, WorkerCrashed) as error:  # raised only while starting
             print(f"Can't start the console: {error}", file=sys.stderr)
             return 1
         return 0
@@ -83,6 +83,8 @@ def startup_error(error: BaseException, settings: Settings) -> str | None:
             f"Discord refused the privileged Message Content intent that {on} {'asks' if len(asking) == 1 else 'ask'} "
             f"for. Switch it on (developer portal -> your app -> Bot -> Message Content Intent), or set {off}."
         )
+    if isinstance(error, WorkerCrashed):  # the model worker did not come up (it says why: DEVICE, ...)
+        return str(error)
     if isinstance(error, discord.DiscordServerError):
         return f"Discord answered with a server error ({error.status}). Try again in a few minutes."
     if isinstance(error, StoreUnreachable):  # PostgreSQL (DATABASE_URL) down or misnamed; setup_hook opens it

@@ -19,6 +19,9 @@ from .reply import Reply
 from .settings import Settings
 from .specs import Command, commands, spec_of_result
 
+# Every command takes it on Discord (an ephemeral answer); the console accepts it too, where every answer is private.
+PRIVATE = Option("private", bool, "Only you see the answer", False)
+
 
 def command(name: str) -> Command:
     """A task command by name; InvalidInput for a name no task declares."""

@@ -25,7 +25,16 @@ from rich.table import Table
 
 from . import compare
 from .answering import Answering
-from .commands import build_request, render_apology, render_error, render_result, render_status, result_data, usage
+from .commands import (
+    PRIVATE,
+    build_request,
+    render_apology,
+    render_error,
+    render_result,
+    render_status,
+    result_data,
+    usage,
+)
 from .engine import Engine, EngineError, Job, Request
 from .engine.errors import InvalidInput
 from .engine.request import Option
@@ -78,10 +87,9 @@ class CommandLine:
         name = self.command_name(line)
         if name is None:
             raise InvalidInput(f"Unknown command '{line.strip()[:40]}'. {help_text()}")
-        params = {option.name: option for option in self.commands[name]}
-        names = [*params, "private"]  # accepted as on Discord; everything in a console is private
+        params = {option.name: option for option in (*self.commands[name], PRIVATE)}
         rest = re.match(r"\s*/?\w+\s*(.*)", line, re.DOTALL).group(1)
-        pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, names)) + r"):", re.IGNORECASE)
+        pattern = re.compile(r"(?:^|\s)(" + "|".join(map(re.escape, params)) + r"):", re.IGNORECASE)
         marks = list(pattern.finditer(rest))
         if rest.strip() and (not marks or rest[: marks[0].start()].strip()):
             raise InvalidInput(f"Write options as name: value. Usage: /{name} {usage(self.commands[name])}".rstrip())
@@ -89,8 +97,8 @@ class CommandLine:
         for mark, following in zip(marks, [*marks[1:], None]):
             key = mark.group(1).lower()
             value = rest[mark.end() : following.start() if following else len(rest)].strip()
-            if key in params:
-                options[key] = self._convert(params[key], value)
+            options[key] = self._convert(params[key], value)
+        options.pop(PRIVATE.name, None)  # checked as on Discord; everything in a console is private
         return name, options
 
     @staticmethod

@@ -27,6 +27,7 @@ ENGINE_BACKENDS = ("local", "ray")
 GENERATION_BACKENDS = ("local", "openai")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
+SHOWN_CHARS = 60  # of a bad value, in its message
 MAX_CHOICE_CHARS = 100  # Discord's limit for an autocomplete choice's value: a listed model id must fit
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
@@ -140,12 +141,14 @@ class Settings:
             check: Callable[[Any], bool] = lambda v: True,
         ) -> Any:
             raw = get(name, default)
+            # A long value (a system prompt) is named by its start, so the message stays one line.
+            shown = repr(raw) if len(raw) <= SHOWN_CHARS else f"{raw[:SHOWN_CHARS]!r}… ({len(raw)} characters)"
             try:
                 value = convert(raw)
             except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not valid: expected {what}.") from None
+                raise SettingsError(f"{name}={shown} is not valid: expected {what}.") from None
             if not check(value):
-                raise SettingsError(f"{name}={raw!r} is not valid: expected {what}.")
+                raise SettingsError(f"{name}={shown} is not valid: expected {what}.")
             return value
 
         def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -159,6 +162,7 @@ class Settings:
         if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
             raise SettingsError(f"DEVICE={device!r} is not valid: expected auto, cpu, cuda, cuda:N or mps.")
         positive = lambda v: v > 0  # noqa: E731
+        seconds = lambda v: 0 < v < float("inf")  # noqa: E731
         # ROLE_MODELS lists the models a user may pick; ROLE_MODEL, else the list's first, is the default.
         # Neither set: the profile's default, and its second choices.
         declared = roles()
@@ -205,7 +209,7 @@ class Settings:
             max_batch_tokens=parse("MAX_BATCH_TOKENS", "8192", int, "a positive whole number", positive),
             max_batch_size=parse("MAX_BATCH_SIZE", "32", int, "a positive whole number", positive),
             generation_batching=choice("GENERATION_BATCHING", "auto", GENERATION_BATCHING),
-            stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", lambda v: 0 < v < float("inf")),
+            stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", seconds),
             torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
             metrics_port=parse(
                 "METRICS_PORT",
@@ -225,7 +229,7 @@ class Settings:
             openai_base_url=get("OPENAI_BASE_URL").rstrip("/"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_model=get("OPENAI_MODEL"),
-            openai_timeout=parse("OPENAI_TIMEOUT", "60", float, "seconds", positive),
+            openai_timeout=parse("OPENAI_TIMEOUT", "60", float, "seconds, more than 0", seconds),
         )
         if engine.generation_backend == "openai" and not (engine.openai_base_url and engine.openai_model):
             raise SettingsError(

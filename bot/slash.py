@@ -22,12 +22,11 @@ from discord import app_commands
 from discord.ext import commands as ext
 
 from .answers import answer
-from .commands import command, model_suggestions
+from .commands import PRIVATE, command, model_suggestions
 from .engine.errors import InvalidInput
 from .engine.request import Option
 from .specs import Command, commands
 
-PRIVATE = Option("private", bool, "Only you see the answer", False)
 Callback = Callable[..., Awaitable[None]]  # (cog, interaction, **options)
 
 

@@ -28,11 +28,14 @@ Database fixtures (tests/databases.py):
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bot.engine import Engine, EngineConfig
 from bot.settings import Settings
@@ -45,6 +48,33 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_MODEL_CACHE = REPO_ROOT / ".cache" / "models"
 # A Hub id that is certainly not in any local cache (the Hub is unreachable in tests).
 MISSING_MODEL_ID = "no-such-org/no-such-model-for-tests"
+# All a child process keeps of this one's environment: what it takes to run Python here.
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def bot_settings() -> tuple[str, ...]:
+    """Every variable `Settings.from_env` reads, found by watching it read them (so none is forgotten)."""
+    read: list[str] = []
+
+    class Watched(dict):
+        def get(self, name: str, default: str | None = None) -> str | None:
+            read.append(name)
+            return default
+
+    Settings.from_env(Watched())
+    return tuple(dict.fromkeys(read))
+
+
+def child_env(**settings: str) -> dict[str, str]:
+    """The environment of a child process a test starts, from a known base, not from this one's (where an
+    operator's ENGINE_BACKEND, OPENAI_*, STALL_TIMEOUT... may be set): every bot setting present and empty,
+    which means its default (and python-dotenv never overrides a variable that is set, so a .env can't fill
+    one in), then `settings`."""
+    env = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    env.update(dict.fromkeys(bot_settings(), ""))
+    env.update(HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")  # the Hub is unreachable; output as it comes
+    env.update(settings)
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -110,6 +140,20 @@ async def tiny_t5_engine(tiny_models):
     broken = {"zero_shot": MISSING_MODEL_ID, "fill_mask": str(tiny_models["gpt2"])}
     async with Engine(tiny_engine_config(tiny_models, generation="t5", models=broken)) as engine:
         yield engine
+
+
+def lone_generate(model_dir: Path, prompt: str, max_new_tokens: int) -> tuple[str, int, str]:
+    """Greedy text, new-token count and finish reason from a plain `generate` call on the same model, in
+    this process, counted as the engine counts them: the end-of-text token ends the text and is not counted."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    new = out[0, ids.shape[1] :].tolist()
+    stop = next((i for i, token in enumerate(new) if token == tokenizer.eos_token_id), None)
+    tokens = new if stop is None else new[:stop]
+    return tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), "length" if stop is None else "stop"
 
 
 def offline_config(**overrides: object) -> EngineConfig:

@@ -19,6 +19,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -29,7 +30,7 @@ from discord import app_commands
 from bot.client import HFBot
 from bot.commands import render_result
 from bot.embeds import to_embed
-from bot.engine import Busy, Engine, InvalidInput
+from bot.engine import Busy, DeadlineExceeded, Engine, InvalidInput
 from bot.reply import DESCRIPTION_LIMIT, clip
 from bot.settings import Settings
 from bot.specs import roles
@@ -965,3 +966,19 @@ async def test_sync_for_the_owner(env):
     )
     assert followup.ephemeral and followup.content.startswith(f"Synced {len(synced)} commands globally")
     h.assert_no_errors()
+
+
+async def test_a_request_never_outlives_the_interaction_that_asked(env):
+    """Every command queues through `HFBot.submit`: REQUEST_TIMEOUT (840 s) is cut to what is left of the
+    interaction token's 15 minutes, less 30 s to post the answer; one asked longer ago than that never runs."""
+    bot, _ = env
+    asked = discord.utils.utcnow()
+    ages = (0, 600, 860, 900)
+    jobs = {age: bot.submit(TokenizeRequest("hi"), age + 1, asked - timedelta(seconds=age)) for age in ages}
+    allowed = {age: job.deadline - job.enqueued_at for age, job in jobs.items()}
+    assert allowed[0] == bot.settings.request_timeout == 840
+    assert allowed[600] == pytest.approx(270, abs=1) and allowed[860] == pytest.approx(10, abs=1)
+    for age in (0, 600, 860):
+        assert (await asyncio.wait_for(jobs[age].result(), 60)).text == "hi"
+    with pytest.raises(DeadlineExceeded):  # nobody could see its answer: dropped unrun
+        await asyncio.wait_for(jobs[900].result(), 60)

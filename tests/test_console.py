@@ -1,14 +1,13 @@
 """The local console through its real entry point (`python -m bot ...` in a subprocess),
 plus its command-line parser, which reads option names, types and choices from the cogs.
 
-The subprocesses get every setting explicitly (empty = the default), so a developer's
-`.env` cannot change what is tested: python-dotenv never overrides a variable that is set.
+The subprocesses run in `child_env` (conftest): a known base with every setting explicit, so an
+operator's environment or `.env` cannot change what is tested.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,65 +16,51 @@ import pytest
 
 from bot.console import CommandLine
 from bot.engine import InvalidInput
+from bot.settings import Settings
 from bot.specs import roles
 
+from .conftest import bot_settings, child_env
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = (
-    "DISCORD_TOKEN",
-    "DEV_GUILD_ID",
-    "MODEL_PROFILE",
-    "SENTIMENT_MODEL",
-    "GENERATION_MODEL",
-    "ZERO_SHOT_MODEL",
-    "FILL_MASK_MODEL",
-    "EMBEDDING_MODEL",
-    "LABEL_METHOD",
-    "MODEL_CACHE_DIR",
-    "DEVICE",
-    "DTYPE",
-    "TORCH_THREADS",
-    "MAX_QUEUE",
-    "MAX_PER_USER",
-    "MAX_BACKGROUND",
-    "MAX_BATCH_TOKENS",
-    "MAX_BATCH_SIZE",
-    "REQUEST_TIMEOUT",
-    "LOG_LEVEL",
-    "DATABASE_PATH",
-    "AUTOTAG",
-    "SYSTEM_PROMPT",
-    "CHAT_THREADS",
-    "SENTIMENT_MODELS",
-    "GENERATION_MODELS",
-    "ZERO_SHOT_MODELS",
-    "FILL_MASK_MODELS",
-    "EMBEDDING_MODELS",
-    "MODEL_MEMORY_BUDGET_MB",
-    "CHAT_MAX_NEW_TOKENS",
-    "METRICS_PORT",
-    "METRICS_HOST",
-)
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
 
 
 def console_env(tiny_models: dict, data_dir: Path, **overrides: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({name: "" for name in SETTINGS})  # set, so a .env file can't fill them in
-    env.update(
-        SENTIMENT_MODEL=str(tiny_models["sentiment"]),
-        GENERATION_MODEL=str(tiny_models["gpt2"]),
-        ZERO_SHOT_MODEL=str(tiny_models["nli"]),
-        FILL_MASK_MODEL=str(tiny_models["fill_mask"]),
-        EMBEDDING_MODEL=str(tiny_models["embedding"]),
-        MODEL_PROFILE="offline",
-        MODEL_CACHE_DIR=str(data_dir / "models"),
-        DATABASE_PATH=str(data_dir / "bot.sqlite3"),
-        DEVICE="cpu",
-        TORCH_THREADS="1",  # several of these run at once on few cores
-        PYTHONUNBUFFERED="1",
+    """Every role on a tiny model, the offline profile, this run's own cache and database."""
+    return child_env(
+        **{
+            "SENTIMENT_MODEL": str(tiny_models["sentiment"]),
+            "GENERATION_MODEL": str(tiny_models["gpt2"]),
+            "ZERO_SHOT_MODEL": str(tiny_models["nli"]),
+            "FILL_MASK_MODEL": str(tiny_models["fill_mask"]),
+            "EMBEDDING_MODEL": str(tiny_models["embedding"]),
+            "NER_MODEL": str(tiny_models["ner"]),
+            "MODEL_PROFILE": "offline",
+            "MODEL_CACHE_DIR": str(data_dir / "models"),
+            "DATABASE_PATH": str(data_dir / "bot.sqlite3"),
+            "DEVICE": "cpu",
+            "TORCH_THREADS": "1",  # several of these run at once on few cores
+            **overrides,
+        }
     )
-    env.update(overrides)
-    return env
+
+
+def test_the_subprocesses_environment_is_built_from_a_known_base(monkeypatch):
+    """What an operator's shell may hold reaches no child process; every setting is there (and so no .env
+    value can fill one in)."""
+    leaks = {
+        "ENGINE_BACKEND": "ray",
+        "GENERATION_BACKEND": "openai",
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+        "OPENAI_MODEL": "elsewhere",
+        "STALL_TIMEOUT": "1",
+        "PYTHONPATH": "/somewhere/else",
+    }
+    for name, value in leaks.items():
+        monkeypatch.setenv(name, value)
+    env = child_env(MAX_QUEUE="5")
+    assert set(bot_settings()) <= set(env) and "PYTHONPATH" not in env
+    assert Settings.from_env(env) == Settings.from_env({"MAX_QUEUE": "5"})
 
 
 # --------------------------------------------------------------------------------------------- --json
@@ -374,10 +359,11 @@ async def test_parser_refusals_are_invalid_input(parser, line, message):
     assert message in str(refused.value)
 
 
-async def test_parser_does_not_glue_private_onto_another_value(parser):
-    try:
-        name, options = parser.parse("/label text: great goal labels: sports, politics private: true")
-    except InvalidInput as refused:  # refusing it clearly would do too
-        assert "private" in str(refused)
-        return
-    assert options.get("labels") == "sports, politics"
+async def test_parser_accepts_private_as_discord_does_and_keeps_it_apart(parser):
+    """`private:` is an option of every command on Discord; the console checks it, then drops it (its answers
+    are private anyway), and it never ends up glued onto the value before it."""
+    line = "/label text: great goal labels: sports, politics private: true"
+    assert parser.parse(line) == ("label", {"text": "great goal", "labels": "sports, politics"})
+    assert parser.parse("/status private: no") == ("status", {})
+    with pytest.raises(InvalidInput, match="private must be true or false, not 'maybe'"):
+        parser.parse("/label text: a labels: b private: maybe")

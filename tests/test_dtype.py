@@ -6,11 +6,13 @@ embedding cosine between the two dtypes stays above 0.99 on the tiny model and 0
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bot.engine import EngineConfig
+from bot.engine import EngineConfig, registry
 from bot.engine.embeddings import Embedder
 from bot.engine.registry import ModelRegistry, cpu_has_native_bf16, resolve_dtype
 from bot.engine.tasks.sentiment import SentimentTask
@@ -27,12 +29,68 @@ SENTENCES = (
 )
 
 
-def test_auto_picks_bf16_for_encoders_only_where_the_cpu_runs_it_natively():
+# The first processor's block of /proc/cpuinfo on real machines (flags shortened to the relevant ones).
+CPUS = {
+    "Xeon Sapphire Rapids (AMX, AVX-512 BF16)": (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse2 avx2 avx512f avx512dq avx512cd avx512bw "
+        "avx512vl avx512_vnni avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8\n\nprocessor\t: 1\n",
+        True,
+    ),
+    "EPYC Zen 4 (AVX-512 BF16)": (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512dq avx512bw avx512vl "
+        "avx512_bf16 avx512_vnni\n",
+        True,
+    ),
+    # AVX-512 without BF16: oneDNN would emulate bf16 (torch's own mkldnn check says yes here), slower than float32.
+    "Xeon Cascade Lake (AVX-512, no BF16)": (
+        "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni\n",
+        False,
+    ),
+    "EPYC Zen 3 (AVX2)": ("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma f16c vaes vpclmulqdq\n", False),
+    "Graviton 3 (Arm BF16)": (
+        "processor\t: 0\nBogoMIPS\t: 2100.00\nFeatures\t: fp asimd sve asimdfhm svebf16 i8mm bf16 rng\n",
+        True,
+    ),
+    "Graviton 2 (no BF16)": ("processor\t: 0\nFeatures\t: fp asimd evtstrm aes pmull atomics asimddp ssbs\n", False),
+}
+
+
+@pytest.fixture
+def cpuinfo(tmp_path, monkeypatch):
+    """Point the detection at a /proc/cpuinfo-style file with the given text."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN, so it never runs bf16 natively")
+
+    def write(text: str) -> None:
+        path = tmp_path / "cpuinfo"
+        path.write_text(text)
+        monkeypatch.setattr(registry, "CPUINFO", path)
+
+    return write
+
+
+@pytest.mark.parametrize(("text", "native"), CPUS.values(), ids=CPUS)
+def test_auto_picks_bf16_for_encoders_only_where_the_cpu_has_bf16_instructions(cpuinfo, text, native):
+    cpuinfo(text)
     cpu = torch.device("cpu")
-    assert resolve_dtype("auto", cpu, decoder=False) == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert cpu_has_native_bf16() is native
+    assert resolve_dtype("auto", cpu, decoder=False) == (torch.bfloat16 if native else torch.float32)
     assert resolve_dtype("auto", cpu, decoder=True) == torch.float32  # decoding got slower in bf16 (bench/)
     assert resolve_dtype("float32", cpu, decoder=False) == torch.float32  # an explicit DTYPE wins
     assert resolve_dtype("bfloat16", cpu, decoder=True) == torch.bfloat16
+
+
+def test_no_cpuinfo_file_means_float32(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "CPUINFO", tmp_path / "absent")  # macOS, Windows
+    assert not cpu_has_native_bf16()
+    assert resolve_dtype("auto", torch.device("cpu"), decoder=False) == torch.float32
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or not registry.CPUINFO.exists(), reason="x86 Linux only")
+def test_this_machines_cpuinfo_agrees_with_cpuid():
+    """Against torch's own CPUID reading (the cpuinfo library), a source independent of /proc/cpuinfo."""
+    cpuid = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert cpu_has_native_bf16() is (cpuid and torch.backends.mkldnn.is_available())
 
 
 def embeddings(config: EngineConfig, role: str = "embedding") -> torch.Tensor:

@@ -32,7 +32,7 @@ from bot.engine.openai_backend import DOWN, LOST
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
-from .conftest import offline_config, tiny_engine_config
+from .conftest import child_env, offline_config, tiny_engine_config
 
 pytestmark = pytest.mark.scale
 TIMEOUT = 120
@@ -59,7 +59,7 @@ class Server:
         serve = Path(sys.executable).with_name("transformers")
         self.process = subprocess.Popen(
             [str(serve), "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            env=child_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 
@@ -24,7 +23,7 @@ from bot.specs.sentiment import SentimentRequest
 from bot.specs.zero_shot import ZeroShotRequest
 
 from .cloze import CLOZE, accuracy
-from .conftest import REAL_MODEL_CACHE, REPO_ROOT
+from .conftest import REAL_MODEL_CACHE, REPO_ROOT, child_env
 
 pytestmark = pytest.mark.slow
 
@@ -125,21 +124,12 @@ DEMO = [  # the console demo, offline: the four seed pipelines, a conversation, 
 
 
 def test_offline_console_demo_answers_every_pipeline(tmp_path):
-    env = {
-        **os.environ,
-        "MODEL_PROFILE": "offline",
-        "MODEL_CACHE_DIR": str(REAL_MODEL_CACHE),
-        "DEVICE": "cpu",
-        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
-        "DISCORD_TOKEN": "",
-        "SENTIMENT_MODEL": "",
-        "SENTIMENT_MODELS": "",
-        "GENERATION_MODEL": "",
-        "ZERO_SHOT_MODEL": "",
-        "FILL_MASK_MODEL": "",
-        "EMBEDDING_MODEL": "",
-        "SYSTEM_PROMPT": "",
-    }
+    env = child_env(
+        MODEL_PROFILE="offline",
+        MODEL_CACHE_DIR=str(REAL_MODEL_CACHE),
+        DEVICE="cpu",
+        DATABASE_PATH=str(tmp_path / "bot.sqlite3"),
+    )
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console", "--json"],
         input="\n".join(DEMO) + "\n",

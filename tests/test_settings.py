@@ -12,7 +12,7 @@ from bot.engine.config import setting_name
 from bot.settings import ROLES_BEGIN, ROLES_END, Settings, SettingsError, role_settings
 from bot.specs import roles
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, bot_settings
 
 ONLINE_MODELS = {name: role.online for name, role in roles().items()}  # on a CPU
 OFFLINE_MODELS = {name: role.offline for name, role in roles().items()}
@@ -161,6 +161,16 @@ BAD = [
     ("METRICS_HOST", "not a host"),
     ("METRICS_HOST", "http://127.0.0.1"),
     ("METRICS_HOST", "127.0.0.1:9100"),
+    ("MIN_EXAMPLES", "1"),  # a label needs two examples at least to be learned
+    ("MIN_EXAMPLES", "1001"),
+    ("MIN_EXAMPLES", "five"),
+    ("RETRAIN_EVERY", "0"),
+    ("RETRAIN_EVERY", "often"),
+    ("OPENAI_TIMEOUT", "0"),
+    ("OPENAI_TIMEOUT", "-5"),
+    ("OPENAI_TIMEOUT", "inf"),
+    ("OPENAI_TIMEOUT", "slow"),
+    ("CHAT_THREADS", "maybe"),
 ]
 
 
@@ -182,6 +192,15 @@ def test_metrics_are_off_by_default_and_bound_to_loopback():
     for host in ("0.0.0.0", "::", "metrics.internal", "localhost"):
         engine = Settings.from_env({"METRICS_PORT": " 9100 ", "METRICS_HOST": host}).engine
         assert (engine.metrics_port, engine.metrics_host) == (9100, host)
+
+
+def test_a_too_long_system_prompt_is_named_by_its_start():
+    prompt = "You are a helpful assistant." + " Be brief." * 200  # 2028 characters; a chat message holds 2000
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"SYSTEM_PROMPT": prompt})
+    message = str(refused.value)
+    assert message.startswith("SYSTEM_PROMPT='You are a helpful assistant.") and "… (2028 characters)" in message
+    assert message.endswith("expected at most 2000 characters.") and len(message) < 150
 
 
 @pytest.mark.parametrize("device", ["cuda:abc", "cuda:", "cuda:-1"])
@@ -273,3 +292,14 @@ def test_a_gpu_is_found_without_torch(monkeypatch, tmp_path):
     smi.write_text("#!/bin/sh\n")
     smi.chmod(0o755)
     assert config.cuda_gpu_present()
+
+
+def test_env_example_documents_exactly_the_variables_the_settings_read():
+    text = (REPO_ROOT / ".env.example").read_text()
+    documented = [line.split("=", 1)[0] for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    assert sorted(documented) == sorted(bot_settings())
+
+
+def test_the_readme_names_every_setting():
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert [name for name in bot_settings() if f"`{name}`" not in readme] == []

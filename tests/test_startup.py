@@ -3,6 +3,7 @@ the worker or the database, one clear line for what a new user gets wrong, no vo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import sys
@@ -12,11 +13,12 @@ import pytest
 
 from bot.__main__ import _run, _sync, startup_error
 from bot.client import HFBot
-from bot.engine import Engine, EngineConfig
+from bot.engine import Engine, EngineConfig, WorkerCrashed
 from bot.engine.prometheus import MetricsUnavailable
+from bot.engine.supervisor import WorkerProcess
 from bot.settings import Settings, SettingsError
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, child_env
 from .discord_harness import FakeDiscord, Recorder, next_snowflake
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhIjKl.not-a-real-token"
@@ -202,7 +204,9 @@ WORKER_SIDE = (
 def run_fresh(code: str) -> list[str]:
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, env=child_env()
+    )
     return done.stdout.split()
 
 
@@ -225,3 +229,11 @@ print(len(loaded), 'torch' in sys.modules, 'transformers' in sys.modules)
 def test_the_bot_process_imports_ray_only_for_the_ray_backend():
     code = "import sys, bot.__main__, bot.client, bot.console; print('ray' in sys.modules)"
     assert run_fresh(code) == ["False"]
+
+
+async def test_a_model_worker_that_cannot_start_is_one_line_naming_the_setting(tmp_path):
+    worker = WorkerProcess(dataclasses.replace(settings(tmp_path).engine, device="cuda:99"))
+    with pytest.raises(WorkerCrashed) as failed:
+        await worker.start()
+    line = startup_error(failed.value)
+    assert line.startswith("The model worker could not start: DEVICE=cuda:99") and "\n" not in line

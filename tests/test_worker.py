@@ -5,6 +5,7 @@ the stall watchdog (SIGSTOP), surviving a kill -9, and splitting units on out-of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from dataclasses import dataclass
@@ -12,17 +13,17 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bot.engine import Cancelled, Engine, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
 from bot.engine.request import Failure, Request
+from bot.engine.supervisor import WorkerProcess
 from bot.engine.tasks.base import Task
 from bot.engine.worker import run_batch
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
-from .conftest import tiny_engine_config
+from .conftest import lone_generate, tiny_engine_config
 
 TIMEOUT = 120.0
 
@@ -91,17 +92,6 @@ async def first_chunk(job) -> tuple[int, str]:
     return await asyncio.wait_for(anext(job.chunks()), TIMEOUT)
 
 
-def lone_generate(model_dir, prompt: str, max_new_tokens: int) -> tuple[str, int]:
-    """Greedy text and new-token count from a plain `generate` call on the same model, in this process."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
-    with torch.inference_mode():
-        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    new = out[0, ids.shape[1] :].tolist()
-    return tokenizer.decode(new, skip_special_tokens=True), len(new)
-
-
 async def test_a_cheap_request_is_served_while_a_generation_streams(tiny_engine):
     long = tiny_engine.submit_job(GenerationRequest("Hello", max_new_tokens=256, temperature=0), user="storyteller")
     await first_chunk(long)
@@ -126,7 +116,7 @@ async def test_generations_join_and_leave_the_running_batch(tiny_engine, tiny_mo
     assert not first.future.done()  # the short one left while the long one kept decoding
     results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in (first, *joined)]
     for request, result in zip((first.request, *(j.request for j in joined)), results):
-        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        text, tokens, _ = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
         assert result.texts == [text] and result.new_tokens == [tokens]
     assert short.new_tokens == [5]
 
@@ -141,7 +131,7 @@ async def test_static_mode_decodes_each_request_alongside_with_the_same_text(tin
         jobs = [engine.submit_job(request, user=f"s{i}") for i, request in enumerate(requests)]
         results = [await asyncio.wait_for(job.result(), TIMEOUT) for job in jobs]
     for request, result in zip(requests, results):
-        text, tokens = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
+        text, tokens, _ = lone_generate(tiny_models["gpt2"], request.prompt, request.max_new_tokens)
         assert result.texts == [text] and result.new_tokens == [tokens]
 
 
@@ -184,6 +174,49 @@ async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
         assert status.worker_state == "running" and status.worker_restarts == 1 and engine.executor.info.pid != pid
         assert status.worker_stalls == 1
         assert status.tasks["generation"].failed == 1
+
+
+async def test_a_worker_that_cannot_start_says_why_and_is_not_restarted(tiny_models):
+    """A real worker dying before it is ready (a GPU no machine has): start-up fails at once with its reason."""
+    worker = WorkerProcess(tiny_engine_config(tiny_models, device="cuda:99"))
+    with pytest.raises(WorkerCrashed) as failed:
+        await asyncio.wait_for(worker.start(), TIMEOUT)
+    assert str(failed.value).startswith("The model worker could not start: DEVICE=cuda:99 but torch sees")
+    assert worker.info.restarts == 0 and worker.info.state == "stopped" and not worker._process.is_alive()
+
+
+async def until(condition, what: str) -> None:
+    for _ in range(int(TIMEOUT / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_restarts_back_off_while_new_workers_die_starting_and_reset_once_one_serves(tiny_models):
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the backoff's clock: note the wait, don't wait
+        waits.append(seconds)
+
+    config = tiny_engine_config(tiny_models)
+    worker = WorkerProcess(config, backoff=(1.0, 3.0), sleep=sleep)
+    request = SentimentRequest(("served",))
+    async with Engine(config, executor=worker) as engine:
+        await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)
+        worker.config = dataclasses.replace(config, device="cuda:99")  # every new worker now dies starting
+        worker.kill()
+        await until(lambda: len(waits) >= 3, "three restarts")
+        assert waits[:3] == [1.0, 2.0, 3.0]  # doubling, up to the cap
+        assert engine.status().worker_state == "restarting" and not engine.status().worker_alive
+        worker.config = config  # the device is back: a request waiting meanwhile is served by the next worker
+        assert (await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)).sentences
+        await until(lambda: not worker._units, "the unit's end")  # its answer can come just before it
+        restarts = worker.info.restarts
+        worker.kill()
+        await until(lambda: worker.info.restarts == restarts + 1, "the restart after a served unit")
+        assert waits[-1] == 1.0  # a unit served since resets the backoff
+        assert (await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)).sentences
 
 
 # --- out-of-memory splitting (run_batch, in this process) -----------------------------------

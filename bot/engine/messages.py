@@ -46,6 +46,13 @@ ToWorker = RunUnit | CancelJob | StopWorker
 
 
 @dataclass(frozen=True)
+class WorkerFailed:
+    """The worker can't start (e.g. DEVICE names a GPU it does not have); then it exits."""
+
+    reason: str  # for the operator: what to change
+
+
+@dataclass(frozen=True)
 class WorkerReady:
     pid: int
     device: str
@@ -91,4 +98,4 @@ class Heartbeat:
     dtypes: dict[str, str] = field(default_factory=dict)  # role -> dtype its model runs (or will run) in
 
 
-FromWorker = WorkerReady | UnitStarted | Chunk | JobDone | UnitDone | Heartbeat
+FromWorker = WorkerFailed | WorkerReady | UnitStarted | Chunk | JobDone | UnitDone | Heartbeat

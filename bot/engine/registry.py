@@ -95,15 +95,41 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"DEVICE={name} but torch sees no CUDA GPU here; use DEVICE=auto or cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise RuntimeError(f"DEVICE={name} but torch sees {count} GPU(s) here, cuda:0 to cuda:{count - 1}.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"DEVICE={name} but torch sees no Apple GPU (MPS) here; use DEVICE=auto or cpu.")
     return device
 
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
+CPUINFO = Path("/proc/cpuinfo")
+# CPU features with bf16 dot products in hardware: x86 AVX-512 BF16 and AMX, Arm's FEAT_BF16. oneDNN
+# runs bf16 on any AVX-512 CPU (what torch's `_is_mkldnn_bf16_supported` reports), but without these
+# it converts to float32 and back, slower than float32 itself.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_flags(cpuinfo: Path) -> frozenset[str]:
+    """The first CPU's feature flags in a /proc/cpuinfo-style file ("flags" on x86, "Features" on Arm);
+    none where there is no such file (macOS, Windows)."""
+    try:
+        with cpuinfo.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def cpu_has_native_bf16() -> bool:
-    """AVX-512 BF16 or AMX: oneDNN then runs bf16 matrix products in hardware, not emulated."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """The CPU computes in bf16 natively (AVX-512 BF16, AMX or Arm BF16), and torch has oneDNN to use it."""
+    return torch.backends.mkldnn.is_available() and bool(cpu_flags(CPUINFO) & NATIVE_BF16_FLAGS)
 
 
 def resolve_dtype(name: str, device: torch.device, decoder: bool) -> torch.dtype:

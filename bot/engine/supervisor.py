@@ -19,6 +19,7 @@ import logging
 import multiprocessing as mp
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -35,6 +36,7 @@ from .messages import (
     StopWorker,
     UnitDone,
     UnitStarted,
+    WorkerFailed,
     WorkerReady,
 )
 from .request import Request
@@ -75,11 +77,20 @@ class _Health:
 class WorkerProcess:
     """Implements the scheduler's Executor with a spawned worker process."""
 
-    def __init__(self, config: EngineConfig, *, backoff: tuple[float, float] = (0.5, 30.0)) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.config = config
         self.info = ExecutorInfo()
         self._backoff_first, self._backoff_max = backoff
+        self._sleep = sleep  # waits out the backoff before a restart (tests inject a clock)
+        self._restarting: asyncio.Task | None = None
         self._failures_in_a_row = 0
+        self._start_failure: str | None = None  # why the worker said it can't start
         self._generation = 0  # which child a message comes from; stale ones are ignored
         self._ids = itertools.count(1)
         self._ready = asyncio.Event()
@@ -106,7 +117,8 @@ class WorkerProcess:
         died.cancel()
         if not self._ready.is_set():
             await self.close()
-            raise WorkerCrashed("The model worker could not start (see the log above for why).")
+            why = self._start_failure or "see the log above for why"
+            raise WorkerCrashed(f"The model worker could not start: {why}")
         self._watchdog = asyncio.create_task(self._watch(), name="worker-watchdog")
 
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None:
@@ -142,8 +154,9 @@ class WorkerProcess:
 
     async def close(self) -> None:
         self._closing = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for task in (self._watchdog, self._restarting):
+            if task is not None:
+                task.cancel()
         process, conn = self._process, self._conn
         if process is None:
             return
@@ -183,6 +196,7 @@ class WorkerProcess:
         self._generation += 1
         self._process, self._conn = process, parent_end
         self._health = _Health()
+        self._start_failure = None
         self.info.pid, self.info.models = process.pid, ()
         threading.Thread(
             target=self._read, args=(self._generation, process, parent_end), daemon=True, name="worker-reader"
@@ -220,6 +234,8 @@ class WorkerProcess:
             if message.step_running_for is not None:
                 self._health.slowest_step = max(self._health.slowest_step, message.step_running_for)
             self.info.models, self.info.dtypes = message.models, message.dtypes
+        elif isinstance(message, WorkerFailed):
+            self._start_failure = message.reason
         elif isinstance(message, WorkerReady):
             self.info.pid, self.info.device, self.info.dtypes = message.pid, message.device, message.dtypes
             self.info.generation_batching, self.info.forward_rows = message.generation_batching, message.forward_rows
@@ -255,23 +271,25 @@ class WorkerProcess:
         self._ready.clear()
         stalled = self._health.stalled
         self.info.state = "stalled, restarting" if stalled else "restarting"
+        delay = min(self._backoff_max, self._backoff_first * 2**self._failures_in_a_row)
+        if stalled:
+            what = "was stopped by the watchdog"
+        else:
+            what = f"could not start ({self._start_failure})" if self._start_failure else "died"
         log.error(
-            "The inference worker (pid %s) %s (exit code %s); restarting",
-            self.info.pid,
-            "was stopped by the watchdog" if stalled else "died",
-            exitcode,
+            "The inference worker (pid %s) %s (exit code %s); restart in %.1f s", self.info.pid, what, exitcode, delay
         )
         for unit in self._units.values():
             if not unit.future.done():
                 unit.future.set_exception(
                     (WorkerStalled(STALLED) if stalled else WorkerCrashed(CRASHED)) if unit.started else _NotStarted()
                 )
-        delay = min(self._backoff_max, self._backoff_first * 2**self._failures_in_a_row)
         self._failures_in_a_row += 1
         self.info.restarts += 1
-        self._loop.call_later(delay, self._restart)
+        self._restarting = self._loop.create_task(self._restart(delay), name="worker-restart")
 
-    def _restart(self) -> None:
+    async def _restart(self, delay: float) -> None:
+        await self._sleep(delay)
         if not self._closing:
             self._spawn()
 

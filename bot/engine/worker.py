@@ -20,7 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from .config import EngineConfig, ModelInfo
 from .errors import FAILED, EngineError, ResourceExhausted
-from .messages import CancelJob, Chunk, Heartbeat, JobDone, RunUnit, StopWorker, UnitDone, UnitStarted, WorkerReady
+from .messages import (
+    CancelJob,
+    Chunk,
+    Heartbeat,
+    JobDone,
+    RunUnit,
+    StopWorker,
+    UnitDone,
+    UnitStarted,
+    WorkerFailed,
+    WorkerReady,
+)
 from .request import Request, failure
 
 if TYPE_CHECKING:  # the parent imports this module for worker_main; torch loads in the child only
@@ -41,7 +52,13 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    Worker(conn, config).serve()
+    try:
+        worker = Worker(conn, config)
+    except Exception as error:  # a setting it can't use (DEVICE): the parent tells the operator
+        log.error("The worker can't start: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+        conn.send(WorkerFailed(str(error) or type(error).__name__))
+        return
+    worker.serve()
 
 
 class Outbox:
