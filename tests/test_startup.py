@@ -232,8 +232,9 @@ def test_the_bot_process_imports_ray_only_for_the_ray_backend():
 
 
 async def test_a_model_worker_that_cannot_start_is_one_line_naming_the_setting(tmp_path):
-    worker = WorkerProcess(dataclasses.replace(settings(tmp_path).engine, device="cuda:99"))
+    configured = settings(tmp_path)
+    worker = WorkerProcess(dataclasses.replace(configured.engine, device="cuda:99"))
     with pytest.raises(WorkerCrashed) as failed:
         await worker.start()
-    line = startup_error(failed.value)
+    line = startup_error(failed.value, configured)
     assert line.startswith("The model worker could not start: DEVICE=cuda:99") and "\n" not in line
