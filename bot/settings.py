@@ -158,6 +158,7 @@ class Settings:
         if get("GENERATION_BACKEND").lower() == "openai":
             # The server's model: the default of its role's list.
             models[OpenAIGenerationExecutor.role] = get("OPENAI_MODEL")
+        log_level = choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
         engine = EngineConfig(
             models=models,
             alternatives={role: listed for role, listed in choices.items() if listed},
@@ -181,6 +182,7 @@ class Settings:
             generation_batching=choice("GENERATION_BATCHING", "auto", GENERATION_BATCHING),
             stall_timeout=parse("STALL_TIMEOUT", "120", float, "seconds, more than 0", lambda v: 0 < v < float("inf")),
             torch_threads=parse("TORCH_THREADS", "0", int, "a whole number (0 = one per core)", lambda v: v >= 0),
+            log_level=log_level,
             backend=choice("ENGINE_BACKEND", "local", ENGINE_BACKENDS),
             ray_address=get("RAY_ADDRESS"),
             ray_replicas=parse("RAY_REPLICAS", "2", int, "a positive whole number", positive),
@@ -225,7 +227,7 @@ class Settings:
             engine=engine,
             label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", METHODS),
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
-            log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+            log_level=log_level,
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),
             min_examples=parse(

@@ -70,4 +70,4 @@ async def test_the_members_values_win_over_the_models(models):
     ).sampling == (Sampling(0.0))
     # A top_p alone asks a greedy model to sample, at generate()'s default temperature.
     nudged = await generate(engine, GenerationRequest("Hi", max_new_tokens=4, top_p=0.9, seed=3, model=greedy))
-    assert nudged.sampling == Sampling(1.0, 0.9, 50, 1.3)
+    assert nudged.sampling == Sampling(1.0, 0.9, 0, 1.3)

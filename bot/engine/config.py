@@ -45,6 +45,8 @@ class EngineConfig:
     generation_batching: str = "auto"  # auto | continuous | static (see tasks/generation.py)
     stall_timeout: float = 120.0  # seconds without progress before the worker is restarted (the upper bound)
     torch_threads: int = 0  # 0: torch's default (one per core)
+    log_level: str = "INFO"  # the worker's logging level (LOG_LEVEL)
+    progress_bars: bool = True  # transformers' progress bars (loading weights) on the worker's stderr
     # Scaling out (README "Scaling out"): where units run.
     backend: str = "local"  # local (one worker process) | ray (Ray Serve replicas)
     ray_address: str = ""  # "": start a local Ray; "auto" or ray://host:port: join a running cluster
