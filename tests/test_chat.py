@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from bot.settings import Settings
 from bot.specs.generation import GenerationRequest, GenerationResult
 
 from .discord_harness import FakeDiscord
-from .test_answer_buttons import button_ids, private_message, until
+from .test_answer_buttons import answer_chain, button_ids, private_message, until
 from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot, wrap_outcomes  # noqa: F401 - make_bot is a fixture
 
 LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny Llama's 512 positions
@@ -408,3 +409,86 @@ async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings
     assert [r.model for r in requests] == [other, other]  # the thread's turn went to the conversation's model
     await h.invoke_slash("chat", {"message": "Hello"})  # a new conversation: the default again
     assert requests[-1].model == ""
+
+
+def never_finished(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """Every answer stops at its length, so Continue is always offered (the tiny model's random weights may
+    write the end token early); the text stays the model's."""
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            dataclasses.replace(outcome, finish_reasons=["length"] * len(outcome.texts))
+            if isinstance(outcome, GenerationResult)
+            else outcome
+        ),
+    )
+
+
+def asker(message: dict) -> int:
+    """The member an answer's buttons belong to."""
+    return int(button_ids(message)[0].rsplit(":", 1)[1])
+
+
+async def continued_into(h: FakeDiscord, first_id: int, messages: int) -> list[dict]:
+    """Press Continue on an answer's last message until the answer fills `messages` messages; those messages."""
+    for _ in range(12):
+        chain = answer_chain(h, first_id)
+        if len(chain) >= messages:
+            return chain
+        owner = asker(chain[-1])
+        await h.invoke_component(f"answer:more:{owner}", message_id=int(chain[-1]["id"]), user_id=owner)
+        h.assert_no_errors()
+    raise AssertionError(f"the answer never filled {messages} messages: {[m['embeds'] for m in chain]}")
+
+
+async def check_pages(bot: HFBot, h: FakeDiscord, chain: list[dict]) -> list[str]:
+    """A long answer's messages: each within Discord's limits, the whole text across them, the footer and the
+    buttons on the last only. Returns their texts."""
+    pages = [m["embeds"][0]["description"] for m in chain]
+    assert all(len(page) <= 4096 and not m["content"] for page, m in zip(pages, chain))
+    assert {m["embeds"][0]["title"] for m in chain} == {"Chat"}
+    _, text = await bot.store.answers.get(int(chain[-1]["id"]))
+    assert "".join(pages) == text.strip()  # in order, nothing cut
+    owner = asker(chain[-1])
+    assert [button_ids(m) for m in chain] == [[]] * (len(chain) - 1) + [
+        [f"answer:again:{owner}", f"answer:more:{owner}"]
+    ]
+    assert [bool(m["embeds"][0].get("footer")) for m in chain] == [False] * (len(chain) - 1) + [True]
+    sent = h.recorder.of_kind("response", "followup", "edit_original", "send_message", "edit_message")
+    assert all(len(embed.get("description") or "") <= 4096 for r in sent for embed in r.embeds)
+    stored = json.loads((await bot.store.answers.get(int(chain[-1]["id"])))[0])
+    assert stored["earlier"] == [int(m["id"]) for m in chain[:-1]]  # Regenerate finds them after a restart
+    return pages
+
+
+async def test_a_long_generate_answer_goes_on_in_follow_up_messages(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    options = {"prompt": "Tell me a long story.", "mode": "chat", "max_new_tokens": 256, "temperature": 1.0}
+    await h.invoke_slash("generate", options)
+    chain = await continued_into(h, h.recorder.last("edit_original").message_id, 2)
+    await check_pages(bot, h, chain)
+
+    # Regenerate replaces the whole answer: the earlier messages go, the new one is written in the last.
+    await h.invoke_component(f"answer:again:{h.user_id}", message_id=int(chain[-1]["id"]))
+    h.assert_no_errors()
+    assert all(int(m["id"]) not in h.recorder.messages for m in chain[:-1])
+    assert requests[-1].continue_answer is None
+    assert "again" in button_ids(h.recorder.messages[int(chain[-1]["id"])])[0]
+
+
+async def test_a_long_chat_answer_in_a_thread_is_read_back_whole(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    await h.invoke_slash("chat", {"message": "Tell me a story."})
+    thread = h.recorder.last("start_thread").message_id
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)
+    asked = await h.dispatch_message(f"<@{h.bot_id}> Go on, a long one.", channel_id=thread)
+    chain = await continued_into(h, int(answer_of(h, asked.id)["id"]), 2)
+    pages = await check_pages(bot, h, chain)
+    assert {m["channel_id"] for m in chain} == {str(thread)}  # the answer goes on in its thread
+
+    await h.dispatch_message(f"<@{h.bot_id}> Thanks!", channel_id=thread)
+    h.assert_no_errors()
+    assert requests[-1].history[-2:] == (("user", "Go on, a long one."), ("assistant", "\n".join(pages)))

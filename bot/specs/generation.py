@@ -13,7 +13,7 @@ MAX_NEW_TOKENS = 256  # ~1000 characters: what fits a chat message
 MAX_RETURN_SEQUENCES = 4
 SPEAKERS = ("user", "assistant")  # the roles of a conversation's earlier turns
 MAX_TURNS = 40  # earlier turns sent with one chat request; the worker trims them further to the context
-MAX_TURN_CHARS = 4096  # an earlier answer is at most one embed description
+MAX_TURN_CHARS = 2 * DESCRIPTION_LIMIT  # an earlier turn, or an answer to go on with: two messages' worth
 DEFAULT_CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
 OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
@@ -147,11 +147,11 @@ class GenerationResult:
 
 
 def render(r: GenerationResult) -> Reply:
-    budget = (DESCRIPTION_LIMIT - 200) // max(1, len(r.texts))  # room for the prompt line
+    # The whole text: a front end with a length limit shows it in several messages (bot/reply.py paginate).
     head = [] if r.mode == "chat" else [f"**{clip(r.prompt, 150)}**"]
     body = []
     for i, text in enumerate(r.texts, 1):
-        text = clip(text.strip(), budget) if text.strip() else "*(the model produced no text)*"
+        text = text.strip() or "*(the model produced no text)*"
         body.append(f"**{i}.** {text}" if len(r.texts) > 1 else text)
     cut = sum(reason == "length" for reason in r.finish_reasons)
     note = " · stopped at max_new_tokens" if cut else ""
@@ -168,7 +168,7 @@ def render(r: GenerationResult) -> Reply:
 def render_partial(request: GenerationRequest, text: str, stopped: bool = False) -> Reply:
     """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
-    body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
+    body = text + ("" if stopped else " ▌")
     return Reply(
         CHAT_TITLE if request.mode == "chat" else "Generation",
         [*head, body or NO_TEXT],
