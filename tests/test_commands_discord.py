@@ -876,6 +876,23 @@ async def test_long_generation_through_discord(env, engine, monkeypatch):
     assert "footer" not in pages[0] and pages[1]["footer"]["text"]
 
 
+async def test_a_long_private_answer_goes_on_privately(env, engine, monkeypatch):
+    bot, h = env
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            dataclasses.replace(outcome, texts=["z " * 2500]) if isinstance(outcome, GenerationResult) else outcome
+        ),
+    )
+    await h.invoke_slash("generate", {"prompt": "go", "max_new_tokens": 2, "temperature": 0.0, "private": True})
+    h.assert_no_errors()
+    (more,) = h.recorder.of_kind("followup")  # not a public reply: only the member sees it
+    assert more.ephemeral and more.embeds[0]["description"].startswith("z ") and more.embeds[0]["footer"]
+    first = h.recorder.messages[h.recorder.last("edit_original").message_id]
+    assert first["embeds"][0]["description"] + more.embeds[0]["description"] == "**go**\n" + ("z " * 2500).strip()
+
+
 # --------------------------------------------------------------------------------------------- errors and checks
 
 
