@@ -225,10 +225,12 @@ def interaction_post(interaction: discord.Interaction, private: bool = False) ->
     """Answer in an interaction's message: a command's reply, or the message whose button was pressed."""
 
     async def post(after: discord.Message | None = None, **kwargs: Any) -> tuple[discord.Message, Edit]:
-        if after is not None:  # a long answer's next message: private, or a reply to the one before
-            if after.flags.ephemeral:
+        if after is not None:  # a long answer's next message
+            if after.flags.ephemeral:  # private: only the interaction can add to it
                 message = await interaction.followup.send(ephemeral=True, wait=True, **kwargs)
-            else:
+            elif after.thread is not None:  # a conversation's opening: it goes on in its thread, where it is read
+                message = await after.thread.send(**kwargs)
+            else:  # a reply to the one before, so a reply chain reads on
                 message = await after.reply(**kwargs)
             return message, message.edit
         if interaction.message is not None:

@@ -195,18 +195,3 @@ async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch
     assert await bot.store.answers.get(message_id) == stored
     told = h.recorder.last("followup")
     assert told.ephemeral and "The model restarted" in told.text()  # the member who pressed is told, privately
-
-
-def answer_chain(h: FakeDiscord, first_id: int) -> list[dict]:
-    """An answer's messages, oldest first: the first, then each one replying to the one before."""
-    chain = [h.recorder.messages[first_id]]
-    while reply := next(
-        (
-            m
-            for m in h.recorder.messages.values()
-            if int((m.get("message_reference") or {}).get("message_id") or 0) == int(chain[-1]["id"])
-        ),
-        None,
-    ):
-        chain.append(reply)
-    return chain

@@ -27,7 +27,7 @@ from bot.settings import Settings
 from bot.specs.generation import GenerationRequest, GenerationResult
 
 from .discord_harness import FakeDiscord
-from .test_answer_buttons import answer_chain, button_ids, private_message, until
+from .test_answer_buttons import button_ids, private_message, until
 from .test_commands_discord import WAIT, assert_no_pings, bot_env, make_bot, wrap_outcomes  # noqa: F401 - make_bot is a fixture
 
 LONG = "word " * 390  # about 1950 characters: a few of these overflow the tiny Llama's 512 positions
@@ -430,15 +430,23 @@ def asker(message: dict) -> int:
     return int(button_ids(message)[0].rsplit(":", 1)[1])
 
 
-async def continued_into(h: FakeDiscord, first_id: int, messages: int) -> list[dict]:
+async def answer_messages(bot: HFBot, h: FakeDiscord, last_id: int) -> list[dict]:
+    """An answer's messages, oldest first: those its last message's stored answer names, then that one."""
+    stored = json.loads((await bot.store.answers.get(last_id))[0])
+    return [h.recorder.messages[message_id] for message_id in [*stored.get("earlier", []), last_id]]
+
+
+async def continued_into(bot: HFBot, h: FakeDiscord, first_id: int, messages: int) -> list[dict]:
     """Press Continue on an answer's last message until the answer fills `messages` messages; those messages."""
+    last_id = first_id
     for _ in range(12):
-        chain = answer_chain(h, first_id)
+        chain = await answer_messages(bot, h, last_id)
         if len(chain) >= messages:
             return chain
         owner = asker(chain[-1])
-        await h.invoke_component(f"answer:more:{owner}", message_id=int(chain[-1]["id"]), user_id=owner)
+        await h.invoke_component(f"answer:more:{owner}", message_id=last_id, user_id=owner)
         h.assert_no_errors()
+        last_id = h.recorder.find_component(f"answer:more:{owner}")[0]  # the newest message with the buttons
     raise AssertionError(f"the answer never filled {messages} messages: {[m['embeds'] for m in chain]}")
 
 
@@ -467,7 +475,7 @@ async def test_a_long_generate_answer_goes_on_in_follow_up_messages(chat, engine
     never_finished(monkeypatch, engine)
     options = {"prompt": "Tell me a long story.", "mode": "chat", "max_new_tokens": 256, "temperature": 1.0}
     await h.invoke_slash("generate", options)
-    chain = await continued_into(h, h.recorder.last("edit_original").message_id, 2)
+    chain = await continued_into(bot, h, h.recorder.last("edit_original").message_id, 2)
     await check_pages(bot, h, chain)
 
     # Regenerate replaces the whole answer: the earlier messages go, the new one is written in the last.
@@ -485,10 +493,26 @@ async def test_a_long_chat_answer_in_a_thread_is_read_back_whole(chat, engine, m
     thread = h.recorder.last("start_thread").message_id
     bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)
     asked = await h.dispatch_message(f"<@{h.bot_id}> Go on, a long one.", channel_id=thread)
-    chain = await continued_into(h, int(answer_of(h, asked.id)["id"]), 2)
+    chain = await continued_into(bot, h, int(answer_of(h, asked.id)["id"]), 2)
     pages = await check_pages(bot, h, chain)
     assert {m["channel_id"] for m in chain} == {str(thread)}  # the answer goes on in its thread
+    assert all(int(m["message_reference"]["message_id"]) == int(p["id"]) for p, m in zip(chain, chain[1:]))
 
     await h.dispatch_message(f"<@{h.bot_id}> Thanks!", channel_id=thread)
     h.assert_no_errors()
     assert requests[-1].history[-2:] == (("user", "Go on, a long one."), ("assistant", "\n".join(pages)))
+
+
+async def test_a_long_opening_answer_goes_on_in_its_thread(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)
+    await h.invoke_slash("chat", {"message": "Tell me a long story."})
+    thread = h.recorder.last("start_thread").message_id
+    chain = await continued_into(bot, h, thread, 2)
+    pages = await check_pages(bot, h, chain)
+    assert [m["channel_id"] for m in chain[1:]] == [str(thread)] * (len(chain) - 1)  # read with the thread
+
+    await h.dispatch_message(f"<@{h.bot_id}> Thanks!", channel_id=thread)
+    h.assert_no_errors()
+    assert requests[-1].history == (("user", "Tell me a long story."), ("assistant", "\n".join(pages)))
