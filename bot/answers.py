@@ -3,7 +3,9 @@
 A command's answer is deferred, followed (queue position, streamed text; bot/answering.py) and
 replaced by its result. A streaming answer (/generate, every /chat turn) also has buttons: Stop
 (while queued or writing; the text so far stays), Regenerate (a new sample of the same request) and
-Continue (when it stopped at its length limit: the model goes on from its own text).
+Continue (when it stopped at its length limit: the model goes on from its own text). An answer longer
+than one message goes on in follow-up messages (each a reply to the one before, so a reply chain reads
+on; `Pages`), and the buttons move to the last one.
 
 The buttons are one `DynamicItem` whose custom_id holds the action and the member who asked; the
 request and the text so far are kept in SQLite by message id, so Regenerate and Continue work after a
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,12 +34,14 @@ from .commands import build_request, render_error, render_result
 from .embeds import to_embed
 from .engine import Cancelled, EngineError, Request
 from .engine.errors import InvalidInput
-from .reply import Reply
+from .reply import Reply, paginate
 from .specs import TaskSpec, spec, specs
 from .storage import StoreBusy
 
 if TYPE_CHECKING:
     from .client import HFBot
+
+log = logging.getLogger(__name__)
 
 STOP, AGAIN, MORE = "stop", "again", "more"
 BUTTON_LABELS = {
@@ -55,17 +60,18 @@ FORGOTTEN = "I no longer have this answer's request (its data was deleted). Plea
 Edit = Callable[
     ..., Awaitable[Any]
 ]  # edits the answer being written: interaction.edit_original_response or Message.edit
-# Shows an answer for the first time: (content=, embed=, view=) -> its message, and how to edit it later.
+# Shows an answer for the first time (after=None), or its next message after `after` (a long answer):
+# (after=, content=, embed=, view=) -> the message, and how to edit it later.
 Post = Callable[..., Awaitable[tuple[discord.Message, Edit]]]
 
 
 class EditScreen:
     """Shows an answer being written by editing its message: the queue position, then the text as it
-    streams, at most one edit every `interval` seconds (Discord's rate limits)."""
+    streams (`show`), at most once every `interval` seconds (Discord's rate limits)."""
 
-    def __init__(self, edit: Edit, partial: Callable[[str], Reply] | None, interval: float) -> None:
+    def __init__(self, edit: Edit, show: Callable[[str], Awaitable[None]] | None, interval: float) -> None:
         self.edit = edit
-        self.partial = partial
+        self.show = show
         self.interval = interval
         self.last_edit = -math.inf  # the first chunk is always shown
 
@@ -78,9 +84,44 @@ class EditScreen:
 
     async def streamed(self, text: str, delta: str) -> None:
         now = asyncio.get_running_loop().time()
-        if self.partial is not None and now - self.last_edit >= self.interval:
+        if self.show is not None and now - self.last_edit >= self.interval:
             self.last_edit = now
-            await self.edit(content=None, embed=to_embed(self.partial(text)))
+            await self.show(text)
+
+
+class Pages:
+    """The messages an answer is shown in. Its text is cut into pages of one embed each (Discord's limits);
+    a page that fills up stays as it is, and the writing goes on in a new message after it, which takes
+    over the buttons. `skip` pages are shown by earlier messages (an answer continued from its last one)."""
+
+    def __init__(
+        self, post: Post, first: discord.Message, edit: Edit, skip: int, moved: Callable[[discord.Message], Any]
+    ) -> None:
+        self.post = post
+        self.messages: list[tuple[discord.Message, Edit]] = [(first, edit)]
+        self.shown: list[Reply | None] = [None]
+        self.buttons_on = 0  # the message with the buttons
+        self.skip = skip
+        self.moved = moved  # called with each new message, before it is written on
+
+    @property
+    def last(self) -> discord.Message:
+        return self.messages[-1][0]
+
+    async def show(self, reply: Reply, view: discord.ui.View) -> None:
+        pages = paginate(reply)[self.skip :]
+        for number, page in enumerate(pages):
+            last = number == len(pages) - 1
+            if number == len(self.messages):  # the text goes on past the last message
+                message, edit = await self.post(after=self.last, content=None, embed=to_embed(page), view=view)
+                self.messages.append((message, edit))
+                self.shown.append(page)
+                await self.moved(message)
+            elif last or page != self.shown[number] or self.buttons_on == number:
+                await self.messages[number][1](content=None, embed=to_embed(page), view=view if last else None)
+                self.shown[number] = page
+            if last:
+                self.buttons_on = number
 
 
 async def answer(
@@ -133,6 +174,7 @@ class Answer:
     request: Request
     opening: bool = False  # the first answer of a conversation: it keeps the member's message
     how: str | None = None  # a conversation's turn: how to go on (its footer)
+    earlier: tuple[int, ...] = ()  # a long answer: the messages before the one with the buttons, oldest first
 
     @property
     def spec(self) -> TaskSpec:
@@ -148,16 +190,20 @@ class Answer:
         data: dict[str, Any] = {"task": self.request.task, **dataclasses.asdict(self.request)}
         if self.how is not None:
             data["conversation"] = {"opening": self.opening, "how": self.how}
+        if self.earlier:
+            data["earlier"] = self.earlier
         return json.dumps(data)
 
     @classmethod
     def from_json(cls, data: str) -> Answer:
         fields = json.loads(data)
         conversation = fields.pop("conversation", {})
+        earlier = tuple(fields.pop("earlier", ()))
         task = fields.pop("task", None)
         # Answers stored before they named their task: the streaming task whose request has these fields.
         found = spec(task) if task else next(s for s in specs() if s.streaming and _takes(s.request, fields))
-        return cls(found.request(**{name: _frozen(value) for name, value in fields.items()}), **conversation)
+        request = found.request(**{name: _frozen(value) for name, value in fields.items()})
+        return cls(request, **conversation, earlier=earlier)
 
 
 def _takes(request: type, fields: Mapping[str, Any]) -> bool:
@@ -184,7 +230,15 @@ def buttons(owner: int, *actions: str) -> discord.ui.View:
 def interaction_post(interaction: discord.Interaction, private: bool = False) -> Post:
     """Answer in an interaction's message: a command's reply, or the message whose button was pressed."""
 
-    async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
+    async def post(after: discord.Message | None = None, **kwargs: Any) -> tuple[discord.Message, Edit]:
+        if after is not None:  # a long answer's next message
+            if after.flags.ephemeral:  # private: only the interaction can add to it
+                message = await interaction.followup.send(ephemeral=True, wait=True, **kwargs)
+            elif after.thread is not None:  # a conversation's opening: it goes on in its thread, where it is read
+                message = await after.thread.send(**kwargs)
+            else:  # a reply to the one before, so a reply chain reads on
+                message = await after.reply(**kwargs)
+            return message, message.edit
         if interaction.message is not None:
             await interaction.response.defer()  # a button: edits the message it is on
         else:
@@ -210,15 +264,28 @@ async def write(
     text already written (Continue). Returns the answer's text and its result (None when stopped).
     Refusals and engine errors are raised; a full queue before anything is shown."""
     writing = bot.queue([request], owner, asked_at)
-    message_id = None
+    # Continue from a long answer's last message: the pages before it stay in the earlier messages.
+    shown = paginate(answer.render(before))
+    skip = len(shown) - 1
+    pages: Pages | None = None
+
+    def kept() -> Answer:
+        """The answer as its last message keeps it: with the ids of the messages before it."""
+        return dataclasses.replace(answer, earlier=answer.earlier + tuple(m.id for m, _ in pages.messages[:-1]))
+
+    async def moved(message: discord.Message) -> None:
+        bot.writing[message.id] = bot.writing.pop(pages.messages[-2][0].id)  # Stop is on the new message now
+        await bot.store.answers.save(message.id, guild_id, owner, kept().to_json(), before)
+
     try:
-        message, edit = await post(content=None, embed=to_embed(answer.render(before)), view=buttons(owner, STOP))
-        message_id = message.id
-        bot.writing[message_id] = writing
+        message, edit = await post(content=None, embed=to_embed(shown[-1]), view=buttons(owner, STOP))
+        pages = Pages(post, message, edit, skip, moved)
+        bot.writing[message.id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
-        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), before)
+        await bot.store.answers.save(message.id, guild_id, owner, answer.to_json(), before)
         # The engine streams only the new text: shown after `before`, as this answer.
-        screen = EditScreen(edit, lambda text: answer.render(before + text), bot.stream_interval)
+        stop = buttons(owner, STOP)
+        screen = EditScreen(edit, lambda text: pages.show(answer.render(before + text), stop), bot.stream_interval)
         result: Any | None
         try:
             result = await writing.result(screen, bot.queue_interval)
@@ -235,12 +302,13 @@ async def write(
             text = result.texts[0]
             more = result.finish_reasons == ["length"] and answer.spec.streaming.go_on is not None
             reply = answer.render(text, result)
-        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
-        await edit(content=None, embed=to_embed(reply), view=buttons(owner, AGAIN, *([MORE] if more else [])))
+        await pages.show(reply, buttons(owner, AGAIN, *([MORE] if more else [])))
+        await bot.store.answers.save(pages.last.id, guild_id, owner, kept().to_json(), text)
         return text, result
     finally:
         writing.cancel()  # no-op once finished
-        bot.writing.pop(message_id, None)
+        if pages is not None:
+            bot.writing.pop(pages.last.id, None)
 
 
 async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, owner: int) -> None:
@@ -269,6 +337,8 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
         streaming = answer.spec.streaming
         if action == AGAIN:
             request, before = streaming.again(answer.request), ""
+            await forget_earlier(interaction, answer.earlier)
+            answer = dataclasses.replace(answer, earlier=())
         else:  # Continue: from the text so far
             request, before = streaming.go_on(answer.request, text), text
         request.validate()
@@ -294,6 +364,15 @@ async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, o
             await interaction.followup.send(embed=to_embed(refusal(error)), ephemeral=True)
     finally:
         bot.pressed.discard(message.id)
+
+
+async def forget_earlier(interaction: discord.Interaction, earlier: tuple[int, ...]) -> None:
+    """Regenerate replaces a long answer: its earlier messages go, the new one is written in the last."""
+    for message_id in earlier:
+        try:
+            await interaction.channel.get_partial_message(message_id).delete()
+        except discord.HTTPException:  # deleted already, or private (only its own interaction could delete it)
+            log.info("Could not delete message %s of a regenerated answer", message_id)
 
 
 def actions_of(message: discord.Message) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from . import compare
 from .answering import Answering
@@ -128,16 +129,17 @@ def compared(model: str, outcome: Any, seconds: float | None) -> dict[str, Any]:
 
 
 class ConsoleScreen:
-    """Streams an answer's text to the terminal as it is written (not in --json mode)."""
+    """Streams an answer's text to the terminal as it is written (`live`), or shows nothing until it is done."""
 
-    def __init__(self, app: ConsoleApp) -> None:
+    def __init__(self, app: ConsoleApp, live: bool = False) -> None:
         self.app = app
+        self.live = live
 
     async def waiting(self, text: str) -> bool:
         return True
 
     async def streamed(self, text: str, delta: str) -> None:
-        if not self.app.json_mode:
+        if self.live:
             self.app.rich.print(delta, end="", markup=False)
 
 
@@ -147,6 +149,7 @@ class ConsoleApp:
         self.engine = engine
         self.json_mode = json_mode
         self.out = out
+        # soft_wrap: streamed text goes out as it comes, the terminal wraps it (panels are printed without it).
         self.rich = Console(file=out, highlight=False, soft_wrap=True)
         self.parser = CommandLine()
         self.conversation: list[tuple[str, str]] = []  # /chat's turns so far, oldest first; /new empties it
@@ -175,18 +178,24 @@ class ConsoleApp:
             else:
                 if command != "continue":
                     request = build_request(command, options, self.settings, **self.context(command))
-                result = await Answering.submit(self.submit, [request]).result(ConsoleScreen(self))
-                if request.streams and not self.json_mode:
-                    self.rich.print()  # after the streamed text
+                # One sequence streams as it is written; several are shown together when done.
+                live = request.streams and request.rows() == 1 and not self.json_mode
+                result = await Answering.submit(self.submit, [request]).result(ConsoleScreen(self, live))
                 if command == "continue":  # one answer with what came before: it replaces the last exchange
                     result = dataclasses.replace(result, texts=[request.continue_answer + result.texts[0]])
                     del self.conversation[-2:]
                 if command in ("chat", "continue"):
-                    self.conversation += [("user", request.prompt), ("assistant", result.texts[0])]
+                    if result.texts[0].strip():  # a blank answer is no turn: the next request would refuse it
+                        self.conversation += [("user", request.prompt), ("assistant", result.texts[0])]
                     how = "/chat to go on, /continue, /new to start again"
-                    self.show(spec(request.task).streaming.turn(render_result(result), request, False, how))
+                    reply = spec(request.task).streaming.turn(render_result(result), request, False, how)
                 else:
-                    self.show(render_result(result))
+                    reply = render_result(result)
+                if live:  # the text is on the screen already: only what the answer's footer says follows it
+                    self.rich.print()
+                    self.show_footer(reply)
+                else:
+                    self.show(reply)
                 data = result_data(result)
             return {"line": number, "command": command, "ok": True, "result": data}
         except EngineError as error:
@@ -231,10 +240,20 @@ class ConsoleApp:
                 table = Table(show_header=False, box=None)
                 for name, value in reply.fields:
                     table.add_row(f"[bold]{name}[/]", value.replace("**", ""))
-            self.rich.print(Panel(body or "", title=reply.title, subtitle=reply.footer, border_style=TONES[reply.tone]))
-            self.rich.print(table)
+            self.print(Panel(Text(body), title=reply.title, border_style=TONES[reply.tone]))
+            self.print(table)
         else:
-            self.rich.print(Panel(body, title=reply.title, subtitle=reply.footer, border_style=TONES[reply.tone]))
+            self.print(Panel(Text(body), title=reply.title, border_style=TONES[reply.tone]))
+        self.show_footer(reply)
+
+    def show_footer(self, reply: Reply) -> None:
+        """Below the answer rather than in the panel's border, which would crop a long footer."""
+        if reply.footer:
+            self.print(Text(reply.footer, style=f"dim {TONES[reply.tone]}"))
+
+    def print(self, renderable: Any) -> None:
+        """A whole renderable, wrapped to the terminal's width: soft wrapping would crop a panel's long lines."""
+        self.rich.print(renderable, soft_wrap=False)
 
     async def run_stream(self, lines: TextIO) -> None:
         """Non-interactive: one command per line; blank lines and # comments are skipped."""
@@ -271,10 +290,21 @@ class ConsoleApp:
             readline.write_history_file(HISTORY)
 
 
+def quiet(settings: Settings) -> Settings:
+    """An interactive console's settings: logs (the bot's and the worker's) at WARNING, and no progress bars
+    while weights load, so nothing but warnings comes between the member's lines and the answers."""
+    logging.getLogger().setLevel(logging.WARNING)
+    engine = dataclasses.replace(settings.engine, log_level="WARNING", progress_bars=False)
+    return dataclasses.replace(settings, log_level="WARNING", engine=engine)
+
+
 async def run_console(settings: Settings, *, json_mode: bool = False, stdin: TextIO = sys.stdin) -> None:
+    interactive = stdin.isatty() and not json_mode
+    if interactive:
+        settings = quiet(settings)
     async with Engine(settings.engine) as engine:
         app = ConsoleApp(settings, engine, json_mode=json_mode)
-        if stdin.isatty() and not json_mode:
+        if interactive:
             await app.run_interactive()
         else:
             await app.run_stream(stdin)

@@ -28,6 +28,36 @@ class Reply:
         return "\n".join(self.lines)
 
 
+def split_text(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters that join back into it, each ending at a line or word
+    end where there is one in its second half. A piece never changes once the text has grown past it."""
+    pieces = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit)) + 1
+        if cut <= limit // 2:  # one very long word: cut it
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return [*pieces, text]
+
+
+def paginate(reply: Reply, limit: int = DESCRIPTION_LIMIT) -> list[Reply]:
+    """A reply too long for one message as several: each with the title and a piece of the text, the fields
+    on the first, the footer on the last."""
+    pieces = split_text(reply.text, limit)
+    return [
+        Reply(
+            reply.title,
+            [piece],
+            reply.fields if number == 0 else [],
+            reply.footer if number == len(pieces) - 1 else "",
+            reply.tone,
+            reply.side_by_side,
+        )
+        for number, piece in enumerate(pieces)
+    ]
+
+
 def bar(score: float, width: int = 10) -> str:
     filled = round(max(0.0, min(1.0, score)) * width)
     return "█" * filled + "░" * (width - filled)

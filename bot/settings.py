@@ -188,6 +188,7 @@ class Settings:
         if get("GENERATION_BACKEND").lower() == "openai":
             # The server's model: the default of its role's list.
             models[OpenAIGenerationExecutor.role] = get("OPENAI_MODEL")
+        log_level = choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
         engine = EngineConfig(
             models=models,
             alternatives={role: listed for role, listed in choices.items() if listed},
@@ -219,6 +220,7 @@ class Settings:
                 lambda v: 0 <= v < 2**16,
             ),
             metrics_host=parse("METRICS_HOST", "127.0.0.1", host, "an IP address or a host name, e.g. 127.0.0.1"),
+            log_level=log_level,
             backend=choice("ENGINE_BACKEND", "local", ENGINE_BACKENDS),
             ray_address=get("RAY_ADDRESS"),
             ray_replicas=parse("RAY_REPLICAS", "2", int, "a positive whole number", positive),
@@ -270,7 +272,7 @@ class Settings:
             engine=engine,
             label_method=choice("LABEL_METHOD", "embedding" if chosen == "offline" else "nli", METHODS),
             request_timeout=parse("REQUEST_TIMEOUT", "840", float, "seconds, below 900", lambda v: 0 < v < 900),
-            log_level=choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+            log_level=log_level,
             database_path=Path(parse("DATABASE_PATH", "data/bot.sqlite3", str, "a file path", bool)),
             database_url=database_url,
             autotag=parse("AUTOTAG", "false", boolean, "true or false"),

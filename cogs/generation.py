@@ -30,7 +30,7 @@ from bot.engine.request import MAX_TEXT_CHARS
 from bot.permissions import may_speak, missing, names, to_answer_in, to_converse_in
 from bot.reply import Reply
 from bot.slash import slash_command
-from bot.specs.generation import CHAT_TITLE, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
+from bot.specs.generation import CHAT_TITLE, MAX_TURN_CHARS, MAX_TURNS, NO_TEXT, OPENING_FIELD, WRITING
 from bot.storage import StoreBusy
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,8 @@ class Generation(commands.Cog):
         history, how, opening = found
         posted: list[discord.Message] = []
 
-        async def post(**kwargs: Any) -> tuple[discord.Message, Edit]:
-            answer = await message.reply(**kwargs)
+        async def post(after: discord.Message | None = None, **kwargs: Any) -> tuple[discord.Message, Edit]:
+            answer = await (after or message).reply(**kwargs)  # a long answer's next message replies to the last
             posted.append(answer)
             return answer, answer.edit
 
@@ -194,8 +194,8 @@ class Generation(commands.Cog):
                 asked_at=message.created_at,
             )
         except (EngineError, StoreBusy) as error:
-            if posted:  # the answer becomes the refusal (an error is never read back as a turn)
-                await self._edit(posted[0], refusal(error))
+            if posted:  # the answer being written becomes the refusal (an error is never read back as a turn)
+                await self._edit(posted[-1], refusal(error))
             else:
                 await self._say(message, refusal(error))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
@@ -329,7 +329,8 @@ class Generation(commands.Cog):
                     add("assistant", said)
             elif not message.author.bot and member_text(message):
                 add("user", member_text(message))
-        turns = turns[-MAX_TURNS:]
+        # A longer turn (several members' messages in a row, an answer continued many times) is read by its end.
+        turns = [(speaker, text[-MAX_TURN_CHARS:]) for speaker, text in turns[-MAX_TURNS:]]
         while turns and turns[0][0] != "user":  # a conversation starts with the member
             turns.pop(0)
         return turns

@@ -29,6 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# The generation models' own sampling (their generation_config), used where a request gives none.
+SAMPLED = ("gpt2", "llama", "t5")
+SAMPLED_BY_DEFAULT = {"do_sample": True, "temperature": 0.7, "top_p": 0.95, "top_k": 0}
 KINDS = ("sentiment", "nli", "fill_mask", "gpt2", "llama", "t5", "embedding", "ner", "qa", "marian", "bart")
 SIZES = ("tiny", "real")
 
@@ -864,6 +867,8 @@ def build_model(kind: str, out_dir: Path, size: str = "tiny") -> Path:
     tok = _make_tokenizer(kind, _MAX_LEN[kind][size == "real"])
     torch.manual_seed(0)  # deterministic weights
     model = _BUILDERS[kind](tok, size).eval()
+    if kind in SAMPLED:  # like a chat model's generation_config: sampled unless the member says otherwise
+        model.generation_config.update(**SAMPLED_BY_DEFAULT)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     bars = hf_logging.is_progress_bar_enabled()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from typing import Any
 
@@ -535,3 +536,110 @@ async def test_a_reply_discord_refuses_is_caught(chat, caplog):
     h.assert_no_errors()
     assert [r for r in caplog.records if r.levelno == logging.WARNING and "Missing Access" in r.getMessage()]
     assert len(requests) == 4  # the refused ones queued nothing
+
+
+def never_finished(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    """Every answer stops at its length, so Continue is always offered (the tiny model's random weights may
+    write the end token early); the text stays the model's."""
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            dataclasses.replace(outcome, finish_reasons=["length"] * len(outcome.texts))
+            if isinstance(outcome, GenerationResult)
+            else outcome
+        ),
+    )
+
+
+def asker(message: dict) -> int:
+    """The member an answer's buttons belong to."""
+    return int(button_ids(message)[0].rsplit(":", 1)[1])
+
+
+async def answer_messages(bot: HFBot, h: FakeDiscord, last_id: int) -> list[dict]:
+    """An answer's messages, oldest first: those its last message's stored answer names, then that one."""
+    stored = json.loads((await bot.store.answers.get(last_id))[0])
+    return [h.recorder.messages[message_id] for message_id in [*stored.get("earlier", []), last_id]]
+
+
+async def continued_into(bot: HFBot, h: FakeDiscord, first_id: int, messages: int) -> list[dict]:
+    """Press Continue on an answer's last message until the answer fills `messages` messages; those messages."""
+    last_id = first_id
+    for _ in range(12):
+        chain = await answer_messages(bot, h, last_id)
+        if len(chain) >= messages:
+            return chain
+        owner = asker(chain[-1])
+        await h.invoke_component(f"answer:more:{owner}", message_id=last_id, user_id=owner)
+        h.assert_no_errors()
+        last_id = h.recorder.find_component(f"answer:more:{owner}")[0]  # the newest message with the buttons
+    raise AssertionError(f"the answer never filled {messages} messages: {[m['embeds'] for m in chain]}")
+
+
+async def check_pages(bot: HFBot, h: FakeDiscord, chain: list[dict]) -> list[str]:
+    """A long answer's messages: each within Discord's limits, the whole text across them, the footer and the
+    buttons on the last only. Returns their texts."""
+    pages = [m["embeds"][0]["description"] for m in chain]
+    assert all(len(page) <= 4096 and not m["content"] for page, m in zip(pages, chain))
+    assert {m["embeds"][0]["title"] for m in chain} == {"Chat"}
+    _, text = await bot.store.answers.get(int(chain[-1]["id"]))
+    assert "".join(pages) == text.strip()  # in order, nothing cut
+    owner = asker(chain[-1])
+    assert [button_ids(m) for m in chain] == [[]] * (len(chain) - 1) + [
+        [f"answer:again:{owner}", f"answer:more:{owner}"]
+    ]
+    assert [bool(m["embeds"][0].get("footer")) for m in chain] == [False] * (len(chain) - 1) + [True]
+    sent = h.recorder.of_kind("response", "followup", "edit_original", "send_message", "edit_message")
+    assert all(len(embed.get("description") or "") <= 4096 for r in sent for embed in r.embeds)
+    stored = json.loads((await bot.store.answers.get(int(chain[-1]["id"])))[0])
+    assert stored["earlier"] == [int(m["id"]) for m in chain[:-1]]  # Regenerate finds them after a restart
+    return pages
+
+
+async def test_a_long_generate_answer_goes_on_in_follow_up_messages(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    options = {"prompt": "Tell me a long story.", "mode": "chat", "max_new_tokens": 256, "temperature": 1.0}
+    await h.invoke_slash("generate", options)
+    chain = await continued_into(bot, h, h.recorder.last("edit_original").message_id, 2)
+    await check_pages(bot, h, chain)
+
+    # Regenerate replaces the whole answer: the earlier messages go, the new one is written in the last.
+    await h.invoke_component(f"answer:again:{h.user_id}", message_id=int(chain[-1]["id"]))
+    h.assert_no_errors()
+    assert all(int(m["id"]) not in h.recorder.messages for m in chain[:-1])
+    assert requests[-1].continue_answer is None
+    assert "again" in button_ids(h.recorder.messages[int(chain[-1]["id"])])[0]
+
+
+async def test_a_long_chat_answer_in_a_thread_is_read_back_whole(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    await h.invoke_slash("chat", {"message": "Tell me a story."})
+    thread = h.recorder.last("start_thread").message_id
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)
+    asked = await h.dispatch_message(f"<@{h.bot_id}> Go on, a long one.", channel_id=thread)
+    chain = await continued_into(bot, h, int(answer_of(h, asked.id)["id"]), 2)
+    pages = await check_pages(bot, h, chain)
+    assert {m["channel_id"] for m in chain} == {str(thread)}  # the answer goes on in its thread
+    assert all(int(m["message_reference"]["message_id"]) == int(p["id"]) for p, m in zip(chain, chain[1:]))
+
+    await h.dispatch_message(f"<@{h.bot_id}> Thanks!", channel_id=thread)
+    h.assert_no_errors()
+    assert requests[-1].history[-2:] == (("user", "Go on, a long one."), ("assistant", "\n".join(pages)))
+
+
+async def test_a_long_opening_answer_goes_on_in_its_thread(chat, engine, monkeypatch):
+    bot, h, requests = chat
+    never_finished(monkeypatch, engine)
+    bot.settings = dataclasses.replace(bot.settings, chat_max_new_tokens=256)
+    await h.invoke_slash("chat", {"message": "Tell me a long story."})
+    thread = h.recorder.last("start_thread").message_id
+    chain = await continued_into(bot, h, thread, 2)
+    pages = await check_pages(bot, h, chain)
+    assert [m["channel_id"] for m in chain[1:]] == [str(thread)] * (len(chain) - 1)  # read with the thread
+
+    await h.dispatch_message(f"<@{h.bot_id}> Thanks!", channel_id=thread)
+    h.assert_no_errors()
+    assert requests[-1].history == (("user", "Tell me a long story."), ("assistant", "\n".join(pages)))

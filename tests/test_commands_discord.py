@@ -31,7 +31,7 @@ from bot.client import HFBot
 from bot.commands import render_result
 from bot.embeds import to_embed
 from bot.engine import Busy, DeadlineExceeded, Engine, InvalidInput
-from bot.reply import DESCRIPTION_LIMIT, clip
+from bot.reply import DESCRIPTION_LIMIT, clip, paginate
 from bot.settings import Settings
 from bot.specs import roles
 from bot.specs.generation import GenerationResult
@@ -820,15 +820,18 @@ def long_generation(chars: int = 5000, sequences: int = 1, prompt: str = "p" * 3
 
 
 @pytest.mark.parametrize("sequences", [1, 4])
-def test_long_generation_is_cut_to_discord_limits_with_a_note(sequences):
-    embed = to_embed(render_result(long_generation(5000, sequences))).to_dict()
-    description = embed["description"]
-    assert len(description) <= DESCRIPTION_LIMIT == EMBED_DESCRIPTION
-    assert description.count("… [cut:") == sequences + 1  # each answer, and the 300-character prompt line
-    assert re.search(r"… \[cut: \d+ more characters\]$", description)
-    assert_within_limits(embed)
-    assert len(discord.Embed.from_dict(embed)) <= EMBED_TOTAL
-    assert "stopped at max_new_tokens" in embed["footer"]["text"]
+def test_long_generation_goes_on_in_several_messages_within_discord_limits(sequences):
+    reply = render_result(long_generation(5000, sequences))
+    embeds = [to_embed(page).to_dict() for page in paginate(reply)]
+    assert len(embeds) == math.ceil(len(reply.text) / DESCRIPTION_LIMIT)  # cut at word ends, each page nearly full
+    for embed in embeds:
+        assert len(embed["description"]) <= DESCRIPTION_LIMIT == EMBED_DESCRIPTION
+        assert_within_limits(embed)
+        assert len(discord.Embed.from_dict(embed)) <= EMBED_TOTAL
+    assert "".join(embed["description"] for embed in embeds) == reply.text  # every answer whole
+    assert reply.text.count("… [cut:") == 1  # only the 300-character prompt line is cut
+    assert [bool(embed.get("footer")) for embed in embeds] == [False] * (len(embeds) - 1) + [True]
+    assert "stopped at max_new_tokens" in embeds[-1]["footer"]["text"]
 
 
 def test_cut_note_counts_the_characters_really_cut():
@@ -876,13 +879,33 @@ async def test_long_generation_through_discord(env, engine, monkeypatch):
 
     wrap_outcomes(monkeypatch, engine, lengthen)
     await h.invoke_slash("generate", {"prompt": "go", "max_new_tokens": 2, "temperature": 0.0})
-    embed = assert_answered(h)
-    for record in edits(h):
+    h.assert_no_errors()
+    for record in h.recorder.of_kind("edit_original", "send_message", "edit_message"):
         for e in record.embeds:
-            assert_within_limits(e)
-    assert embed["description"].startswith("**go**\n" + "y" * 100)
-    assert re.search(r"… \[cut: \d+ more characters\]$", embed["description"])
-    assert len(embed["description"]) <= EMBED_DESCRIPTION
+            assert_within_limits(e)  # the long stream, and the answer, go on in a second message
+    first = h.recorder.last("edit_original").message_id
+    (second,) = [m for m in h.recorder.messages.values() if (m.get("message_reference") or {}).get("message_id")]
+    assert int(second["message_reference"]["message_id"]) == first
+    pages = [h.recorder.messages[first]["embeds"][0], second["embeds"][0]]
+    assert "".join(page["description"] for page in pages) == "**go**\n" + "y" * 5000  # nothing cut
+    assert "footer" not in pages[0] and pages[1]["footer"]["text"]
+
+
+async def test_a_long_private_answer_goes_on_privately(env, engine, monkeypatch):
+    bot, h = env
+    wrap_outcomes(
+        monkeypatch,
+        engine,
+        lambda task, outcome, chunk: (
+            dataclasses.replace(outcome, texts=["z " * 2500]) if isinstance(outcome, GenerationResult) else outcome
+        ),
+    )
+    await h.invoke_slash("generate", {"prompt": "go", "max_new_tokens": 2, "temperature": 0.0, "private": True})
+    h.assert_no_errors()
+    (more,) = h.recorder.of_kind("followup")  # not a public reply: only the member sees it
+    assert more.ephemeral and more.embeds[0]["description"].startswith("z ") and more.embeds[0]["footer"]
+    first = h.recorder.messages[h.recorder.last("edit_original").message_id]
+    assert first["embeds"][0]["description"] + more.embeds[0]["description"] == "**go**\n" + ("z " * 2500).strip()
 
 
 # --------------------------------------------------------------------------------------------- errors and checks

@@ -7,19 +7,27 @@ operator's environment or `.env` cannot change what is tested.
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from bot.console import CommandLine
+from bot.commands import render_result
+from bot.console import CommandLine, ConsoleApp
 from bot.engine import InvalidInput
 from bot.settings import Settings
 from bot.specs import roles
+from bot.specs.generation import GenerationResult, Sampling
 
 from .conftest import bot_settings, child_env
+from .test_commands_discord import bot_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 240  # seconds: a hung subprocess fails the test instead of the session
@@ -367,3 +375,71 @@ async def test_parser_accepts_private_as_discord_does_and_keeps_it_apart(parser)
     assert parser.parse("/status private: no") == ("status", {})
     with pytest.raises(InvalidInput, match="private must be true or false, not 'maybe'"):
         parser.parse("/label text: a labels: b private: maybe")
+
+
+# --------------------------------------------------------------------------------------------- on a terminal
+
+
+def visible(text: str) -> str:
+    """What a terminal shows of a text: the tiny models write control characters too, which rich drops."""
+    return "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+
+
+def squash(text: str) -> str:
+    """Text without what wrapping and a panel's border add (spaces, new lines, box edges)."""
+    return "".join(ch for ch in visible(text) if not ch.isspace() and ch not in "│╭╮╰╯─")
+
+
+async def test_a_streamed_answer_is_shown_once_and_long_lines_wrap_whole(
+    tiny_engine, tiny_models, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal: every answer line is longer than it
+    out = io.StringIO()
+    app = ConsoleApp(Settings.from_env(bot_env(tiny_models, str(tmp_path))), tiny_engine, out=out)
+    sampled = "temperature: 1 top_p: 1 max_new_tokens: 40"  # seeded sampling: varied text that doesn't loop
+    streamed = await app.run_line(f"/generate prompt: Once upon a time {sampled} seed: 5", 1)
+    several = await app.run_line(f"/generate prompt: The weather {sampled} seed: 6 num_return_sequences: 2", 2)
+    shown = visible(out.getvalue())
+    assert app.rich.width == 60 and streamed["ok"] and several["ok"], shown
+
+    text = visible(streamed["result"]["texts"][0])
+    assert len(text) > 60 and shown.count(text) == 1, shown  # streamed as it came
+    assert shown.count(text.strip()[:12]) == 1, shown  # and not repeated in a panel afterwards
+    result = GenerationResult(**streamed["result"] | {"sampling": Sampling(**streamed["result"]["sampling"])})
+    assert squash(render_result(result).footer) in squash(shown)  # the footer follows it, whole
+    for each in several["result"]["texts"]:  # not streamed: in a panel, wrapped, nothing cropped
+        assert len(each) > 60 and squash(each) in squash(shown), shown
+
+
+def test_the_interactive_console_keeps_logs_out_of_the_conversation(tiny_models, tmp_path):
+    """On a terminal (a pseudo-terminal here): no INFO lines from the bot or the worker, no progress bars."""
+    main, child = pty.openpty()
+    env = console_env(tiny_models, tmp_path, HOME=str(tmp_path), COLUMNS="80", LOG_LEVEL="info")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "console"], stdin=child, stdout=child, stderr=child, env=env, cwd=REPO_ROOT
+    )
+    os.close(child)
+    os.write(main, b"/sentiment text: What a great goal!\n/exit\n")
+    shown = b""
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            if select.select([main], [], [], 1.0)[0]:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:  # the console exited: its terminal is closed
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            elif process.poll() is not None:
+                break
+        assert process.wait(30) == 0, shown.decode(errors="replace")[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(main)
+    screen = shown.decode(errors="replace")
+    assert "Sentiment" in screen and "Hugging Face bot console" in screen, screen[-3000:]
+    assert " INFO " not in screen and "INFO" not in screen.replace("info", ""), screen[-3000:]
+    assert "it/s]" not in screen and "Loading weights" not in screen, screen[-3000:]

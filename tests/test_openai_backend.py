@@ -141,6 +141,7 @@ async def test_a_conversation_reaches_the_server_whole(engine):
     )
     result = await asyncio.wait_for(engine.submit(request, user="u"), TIMEOUT)
     assert "Ada" in result.texts[0], result.texts  # greedy SmolLM2 read the earlier turns
+    assert (result.turns_seen, result.dropped_turns) == (2, 0)
     with pytest.raises(InvalidInput, match="Continue is not available"):
         await asyncio.wait_for(
             engine.submit(dataclasses.replace(request, continue_answer="Your name"), user="u"), TIMEOUT

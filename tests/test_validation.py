@@ -87,7 +87,7 @@ CASES = {
     "float seed": (GenerationRequest("hi", seed=1.5), ["seed", "whole number"]),
     "string max_new_tokens": (GenerationRequest("hi", max_new_tokens="10"), ["max_new_tokens", "must be a number"]),
     "bool top_k": (FillMaskRequest("a [MASK]", top_k=True), ["top_k", "must be a number"]),
-    "None temperature": (GenerationRequest("hi", temperature=None), ["temperature", "must be a number"]),
+    "string temperature": (GenerationRequest("hi", temperature="hot"), ["temperature", "must be a number"]),
     # choices
     "bad mode": (GenerationRequest("hi", mode="poem"), ["mode", "one of", "complete", "chat"]),
     "bad method": (ZeroShotRequest("text", ("a", "b"), method="magic"), ["method", "one of", "nli", "embedding"]),

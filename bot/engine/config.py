@@ -62,6 +62,8 @@ class EngineConfig:
     torch_threads: int = 0  # 0: torch's default (one per core)
     metrics_port: int = 0  # Prometheus metrics on this port (prometheus.py); 0: none
     metrics_host: str = "127.0.0.1"  # the address the metrics server binds
+    log_level: str = "INFO"  # the worker's logging level (LOG_LEVEL)
+    progress_bars: bool = True  # transformers' progress bars (loading weights) on the worker's stderr
     # Scaling out (README "Scaling out"): where units run.
     backend: str = "local"  # local (one worker process) | ray (Ray Serve replicas)
     ray_address: str = ""  # "": start a local Ray; "auto" or ray://host:port: join a running cluster

@@ -2,7 +2,7 @@
 `transformers serve`), behind the same scheduler as local generation.
 
 Each job streams `/chat/completions` (chat mode) or `/completions` (complete mode) with
-`max_tokens`, `temperature`, `top_p` and `seed`. `num_return_sequences` becomes that many
+`max_tokens`, `seed`, and `temperature` and `top_p` where the member gave them. `num_return_sequences` becomes that many
 streams rather than the API's `n`, which several servers refuse (`transformers serve`,
 Ollama): the sequences arrive as separate streams, each with its own sequence index (and
 seed + index when seeded, so they differ). Cancel closes the streams. A server that is down,
@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from ..specs.generation import ROLE, GenerationRequest, GenerationResult
+from ..specs.generation import ROLE, GenerationRequest, GenerationResult, Sampling
 from .config import EngineConfig, ModelInfo
 from .errors import EngineError, InvalidInput, ModelUnavailable, WorkerCrashed
 from .request import Request, failure
@@ -100,6 +100,9 @@ class OpenAIGenerationExecutor:
             finish_reasons=list(reasons),
             mode=request.mode,
             model=request.model or self.config.openai_model,
+            # Every earlier turn is sent; the API does not say whether the server left any out to fit.
+            turns_seen=len(request.history),
+            sampling=Sampling(request.temperature, request.top_p, None, None),  # None: the server's
         )
 
     def body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
@@ -108,9 +111,9 @@ class OpenAIGenerationExecutor:
             "model": request.model or self.config.openai_model,
             "stream": True,
             "max_tokens": request.max_new_tokens,
-            "temperature": request.temperature,  # 0 is greedy on these servers
-            "top_p": request.top_p,
         }
+        # Not given: the server's own default (its model's generation_config, for most). 0 is greedy.
+        body.update({name: value for name in ("temperature", "top_p") if (value := getattr(request, name)) is not None})
         if request.seed is not None:
             body["seed"] = request.seed + index
         if request.mode == "chat":  # the server applies the chat template (and trims to its context, or refuses)

@@ -46,9 +46,14 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
     """The child process's entry point."""
     if config.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-8s worker: %(message)s")
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)-8s worker: %(message)s")
     logging.getLogger("ContinuousBatchingLogger").setLevel(logging.WARNING)  # it logs every start and stop at INFO
     import torch
+
+    if not config.progress_bars:
+        from transformers.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)

@@ -13,7 +13,7 @@ MAX_NEW_TOKENS = 256  # ~1000 characters: what fits a chat message
 MAX_RETURN_SEQUENCES = 4
 SPEAKERS = ("user", "assistant")  # the roles of a conversation's earlier turns
 MAX_TURNS = 40  # earlier turns sent with one chat request; the worker trims them further to the context
-MAX_TURN_CHARS = 4096  # an earlier answer is at most one embed description
+MAX_TURN_CHARS = 2 * DESCRIPTION_LIMIT  # an earlier turn, or an answer to go on with: two messages' worth
 DEFAULT_CHAT_MAX_NEW_TOKENS = 200  # a conversation's answers: a few sentences, well within one message
 CHAT_TITLE = "Chat"  # the title of every chat answer: how the bot finds its turns in a thread or reply chain
 OPENING_FIELD = "Prompt"  # the field that holds the member's message on a conversation's first answer
@@ -23,14 +23,52 @@ NO_TEXT = "*(stopped before the first word)*"  # a stopped answer without text (
 PROMPT = Option("prompt", str, "The text to continue, or your message in chat mode", low=1, high=MAX_TEXT_CHARS)
 NEW_TOKENS = Option("max_new_tokens", int, "How many tokens to write at most", 64, low=1, high=MAX_NEW_TOKENS)
 SEQUENCES = Option("num_return_sequences", int, "How many different answers", 1, low=1, high=MAX_RETURN_SEQUENCES)
+# Sampling options default to None: the model's own generation_config decides (as the pipeline does).
 TEMPERATURE = Option(
-    "temperature", float, "0 = always the likeliest word; higher = more surprising", 0.7, low=0.0, high=2.0
+    "temperature",
+    float,
+    "0 = always the likeliest word; higher = more surprising; default: the model's",
+    None,
+    low=0.0,
+    high=2.0,
 )
 TOP_P = Option(
-    "top_p", float, "Sample only from the likeliest words whose probabilities add up to this", 0.95, low=0.01, high=1
+    "top_p",
+    float,
+    "Sample only from the likeliest words whose probabilities add up to this; default: the model's",
+    None,
+    low=0.01,
+    high=1,
 )
 SEED = Option("seed", int, "Same seed, same answer", None, low=0, high=2**32 - 1)
 MODE = Option("mode", str, "complete: continue the prompt; chat: answer it", "complete", choices=("complete", "chat"))
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are picked: a model's generation_config, or what decoded a request. None: not known here
+    (an OpenAI-compatible server's own default)."""
+
+    temperature: float | None  # 0: greedy (always the likeliest token)
+    top_p: float | None = 1.0
+    top_k: int | None = 0  # 0: no top-k cut
+    repetition_penalty: float | None = 1.0
+
+    @property
+    def samples(self) -> bool:
+        return bool(self.temperature)
+
+    def describe(self) -> str:
+        """For an answer's footer: greedy, or the sampling used (an unknown temperature: the server's)."""
+        if self.temperature == 0:
+            parts = ["greedy"]
+        else:
+            parts = [f"temperature {self.temperature:g}" if self.temperature is not None else "the server's sampling"]
+            parts += [f"top_p {self.top_p:g}"] if self.top_p not in (None, 1.0) else []
+            parts += [f"top_k {self.top_k}"] if self.top_k else []
+        if self.repetition_penalty not in (None, 1.0):
+            parts.append(f"repetition_penalty {self.repetition_penalty:g}")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -41,8 +79,8 @@ class GenerationRequest(Request):
     prompt: str
     max_new_tokens: int = NEW_TOKENS.default
     num_return_sequences: int = SEQUENCES.default
-    temperature: float = TEMPERATURE.default  # 0 means greedy decoding
-    top_p: float = TOP_P.default
+    temperature: float | None = TEMPERATURE.default  # 0 means greedy decoding; None: the model's
+    top_p: float | None = TOP_P.default  # None: the model's
     seed: int | None = SEED.default
     mode: str = MODE.default
     # Chat mode only: the conversation so far, oldest first, as (speaker, text); `prompt` is the newest
@@ -71,9 +109,17 @@ class GenerationRequest(Request):
         if self.continue_answer is not None:
             check_text(self.continue_answer, "answer so far", MAX_TURN_CHARS)
 
-    @property
-    def sampling(self) -> bool:
-        return self.temperature > 0
+    def sampling(self, model: Sampling) -> Sampling:
+        """What decodes this request: the member's values over the model's own (`model`). A temperature
+        of 0 is greedy; a top_p alone asks for sampling, at the model's temperature."""
+        if self.temperature == 0 or (self.temperature is None and self.top_p is None and not model.samples):
+            return Sampling(0.0, repetition_penalty=model.repetition_penalty)
+        return Sampling(
+            self.temperature if self.temperature is not None else model.temperature or 1.0,
+            self.top_p if self.top_p is not None else model.top_p,
+            model.top_k,
+            model.repetition_penalty,
+        )
 
     def cost(self) -> int:
         context = (
@@ -97,30 +143,32 @@ class GenerationResult:
     model: str
     turns_seen: int = 0  # earlier turns of the conversation the model read
     dropped_turns: int = 0  # earlier turns left out to fit the context (the oldest)
+    sampling: Sampling | None = None  # what decoded it: the member's values over the model's own
 
 
 def render(r: GenerationResult) -> Reply:
-    budget = (DESCRIPTION_LIMIT - 200) // max(1, len(r.texts))  # room for the prompt line
+    # The whole text: a front end with a length limit shows it in several messages (bot/reply.py paginate).
     head = [] if r.mode == "chat" else [f"**{clip(r.prompt, 150)}**"]
     body = []
     for i, text in enumerate(r.texts, 1):
-        text = clip(text.strip(), budget) if text.strip() else "*(the model produced no text)*"
+        text = text.strip() or "*(the model produced no text)*"
         body.append(f"**{i}.** {text}" if len(r.texts) > 1 else text)
     cut = sum(reason == "length" for reason in r.finish_reasons)
     note = " · stopped at max_new_tokens" if cut else ""
     if r.dropped_turns:
         note += f" · {r.dropped_turns} earlier messages left out to fit the context"
+    sampled = f" · {r.sampling.describe()}" if r.sampling else ""
     return Reply(
         CHAT_TITLE if r.mode == "chat" else "Generation",
         [*head, *body],
-        footer=f"{r.model} · {sum(r.new_tokens)} tokens{note}",
+        footer=f"{r.model} · {sum(r.new_tokens)} tokens{sampled}{note}",
     )
 
 
 def render_partial(request: GenerationRequest, text: str, stopped: bool = False) -> Reply:
     """A generation still streaming, or stopped by its member (sequence 1 only; a finished reply has them all)."""
     head = [] if request.mode == "chat" else [f"**{clip(request.prompt, 150)}**"]
-    body = clip(text, DESCRIPTION_LIMIT - 200) + ("" if stopped else " ▌")
+    body = text + ("" if stopped else " ▌")
     return Reply(
         CHAT_TITLE if request.mode == "chat" else "Generation",
         [*head, body or NO_TEXT],

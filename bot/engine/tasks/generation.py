@@ -9,7 +9,8 @@ arrives while others stream starts at the next step. Two ways to run it:
   finished or cancelled one leaves at once, each row with its own max_new_tokens. A
   manager samples with one setting (its per-request processors cost 5-10x per token on
   a CPU in our measurements), so there is one manager per model and setting in use —
-  greedy, and the default temperature/top_p — at most MAX_MANAGERS at once.
+  greedy, and each sampling setting in use (the member's values over the model's generation_config)
+  — at most MAX_MANAGERS at once.
 - static: one `generate` call per request, in a thread of its own, for what continuous
   batching cannot do: seq2seq models, seeded sampling (a manager has one random
   generator), and a sampling setting when MAX_MANAGERS others are busy. Rows stop at
@@ -42,12 +43,13 @@ from transformers import (
     PretrainedConfig,
     StoppingCriteria,
     TemperatureLogitsWarper,
+    TopKLogitsWarper,
     TopPLogitsWarper,
 )
 from transformers.generation import ContinuousBatchingConfig
 from transformers.generation.streamers import BaseStreamer
 
-from ...specs.generation import MAX_NEW_TOKENS, GenerationRequest, GenerationResult
+from ...specs.generation import MAX_NEW_TOKENS, GenerationRequest, GenerationResult, Sampling
 from ..errors import FAILED, EngineError, InvalidInput, ResourceExhausted
 from ..registry import LoadedModel, ModelRegistry
 from ..request import failure
@@ -64,6 +66,23 @@ PREFILL_TOKENS = 256  # prompt tokens per continuous step: a long prompt is pref
 
 def generation_class(config: PretrainedConfig) -> type:
     return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+
+
+def model_sampling(generation: GenerationConfig) -> Sampling:
+    """A model's own sampling, from its generation_config: what generate() and the pipeline use when the
+    caller gives nothing (a field the model leaves unset takes generate()'s global default)."""
+    defaults = GenerationConfig._get_default_generation_params()
+
+    def value(name: str) -> Any:
+        given = getattr(generation, name, None)
+        return defaults[name] if given is None else given
+
+    return Sampling(
+        value("temperature") if value("do_sample") else 0.0,
+        value("top_p"),
+        value("top_k"),
+        value("repetition_penalty"),
+    )
 
 
 def chat_prompt_ids(tokenizer: Any, request: GenerationRequest, max_input: int) -> tuple[list[int], int]:
@@ -160,6 +179,7 @@ class RunningJob:
     streams: list[TextStream]
     model: str
     result: Callable[[RunningJob], Any]  # its task's result, once every sequence is done
+    sampling: Sampling  # the member's values over the model's own
     dropped_turns: int = 0  # earlier conversation turns left out to fit the context
     finished: set[int] = field(default_factory=set)  # sequence indices that are done
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -205,8 +225,14 @@ class SeededSampler(LogitsProcessor):
     argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T), and a seed gives the same
     text whatever else runs in the process at the same time."""
 
-    def __init__(self, temperature: float, top_p: float, seed: int) -> None:
-        self.warpers = LogitsProcessorList([TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)])
+    def __init__(self, sampling: Sampling, seed: int) -> None:
+        self.warpers = LogitsProcessorList(
+            [
+                TemperatureLogitsWarper(sampling.temperature),
+                *([TopKLogitsWarper(sampling.top_k)] if sampling.top_k else []),
+                TopPLogitsWarper(sampling.top_p),
+            ]
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -273,6 +299,7 @@ class GenerationTask(StreamingTask):
             model=job.model,
             turns_seen=len(request.history) - job.dropped_turns,
             dropped_turns=job.dropped_turns,
+            sampling=job.sampling,
         )
 
     # --- the worker's interface ----------------------------------------------------------
@@ -284,7 +311,7 @@ class GenerationTask(StreamingTask):
         except EngineError as error:
             sink.done(job_id, failure(error))
             return
-        manager = self._manager(loaded, job.request)
+        manager = self._manager(loaded, job)
         if manager is not None:
             self._start_continuous(manager, job, prompt_ids)
         else:
@@ -331,6 +358,7 @@ class GenerationTask(StreamingTask):
             [TextStream(loaded.tokenizer, stop_ids) for _ in range(decoding.num_return_sequences)],
             loaded.model_id,
             self.result,
+            decoding.sampling(model_sampling(loaded.model.generation_config)),
             dropped,
         )
         with self.lock:
@@ -338,12 +366,18 @@ class GenerationTask(StreamingTask):
         return job, prompt_ids
 
     # --- continuous batching -------------------------------------------------------------
-    def _manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any | None:
-        """The continuous batching manager for this request's sampling setting, or None: static decoding."""
-        seeded = request.sampling and request.seed is not None
-        if self.registry.config.streaming_batching() != "continuous" or loaded.config.is_encoder_decoder or seeded:
+    def _manager(self, loaded: LoadedModel, job: RunningJob) -> Any | None:
+        """The continuous batching manager for this job's sampling setting, or None: static decoding."""
+        sampling = job.sampling
+        seeded = sampling.samples and job.request.seed is not None
+        if (
+            self.registry.config.streaming_batching() != "continuous"
+            or loaded.config.is_encoder_decoder
+            or seeded
+            or sampling.repetition_penalty != 1.0  # continuous batching drops this processor
+        ):
             return None
-        setting = (loaded.model_id, *((request.temperature, request.top_p) if request.sampling else ()))
+        setting = (loaded.model_id, sampling)
         manager = self.managers.get(setting)
         if manager is not None and manager.is_running():
             return manager
@@ -355,7 +389,7 @@ class GenerationTask(StreamingTask):
                 del self.managers[old]
         if len(self.managers) >= MAX_MANAGERS:
             return None
-        self.managers[setting] = manager = self._make_manager(loaded, request)
+        self.managers[setting] = manager = self._make_manager(loaded, sampling)
         threading.Thread(target=self._collect, args=(manager,), daemon=True, name="generate-results").start()
         return manager
 
@@ -366,19 +400,19 @@ class GenerationTask(StreamingTask):
                 self.rows[rid] = (job.job_id, sequence, manager)
             manager.add_request(prompt_ids, request_id=rid, max_new_tokens=job.request.max_new_tokens, streaming=True)
 
-    def _make_manager(self, loaded: LoadedModel, request: GenerationRequest) -> Any:
+    def _make_manager(self, loaded: LoadedModel, sampling: Sampling) -> Any:
         stop_ids = sorted(self._stop_ids(loaded))
         rows = self.registry.config.max_batch_size
-        sampling = (
-            {"do_sample": True, "temperature": request.temperature, "top_p": request.top_p, "top_k": 0}
-            if request.sampling
+        settings = (
+            {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+            if sampling.samples
             else {"do_sample": False}
         )
         generation = GenerationConfig(
             max_new_tokens=MAX_NEW_TOKENS,
             eos_token_id=stop_ids or -1,
             pad_token_id=loaded.tokenizer.pad_token_id,
-            **sampling,
+            **settings,
         )
         # Sized from our limits, not from free memory (the default would take most of the RAM on a CPU).
         pages = rows * KV_TOKENS_PER_ROW // KV_PAGE_TOKENS
@@ -393,7 +427,7 @@ class GenerationTask(StreamingTask):
         manager.start()
         log.info(
             "Continuous batching started (%s): %d rows, %d KV pages of %d tokens",
-            f"sampling T={request.temperature:g} top_p={request.top_p:g}" if request.sampling else "greedy",
+            sampling.describe(),
             rows,
             pages,
             KV_PAGE_TOKENS,
@@ -439,21 +473,12 @@ class GenerationTask(StreamingTask):
     # --- static decoding -----------------------------------------------------------------
     @torch.inference_mode()
     def _decode_static(self, loaded: LoadedModel, job: RunningJob, prompt_ids: list[int]) -> None:
-        request, tokenizer = job.request, loaded.tokenizer
+        request, tokenizer, sampling = job.request, loaded.tokenizer, job.sampling
         try:
             inputs = torch.tensor([prompt_ids] * request.num_return_sequences, device=loaded.device)
             start = 1 if loaded.config.is_encoder_decoder else inputs.shape[1]
-            sampler = (
-                [
-                    SeededSampler(
-                        request.temperature,
-                        request.top_p,
-                        request.seed if request.seed is not None else random.getrandbits(63),
-                    )
-                ]
-                if request.sampling
-                else []
-            )
+            seed = request.seed if request.seed is not None else random.getrandbits(63)
+            sampler = [SeededSampler(sampling, seed)] if sampling.samples else []
             loaded.model.generate(
                 input_ids=inputs,
                 attention_mask=torch.ones_like(inputs),
@@ -463,6 +488,7 @@ class GenerationTask(StreamingTask):
                 temperature=None,
                 top_p=None,
                 top_k=None,  # sampling, if any, is the SeededSampler's
+                repetition_penalty=sampling.repetition_penalty,
                 logits_processor=LogitsProcessorList(sampler),
                 stopping_criteria=[RowStops(request.max_new_tokens, start, job.cancelled)],
                 pad_token_id=tokenizer.pad_token_id,
