@@ -735,7 +735,7 @@ async def test_streaming_edits_every_chunk_when_interval_is_zero(env, engine, mo
     for record, end in zip(partial[1:], range(1, len(first_sequence) + 1)):
         assert record.embeds[0]["description"] == f"**Once upon a time**\n{''.join(first_sequence[:end])} ▌"
     assert embed["description"] == f"**Once upon a time**\n{full.strip()}"
-    assert "40 tokens · stopped at max_new_tokens" in embed["footer"]["text"]
+    assert "40 tokens · greedy · stopped at max_new_tokens" in embed["footer"]["text"]
 
 
 async def test_streaming_edits_are_throttled(env, engine, monkeypatch):
