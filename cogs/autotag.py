@@ -1,7 +1,8 @@
 """Auto-tagging: /autotag picks the channels (threads included) whose new messages are labelled in the
 engine's background lane; labels at or above the threshold are stored as tags and posted to the channel's
 log, with Delete message and Timeout author under each entry (bot/moderation_log.py). Messages no label
-reached the threshold for go on to the review queue (cogs/reviews.py) as the `autotag_unsure` event."""
+reached the threshold for go on to the review queue (cogs/reviews.py) as the `autotag_unsure` event; every
+scored message goes to the calibrated policies (cogs/policies.py) as the `autotag_scored` event."""
 
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ class AutoTag(ModerationCog):
             return
         threshold = config.threshold if watch.threshold is None else watch.threshold
         log_channel = message.guild.get_channel(watch.log_channel_id) if watch.log_channel_id else None
+        self.bot.dispatch("autotag_scored", message, result, watch, log_channel)  # calibrated policies
         text = message.content if config.store_text else None
         tags = [
             Tag(
