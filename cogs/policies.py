@@ -252,7 +252,8 @@ class Policies(ModerationCog):
             return f"Not done: I lack {', '.join(names(lacking))} in <#{message.channel.id}>.", []
         try:
             if policy.action == "delete":
-                await message.delete(reason=reason)
+                # Message.delete takes no reason; the HTTP call does, and Discord puts it in the audit log.
+                await self.bot.http.delete_message(message.channel.id, message.id, reason=reason)
                 return DELETED_NOTE, []
             await message.author.timeout(timeout_of(policy), reason=reason)
         except discord.NotFound:
