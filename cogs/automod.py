@@ -143,7 +143,8 @@ class ProposalView(discord.ui.View):
         self.proposals, self.log_channel_id = proposals, log_channel_id
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.permissions.manage_guild:  # what creating AutoMod rules takes in Discord's own settings
+        permissions = interaction.permissions
+        if permissions.manage_guild or permissions.administrator:  # what AutoMod's rules take in Discord's settings
             return True
         await interaction.client.on_app_command_error(
             interaction, discord.app_commands.MissingPermissions(["manage_guild"])

@@ -1963,6 +1963,24 @@ class FakeDiscord:
             return blank_content(msg)
         return msg
 
+    def add_automod_rule(self, name: str, keywords: Sequence[str] = ()) -> int:
+        """An AutoMod keyword rule the server already has (made in Discord's settings); returns its id."""
+        rule_id = next_snowflake()
+        self.recorder.automod_rules[rule_id] = {
+            "id": str(rule_id),
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "creator_id": str(self.owner_id),
+            "event_type": 1,
+            "trigger_type": 1,
+            "trigger_metadata": {"keyword_filter": list(keywords), "regex_patterns": [], "allow_list": []},
+            "actions": [{"type": 1, "metadata": {}}],
+            "enabled": True,
+            "exempt_roles": [],
+            "exempt_channels": [],
+        }
+        return rule_id
+
     async def dispatch_automod_action(
         self,
         content: str,
@@ -1976,11 +1994,12 @@ class FakeDiscord:
         wait: bool = True,
     ) -> None:
         """Send an AUTO_MODERATION_ACTION_EXECUTION (AutoMod acted on a member's message; `action_type` 1 blocks
-        it, 2 sends an alert, 3 times out) through ``parse_auto_moderation_action_execution``. A blocked message
+        it, 2 sends an alert (to the harness's channel), 3 times out) through ``parse_auto_moderation_action_execution``. A blocked message
         was never posted: it has no message id. Without the message_content intent, content is empty."""
+        metadata = {2: {"channel_id": str(self.channel_id)}, 3: {"duration_seconds": 60}}.get(action_type, {})
         payload: JSON = {
             "guild_id": str(self.guild_id),
-            "action": {"type": action_type, "metadata": {}},
+            "action": {"type": action_type, "metadata": metadata},
             "rule_id": str(rule_id),
             "rule_trigger_type": 1,  # keyword
             "user_id": str(user_id),
