@@ -1994,8 +1994,9 @@ class FakeDiscord:
         wait: bool = True,
     ) -> None:
         """Send an AUTO_MODERATION_ACTION_EXECUTION (AutoMod acted on a member's message; `action_type` 1 blocks
-        it, 2 sends an alert (to the harness's channel), 3 times out) through ``parse_auto_moderation_action_execution``. A blocked message
-        was never posted: it has no message id. Without the message_content intent, content is empty."""
+        it, 2 sends an alert to the harness's channel, 3 times out) through
+        ``parse_auto_moderation_action_execution``. A blocked message was never posted: it has no message id.
+        Without the message_content intent, content is empty."""
         metadata = {2: {"channel_id": str(self.channel_id)}, 3: {"duration_seconds": 60}}.get(action_type, {})
         payload: JSON = {
             "guild_id": str(self.guild_id),
