@@ -20,6 +20,7 @@ from .commands import render_apology, render_error
 from .embeds import to_embed
 from .engine import Engine, EngineError, Job, Request
 from .permissions import names
+from .policies import AlertLimiter
 from .reply import Reply, clip
 from .settings import Settings
 from .storage import Storage, StoreBusy
@@ -62,6 +63,7 @@ class HFBot(commands.AutoShardedBot):
         self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)
         self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
         self.permission_warnings: set[tuple[int, int]] = set()  # (channel id, permissions) already logged
+        self.log_limiter = AlertLimiter()  # auto-tag log entries per watched channel: a raid is summarized
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:

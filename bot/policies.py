@@ -24,7 +24,7 @@ ACTIONS = {
     "timeout": "time the author out",
 }
 MIN_POSITIVES = 5  # a precision measured on fewer of a label's examples says too little
-ALERTS_PER_WINDOW = 5  # log entries per watched channel per window; more are summarized (a raid)
+ALERTS_PER_WINDOW = 5  # auto-tag log entries per watched channel per window; more are summarized (a raid)
 ALERT_WINDOW = 60.0  # seconds
 
 
@@ -272,11 +272,12 @@ def render_summary(channel_id: int, held: Counter[str]) -> Reply:
     total = sum(held.values())
     kinds = ", ".join(f"{what} ×{n}" for what, n in held.most_common())
     return Reply(
-        "Many alerts at once",
+        "Many log entries at once",
         [
-            f"{total} more policy entries about <#{channel_id}> were held back so the log is not flooded "
-            f"(at most {ALERTS_PER_WINDOW} a minute per channel): {kinds}.",
-            "Deletes and timeouts were still done; each is in the audit log.",
+            f"{total} more log entries about <#{channel_id}> were held back so the log is not flooded "
+            f"(at most {ALERTS_PER_WINDOW} a minute per watched channel): {kinds}.",
+            "Policies' deletes and timeouts were still done, each in the audit log; the held-back reviews and "
+            "alerts were not queued.",
         ],
         tone="error",
     )

@@ -25,7 +25,7 @@ from bot.embeds import to_embed
 from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
 from bot.moderation import message_text
-from bot.moderation_log import log_view, post
+from bot.moderation_log import log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
 from bot.storage import Embedding, Review
 from cogs.reviews import review_items
@@ -85,6 +85,9 @@ class AutoMod(ModerationCog):
         except (Busy, EngineError) as error:
             log.warning("Could not label AutoMod's message in guild %s: %s", guild.id, error)
             return
+        channel = guild.get_channel_or_thread(execution.channel_id or 0)
+        if not self.bot.log_limiter.admit(watched_channel_id(channel) if channel else 0, "AutoMod reviews"):
+            return  # a raid: counted in the log's summary, not queued
         # A blocked message was never posted: it has no id, so the review gets one of its time.
         message_id = execution.message_id or discord.utils.time_snowflake(discord.utils.utcnow())
         review = Review(
@@ -100,7 +103,8 @@ class AutoMod(ModerationCog):
             Embedding(result.vector, result.model),
         )
         try:
-            await self.store.add_review(review)
+            if not await self.store.add_review(review):
+                return  # already in the review queue
         except Exception:
             log.exception("Could not store AutoMod's message in guild %s for review", guild.id)
             return

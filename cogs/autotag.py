@@ -18,7 +18,7 @@ from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_number
 from bot.moderation import AUTOTAG_OFF, auto_labels, message_text, render_autotag_log, render_watches, require_labels
-from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post
+from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post, post_summaries, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
 from bot.storage import Tag
 
@@ -96,8 +96,7 @@ class AutoTag(ModerationCog):
         ):
             return  # bots, webhooks, joins and pins, image-only messages: nothing to tag
         # A thread is watched when its channel is: the parent's settings apply.
-        channel_id = message.channel.parent_id if isinstance(message.channel, discord.Thread) else message.channel.id
-        watch = await self.store.watch_of(message.guild.id, channel_id)
+        watch = await self.store.watch_of(message.guild.id, watched_channel_id(message.channel))
         if watch is None:
             return
         config = await self.store.config(message.guild.id)
@@ -120,6 +119,7 @@ class AutoTag(ModerationCog):
             return
         threshold = config.threshold if watch.threshold is None else watch.threshold
         log_channel = message.guild.get_channel(watch.log_channel_id) if watch.log_channel_id else None
+        await post_summaries(self.bot, message.guild)  # of raids whose minute is over, before anything new
         self.bot.dispatch("autotag_scored", message, result, watch, log_channel)  # calibrated policies
         text = message.content if config.store_text else None
         tags = [
@@ -147,7 +147,8 @@ class AutoTag(ModerationCog):
             log.exception("Could not store the auto-tags of message %s", message.id)
             return
         target = Target(message.channel.id, message.id, message.author.id)
-        await post(log_channel, render_autotag_log(tags, message.content), log_view(target))
+        if self.bot.log_limiter.admit(watch.channel_id, "auto-tags"):
+            await post(log_channel, render_autotag_log(tags, message.content), log_view(target))
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:

@@ -46,7 +46,6 @@ from bot.policies import (
     ACTIONS,
     ALERTED_NOTE,
     DELETED_NOTE,
-    AlertLimiter,
     action_name,
     calibrate,
     decide,
@@ -55,7 +54,6 @@ from bot.policies import (
     render_dry_run,
     render_policies,
     render_policy_set,
-    render_summary,
     replay,
     timeout_of,
 )
@@ -75,10 +73,6 @@ NEEDS = {"delete": discord.Permissions(manage_messages=True), "timeout": discord
 
 class Policies(ModerationCog):
     policy = moderator_group("policy", "Moderators: act automatically on auto-tags, as sure as you choose")
-
-    def __init__(self, bot: HFBot) -> None:
-        super().__init__(bot)
-        self.limiter = AlertLimiter()
 
     @property
     def policies(self) -> PolicyStore:
@@ -211,20 +205,24 @@ class Policies(ModerationCog):
         except Exception:
             log.exception("Could not keep the scores of message %s", message.id)
             return
-        await self.post_summaries(message.guild)
         decided = decide(policies, scored.scores, watch.channel_id)
         if decided is None:
             return
         policy, score = decided
-        target = Target(message.channel.id, message.id, message.author.id)
-        done, items = await self.act(policy, score, message, result)
-        if self.limiter.admit(watch.channel_id, f"{policy.label} → {policy.action}"):
+        posting = self.bot.log_limiter.admit(watch.channel_id, f"{policy.label} → {policy.action}")
+        if policy.action == "alert" and not posting:
+            return  # a raid: the alert is counted in the log's summary, not queued
+        acted = await self.act(policy, score, message, result)
+        if acted is not None and posting:
+            done, items = acted
+            target = Target(message.channel.id, message.id, message.author.id)
             await post(log_channel, render_acted(policy, score, scored, done), log_view(target, *items))
 
     async def act(
         self, policy: Policy, score: float, message: discord.Message, result: LabelMessageResult
-    ) -> tuple[str, list[discord.ui.Item]]:
-        """Do what the policy says; what was done for the log entry, and the entry's own buttons."""
+    ) -> tuple[str, list[discord.ui.Item]] | None:
+        """Do what the policy says; what was done for the log entry and the entry's own buttons, or None when
+        there is nothing to post (an alert for a message the review queue already has)."""
         reason = policy_reason(policy, score, message.id)
         if policy.action == "log":
             return "Logged only.", []
@@ -242,7 +240,9 @@ class Policies(ModerationCog):
                 message.content if config.store_text else None,
                 Embedding(result.vector, result.model),
             )
-            await self.store.add_review(review)  # answered like any review: each answer is an example
+            # Answered like any review: each answer is an example.
+            if not await self.store.add_review(review):
+                return None
             target = Target(message.channel.id, message.id, message.author.id)
             return ALERTED_NOTE, review_items(target, review, config)
         if not isinstance(message.author, discord.Member):
@@ -262,17 +262,6 @@ class Policies(ModerationCog):
             return "Not done: Discord refused (the author's role is above mine, or they are an admin).", []
         target = Target(message.channel.id, message.id, message.author.id)
         return f"Done: {action_name(policy)}; the reason is in the audit log.", [UndoTimeoutButton(target)]
-
-    async def post_summaries(self, guild: discord.Guild) -> None:
-        """The summaries of raid windows that are over, to each channel's log."""
-        for channel_id, held in self.limiter.due():
-            watch = await self.store.watch_of(guild.id, channel_id)
-            log_channel = guild.get_channel(watch.log_channel_id) if watch and watch.log_channel_id else None
-            if isinstance(log_channel, discord.TextChannel):
-                try:
-                    await log_channel.send(embed=to_embed(render_summary(channel_id, held)))
-                except discord.HTTPException as error:
-                    log.warning("Could not post a policy summary to %s: %s", log_channel.id, error)
 
 
 class UndoTimeoutButton(ModerationItem, discord.ui.DynamicItem[discord.ui.Button], template=template("untimeout")):

@@ -15,7 +15,7 @@ from bot.client import HFBot
 from bot.embeds import to_embed
 from bot.engine.errors import InvalidInput
 from bot.moderation import render_review, render_review_answer
-from bot.moderation_log import log_view, post
+from bot.moderation_log import log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, ModerationItem, Target, examples_changed, picked, react, template
 from bot.reply import Reply, clip
 from bot.specs.learned_labels import LabelMessageResult
@@ -42,6 +42,8 @@ class Reviews(ModerationCog):
         """An auto-tagged message that no label reached the threshold for (cogs/autotag.py)."""
         if result.scores[0] < config.review_threshold or not isinstance(log_channel, discord.TextChannel):
             return
+        if not self.bot.log_limiter.admit(watched_channel_id(message.channel), "reviews"):
+            return  # a raid: counted in the log's summary, not queued
         review = Review(
             message.guild.id,
             message.channel.id,
@@ -55,7 +57,8 @@ class Reviews(ModerationCog):
             Embedding(result.vector, result.model),
         )
         try:  # committed before it is announced
-            await self.store.add_review(review)
+            if not await self.store.add_review(review):
+                return  # already queued (by an alert policy): posted once
         except Exception:
             log.exception("Could not store the review of message %s", message.id)
             return

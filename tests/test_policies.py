@@ -182,23 +182,35 @@ async def test_delete_and_alert_policies_and_a_raid_summarized(start: Start) -> 
     await env.slash("policy set", {"label": "spam", "precision": 80, "action": "delete", "channel": env.h.channel_id})
     await env.slash("policy set", {"label": "question", "precision": 80, "action": "alert"})
     assert "**question** in every watched channel → alert in the review queue from score **0.83**" in env.said()
+    await env.slash("labelset threshold", {"value": 0.95, "review": 0.9})  # only the policies post
     now = [0.0]
-    env.bot.get_cog("Policies").limiter = AlertLimiter(per_window=2, clock=lambda: now[0])
+    env.bot.log_limiter = AlertLimiter(per_window=2, clock=lambda: now[0])
 
     raid = [await env.h.dispatch_message(f"spam {i}", author_id=env.h.add_member()) for i in range(4)]
     deleted = env.h.recorder.of_kind("delete_message")
     assert [d.message_id for d in deleted] == [m.id for m in raid]  # every one deleted...
     assert all("Automatic delete by the policy for “spam”" in d.reason for d in deleted)
-    entries = [r for r in env.h.recorder.of_kind("send_message") if "Policy acted" in r.text()]
-    assert len(entries) == 2 and "can't be restored" in entries[0].text()  # ...but only two log entries
+    entries = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+    assert len(entries) == 2 and all("Policy acted" in entry.text() for entry in entries) and "can't be restored" in entries[0].text()  # ...but only two log entries
 
     now[0] = 61
     asked = await env.h.dispatch_message("a question", author_id=env.h.add_member())
-    summary, alert = [r for r in env.h.recorder.of_kind("send_message") if "Review this" not in r.text()][2:]
-    assert "2 more policy entries" in summary.text() and "spam → delete ×2" in summary.text()
+    summary, alert = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel][2:]
+    assert "2 more log entries" in summary.text() and "spam → delete ×2" in summary.text()
     assert "Alerted" in alert.text() and (await env.store.review(env.guild_id, asked.id)).label == "question"
     await click(env, "confirm", message_id=alert.message_id)  # an alert is answered like a review: an example
     assert any(m == asked.id and e.label == "question" for m, e in await env.store.examples(env.guild_id))
+    env.h.assert_no_errors()
+
+
+async def test_a_message_both_alerted_and_unsure_is_reviewed_once(start: Start) -> None:
+    env = await with_examples(start)
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.95, "log_channel": log_channel})
+    await env.slash("policy set", {"label": "spam", "precision": 80, "action": "alert"})
+    message = await env.h.dispatch_message("spam now", author_id=env.h.add_member())  # 0.83: unsure and alerted
+    [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+    assert "confirm" in str(entry.components) and (await env.store.review(env.guild_id, message.id)).label == "spam"
     env.h.assert_no_errors()
 
 
