@@ -46,6 +46,7 @@ class HFBot(commands.AutoShardedBot):
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         # Auto-tagging and chat threads read messages that don't mention the bot: privileged, opt-in.
         intents.message_content = bool(settings.message_content_settings)
+        intents.auto_moderation_execution = True  # in the defaults; named because cogs/automod.py listens to it
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
