@@ -111,6 +111,12 @@ def decide(policies: Sequence[Policy], scores: dict[str, float], watched_id: int
     return max(reached, key=lambda pair: (strength.index(pair[0].action), pair[1]), default=None)
 
 
+def asks_moderators(policy: Policy) -> bool:
+    """Whether the policy's log entry is a review of its label (alert, delete, timeout): then the ordinary
+    review queue leaves the message to it."""
+    return policy.action != "log"
+
+
 def replay(policies: Sequence[Policy], scored: Sequence[Scored]) -> list[tuple[Policy, list[tuple[Scored, float]]]]:
     """The dry run: for each policy, the messages it would have acted on."""
     acted: dict[tuple[str, int], list[tuple[Scored, float]]] = {}

@@ -26,6 +26,7 @@ from bot.moderation import (
     known_label,
     label_prompt,
     require_labels,
+    score_of,
     timeout_duration,
     training_examples,
 )
@@ -47,6 +48,7 @@ from bot.policies import (
     ALERTED_NOTE,
     DELETED_NOTE,
     action_name,
+    asks_moderators,
     calibrate,
     decide,
     held_out_points,
@@ -212,44 +214,47 @@ class Policies(ModerationCog):
         posting = self.bot.log_limiter.admit(watch.channel_id, f"{policy.label} → {policy.action}")
         if policy.action == "alert" and not posting:
             return  # a raid: the alert is counted in the log's summary, not queued
-        acted = await self.act(policy, score, message, result)
-        if acted is not None and posting:
-            done, items = acted
-            target = Target(message.channel.id, message.id, message.author.id)
-            await post(log_channel, render_acted(policy, score, scored, done), log_view(target, *items))
+        done, buttons = await self.act(policy, score, message)
+        if not posting:
+            return  # a raid: done, and counted in the log's summary
+        target = Target(message.channel.id, message.id, message.author.id)
+        # Alerts, deletes and timeouts ask the moderators whether the label was right: each answer is an example.
+        answers = await self.queue_review(policy, score, message, result) if asks_moderators(policy) else []
+        await post(log_channel, render_acted(policy, score, scored, done), log_view(target, *answers, *buttons))
 
-    async def act(
+    async def queue_review(
         self, policy: Policy, score: float, message: discord.Message, result: LabelMessageResult
-    ) -> tuple[str, list[discord.ui.Item]] | None:
-        """Do what the policy says; what was done for the log entry and the entry's own buttons, or None when
-        there is nothing to post (an alert for a message the review queue already has)."""
-        reason = policy_reason(policy, score, message.id)
+    ) -> list[discord.ui.Item]:
+        """The message as a pending review of the policy's label; its answer buttons (none if already queued)."""
+        config = await self.store.config(message.guild.id)
+        review = Review(
+            message.guild.id,
+            message.channel.id,
+            message.id,
+            message.author.id,
+            policy.label,
+            score,
+            score_of(result, policy.label)[1],
+            time.time(),
+            message.content if config.store_text else None,
+            Embedding(result.vector, result.model),
+        )
+        if not await self.store.add_review(review):
+            return []
+        return review_items(Target(message.channel.id, message.id, message.author.id), review, config)
+
+    async def act(self, policy: Policy, score: float, message: discord.Message) -> tuple[str, list[discord.ui.Item]]:
+        """Do what the policy says: what was done, for the log entry, and the entry's own buttons."""
         if policy.action == "log":
             return "Logged only.", []
         if policy.action == "alert":
-            config = await self.store.config(message.guild.id)
-            review = Review(
-                message.guild.id,
-                message.channel.id,
-                message.id,
-                message.author.id,
-                policy.label,
-                score,
-                result.methods[result.labels.index(policy.label)] if policy.label in result.labels else "",
-                time.time(),
-                message.content if config.store_text else None,
-                Embedding(result.vector, result.model),
-            )
-            # Answered like any review: each answer is an example.
-            if not await self.store.add_review(review):
-                return None
-            target = Target(message.channel.id, message.id, message.author.id)
-            return ALERTED_NOTE, review_items(target, review, config)
+            return ALERTED_NOTE, []
         if not isinstance(message.author, discord.Member):
             return "Not done: the author is no longer a member of this server.", []
         lacking = missing(NEEDS[policy.action], message.channel.permissions_for(message.guild.me))
         if lacking.value:
             return f"Not done: I lack {', '.join(names(lacking))} in <#{message.channel.id}>.", []
+        reason = policy_reason(policy, score, message.id)
         try:
             if policy.action == "delete":
                 # Message.delete takes no reason; the HTTP call does, and Discord puts it in the audit log.

@@ -17,7 +17,7 @@ from bot.policies import AlertLimiter, calibrate, decide, held_out_points, repla
 from bot.specs.learned_labels import EvaluateLabelsRequest, Example, LabelEvaluation, LabelMessageRequest
 from bot.storage import EVERY_CHANNEL, Policy, Scored, Tag
 
-from .test_moderation import MEMBER, MOD, Env, KeywordExecutor, Start, click, start  # noqa: F401 (a fixture)
+from .test_moderation import MEMBER, MOD, Env, KeywordExecutor, Start, actions, click, start  # noqa: F401 (a fixture)
 
 POWERS = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True, moderate_members=True)
 
@@ -149,8 +149,10 @@ async def test_a_timeout_policy_from_precision_acts_with_its_reason_and_can_be_u
         "Automatic timeout by the policy for “spam” in every watched channel: score 0.83 ≥ 0.83 "
         f"(calibrated to 80% precision), message {message.id}"
     )
-    [entry] = [r for r in env.h.recorder.of_kind("send_message") if "Policy acted" in r.text()]
-    assert entry.channel_id == log_channel and "10 minutes" in entry.text()
+    # One log entry: the policy's, which also asks whether the label was right (the review queue leaves it to it).
+    [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+    assert "Policy acted" in entry.text() and "10 minutes" in entry.text()
+    assert actions(entry) == ["confirm", "reject", "untimeout", "relabel", "delete", "timeout"]
 
     await click(env, "untimeout", permissions=MEMBER)
     assert "Not allowed" in env.said() and len(env.h.recorder.of_kind("edit_member")) == 1
@@ -213,6 +215,18 @@ async def test_a_message_both_alerted_and_unsure_is_reviewed_once(start: Start) 
     [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
     assert "confirm" in str(entry.components) and (await env.store.review(env.guild_id, message.id)).label == "spam"
     env.h.assert_no_errors()
+
+
+async def test_reviews_are_capped_in_a_raid_too(start: Start) -> None:
+    env = await start()
+    await env.labels(("spam",), ("question",))
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.95, "log_channel": log_channel})
+    env.bot.log_limiter = AlertLimiter(per_window=1, clock=lambda: 0.0)
+    _, second = [await env.h.dispatch_message("spam now", author_id=env.h.add_member()) for _ in range(2)]
+    [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+    assert "Review this auto-tag" in entry.text() and await env.store.review(env.guild_id, second.id) is None
+    assert env.bot.log_limiter.windows[env.h.channel_id].held == {"reviews": 1}
 
 
 async def test_scores_are_kept_without_text_and_purged_with_the_server(start: Start) -> None:
