@@ -242,11 +242,15 @@ def render_policy_set(policy: Policy, calibration: Calibration) -> Reply:
     )
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def render_dry_run(results: Sequence[tuple[Policy, list[tuple[Scored, float]]]], scored: int, days: int) -> Reply:
     lines = []
     for policy, acted in results:
-        authors = len({message.author_id for message, _ in acted})
-        line = f"{describe(policy)}\n→ would have acted on **{len(acted)}** messages by {authors} authors"
+        authors = plural(len({message.author_id for message, _ in acted}), "author")
+        line = f"{describe(policy)}\n→ would have acted on **{plural(len(acted), 'message')}** by {authors}"
         shown = [
             f"[{score:.2f}]({jump_url(m.guild_id, m.channel_id, m.message_id)})"
             for m, score in sorted(acted, key=lambda pair: -pair[1])[:5]

@@ -165,7 +165,7 @@ async def test_a_timeout_policy_from_precision_acts_with_its_reason_and_can_be_u
     await env.h.dispatch_message("a question", author_id=author)  # below the threshold: nothing is done
     assert len(env.h.recorder.of_kind("edit_member")) == 2
     await env.slash("policy dryrun", {"days": 1})
-    assert "would have acted on **1** messages by 1 authors" in env.said() and "2 auto-tagged messages" in env.said()
+    assert "would have acted on **1 message** by 1 author" in env.said() and "2 auto-tagged messages" in env.said()
     await env.slash("policy list")
     assert "**spam** in every watched channel → time the author out for 10 minutes" in env.said()
     await env.slash("policy remove", {"label": "spam"}, permissions=MEMBER, validate=False)
