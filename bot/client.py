@@ -20,6 +20,7 @@ from .commands import render_apology, render_error
 from .embeds import to_embed
 from .engine import Engine, EngineError, Job, Request
 from .permissions import names
+from .policies import AlertLimiter
 from .reply import Reply, clip
 from .settings import Settings
 from .storage import Storage, StoreBusy
@@ -45,6 +46,7 @@ class HFBot(commands.AutoShardedBot):
         intents = discord.Intents.default()  # slash commands need no privileged intent;
         # Auto-tagging and chat threads read messages that don't mention the bot: privileged, opt-in.
         intents.message_content = bool(settings.message_content_settings)
+        intents.auto_moderation_execution = True  # in the defaults; named because cogs/automod.py listens to it
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -62,6 +64,7 @@ class HFBot(commands.AutoShardedBot):
         self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)
         self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
         self.permission_warnings: set[tuple[int, int]] = set()  # (channel id, permissions) already logged
+        self.log_limiter = AlertLimiter()  # auto-tag log entries per watched channel: a raid is summarized
         self.tree.on_error = self.on_app_command_error
 
     async def setup_hook(self) -> None:

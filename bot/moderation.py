@@ -473,8 +473,9 @@ def render_review_answer(review: Review, moderator_id: int, label: str | None) -
 PURGE_PROMPT = Reply(
     "Delete this server's moderation data?",
     [
-        "This deletes every tag, training example (text and vectors), learned model, pending review, the label "
-        "set, the auto-tagged channels and the settings of this server. It cannot be undone."
+        "This deletes every tag, training example (text and vectors), learned model, pending review, policy, "
+        "auto-tagged message's scores, the label set, the auto-tagged channels and the settings of this server. "
+        "It cannot be undone."
     ],
     tone="error",
 )
@@ -486,8 +487,9 @@ def render_purged(deleted: dict[str, int]) -> Reply:
         [
             f"Deleted {deleted.get('tags', 0)} tags, {deleted.get('labels', 0)} labels, "
             f"{deleted.get('watched_channels', 0)} auto-tagged channels, "
-            f"{deleted.get('rejections', 0)} other answers, {deleted.get('reviews', 0)} pending reviews "
-            f"and {deleted.get('label_models', 0)} learned models."
+            f"{deleted.get('rejections', 0)} other answers, {deleted.get('reviews', 0)} pending reviews, "
+            f"{deleted.get('label_models', 0)} learned models, {deleted.get('policies', 0)} policies "
+            f"and the scores of {deleted.get('scored_messages', 0)} auto-tagged messages."
         ],
     )
 

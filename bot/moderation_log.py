@@ -9,10 +9,12 @@ import re
 
 import discord
 
+from .client import HFBot
 from .embeds import to_embed
 from .engine.errors import InvalidInput
 from .moderation import TIMEOUTS, audit_reason, duration_name, timeout_duration
 from .moderation_ui import ModerationItem, Target, template
+from .policies import render_summary
 from .reply import Reply
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,23 @@ async def post(channel: discord.abc.GuildChannel | None, entry: Reply, view: dis
             await channel.send(embed=to_embed(entry), view=view)
         except discord.HTTPException as error:
             log.warning("Could not post to the auto-tag log channel %s: %s", channel.id, error)
+
+
+async def post_summaries(bot: HFBot, guild: discord.Guild) -> None:
+    """The summaries of the entries held back in each watched channel whose raid window is over
+    (bot.log_limiter), to that channel's log."""
+    for channel_id, held in bot.log_limiter.due():
+        watch = await bot.store.moderation.watch_of(guild.id, channel_id)
+        await post(
+            guild.get_channel(watch.log_channel_id) if watch and watch.log_channel_id else None,
+            render_summary(channel_id, held),
+            discord.ui.View(),
+        )
+
+
+def watched_channel_id(channel: discord.abc.Messageable) -> int:
+    """The watched channel a message's channel belongs to: a thread's parent, else the channel."""
+    return channel.parent_id if isinstance(channel, discord.Thread) else channel.id
 
 
 def log_view(target: Target, *above: discord.ui.Item) -> discord.ui.View:

@@ -40,13 +40,26 @@ MODERATION_LOG = Feature(
     Permissions(manage_messages=True, moderate_members=True),
     "Delete message and Timeout author under each log entry",
 )
-FEATURES = (COMMANDS, CONVERSATIONS, MODERATION, MODERATION_LOG)
+POLICIES = Feature(
+    "Calibrated policies (`/policy`)",
+    Permissions(manage_messages=True, moderate_members=True),
+    "a policy's automatic delete and timeout",
+)
+AUTOMOD = Feature(
+    "Discord's AutoMod (`/automod`)",
+    Permissions(manage_guild=True),
+    "reading the server's AutoMod rules and creating the keyword rules a moderator confirms",
+)
+FEATURES = (COMMANDS, CONVERSATIONS, MODERATION, MODERATION_LOG, POLICIES, AUTOMOD)
+
+
+DISCORD_NAMES = {"read_messages": "View Channel", "manage_guild": "Manage Server"}  # where discord.py's names differ
 
 
 def names(permissions: Permissions) -> list[str]:
     """Permissions as Discord's settings name them ("Send Messages in Threads")."""
     return [
-        "View Channel" if flag == "read_messages" else flag.replace("_", " ").title().replace(" In ", " in ")
+        DISCORD_NAMES.get(flag) or flag.replace("_", " ").title().replace(" In ", " in ")
         for flag, granted in permissions
         if granted
     ]

@@ -1,7 +1,8 @@
 """Auto-tagging: /autotag picks the channels (threads included) whose new messages are labelled in the
 engine's background lane; labels at or above the threshold are stored as tags and posted to the channel's
 log, with Delete message and Timeout author under each entry (bot/moderation_log.py). Messages no label
-reached the threshold for go on to the review queue (cogs/reviews.py) as the `autotag_unsure` event."""
+reached the threshold for go on to the review queue (cogs/reviews.py) as the `autotag_unsure` event; every
+scored message goes to the calibrated policies (cogs/policies.py) as the `autotag_scored` event."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_number
 from bot.moderation import AUTOTAG_OFF, auto_labels, message_text, render_autotag_log, render_watches, require_labels
-from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post
+from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post, post_summaries, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
 from bot.storage import Tag
 
@@ -95,8 +96,7 @@ class AutoTag(ModerationCog):
         ):
             return  # bots, webhooks, joins and pins, image-only messages: nothing to tag
         # A thread is watched when its channel is: the parent's settings apply.
-        channel_id = message.channel.parent_id if isinstance(message.channel, discord.Thread) else message.channel.id
-        watch = await self.store.watch_of(message.guild.id, channel_id)
+        watch = await self.store.watch_of(message.guild.id, watched_channel_id(message.channel))
         if watch is None:
             return
         config = await self.store.config(message.guild.id)
@@ -119,6 +119,8 @@ class AutoTag(ModerationCog):
             return
         threshold = config.threshold if watch.threshold is None else watch.threshold
         log_channel = message.guild.get_channel(watch.log_channel_id) if watch.log_channel_id else None
+        await post_summaries(self.bot, message.guild)  # of raids whose minute is over, before anything new
+        self.bot.dispatch("autotag_scored", message, result, watch, log_channel)  # calibrated policies
         text = message.content if config.store_text else None
         tags = [
             Tag(
@@ -145,7 +147,8 @@ class AutoTag(ModerationCog):
             log.exception("Could not store the auto-tags of message %s", message.id)
             return
         target = Target(message.channel.id, message.id, message.author.id)
-        await post(log_channel, render_autotag_log(tags, message.content), log_view(target))
+        if self.bot.log_limiter.admit(watch.channel_id, "auto-tags"):
+            await post(log_channel, render_autotag_log(tags, message.content), log_view(target))
 
     @commands.Cog.listener()
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:

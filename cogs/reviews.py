@@ -15,8 +15,9 @@ from bot.client import HFBot
 from bot.embeds import to_embed
 from bot.engine.errors import InvalidInput
 from bot.moderation import render_review, render_review_answer
-from bot.moderation_log import log_view, post
+from bot.moderation_log import log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, ModerationItem, Target, examples_changed, picked, react, template
+from bot.policies import asks_moderators, decide
 from bot.reply import Reply, clip
 from bot.specs.learned_labels import LabelMessageResult
 from bot.storage import Embedding, GuildConfig, Review
@@ -42,6 +43,13 @@ class Reviews(ModerationCog):
         """An auto-tagged message that no label reached the threshold for (cogs/autotag.py)."""
         if result.scores[0] < config.review_threshold or not isinstance(log_channel, discord.TextChannel):
             return
+        watched_id = watched_channel_id(message.channel)
+        policies = await self.bot.store.policies.policies(message.guild.id)
+        decided = decide(policies, dict(zip(result.labels, result.scores)), watched_id)
+        if decided is not None and asks_moderators(decided[0]):
+            return  # a policy acts on it, and its log entry asks the moderators instead (cogs/policies.py)
+        if not self.bot.log_limiter.admit(watched_id, "reviews"):
+            return  # a raid: counted in the log's summary, not queued
         review = Review(
             message.guild.id,
             message.channel.id,
@@ -55,7 +63,8 @@ class Reviews(ModerationCog):
             Embedding(result.vector, result.model),
         )
         try:  # committed before it is announced
-            await self.store.add_review(review)
+            if not await self.store.add_review(review):
+                return  # already queued (by an alert policy): posted once
         except Exception:
             log.exception("Could not store the review of message %s", message.id)
             return

@@ -351,6 +351,8 @@ class Recorder:
         #: Called with a thread's payload when the bot starts one
         #: (FakeDiscord adds it to the guild, as THREAD_CREATE does).
         self.on_thread_created: Callable[[JSON], None] = lambda payload: None
+        #: The guild's AutoMod rules, as Discord returns them (created through the API, or put here by a test).
+        self.automod_rules: dict[int, JSON] = {}
 
     # ---------------------------------------------------------------- accessors
     def __iter__(self) -> Iterator[Record]:
@@ -830,6 +832,32 @@ class Recorder:
         self.members[uid].update(body or {})
         return dict(self.members[uid], user=self.users[uid])
 
+    def _h_automod_rules(self, rec: Record, body: Any, files: list[RecordedFile]) -> list[JSON]:
+        return list(self.automod_rules.values())
+
+    def _h_automod_rule(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        rule = self.automod_rules.get(int(rec.params["rule_id"]))
+        if rule is None:
+            raise make_http_error(404, 10066, "Unknown auto moderation rule")
+        return rule
+
+    def _h_create_automod_rule(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
+        """A new AutoMod rule, as Discord echoes it (limits are the bot's to respect: see the test)."""
+        rule = {
+            "id": str(next_snowflake()),
+            "guild_id": rec.params["guild_id"],
+            "creator_id": str(self.bot_user.get("id", 0)),
+            "enabled": True,
+            "exempt_roles": [],
+            "exempt_channels": [],
+            **body,
+        }
+        rule["trigger_metadata"] = {"keyword_filter": [], "regex_patterns": [], "allow_list": []} | dict(
+            body.get("trigger_metadata") or {}
+        )
+        self.automod_rules[int(rule["id"])] = rule
+        return rule
+
     def _h_me(self, rec: Record, body: Any, files: list[RecordedFile]) -> JSON:
         """What ``Client.login`` asks first: the bot's own user."""
         return self.bot_user
@@ -877,6 +905,9 @@ _HTTP_ROUTES: dict[tuple[str, str], tuple[str, Callable[..., Any]]] = {
     ("GET", "/guilds/{guild_id}/members/{member_id}"): ("fetch_member", Recorder._h_fetch_member),
     ("PATCH", "/guilds/{guild_id}/members/{user_id}"): ("edit_member", Recorder._h_edit_member),
     ("GET", "/oauth2/applications/@me"): ("application_info", Recorder._h_app_info),
+    ("GET", "/guilds/{guild_id}/auto-moderation/rules"): ("automod_rules", Recorder._h_automod_rules),
+    ("POST", "/guilds/{guild_id}/auto-moderation/rules"): ("create_automod_rule", Recorder._h_create_automod_rule),
+    ("GET", "/guilds/{guild_id}/auto-moderation/rules/{rule_id}"): ("automod_rule", Recorder._h_automod_rule),
     ("GET", "/users/@me"): ("login", Recorder._h_me),
 }
 
@@ -1931,6 +1962,58 @@ class FakeDiscord:
             rec.unreadable.add(mid)
             return blank_content(msg)
         return msg
+
+    def add_automod_rule(self, name: str, keywords: Sequence[str] = ()) -> int:
+        """An AutoMod keyword rule the server already has (made in Discord's settings); returns its id."""
+        rule_id = next_snowflake()
+        self.recorder.automod_rules[rule_id] = {
+            "id": str(rule_id),
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "creator_id": str(self.owner_id),
+            "event_type": 1,
+            "trigger_type": 1,
+            "trigger_metadata": {"keyword_filter": list(keywords), "regex_patterns": [], "allow_list": []},
+            "actions": [{"type": 1, "metadata": {}}],
+            "enabled": True,
+            "exempt_roles": [],
+            "exempt_channels": [],
+        }
+        return rule_id
+
+    async def dispatch_automod_action(
+        self,
+        content: str,
+        *,
+        user_id: int,
+        rule_id: int,
+        keyword: str | None,
+        action_type: int = 1,
+        channel_id: int | None = None,
+        message_id: int | None = None,
+        wait: bool = True,
+    ) -> None:
+        """Send an AUTO_MODERATION_ACTION_EXECUTION (AutoMod acted on a member's message; `action_type` 1 blocks
+        it, 2 sends an alert to the harness's channel, 3 times out) through
+        ``parse_auto_moderation_action_execution``. A blocked message was never posted: it has no message id.
+        Without the message_content intent, content is empty."""
+        metadata = {2: {"channel_id": str(self.channel_id)}, 3: {"duration_seconds": 60}}.get(action_type, {})
+        payload: JSON = {
+            "guild_id": str(self.guild_id),
+            "action": {"type": action_type, "metadata": metadata},
+            "rule_id": str(rule_id),
+            "rule_trigger_type": 1,  # keyword
+            "user_id": str(user_id),
+            "channel_id": str(channel_id or self.channel_id),
+            "content": content if self.client.intents.message_content else "",
+            "matched_keyword": keyword,
+            "matched_content": keyword if self.client.intents.message_content else "",
+        }
+        if message_id is not None:
+            payload["message_id"] = str(message_id)
+        self._feed(self.state.parse_auto_moderation_action_execution, payload)
+        if wait:
+            await self.settle()
 
     def make_message(self, content: str = "", **options: Any) -> discord.Message:
         """Build a real ``discord.Message`` from a gateway MESSAGE_CREATE payload, exactly

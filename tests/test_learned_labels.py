@@ -145,3 +145,7 @@ async def test_train_label_and_evaluate_in_the_worker(tiny_engine: Engine, tiny_
     evaluation = await submit(tiny_engine, EvaluateLabelsRequest(LABELS, LABELS, tuple(examples), 1, folds=2))
     assert evaluation.counts == [2, 2, 2] and evaluation.evaluated == 6 and evaluation.skipped == 1
     assert sum(map(sum, evaluation.confusion)) == 6 and 0 <= evaluation.learned_accuracy <= 1
+    # Every example is scored once by a head that did not see it (bot/policies.py calibrates on them); skipped: None.
+    held_out = [scores is not None for scores in evaluation.held_out]
+    assert held_out == [example.text is not None or example.vector_model == model for example in examples]
+    assert all(len(scores) == 3 and sum(scores) <= 1 + 1e-5 for scores in evaluation.held_out if scores)

@@ -683,8 +683,8 @@ async def test_purge_needs_an_admin_and_a_confirmation(env: Env) -> None:
     assert len(await env.store.tags(env.guild_id)) == 1
     await env.h.invoke_component("purge:confirm")
     assert (
-        "Deleted 1 tags, 1 labels, 0 auto-tagged channels, 0 other answers, 0 pending reviews and 0 learned models"
-        in env.said()
+        "Deleted 1 tags, 1 labels, 0 auto-tagged channels, 0 other answers, 0 pending reviews, 0 learned models, "
+        "0 policies and the scores of 0 auto-tagged messages" in env.said()
     )
     assert await env.store.tags(env.guild_id) == [] and (await env.store.config(env.guild_id)).labels == ()
     assert [label.name for label in (await env.store.config(env.guild_id + 1)).labels] == ["kept"]

@@ -9,6 +9,7 @@ import random
 import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -20,13 +21,16 @@ from bot.settings import Settings
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LinearHead
 from bot.specs.zero_shot import MAX_LABELS
 from bot.storage import (
+    EVERY_CHANNEL,
     MIGRATIONS,
     Embedding,
     GuildConfig,
     Label,
     LabelModel,
+    Policy,
     Rejection,
     Review,
+    Scored,
     Storage,
     StoreBusy,
     StoreUnreachable,
@@ -174,6 +178,8 @@ async def test_purge_deletes_one_guild_only(store: Storage) -> None:
         "reviews": 0,
         "system_prompts": 0,
         "answers": 0,
+        "policies": 0,
+        "scored_messages": 0,
     }
     assert await store.moderation.tags(GUILD_A) == [] and (await store.moderation.config(GUILD_A)).labels == ()
     assert len(await store.moderation.tags(GUILD_B)) == 2 and (await store.moderation.config(GUILD_B)).store_text
@@ -202,6 +208,8 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
         await fill_learning_data(store, guild)
         await store.guilds.set_system_prompt(guild, "Be kind.", set_by=42)
         await store.answers.save(guild * 10, guild, 42, "{}", "an answer")
+        await store.policies.set_policy(Policy(guild, "spam", EVERY_CHANNEL, "log", None, 0.9, 0.8, 0.9, 0.5, 1, 0.0))
+        await store.policies.add_scored(Scored(guild, 10, 10, guild, 1, {"spam": 0.9}, time.time()))
     deleted = await store.purge(GUILD_A)
     assert deleted == {
         "tags": 1,
@@ -213,10 +221,12 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
         "reviews": 1,
         "system_prompts": 1,
         "answers": 1,
+        "policies": 1,
+        "scored_messages": 1,
     }
     # Every table with a guild_id column, whatever the migrations added.
     tables = [table for table, columns in (await backend.columns()).items() if "guild_id" in columns]
-    assert len(tables) == 9
+    assert len(tables) == 11
     for table in tables:
         guilds = {g for (g,) in await store.database.fetch(f"SELECT guild_id FROM {table}")}
         assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table

@@ -175,6 +175,8 @@ class LabelEvaluation:
     evaluated: int  # positive examples scored
     skipped: int
     model: str
+    # Per example of the request, in its order: each label's score by a head trained without it (None: skipped).
+    held_out: tuple[list[float] | None, ...] = ()
 
 
 # No commands of their own: the moderators' cogs ask and show them. They run on the embedding role.

@@ -5,7 +5,8 @@ split by concern over one shared `Database`:
   implemented by sqlite.py and postgres.py;
 - moderation.py: label sets, watched channels, tags, examples, learned models and reviews;
 - answers.py: generated answers, for their buttons;
-- guilds.py: server settings such as the /chat system prompt.
+- guilds.py: server settings such as the /chat system prompt;
+- policies.py: calibrated policies and the auto-tagged messages' scores they are replayed on.
 
 `Storage` composes them; the bot holds one as `bot.store` (`bot.store.moderation.tags(...)`, ...).
 """
@@ -29,6 +30,7 @@ from .moderation import (
     Tag,
     Watch,
 )
+from .policies import EVERY_CHANNEL, Policy, PolicyStore, Scored
 from .postgres import SCHEMES as POSTGRES_SCHEMES
 from .postgres import PostgresDatabase
 from .schema import MIGRATIONS, Statement
@@ -44,6 +46,10 @@ __all__ = [
     "Label",
     "LabelModel",
     "ModerationStore",
+    "EVERY_CHANNEL",
+    "Policy",
+    "PolicyStore",
+    "Scored",
     "Rejection",
     "Review",
     "Storage",
@@ -87,6 +93,7 @@ class Storage:
         self.moderation = ModerationStore(self.database)
         self.answers = AnswerStore(self.database)
         self.guilds = GuildStore(self.database)
+        self.policies = PolicyStore(self.database)
 
     async def open(self) -> None:
         await self.database.open()
@@ -103,5 +110,5 @@ class Storage:
 
     async def purge(self, guild_id: int) -> dict[str, int]:
         """Delete everything stored for a guild, in one transaction; returns rows deleted per table."""
-        tables = (*self.moderation.TABLES, *self.guilds.TABLES, *self.answers.TABLES)
+        tables = (*self.moderation.TABLES, *self.policies.TABLES, *self.guilds.TABLES, *self.answers.TABLES)
         return await self.database.delete_guild(guild_id, tables)

@@ -436,10 +436,14 @@ class ModerationStore:
         return LabelModel(head, tuple(json.loads(label_set)), examples, until, trained_at)
 
     # --- the review queue ------------------------------------------------------------------
-    async def add_review(self, review: Review) -> None:
+    async def add_review(self, review: Review) -> bool:
+        """Queue a message for review; False (nothing written) when it is already queued: the review queue,
+        an alert policy and AutoMod may each bring the same message, and it is posted once."""
         r = review
-        await self.database.execute(
-            upsert("reviews", (*_REVIEW_FIELDS, *_EMBEDDED), ("guild_id", "message_id")),
+        columns = (*_REVIEW_FIELDS, *_EMBEDDED)
+        added = await self.database.execute(
+            f"INSERT INTO reviews ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            "ON CONFLICT (guild_id, message_id) DO NOTHING",
             (
                 r.guild_id,
                 r.channel_id,
@@ -453,6 +457,7 @@ class ModerationStore:
                 *_embedding_columns(r.embedding),
             ),
         )
+        return added > 0
 
     async def review(self, guild_id: int, message_id: int) -> Review | None:
         rows = await self.database.fetch(

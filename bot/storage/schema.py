@@ -133,4 +133,33 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
             text TEXT NOT NULL,
             created_at {real} NOT NULL)""",
     ),
+    (
+        # Calibrated policies (/policy): per label, for every watched channel (channel_id 0) or one, what to do
+        # at or above the threshold derived from the precision a moderator asked for.
+        """CREATE TABLE policies (
+            guild_id {bigint} NOT NULL,
+            label TEXT NOT NULL COLLATE NOCASE,
+            channel_id {bigint} NOT NULL,
+            action TEXT NOT NULL,
+            timeout_seconds INTEGER,
+            target_precision {real} NOT NULL,
+            threshold {real} NOT NULL,
+            precision_at {real} NOT NULL,
+            recall_at {real} NOT NULL,
+            set_by {bigint} NOT NULL,
+            set_at {real} NOT NULL,
+            PRIMARY KEY (guild_id, label, channel_id))""",
+        # Every auto-tagged message's scores (JSON {label: score}; never its text), for /policy dryrun; watched_id is
+        # the watched channel (a thread's parent), channel_id where the message is.
+        """CREATE TABLE scored_messages (
+            guild_id {bigint} NOT NULL,
+            watched_id {bigint} NOT NULL,
+            channel_id {bigint} NOT NULL,
+            message_id {bigint} NOT NULL,
+            author_id {bigint} NOT NULL,
+            scores TEXT NOT NULL,
+            created_at {real} NOT NULL,
+            PRIMARY KEY (guild_id, message_id))""",
+        "CREATE INDEX scored_messages_by_time ON scored_messages (guild_id, created_at)",
+    ),
 ]

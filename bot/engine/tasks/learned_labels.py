@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import torch
@@ -225,7 +225,7 @@ class _ExamplesTask(Task):
         """(usable examples, their vectors, how many were skipped)."""
         model = self.embedder.loaded.model_id
         dim = self.embedder.loaded.config.hidden_size
-        usable = [e for e in examples if (e.vector is not None and e.vector_model == model) or e.text]
+        usable = [e for e in examples if usable_example(e, model)]
         texts = [e.text for e in usable if not (e.vector is not None and e.vector_model == model)]
         embedded = iter(self.embedder.embed(texts)) if texts else iter(())
         rows = [
@@ -264,27 +264,29 @@ class EvaluateLabelsTask(_ExamplesTask):
         zero_shot = self.embedder.to_scores(vectors @ self.embedder.label_embeddings(r.prompts).T, False)
         label_index = {label: i for i, label in enumerate(r.labels)}
         scored = [i for i, e in enumerate(examples) if e.positive and e.label in label_index]
-        folds = stratified_folds([examples[i].label for i in scored], r.folds)
-        truth = [label_index[examples[i].label] for i in scored]
-        learned_pred = [0] * len(scored)
+        # Every example is held out once, answers that a message is not a label too: calibrated policies
+        # (bot/policies.py) read the precision of each label's held-out scores from them.
+        folds = stratified_folds([(e.label, e.positive) for e in examples], r.folds)
+        held_out: list[list[float]] = [[] for _ in examples]
         learned_any = False
         for fold in range(r.folds):
-            held = {scored[k] for k in range(len(scored)) if folds[k] == fold}
+            held = [i for i in range(len(examples)) if folds[i] == fold]
             if not held:
                 continue
-            keep = [i for i in range(len(examples)) if i not in held]
+            keep = [i for i in range(len(examples)) if folds[i] != fold]
             head, _, _, _ = train(r.labels, [examples[i] for i in keep], vectors[keep], r.min_examples, model)
-            for k in (k for k in range(len(scored)) if folds[k] == fold):
-                i = scored[k]
+            for i in held:
                 head_row = head_probabilities(head, vectors[i][None])[0] if head is not None else None
-                scores, methods = combine(r.labels, head, head_row, zero_shot[i].tolist(), "embedding")
-                learned_pred[k] = max(range(len(scores)), key=scores.__getitem__)
-                learned_any |= LEARNED in methods
+                held_out[i], methods = combine(r.labels, head, head_row, zero_shot[i].tolist(), "embedding")
+                learned_any |= LEARNED in methods and examples[i].positive
+        truth = [label_index[examples[i].label] for i in scored]
+        learned_pred = [max(range(len(r.labels)), key=held_out[i].__getitem__) for i in scored]
         zero_shot_pred = [int(zero_shot[i].argmax()) for i in scored]
         confusion = [[0] * len(r.labels) for _ in r.labels]
         for t, p in zip(truth, learned_pred):
             confusion[t][p] += 1
         counts = [truth.count(i) for i in range(len(r.labels))]
+        rows = iter(held_out)
         return LabelEvaluation(
             labels=list(r.labels),
             counts=counts,
@@ -296,10 +298,16 @@ class EvaluateLabelsTask(_ExamplesTask):
             evaluated=len(scored),
             skipped=skipped,
             model=model,
+            held_out=tuple(next(rows) if usable_example(e, model) else None for e in r.examples),
         )
 
 
-def stratified_folds(labels: Sequence[str], folds: int) -> list[int]:
+def usable_example(example: Example, model: str) -> bool:
+    """An example can be scored when it kept a vector of this model or its text."""
+    return (example.vector is not None and example.vector_model == model) or bool(example.text)
+
+
+def stratified_folds(labels: Sequence[Hashable], folds: int) -> list[int]:
     """A fold per item: each label's items dealt round-robin after a seeded shuffle."""
     out = [0] * len(labels)
     rng = random.Random(SEED)
