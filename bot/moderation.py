@@ -449,12 +449,19 @@ def render_autotag_log(tags: Sequence[Tag], text: str) -> Reply:
     )
 
 
-def render_review(review: Review, text: str) -> Reply:
+def in_review_queue(result: LabelMessageResult, config: GuildConfig) -> bool:
+    """An untagged message goes to the review queue when its top label reached the server's review threshold."""
+    return result.scores[0] >= config.review_threshold
+
+
+def render_review(review: Review, text: str, unsure: str | None = None) -> Reply:
+    """A review of an auto-tag below the threshold, or (`unsure` says why) a "Help me learn" question."""
     r = review
+    why = f"I'm unsure: {unsure}" if unsure else "below the auto-tag threshold"
     return Reply(
-        "Review this auto-tag",
+        "Help me learn" if unsure else "Review this auto-tag",
         [
-            f"**{r.label}**? score {r.score:.2f}, below the auto-tag threshold · "
+            f"**{r.label}**? score {r.score:.2f}, {why} · "
             f"[message]({jump_url(r.guild_id, r.channel_id, r.message_id)}) in <#{r.channel_id}> "
             f"by <@{r.author_id}>",
             quote(text),

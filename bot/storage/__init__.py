@@ -19,6 +19,7 @@ from .answers import AnswerStore
 from .database import BUSY_TIMEOUT, Database, StoreBusy, StoreUnreachable
 from .guilds import GuildStore
 from .moderation import (
+    DAY,
     Embedding,
     GuildConfig,
     Label,
@@ -35,6 +36,7 @@ from .schema import MIGRATIONS, Statement
 from .sqlite import SQLiteDatabase
 
 __all__ = [
+    "DAY",
     "MIGRATIONS",
     "AnswerStore",
     "Database",
