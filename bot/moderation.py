@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,9 @@ CSV_COLUMNS = (
     "link",
     "text",
 )
+# /tags export format:jsonl, one object a line, as Hugging Face `datasets` loads it (load_dataset("json", ...)).
+JSONL_COLUMNS = ("text", "label", "confirmed", "score", "method", "channel_id", "message_id", "time", "embedding_model")
+EXPORT_FORMATS = {"csv": "CSV (spreadsheets)", "jsonl": "JSON Lines (Hugging Face datasets, pandas)"}
 MAX_TIMEOUT = timedelta(days=28)  # Discord refuses longer timeouts
 TIMEOUTS = {
     "60 seconds": 60,
@@ -570,6 +574,38 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def tags_jsonl(tags: Sequence[tuple[Tag, str | None]]) -> bytes:
+    """(tag, the embedding model of its kept vector) as JSON Lines: `confirmed` is a moderator's tag (a training
+    example), not an auto-tag; `embedding_model` made the example's vector (auto-tags keep none)."""
+    return "".join(
+        json.dumps(
+            dict(
+                zip(
+                    JSONL_COLUMNS,
+                    (
+                        t.text,
+                        t.label,
+                        not t.auto,
+                        t.score,
+                        t.method,
+                        t.channel_id,
+                        t.message_id,
+                        _utc(t.created_at),
+                        model,
+                    ),
+                )
+            ),
+            ensure_ascii=False,
+        )
+        + "\n"
+        for t, model in tags
+    ).encode()
+
+
 def tags_csv(tags: Sequence[Tag]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -577,7 +613,7 @@ def tags_csv(tags: Sequence[Tag]) -> bytes:
     for t in tags:
         writer.writerow(
             [
-                datetime.fromtimestamp(t.created_at, timezone.utc).isoformat(timespec="seconds"),
+                _utc(t.created_at),
                 t.channel_id,
                 t.message_id,
                 t.author_id,

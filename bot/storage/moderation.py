@@ -360,12 +360,17 @@ class ModerationStore:
         return [(label, n) for label, n in rows]
 
     async def tags(self, guild_id: int, since: float | None = None) -> list[Tag]:
-        """Every tag of the guild (since `since`), oldest first: the CSV export."""
+        """Every tag of the guild (since `since`), oldest first: the export."""
+        return [tag for tag, _ in await self.tags_with_models(guild_id, since)]
+
+    async def tags_with_models(self, guild_id: int, since: float | None = None) -> list[tuple[Tag, str | None]]:
+        """Every tag of the guild (since `since`), oldest first, with the embedding model of its kept vector."""
         rows = await self.database.fetch(
-            f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
+            f"SELECT {_TAG_COLUMNS}, vector_model FROM tags WHERE guild_id = ? AND created_at >= ? "
+            "ORDER BY created_at, id",
             (guild_id, since or 0.0),
         )
-        return [_tag(row) for row in rows]
+        return [(_tag(fields), model) for *fields, model in rows]
 
     async def tagged_vectors(self, guild_id: int) -> list[tuple[Tag, Embedding]]:
         """Every tag a moderator gave with its message's embedding (auto-tags keep none), newest first."""
