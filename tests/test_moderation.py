@@ -784,7 +784,7 @@ async def test_synced_commands_carry_the_permission_hints(env: Env) -> None:
     await env.bot.tree.sync()
     synced = {c["name"]: c for c in env.h.recorder.synced_commands[None]}
     manage = discord.Permissions(manage_messages=True).value
-    for name in ("labelset", "autotag", "tags", "Tag message"):
+    for name in ("labelset", "autotag", "tags", "learn", "Tag message"):
         assert int(synced[name]["default_member_permissions"]) == manage and synced[name]["dm_permission"] is False
     assert int(synced["moderation"]["default_member_permissions"]) == ADMIN.value
     assert synced["Tag message"]["type"] == 3  # a message context menu
@@ -794,12 +794,20 @@ async def test_synced_commands_carry_the_permission_hints(env: Env) -> None:
             yield option
             yield from walk(option.get("options", []))
 
-    for name in ("labelset", "autotag", "tags", "moderation"):  # what Discord refuses at sync time
+    for name in ("labelset", "autotag", "tags", "moderation", "learn"):  # what Discord refuses at sync time
         for item in [synced[name], *walk(synced[name]["options"])]:
             assert re.fullmatch(r"[-_a-z0-9]{1,32}", item["name"]) and 1 <= len(item["description"]) <= 100, item
 
 
-MODERATION_EXTENSIONS = ("cogs.labelsets", "cogs.tagging", "cogs.autotag", "cogs.reviews", "cogs.learning", "cogs.tags")
+MODERATION_EXTENSIONS = (
+    "cogs.labelsets",
+    "cogs.tagging",
+    "cogs.autotag",
+    "cogs.reviews",
+    "cogs.learning",
+    "cogs.asking",
+    "cogs.tags",
+)
 
 
 async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
@@ -807,7 +815,7 @@ async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
     for extension in MODERATION_EXTENSIONS:
         await env.bot.unload_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is None
-    assert env.bot.tree.get_command("labelset") is None
+    assert env.bot.tree.get_command("labelset") is None and env.bot.tree.get_command("learn") is None
     for extension in MODERATION_EXTENSIONS:  # and back, as on a reload
         await env.bot.load_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is not None
