@@ -1,4 +1,4 @@
-""" "Help me learn" without Discord: which scored messages the bot is unsure of, and the server's learning
+"""The "Help me learn" questions without Discord: which scored messages the bot is unsure of, and the server's learning
 state as /learn status shows it. cogs/asking.py asks; the review queue (cogs/reviews.py) takes the answers."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-""" "Help me learn": among the auto-tagged channels' messages that no label reached the threshold for and that
-the review queue does not take, the bot asks its moderators about those it is least sure of (bot/asking.py),
-in the review queue with its answers (cogs/reviews.py). At most ASK_PER_DAY a server in any 24 hours, never
-about the same author twice in a row, never where the server's moderators turned it off (/learn ask)."""
+"""The "Help me learn" questions: among the auto-tagged channels' messages that no label reached the threshold
+for and that the review queue does not take, the bot asks its moderators about those it is least sure of
+(bot/asking.py), in the review queue with its answers (cogs/reviews.py). At most ASK_PER_DAY a server in any
+24 hours, never about the same author twice in a row, never where its moderators turned it off (/learn ask)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-""" "Help me learn" through the real CommandTree and a real database (SQLite file and PostgreSQL, the `backend`
-fixture): which auto-tagged messages the bot asks about, its daily cap on a moved clock, the author rule, the
-server's off switch, and the answers, which only moderators may give and which become examples.
+"""The "Help me learn" questions through the real CommandTree and a real database (SQLite file and PostgreSQL,
+the `backend` fixture): which auto-tagged messages the bot asks about, its daily cap on a moved clock, the
+author rule, the server's off switch, and the answers, which only moderators may give and which become examples.
 
 The stand-in worker (KeywordExecutor) scores a label 5 for each of its words in the text and 1 otherwise,
 normalized: with three labels a message naming none scores 1/3 each (the bot can't tell them apart) and a
@@ -9,6 +9,7 @@ message naming one scores 5/7 for it."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -61,6 +62,8 @@ async def test_the_bot_asks_about_what_it_is_unsure_of_and_the_answer_is_an_exam
         unsure.id: Example("question", True, None, VECTOR, "keywords")
     }
     assert "✅ tagged **question**" in env.h.recorder.last("edit_message").text()
+    await env.slash("learn status")
+    assert re.search(r"`question +█+░+` 1 examples · zero-shot until 5", env.said())
     env.h.assert_no_errors()
 
 
