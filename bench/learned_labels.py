@@ -17,9 +17,41 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SIZES = (8, 32, 128)
+
+
+@dataclass(frozen=True)
+class IntentVectors:
+    """The intent set with its embeddings: the train templates' messages (the examples moderators tag) and
+    the held-out templates' messages (scored)."""
+
+    embedder: Any  # bot.engine.embeddings.Embedder
+    labels: list[str]
+    train: list[Any]  # bench.intents.Message
+    test: list[Any]
+    train_vectors: Any  # torch.Tensor, one row per train message
+    test_vectors: Any
+
+
+def intent_vectors(model: str) -> IntentVectors:
+    """Embed the intent set with `model` through the worker's own `Embedder`."""
+    from bench.intents import DESCRIPTIONS, messages
+    from bot.engine.config import EngineConfig
+    from bot.engine.embeddings import Embedder
+    from bot.engine.registry import ModelRegistry
+
+    embedder = Embedder(
+        ModelRegistry(EngineConfig(models={"embedding": model}, device="cpu", offline=True)), "embedding"
+    )
+    data = messages()
+    train = [m for m in data if m.split == "train"]
+    test = [m for m in data if m.split == "test"]
+    vectors = embedder.embed([m.text for m in train + test])
+    return IntentVectors(embedder, list(DESCRIPTIONS), train, test, vectors[: len(train)], vectors[len(train) :])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,24 +69,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from bench.intents import DESCRIPTIONS, messages
-    from bot.engine.config import EngineConfig
-    from bot.engine.embeddings import Embedder
-    from bot.engine.registry import ModelRegistry
+    from bench.intents import DESCRIPTIONS
     from bot.engine.tasks.learned_labels import combine, head_probabilities, train
     from bot.moderation import label_prompt
     from bot.specs.learned_labels import Example
     from bot.storage import Label
 
     torch.manual_seed(0)
-    embedder = Embedder(ModelRegistry(EngineConfig(models={"embedding": args.model}, device="cpu", offline=True)))
-    data = messages()
-    labels = list(DESCRIPTIONS)
-    train_pool = [m for m in data if m.split == "train"]
-    test = [m for m in data if m.split == "test"]
-    vectors = embedder.embed([m.text for m in data])
-    index = {id(m): i for i, m in enumerate(data)}
-    test_vectors = vectors[[index[id(m)] for m in test]]
+    data = intent_vectors(args.model)
+    embedder, labels, train_pool, test, test_vectors = (
+        data.embedder,
+        data.labels,
+        data.train,
+        data.test,
+        data.test_vectors,
+    )
     truth = [labels.index(m.label) for m in test]
 
     def top1(scores: torch.Tensor) -> float:
@@ -70,17 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     ):
         rows.append((name, "0", f"{top1(embedder.to_scores(test_vectors @ embedder.embed(prompts).T, False)):.1f}"))
 
-    per_label = {label: [m for m in train_pool if m.label == label] for label in labels}
+    per_label = {label: [i for i, m in enumerate(train_pool) if m.label == label] for label in labels}
     most = min(len(pool) for pool in per_label.values())
     for k in SIZES:
         used = min(k, most)
         accuracies, seconds = [], []
         for repeat in range(args.repeats):
             rng = random.Random(repeat)
-            chosen = [m for label in labels for m in rng.sample(per_label[label], used)]
-            examples = [Example(m.label, True) for m in chosen]
+            chosen = [i for label in labels for i in rng.sample(per_label[label], used)]
+            examples = [Example(train_pool[i].label, True) for i in chosen]
             started = time.perf_counter()
-            head, *_ = train(labels, examples, vectors[[index[id(m)] for m in chosen]], 1, args.model)
+            head, *_ = train(labels, examples, data.train_vectors[chosen], 1, args.model)
             seconds.append(time.perf_counter() - started)
             probabilities = head_probabilities(head, test_vectors)
             scores = torch.tensor([combine(labels, head, row, None, "embedding")[0] for row in probabilities])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,9 @@ CSV_COLUMNS = (
     "link",
     "text",
 )
+# /tags export format:jsonl, one object a line, as Hugging Face `datasets` loads it (load_dataset("json", ...)).
+JSONL_COLUMNS = ("text", "label", "confirmed", "score", "method", "channel_id", "message_id", "time", "embedding_model")
+EXPORT_FORMATS = {"csv": "CSV (spreadsheets)", "jsonl": "JSON Lines (Hugging Face datasets, pandas)"}
 MAX_TIMEOUT = timedelta(days=28)  # Discord refuses longer timeouts
 TIMEOUTS = {
     "60 seconds": 60,
@@ -449,12 +453,19 @@ def render_autotag_log(tags: Sequence[Tag], text: str) -> Reply:
     )
 
 
-def render_review(review: Review, text: str) -> Reply:
+def in_review_queue(result: LabelMessageResult, config: GuildConfig) -> bool:
+    """An untagged message goes to the review queue when its top label reached the server's review threshold."""
+    return result.scores[0] >= config.review_threshold
+
+
+def render_review(review: Review, text: str, unsure: str | None = None) -> Reply:
+    """A review of an auto-tag below the threshold, or (`unsure` says why) a "Help me learn" question."""
     r = review
+    why = f"I'm unsure: {unsure}" if unsure else "below the auto-tag threshold"
     return Reply(
-        "Review this auto-tag",
+        "Help me learn" if unsure else "Review this auto-tag",
         [
-            f"**{r.label}**? score {r.score:.2f}, below the auto-tag threshold · "
+            f"**{r.label}**? score {r.score:.2f}, {why} · "
             f"[message]({jump_url(r.guild_id, r.channel_id, r.message_id)}) in <#{r.channel_id}> "
             f"by <@{r.author_id}>",
             quote(text),
@@ -565,6 +576,38 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def tags_jsonl(tags: Sequence[tuple[Tag, str | None]]) -> bytes:
+    """(tag, the embedding model of its kept vector) as JSON Lines: `confirmed` is a moderator's tag (a training
+    example), not an auto-tag; `embedding_model` made the example's vector (auto-tags keep none)."""
+    return "".join(
+        json.dumps(
+            dict(
+                zip(
+                    JSONL_COLUMNS,
+                    (
+                        t.text,
+                        t.label,
+                        not t.auto,
+                        t.score,
+                        t.method,
+                        t.channel_id,
+                        t.message_id,
+                        _utc(t.created_at),
+                        model,
+                    ),
+                )
+            ),
+            ensure_ascii=False,
+        )
+        + "\n"
+        for t, model in tags
+    ).encode()
+
+
 def tags_csv(tags: Sequence[Tag]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -572,7 +615,7 @@ def tags_csv(tags: Sequence[Tag]) -> bytes:
     for t in tags:
         writer.writerow(
             [
-                datetime.fromtimestamp(t.created_at, timezone.utc).isoformat(timespec="seconds"),
+                _utc(t.created_at),
                 t.channel_id,
                 t.message_id,
                 t.author_id,

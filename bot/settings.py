@@ -28,6 +28,8 @@ GENERATION_BACKENDS = ("local", "openai")
 DEFAULT_MIN_EXAMPLES = 5  # a label is learned from this many confirmed tags; with fewer it uses zero-shot
 DEFAULT_RETRAIN_EVERY = 10  # new moderator answers between background retrainings
 SHOWN_CHARS = 60  # of a bad value, in its message
+DEFAULT_ASK_PER_DAY = 5  # "Help me learn": questions a server's moderators get per day, at most
+MAX_ASK_PER_DAY = 100
 MAX_CHOICE_CHARS = 100  # Discord's limit for an autocomplete choice's value: a listed model id must fit
 BOOLEANS = {"true": True, "yes": True, "1": True, "on": True, "false": False, "no": False, "0": False, "off": False}
 
@@ -104,6 +106,7 @@ class Settings:
     autotag: bool = False  # channel auto-tagging; needs the privileged Message Content intent
     min_examples: int = DEFAULT_MIN_EXAMPLES
     retrain_every: int = DEFAULT_RETRAIN_EVERY
+    ask_per_day: int = DEFAULT_ASK_PER_DAY  # 0: the bot never asks
     shard_count: int | None = None  # None: discord.py asks Discord for the recommended count
     shard_ids: tuple[int, ...] | None = None  # the shards this process runs; None: all of them
     system_prompt: str | None = None  # /chat's system prompt where a server has set none (and the console's)
@@ -284,6 +287,13 @@ class Settings:
                 lambda v: 2 <= v <= 1000,
             ),
             retrain_every=parse("RETRAIN_EVERY", str(DEFAULT_RETRAIN_EVERY), int, "a positive whole number", positive),
+            ask_per_day=parse(
+                "ASK_PER_DAY",
+                str(DEFAULT_ASK_PER_DAY),
+                int,
+                f"a whole number from 0 to {MAX_ASK_PER_DAY}",
+                lambda v: 0 <= v <= MAX_ASK_PER_DAY,
+            ),
             shard_count=shard_count,
             shard_ids=shard_ids,
             system_prompt=parse(

@@ -1,6 +1,7 @@
 """The review queue: an auto-tag below the channel's threshold but at or above the server's review
 threshold is stored as a review and posted to the log channel, where a moderator confirms it, picks
-another label, or says "Not this". Each answer is a training example for learned labels."""
+another label, or says "Not this"; so is each "Help me learn" question (cogs/asking.py). Each answer is a
+training example for learned labels."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from discord.ext import commands
 from bot.client import HFBot
 from bot.embeds import to_embed
 from bot.engine.errors import InvalidInput
-from bot.moderation import render_review, render_review_answer
+from bot.moderation import in_review_queue, render_review, render_review_answer
 from bot.moderation_log import log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, ModerationItem, Target, examples_changed, picked, react, template
 from bot.policies import asks_moderators, decide
@@ -41,7 +42,31 @@ class Reviews(ModerationCog):
         log_channel: discord.abc.GuildChannel | None,
     ) -> None:
         """An auto-tagged message that no label reached the threshold for (cogs/autotag.py)."""
-        if result.scores[0] < config.review_threshold or not isinstance(log_channel, discord.TextChannel):
+        if in_review_queue(result, config):
+            await self.queue(message, result, config, log_channel, None)
+
+    @commands.Cog.listener()
+    async def on_review_wanted(
+        self,
+        message: discord.Message,
+        result: LabelMessageResult,
+        config: GuildConfig,
+        log_channel: discord.TextChannel,
+        unsure: str,
+    ) -> None:
+        """A "Help me learn" question (cogs/asking.py): `unsure` says why the bot asks."""
+        await self.queue(message, result, config, log_channel, unsure)
+
+    async def queue(
+        self,
+        message: discord.Message,
+        result: LabelMessageResult,
+        config: GuildConfig,
+        log_channel: discord.abc.GuildChannel | None,
+        unsure: str | None,
+    ) -> None:
+        """Store a review of the message's top label and post it, with its answers, to the log channel."""
+        if not isinstance(log_channel, discord.TextChannel):
             return
         watched_id = watched_channel_id(message.channel)
         policies = await self.bot.store.policies.policies(message.guild.id)
@@ -70,7 +95,9 @@ class Reviews(ModerationCog):
             return
         target = Target(message.channel.id, message.id, message.author.id)
         await post(
-            log_channel, render_review(review, message.content), log_view(target, *review_items(target, review, config))
+            log_channel,
+            render_review(review, message.content, unsure),
+            log_view(target, *review_items(target, review, config)),
         )
 
 

@@ -1,9 +1,10 @@
-"""Reading the tags (/tags recent, stats as a bar chart, export as CSV, undo) and a server's data as a whole:
-/moderation purge for its admins, and everything deleted when the bot leaves the server."""
+"""Reading the tags (/tags recent, stats as a bar chart, export as CSV or JSON Lines, undo) and a server's data
+as a whole: /moderation purge for its admins, and everything deleted when the bot leaves the server."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import time
@@ -17,6 +18,7 @@ from bot.embeds import to_embed
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_number
 from bot.moderation import (
+    EXPORT_FORMATS,
     PURGE_PROMPT,
     known_label,
     parse_message_ref,
@@ -26,6 +28,7 @@ from bot.moderation import (
     render_undo,
     stats_chart,
     tags_csv,
+    tags_jsonl,
 )
 from bot.moderation_ui import ADMIN, ModerationCog, admin_only, label_names, moderator_group, moderator_only, send
 from bot.reply import Reply
@@ -77,16 +80,27 @@ class Tags(ModerationCog):
             embed=embed, attachments=[discord.File(io.BytesIO(png), "tag-stats.png")]
         )
 
-    @tags.command(name="export", description="Download this server's tags as a CSV file")
-    @app_commands.describe(days="Only the last days (default: everything)")
+    @tags.command(name="export", description="Download this server's tags as CSV or JSON Lines")
+    @app_commands.describe(days="Only the last days (default: everything)", format="The file's format (default: CSV)")
+    @app_commands.choices(format=[app_commands.Choice(name=name, value=key) for key, name in EXPORT_FORMATS.items()])
     @moderator_only
     async def tags_export(
-        self, interaction: discord.Interaction, days: app_commands.Range[int, 1, 3650] | None = None
+        self,
+        interaction: discord.Interaction,
+        days: app_commands.Range[int, 1, 3650] | None = None,
+        format: str = "csv",
     ) -> None:
         if days is not None:
             check_number(days, "days", 1, 3650, integer=True)
-        found = await self.store.tags(interaction.guild_id, since=None if days is None else time.time() - days * 86400)
-        data = tags_csv(found)
+        if format not in EXPORT_FORMATS:
+            raise InvalidInput(f"Pick a format from the list: {', '.join(EXPORT_FORMATS)}.")
+        found = await self.store.tags_with_models(
+            interaction.guild_id, since=None if days is None else time.time() - days * 86400
+        )
+        if not (await self.store.config(interaction.guild_id)).store_text:
+            # Texts kept while store_text was on leave the server only while it is on.
+            found = [(dataclasses.replace(tag, text=None), model) for tag, model in found]
+        data = tags_jsonl(found) if format == "jsonl" else tags_csv([tag for tag, _ in found])
         if len(data) > interaction.filesize_limit:
             raise InvalidInput(
                 f"The export is {len(data) / 1e6:.1f} MB, over Discord's {interaction.filesize_limit / 1e6:.0f} MB "
@@ -97,7 +111,7 @@ class Tags(ModerationCog):
             [f"{len(found)} tags" + ("" if days is None else f" from the last {days} days") + "."],
             tone="info",
         )
-        await send(interaction, reply, file=discord.File(io.BytesIO(data), f"tags-{interaction.guild_id}.csv"))
+        await send(interaction, reply, file=discord.File(io.BytesIO(data), f"tags-{interaction.guild_id}.{format}"))
 
     @tags.command(name="undo", description="Remove the tags of a message")
     @app_commands.describe(message="The message id or link")

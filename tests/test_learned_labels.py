@@ -138,6 +138,8 @@ async def test_train_label_and_evaluate_in_the_worker(tiny_engine: Engine, tiny_
         and learned.labels[0] == "spam"
         and sum(learned.scores) == pytest.approx(1, abs=1e-5)
     )
+    # Zero-shot is still run beside a head that learned every label: "Help me learn" asks where they disagree.
+    assert zero_shot.zero_shot_label is None and learned.zero_shot_label == zero_shot.labels[0]
     other = dataclasses.replace(trained.head, model="other-model")
     stale = await submit(tiny_engine, LabelMessageRequest("free nitro here", LABELS, LABELS, head=other))
     assert stale.methods == ["embedding"] * 3  # a head for another embedding model is not used

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,9 +31,10 @@ from bot.client import HFBot
 from bot.engine import Engine
 from bot.engine.errors import InvalidInput
 from bot.engine.scheduler import ExecutorInfo
+from bot.moderation import JSONL_COLUMNS
 from bot.settings import Settings
 from bot.specs.learned_labels import NONE_OF_THESE, Example, LabelMessageRequest, LabelMessageResult
-from bot.storage import ModerationStore, Storage, Tag
+from bot.storage import Embedding, ModerationStore, Storage, Tag
 
 from .databases import Backend
 from .discord_harness import DiscordValidationError, FakeDiscord, next_snowflake
@@ -627,6 +629,7 @@ async def test_tags_stats_is_a_png_bar_chart(env: Env) -> None:
 
 
 async def test_tags_export_csv(env: Env) -> None:
+    await env.slash("labelset store_text", {"enabled": True})
     await seed_tags(env, ("spam", 1.5, '=HYPERLINK("http://evil")'), ("question", 0, 'how, do "I"\nreset?'))
     await env.store.add_tags([Tag(env.guild_id + 1, 1, 2, 3, "other guild", 0.5, "nli", 1, True, 0.0)])
     await env.slash("tags export")
@@ -644,6 +647,38 @@ async def test_tags_export_csv(env: Env) -> None:
     await env.slash("tags export", {"days": 1})  # the spam tag is 1.5 days old
     [_, recent] = env.h.recorder.files("response")
     assert recent.data.decode("utf-8-sig").count("\n") == 3  # header + one row spanning two lines
+
+
+async def test_tags_export_jsonl_loads_as_a_dataset(env: Env) -> None:
+    await env.slash("labelset store_text", {"enabled": True})
+    await seed_tags(env, ("spam", 1.5, "free nitro"), ("question", 0, 'how do "I"\nreset? ✨'))
+    await env.store.add_tags(
+        [Tag(env.guild_id, env.h.channel_id, 1002, 7, "spam", 0.91, "learned", env.h.bot_id, True, time.time())]
+    )
+    await env.store.add_tags(
+        [Tag(env.guild_id, env.h.channel_id, 1003, 7, "question", None, "embedding", 5, False, time.time(), "hi?")],
+        Embedding(VECTOR, "minilm"),
+    )
+    await env.slash("tags export", {"format": "jsonl"})
+    [export] = env.h.recorder.files("response")
+    assert export.filename == f"tags-{env.guild_id}.jsonl" and "4 tags." in env.h.recorder.last("response").text()
+    rows = [json.loads(line) for line in export.data.decode().splitlines()]
+    assert all(list(row) == list(JSONL_COLUMNS) for row in rows)
+    assert [(r["text"], r["label"], r["confirmed"], r["embedding_model"]) for r in rows] == [
+        ("free nitro", "spam", True, None),
+        ('how do "I"\nreset? ✨', "question", True, None),
+        (None, "spam", False, None),  # an auto-tag keeps no text and no vector
+        ("hi?", "question", True, "minilm"),
+    ]
+    assert rows[0]["channel_id"] == env.h.channel_id and datetime.fromisoformat(rows[0]["time"]).tzinfo is not None
+    for column in JSONL_COLUMNS:  # one type per column (or null): what `datasets` needs to build its features
+        assert len({type(row[column]) for row in rows} - {type(None)}) == 1, column
+    await env.slash("labelset store_text", {"enabled": False})  # texts kept earlier leave with it on only
+    await env.slash("tags export", {"format": "jsonl"})
+    await env.slash("tags export")
+    jsonl, csv_export = env.h.recorder.files("response")[1:]
+    assert [json.loads(line)["text"] for line in jsonl.data.decode().splitlines()] == [None] * 4
+    assert [r["text"] for r in csv.DictReader(io.StringIO(csv_export.data.decode("utf-8-sig")))] == [""] * 4
 
 
 async def test_tags_undo_by_id_and_bad_references(env: Env) -> None:
@@ -749,7 +784,7 @@ async def test_synced_commands_carry_the_permission_hints(env: Env) -> None:
     await env.bot.tree.sync()
     synced = {c["name"]: c for c in env.h.recorder.synced_commands[None]}
     manage = discord.Permissions(manage_messages=True).value
-    for name in ("labelset", "autotag", "tags", "Tag message"):
+    for name in ("labelset", "autotag", "tags", "learn", "Tag message"):
         assert int(synced[name]["default_member_permissions"]) == manage and synced[name]["dm_permission"] is False
     assert int(synced["moderation"]["default_member_permissions"]) == ADMIN.value
     assert synced["Tag message"]["type"] == 3  # a message context menu
@@ -759,12 +794,20 @@ async def test_synced_commands_carry_the_permission_hints(env: Env) -> None:
             yield option
             yield from walk(option.get("options", []))
 
-    for name in ("labelset", "autotag", "tags", "moderation"):  # what Discord refuses at sync time
+    for name in ("labelset", "autotag", "tags", "moderation", "learn"):  # what Discord refuses at sync time
         for item in [synced[name], *walk(synced[name]["options"])]:
             assert re.fullmatch(r"[-_a-z0-9]{1,32}", item["name"]) and 1 <= len(item["description"]) <= 100, item
 
 
-MODERATION_EXTENSIONS = ("cogs.labelsets", "cogs.tagging", "cogs.autotag", "cogs.reviews", "cogs.learning", "cogs.tags")
+MODERATION_EXTENSIONS = (
+    "cogs.labelsets",
+    "cogs.tagging",
+    "cogs.autotag",
+    "cogs.reviews",
+    "cogs.learning",
+    "cogs.asking",
+    "cogs.tags",
+)
 
 
 async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
@@ -772,7 +815,7 @@ async def test_unloading_the_cog_removes_the_context_menu(env: Env) -> None:
     for extension in MODERATION_EXTENSIONS:
         await env.bot.unload_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is None
-    assert env.bot.tree.get_command("labelset") is None
+    assert env.bot.tree.get_command("labelset") is None and env.bot.tree.get_command("learn") is None
     for extension in MODERATION_EXTENSIONS:  # and back, as on a reload
         await env.bot.load_extension(extension)
     assert env.bot.tree.get_command("Tag message", type=discord.AppCommandType.message) is not None

@@ -176,6 +176,7 @@ async def test_purge_deletes_one_guild_only(store: Storage) -> None:
         "rejections": 0,
         "label_models": 0,
         "reviews": 0,
+        "asks": 0,
         "system_prompts": 0,
         "answers": 0,
         "policies": 0,
@@ -190,7 +191,7 @@ HEAD = LinearHead(("spam", "question", NONE_OF_THESE), b"w" * 48, b"b" * 12, 4, 
 
 
 async def fill_learning_data(store: Storage, guild: int) -> None:
-    """Everything learned labels keep for a guild: examples (tags, rejections), a model, a pending review."""
+    """Everything learned labels keep for a guild: examples, a model, a pending review, a question asked."""
     await store.moderation.add_tags([tag(guild, message=1)], Embedding(VECTOR, "minilm"))
     await store.moderation.reject(Rejection(guild, 10, 2, NONE_OF_THESE, 42, 1000.0), Embedding(VECTOR, "minilm"))
     await store.moderation.reject(Rejection(guild, 10, 3, "spam", 42, 1000.0, "not spam, honest"))
@@ -198,6 +199,7 @@ async def fill_learning_data(store: Storage, guild: int) -> None:
     await store.moderation.add_review(
         Review(guild, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm"))
     )
+    assert await store.moderation.claim_ask(guild, 5, 7, 1000.0, per_day=5)  # a "Help me learn" question
 
 
 async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backend) -> None:
@@ -219,6 +221,7 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
         "rejections": 2,
         "label_models": 1,
         "reviews": 1,
+        "asks": 1,
         "system_prompts": 1,
         "answers": 1,
         "policies": 1,
@@ -226,7 +229,7 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
     }
     # Every table with a guild_id column, whatever the migrations added.
     tables = [table for table, columns in (await backend.columns()).items() if "guild_id" in columns]
-    assert len(tables) == 11
+    assert len(tables) == 12
     for table in tables:
         guilds = {g for (g,) in await store.database.fetch(f"SELECT guild_id FROM {table}")}
         assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table

@@ -76,6 +76,9 @@ class LabelMessageRequest(Request):
         learned = set(self.head.labels) if self.head else set()
         if all(label in learned for label in self.labels):
             return None
+        return self.zero_shot_of_all()
+
+    def zero_shot_of_all(self) -> ZeroShotRequest:
         return ZeroShotRequest(
             self.text, self.prompts, method=self.method, hypothesis_template=self.hypothesis_template
         )
@@ -99,6 +102,9 @@ class LabelMessageResult:
     methods: list[str]  # per label: LEARNED or the zero-shot method
     model: str  # the embedding model
     vector: bytes  # the message's embedding: what a confirmed example keeps instead of its text
+    # Zero-shot's top label where the head scored some labels and zero-shot was run too (always with the embedding
+    # method: it costs one product with the cached label vectors). "Help me learn" asks where the two disagree.
+    zero_shot_label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .answers import AnswerStore
 from .database import BUSY_TIMEOUT, Database, StoreBusy, StoreUnreachable
 from .guilds import GuildStore
 from .moderation import (
+    DAY,
     Embedding,
     GuildConfig,
     Label,
@@ -37,6 +38,7 @@ from .schema import MIGRATIONS, Statement
 from .sqlite import SQLiteDatabase
 
 __all__ = [
+    "DAY",
     "MIGRATIONS",
     "AnswerStore",
     "Database",

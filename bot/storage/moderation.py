@@ -18,6 +18,7 @@ from .database import Connection, Database, upsert
 DEFAULT_METHOD = "embedding"  # one forward per message, whatever the number of labels
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_REVIEW_THRESHOLD = 0.3  # auto-tags scoring from here up to the threshold go to the review queue
+DAY = 86400.0  # seconds: "Help me learn" asks at most ASK_PER_DAY questions in any such span
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class GuildConfig:
     store_text: bool = False
     labels: tuple[Label, ...] = ()
     review_threshold: float = DEFAULT_REVIEW_THRESHOLD
+    ask: bool = True  # "Help me learn": the bot may ask about the messages it is least sure of
 
     def label(self, name: str) -> Label | None:
         return next((label for label in self.labels if label.name.casefold() == name.casefold()), None)
@@ -140,7 +142,16 @@ def _tag(row: tuple) -> Tag:
 
 
 class ModerationStore:
-    TABLES = ("tags", "labels", "watched_channels", "guild_settings", "rejections", "label_models", "reviews")
+    TABLES = (
+        "tags",
+        "labels",
+        "watched_channels",
+        "guild_settings",
+        "rejections",
+        "label_models",
+        "reviews",
+        "asks",
+    )
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -148,13 +159,14 @@ class ModerationStore:
     # --- label sets ----------------------------------------------------------------------
     async def config(self, guild_id: int) -> GuildConfig:
         settings = await self.database.fetch(
-            "SELECT method, threshold, store_text, review_threshold FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            "SELECT method, threshold, store_text, review_threshold, ask FROM guild_settings WHERE guild_id = ?",
+            (guild_id,),
         )
         labels = await self.database.fetch(
             "SELECT name, emoji, description FROM labels WHERE guild_id = ? ORDER BY position", (guild_id,)
         )
-        method, threshold, store_text, review = (
-            settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0, None)
+        method, threshold, store_text, review, ask = (
+            settings[0] if settings else (DEFAULT_METHOD, DEFAULT_THRESHOLD, 0, None, None)
         )
         return GuildConfig(
             method,
@@ -162,6 +174,7 @@ class ModerationStore:
             bool(store_text),
             tuple(Label(*row) for row in labels),
             DEFAULT_REVIEW_THRESHOLD if review is None else review,
+            ask is None or bool(ask),
         )
 
     async def add_label(
@@ -201,6 +214,7 @@ class ModerationStore:
         threshold: float | None = None,
         store_text: bool | None = None,
         review_threshold: float | None = None,
+        ask: bool | None = None,
     ) -> GuildConfig:
         async with self.database.transaction() as db:
             await db.execute(
@@ -209,9 +223,16 @@ class ModerationStore:
             )
             await db.execute(
                 "UPDATE guild_settings SET method = COALESCE(?, method), threshold = COALESCE(?, threshold), "
-                "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold) "
-                "WHERE guild_id = ?",
-                (method, threshold, None if store_text is None else int(store_text), review_threshold, guild_id),
+                "store_text = COALESCE(?, store_text), review_threshold = COALESCE(?, review_threshold), "
+                "ask = COALESCE(?, ask) WHERE guild_id = ?",
+                (
+                    method,
+                    threshold,
+                    None if store_text is None else int(store_text),
+                    review_threshold,
+                    None if ask is None else int(ask),
+                    guild_id,
+                ),
             )
         return await self.config(guild_id)
 
@@ -339,12 +360,17 @@ class ModerationStore:
         return [(label, n) for label, n in rows]
 
     async def tags(self, guild_id: int, since: float | None = None) -> list[Tag]:
-        """Every tag of the guild (since `since`), oldest first: the CSV export."""
+        """Every tag of the guild (since `since`), oldest first: the export."""
+        return [tag for tag, _ in await self.tags_with_models(guild_id, since)]
+
+    async def tags_with_models(self, guild_id: int, since: float | None = None) -> list[tuple[Tag, str | None]]:
+        """Every tag of the guild (since `since`), oldest first, with the embedding model of its kept vector."""
         rows = await self.database.fetch(
-            f"SELECT {_TAG_COLUMNS} FROM tags WHERE guild_id = ? AND created_at >= ? ORDER BY created_at, id",
+            f"SELECT {_TAG_COLUMNS}, vector_model FROM tags WHERE guild_id = ? AND created_at >= ? "
+            "ORDER BY created_at, id",
             (guild_id, since or 0.0),
         )
-        return [_tag(row) for row in rows]
+        return [(_tag(fields), model) for *fields, model in rows]
 
     async def tagged_vectors(self, guild_id: int) -> list[tuple[Tag, Embedding]]:
         """Every tag a moderator gave with its message's embedding (auto-tags keep none), newest first."""
@@ -505,6 +531,42 @@ class ModerationStore:
                     r.embedding,
                 )
             return r
+
+    # --- "Help me learn" ---------------------------------------------------------------------
+    async def claim_ask(self, guild_id: int, message_id: int, author_id: int, now: float, per_day: int) -> bool:
+        """Count a question about a message, unless the server had `per_day` in the last 24 hours or the last one
+        was about the same author (False: not asked). Under the guild's lock: two messages at once, on two
+        machines too, can't both take the last question of the day."""
+        async with self.database.transaction(lock=guild_id) as db:
+            [(asked,)] = await db.fetch(
+                "SELECT COUNT(*) FROM asks WHERE guild_id = ? AND asked_at > ?", (guild_id, now - DAY)
+            )
+            last = await db.fetch(
+                "SELECT author_id FROM asks WHERE guild_id = ? ORDER BY asked_at DESC, message_id DESC LIMIT 1",
+                (guild_id,),
+            )
+            if asked >= per_day or (last and last[0][0] == author_id):
+                return False
+            # Older questions count for nothing but the newest one's author: keep only that.
+            await db.execute(
+                "DELETE FROM asks WHERE guild_id = ? AND asked_at <= ? "
+                "AND asked_at < (SELECT MAX(asked_at) FROM asks WHERE guild_id = ?)",
+                (guild_id, now - DAY, guild_id),
+            )
+            return (
+                await db.execute(
+                    "INSERT INTO asks (guild_id, message_id, author_id, asked_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (guild_id, message_id, author_id, now),
+                )
+                > 0
+            )
+
+    async def asked_since(self, guild_id: int, since: float) -> int:
+        rows = await self.database.fetch(
+            "SELECT COUNT(*) FROM asks WHERE guild_id = ? AND asked_at > ?", (guild_id, since)
+        )
+        return rows[0][0]
 
 
 def _embedding_columns(embedding: Embedding | None) -> tuple[bytes | None, str | None]:

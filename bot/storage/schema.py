@@ -162,4 +162,16 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
             PRIMARY KEY (guild_id, message_id))""",
         "CREATE INDEX scored_messages_by_time ON scored_messages (guild_id, created_at)",
     ),
+    (
+        # "Help me learn": a server's moderators may turn the bot's questions off (NULL: on), and each question
+        # asked is counted, for the daily cap and so that no author is asked about twice in a row.
+        "ALTER TABLE guild_settings ADD COLUMN ask INTEGER",
+        """CREATE TABLE asks (
+            guild_id {bigint} NOT NULL,
+            message_id {bigint} NOT NULL,
+            author_id {bigint} NOT NULL,
+            asked_at {real} NOT NULL,
+            PRIMARY KEY (guild_id, message_id))""",
+        "CREATE INDEX asks_by_time ON asks (guild_id, asked_at)",
+    ),
 ]

@@ -182,22 +182,22 @@ class LabelMessageTask(Task):
                     [methods[i] for i in order],
                     model,
                     to_bytes(vector),
+                    r.labels[max(range(len(zs)), key=zs.__getitem__)] if r.head is not None and zs else None,
                 )
             )
         return results
 
     def _zero_shot(self, requests: list[LabelMessageRequest], vectors: torch.Tensor) -> list[list[float] | None]:
-        """Zero-shot scores in each request's label order (None where every label is learned)."""
-        parts = [r.zero_shot() for r in requests]
+        """Zero-shot scores in each request's label order (None where every label is learned, but with the
+        embedding method: there it is one product with cached label vectors, and it tells a disagreeing head)."""
         if requests[0].method == "embedding":  # one method per batch (batch key): reuse the text vectors
             return [
-                None
-                if part is None
-                else self.embedder.to_scores(
-                    vector @ self.embedder.label_embeddings(part.hypotheses()).T, False
+                self.embedder.to_scores(
+                    vector @ self.embedder.label_embeddings(r.zero_shot_of_all().hypotheses()).T, False
                 ).tolist()
-                for part, vector in zip(parts, vectors)
+                for r, vector in zip(requests, vectors)
             ]
+        parts = [r.zero_shot() for r in requests]
         wanted = [part for part in parts if part is not None]
         ranked = iter(self.nli.run(wanted, lambda *_: None) if wanted else [])
         out: list[list[float] | None] = []
