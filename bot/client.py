@@ -26,6 +26,8 @@ from .storage import Storage, StoreBusy
 log = logging.getLogger(__name__)
 
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
+# Discord's codes for a token it no longer knows (answered too late, or expired): nobody can be told any more.
+DEAD_TOKEN = {10062, 10015}  # Unknown interaction, Unknown Webhook
 
 
 def cog_extensions(package: str = "cogs") -> list[str]:
@@ -61,6 +63,7 @@ class HFBot(commands.AutoShardedBot):
         self.writing: dict[int, Answering] = {}  # answer message id -> what is being written there (for Stop)
         self.pressed: set[int] = set()  # answer message ids whose Regenerate or Continue is being handled
         self.tree.on_error = self.on_app_command_error
+        self.tree.interaction_check = self.answerable
 
     async def setup_hook(self) -> None:
         if self.engine is None:  # publishing commands: no database, no models
@@ -104,9 +107,21 @@ class HFBot(commands.AutoShardedBot):
         """Queue requests (two for /compare) on behalf of a member: all of them, or none."""
         return Answering.submit(lambda request: self.submit(request, user_id, asked_at), requests)
 
+    async def answerable(self, interaction: discord.Interaction) -> bool:
+        """A command that reaches the bot after its token expired (a backlog after an outage) is dropped:
+        nobody could see its answer."""
+        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        if age < INTERACTION_LIFETIME:
+            return True
+        log.warning("Dropped /%s from %.0f s ago: its token has expired", _name(interaction), age)
+        return False
+
     # --- one error handler for every command ---------------------------------------------
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, discord.NotFound) and cause.code in DEAD_TOKEN:
+            log.warning("Discord no longer knows the interaction of /%s (answered too late?)", _name(interaction))
+            return
         if isinstance(cause, EngineError):
             reply = render_error(cause)
         elif isinstance(cause, app_commands.CommandOnCooldown):
@@ -133,8 +148,7 @@ class HFBot(commands.AutoShardedBot):
             reply = Reply("Not allowed", ["You can't use this command here."], tone="error")
         else:
             error_id = secrets.token_hex(4)
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("Error %s in /%s for user %s", error_id, command, interaction.user.id, exc_info=cause)
+            log.error("Error %s in /%s for user %s", error_id, _name(interaction), interaction.user.id, exc_info=cause)
             reply = render_apology(error_id)
         try:
             if not interaction.response.is_done():
@@ -146,4 +160,8 @@ class HFBot(commands.AutoShardedBot):
             else:
                 await interaction.edit_original_response(content=None, embed=to_embed(reply))
         except discord.HTTPException:
-            log.warning("Could not deliver an error message for /%s", interaction.command and interaction.command.name)
+            log.warning("Could not deliver an error message for /%s", _name(interaction))
+
+
+def _name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"
