@@ -150,15 +150,23 @@ class HFBot(commands.AutoShardedBot):
             error_id = secrets.token_hex(4)
             log.error("Error %s in /%s for user %s", error_id, _name(interaction), interaction.user.id, exc_info=cause)
             reply = render_apology(error_id)
+        embed = to_embed(reply)
         try:
             if not interaction.response.is_done():
-                await interaction.response.send_message(embed=to_embed(reply), ephemeral=True)
-            elif interaction.extras.get("public"):
-                # Refusals are for the asker only: drop the public "thinking…" and answer privately.
-                await interaction.delete_original_response()
-                await interaction.followup.send(embed=to_embed(reply), ephemeral=True)
-            else:
-                await interaction.edit_original_response(content=None, embed=to_embed(reply))
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+                return
+            try:
+                if interaction.extras.get("public"):
+                    # Refusals are for the asker only: drop the public "thinking…" and answer privately.
+                    await interaction.delete_original_response()
+                    await interaction.followup.send(embed=embed, ephemeral=True)
+                else:
+                    await interaction.edit_original_response(content=None, embed=embed)
+            except discord.HTTPException as failed:
+                if failed.code in DEAD_TOKEN:
+                    raise
+                # Discord failed that call (its 5xx): a new private message may still get through.
+                await interaction.followup.send(embed=embed, ephemeral=True)
         except discord.HTTPException:
             log.warning("Could not deliver an error message for /%s", _name(interaction))
 

@@ -908,6 +908,19 @@ async def test_unexpected_error_after_defer_is_apologised_for_privately(env, cap
     assert_no_pings(h)
 
 
+@pytest.mark.parametrize("private", [True, False])
+async def test_an_error_message_discord_fails_to_take_comes_as_a_new_private_message(env, private):
+    """Discord fails the answer and then the error message too (its 5xx, after discord.py's own retries):
+    the member still hears what happened, in a private follow-up, instead of "thinking…" for ever."""
+    bot, h = env
+    h.recorder.fail_next("edit_original", status=503, code=0, message="Service Unavailable")
+    h.recorder.fail_next("edit_original" if private else "delete_original", 503, 0, "Service Unavailable")
+    await h.invoke_slash("tokens", {"text": "hello", "private": private})
+    told = h.recorder.last("followup")
+    assert told is not None and told.error is None and told.ephemeral, h.recorder.kinds()
+    assert told.embeds[0]["title"] == "Sorry"
+
+
 async def test_an_interaction_discord_gave_up_on_is_let_go_quietly(env, engine, caplog):
     """Discord answers 404 Unknown interaction when the first answer came too late (its 3 seconds): nobody
     can be told any more, so the bot neither apologises on the dead token nor logs a traceback."""
