@@ -201,6 +201,7 @@ class Chaos:
         self.bot, self.h, self.faults, self.rng = bot, h, faults, rng
         self.sent: list[Sent] = []
         self.members = [h.add_member(name=f"member{i}") for i in range(40)]
+        self.moderators = [h.add_member(name=f"moderator{i}") for i in range(4)]
         self.role = h.add_role("helpers")
         self.support = h.add_channel("support")
         self.mod_log = h.add_channel("mod-log")
@@ -250,7 +251,8 @@ class Chaos:
         """A moderator's "Tag message", then a click on "Tag as ..." once the suggestion is shown."""
         message = self.h.make_message(self.text(), author_id=self.rng.choice(self.members))
         self.h.take_work()
-        menu = await self.h.invoke_message_menu("Tag message", message, permissions=MOD, wait=False)
+        moderator = self.rng.choice(self.moderators)
+        menu = await self.h.invoke_message_menu("Tag message", message, user_id=moderator, permissions=MOD, wait=False)
         suggestion = self.track("tag message", menu)
         await wait_for(suggestion.work)
         shown = self.h.recorder.messages.get(self.original_of(menu.id) or 0) or {}
@@ -266,7 +268,9 @@ class Chaos:
         if button is None:
             return  # told why not (judged with the menu's interaction)
         self.h.take_work()
-        click = await self.h.invoke_component(button, message_id=self.original_of(menu.id), permissions=MOD, wait=False)
+        click = await self.h.invoke_component(
+            button, message_id=self.original_of(menu.id), user_id=moderator, permissions=MOD, wait=False
+        )
         self.track("tag click", click)
 
     async def chatter(self) -> None:
