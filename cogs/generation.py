@@ -39,6 +39,8 @@ THREAD_NAME_CHARS = 100  # Discord's limit
 IN_THREAD = "write in this thread to go on"
 IN_CHAIN = "reply to this answer to go on"
 MENTION = re.compile(r"<@!?\d+>")
+UNREADABLE = "Discord didn't let me read this conversation just now. Please send your message again in a moment."
+
 
 Turns = list[tuple[str, str]]
 
@@ -142,6 +144,9 @@ class Generation(commands.Cog):
             return
         try:
             found = await self.conversation(message)
+        except discord.DiscordServerError:  # Discord failed the read: say so rather than leave them waiting
+            await self._say(message, Reply("Please try again", [UNREADABLE], tone="busy"))
+            return
         except discord.HTTPException as error:  # e.g. no Read Message History in this channel
             log.info("Could not read the conversation before message %s: %s", message.id, error)
             return
