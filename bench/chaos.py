@@ -81,9 +81,10 @@ class Sent:
     """One interaction sent to the bot, and the work it started."""
 
     kind: str
-    interaction_id: int
+    interaction_id: int  # or a member's message id, for `channel_id`'s messages
     work: list[asyncio.Task[Any]]
     expired: bool = False
+    channel_id: int | None = None  # a member's message in this channel, answered by a reply
 
 
 @dataclass
@@ -273,6 +274,18 @@ class Chaos:
         )
         self.track("tag click", click)
 
+    async def thread_chat(self) -> None:
+        """A member goes on with a conversation in a /chat answer's thread."""
+        threads = [r.message_id for r in self.h.recorder.of_kind("start_thread") if r.error is None]
+        if not threads:
+            return await self.chat()
+        thread = self.rng.choice(threads)
+        self.h.take_work()
+        message = await self.h.dispatch_message(
+            f"<@{self.h.bot_id}> {self.text()}", author_id=self.rng.choice(self.members), channel_id=thread, wait=False
+        )
+        self.sent.append(Sent("chat in a thread", message.id, self.h.take_work(), channel_id=thread))
+
     async def chatter(self) -> None:
         """A member writes in the auto-tagged channel."""
         self.h.take_work()
@@ -290,7 +303,8 @@ class Chaos:
         ("sentiment", 5),
         ("label", 3),
         ("tokens", 2),
-        ("chat", 3),
+        ("chat", 2),
+        ("thread_chat", 2),
         ("tag", 2),
         ("chatter", 4),
     )
@@ -345,6 +359,8 @@ class Chaos:
         """(outcome, what the member saw) of one interaction, from what reached the fake Discord."""
         if not all(task.done() for task in sent.work):
             return "stuck", "its work was still running"
+        if sent.channel_id is not None:
+            return self.reply_outcome(sent)
         records = [r for r in self.h.recorder.records if r.interaction_id == sent.interaction_id]
         shown = [r for r in records if r.error is None and r.kind in ("response", "edit_original", "followup")]
         final: Record | None = None
@@ -357,7 +373,25 @@ class Chaos:
             if sent.expired or any(r.error is not None for r in records):
                 return "discord_refused", "Discord refused the bot's answer"
             return "silent", f"no answer ({[r.kind for r in records]})"
-        message = self.h.recorder.messages.get(final.message_id or 0, final.payload)
+        return self.seen(self.h.recorder.messages.get(final.message_id or 0, final.payload))
+
+    def reply_outcome(self, sent: Sent) -> tuple[str, str]:
+        """A member's message answered by the bot's reply (its last state), or not."""
+        replies = [
+            m
+            for m in self.h.recorder.messages.values()
+            if int((m.get("message_reference") or {}).get("message_id") or 0) == sent.interaction_id
+        ]
+        if replies:
+            return self.seen(replies[-1])
+        posts = self.h.recorder.of_kind("send_message")
+        if any(r.error is not None and r.channel_id == sent.channel_id for r in posts):
+            return "discord_refused", "Discord refused the bot's reply"
+        return "silent", "no reply"
+
+    @staticmethod
+    def seen(message: dict[str, Any]) -> tuple[str, str]:
+        """What a member makes of the bot's message."""
         embeds = message.get("embeds") or []
         summary = " / ".join(
             filter(

@@ -22,8 +22,18 @@ from tests.openai_server import Server
 # Discord's answers when a call fails: (status, code, message).
 SERVER_ERROR = (503, 0, "Service Unavailable")
 UNKNOWN_INTERACTION = (404, 10062, "Unknown interaction")
-# The calls a failure can hit: the interaction's first answer, its edits and follow-ups, channel messages.
-DISCORD_CALLS = ("response", "edit_original", "followup", "send_message", "start_thread", "add_reaction")
+# The calls a failure can hit: an interaction's first answer, edits and follow-ups; channel messages; reads.
+DISCORD_CALLS = (
+    "response",
+    "edit_original",
+    "followup",
+    "send_message",
+    "edit_message",
+    "start_thread",
+    "add_reaction",
+    "history",
+    "fetch_message",
+)
 
 LOCKER = """
 import sqlite3, sys, time
