@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +58,8 @@ Edit = Callable[
 ]  # edits the answer being written: interaction.edit_original_response or Message.edit
 # Shows an answer for the first time: (content=, embed=, view=) -> its message, and how to edit it later.
 Post = Callable[..., Awaitable[tuple[discord.Message, Edit]]]
+
+log = logging.getLogger(__name__)
 
 
 class EditScreen:
@@ -210,7 +213,7 @@ async def write(
         message_id = message.id
         bot.writing[message_id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
-        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), before)
+        await keep(bot, message_id, guild_id, owner, answer, before)
         # The engine streams only the new text: shown after `before`, as this answer.
         screen = EditScreen(edit, lambda text: answer.render(before + text), bot.stream_interval)
         result: Any | None
@@ -229,12 +232,24 @@ async def write(
             text = result.texts[0]
             more = result.finish_reasons == ["length"] and answer.spec.streaming.go_on is not None
             reply = answer.render(text, result)
-        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
-        await edit(content=None, embed=to_embed(reply), view=buttons(owner, AGAIN, *([MORE] if more else [])))
+        saved = await keep(bot, message_id, guild_id, owner, answer, text)
+        # Unsaved, the buttons would find nothing: the answer is shown without them.
+        view = buttons(owner, AGAIN, *([MORE] if more else [])) if saved else None
+        await edit(content=None, embed=to_embed(reply), view=view)
         return text, result
     finally:
         writing.cancel()  # no-op once finished
         bot.writing.pop(message_id, None)
+
+
+async def keep(bot: HFBot, message_id: int, guild_id: int, owner: int, answer: Answer, text: str) -> bool:
+    """Save an answer for its buttons; False when the database stays busy (the answer goes on all the same)."""
+    try:
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
+    except StoreBusy:
+        log.warning("Answer %s could not be saved for its buttons: the database was busy", message_id)
+        return False
+    return True
 
 
 async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, owner: int) -> None:
