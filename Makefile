@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch where there is no GPU (it lies on disk on our machines); the default build otherwise.
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 
-.PHONY: install run console lint test test-fast bench bench-full bench-scale clean
+.PHONY: install run console lint test test-fast bench bench-full bench-scale chaos clean
 
 install: $(STAMP)
 
@@ -44,6 +44,9 @@ bench-full: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale
+
+chaos: $(STAMP)
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

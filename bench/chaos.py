@@ -487,7 +487,7 @@ async def run(profile_name: str, seed: int, models: dict[str, Path], data: Path,
             report.outcomes[outcome] += 1
             report.by_kind.setdefault(sent.kind, Counter())[outcome] += 1
             if outcome == "told":
-                report.told[seen] += 1
+                report.told[re.sub(r"\d+", "N", seen)] += 1  # "about 48 s" and "about 52 s" are one message
             if outcome in ("stuck", "silent"):
                 report.examples.setdefault(outcome, f"{sent.kind}: {seen}")
         report.sent = len(chaos.sent)
