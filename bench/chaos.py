@@ -198,8 +198,10 @@ class Tracebacks(logging.Handler):
 
 
 class Chaos:
-    def __init__(self, bot: HFBot, h: FakeDiscord, faults: Faults, rng: Random) -> None:
-        self.bot, self.h, self.faults, self.rng = bot, h, faults, rng
+    """The server's members and moderators, the faults, and what was sent to the bot."""
+
+    def __init__(self, h: FakeDiscord, faults: Faults, rng: Random) -> None:
+        self.h, self.faults, self.rng = h, faults, rng
         self.sent: list[Sent] = []
         self.members = [h.add_member(name=f"member{i}") for i in range(40)]
         self.moderators = [h.add_member(name=f"moderator{i}") for i in range(4)]
@@ -470,7 +472,7 @@ async def run(profile_name: str, seed: int, models: dict[str, Path], data: Path,
     logging.getLogger().addHandler(tracebacks)
     h = await FakeDiscord.create(bot, timeout=STUCK_AFTER)
     faults = Faults(engine, h.recorder, settings.database_path, rng, generation_server)
-    chaos = Chaos(bot, h, faults, rng)
+    chaos = Chaos(h, faults, rng)
     faults.send_expired = chaos.expired
     try:
         await chaos.setup()
