@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import re
 import sqlite3
 import time
@@ -455,6 +456,28 @@ async def test_autotag_tags_new_messages_and_logs_them(env: Env) -> None:
     await env.h.dispatch_message("more spam", author_id=author)
     assert len(env.executor.batches) == 2 and "No channel is auto-tagged" in env.h.recorder.last("response").text()
     env.h.assert_no_errors()
+
+
+async def test_autotag_skips_a_message_while_the_database_is_locked_without_a_traceback(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds the write lock: the message is skipped (nothing announced, so nothing lost),
+    with one warning line rather than an error's traceback; the next one is tagged."""
+    env = await start(busy_timeout=0.2)
+    await env.labels(("spam",))
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.5, "log_channel": log_channel})
+    other = sqlite3.connect(env.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with caplog.at_level(logging.WARNING):
+        await env.h.dispatch_message("buy cheap spam now", author_id=env.h.add_member())
+    other.execute("COMMIT")
+    other.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert any("busy" in r.getMessage() for r in caplog.records)
+    assert env.h.recorder.last("send_message") is None  # not announced: it was not saved
+    message = await env.h.dispatch_message("more cheap spam", author_id=env.h.add_member())
+    assert [t.message_id for t in await env.store.tags(env.guild_id)] == [message.id]
 
 
 async def test_autotag_enable_refusals(start: Start) -> None:
