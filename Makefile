@@ -14,7 +14,7 @@ CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || \
 	echo "torch==2.13.0 --extra-index-url $(CPU_INDEX) --retries 1 --timeout 15")
 
-.PHONY: install run console lint test test-fast bench bench-full bench-scale clean
+.PHONY: install run console lint test test-fast bench bench-full bench-scale chaos clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ bench-full: $(STAMP)
 
 bench-scale: $(STAMP)
 	$(PY) -m bench.scale
+
+chaos: $(STAMP)
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -129,7 +129,7 @@ async def classification() -> dict[str, Any]:
 
 
 async def generation(folder: Path) -> dict[str, Any]:
-    from tests.test_openai_backend import Server
+    from tests.openai_server import Server
 
     request = GenerationRequest("The capital of France is", max_new_tokens=1, temperature=0.0)
     async with Engine(config(torch_threads=CORES)) as engine:

@@ -64,6 +64,8 @@ Edit = Callable[
 # (after=, content=, embed=, view=) -> the message, and how to edit it later.
 Post = Callable[..., Awaitable[tuple[discord.Message, Edit]]]
 
+log = logging.getLogger(__name__)
+
 
 class EditScreen:
     """Shows an answer being written by editing its message: the queue position, then the text as it
@@ -108,7 +110,7 @@ class Pages:
     def last(self) -> discord.Message:
         return self.messages[-1][0]
 
-    async def show(self, reply: Reply, view: discord.ui.View) -> None:
+    async def show(self, reply: Reply, view: discord.ui.View | None) -> None:
         pages = paginate(reply)[self.skip :]
         for number, page in enumerate(pages):
             last = number == len(pages) - 1
@@ -275,14 +277,14 @@ async def write(
 
     async def moved(message: discord.Message) -> None:
         bot.writing[message.id] = bot.writing.pop(pages.messages[-2][0].id)  # Stop is on the new message now
-        await bot.store.answers.save(message.id, guild_id, owner, kept().to_json(), before)
+        await keep(bot, message.id, guild_id, owner, kept(), before)
 
     try:
         message, edit = await post(content=None, embed=to_embed(shown[-1]), view=buttons(owner, STOP))
         pages = Pages(post, message, edit, skip, moved)
         bot.writing[message.id] = writing
         # Kept from the start, so Regenerate works even if the bot stops before the answer is done.
-        await bot.store.answers.save(message.id, guild_id, owner, answer.to_json(), before)
+        await keep(bot, message.id, guild_id, owner, answer, before)
         # The engine streams only the new text: shown after `before`, as this answer.
         stop = buttons(owner, STOP)
         screen = EditScreen(edit, lambda text: pages.show(answer.render(before + text), stop), bot.stream_interval)
@@ -302,13 +304,24 @@ async def write(
             text = result.texts[0]
             more = result.finish_reasons == ["length"] and answer.spec.streaming.go_on is not None
             reply = answer.render(text, result)
-        await pages.show(reply, buttons(owner, AGAIN, *([MORE] if more else [])))
-        await bot.store.answers.save(pages.last.id, guild_id, owner, kept().to_json(), text)
+        saved = await keep(bot, pages.last.id, guild_id, owner, kept(), text)
+        # Unsaved, the buttons would find nothing: the answer is shown without them.
+        await pages.show(reply, buttons(owner, AGAIN, *([MORE] if more else [])) if saved else None)
         return text, result
     finally:
         writing.cancel()  # no-op once finished
         if pages is not None:
             bot.writing.pop(pages.last.id, None)
+
+
+async def keep(bot: HFBot, message_id: int, guild_id: int, owner: int, answer: Answer, text: str) -> bool:
+    """Save an answer for its buttons; False when the database stays busy (the answer goes on all the same)."""
+    try:
+        await bot.store.answers.save(message_id, guild_id, owner, answer.to_json(), text)
+    except StoreBusy:
+        log.warning("Answer %s could not be saved for its buttons: the database was busy", message_id)
+        return False
+    return True
 
 
 async def on_button(bot: HFBot, interaction: discord.Interaction, action: str, owner: int) -> None:

@@ -28,6 +28,8 @@ from .storage import Storage, StoreBusy
 log = logging.getLogger(__name__)
 
 INTERACTION_LIFETIME = 15 * 60  # seconds an interaction token can still be answered
+# Discord's codes for a token it no longer knows (answered too late, or expired): nobody can be told any more.
+DEAD_TOKEN = {10062, 10015}  # Unknown interaction, Unknown Webhook
 
 
 def cog_extensions(package: str = "cogs") -> list[str]:
@@ -66,6 +68,7 @@ class HFBot(commands.AutoShardedBot):
         self.permission_warnings: set[tuple[int, int]] = set()  # (channel id, permissions) already logged
         self.log_limiter = AlertLimiter()  # auto-tag log entries per watched channel: a raid is summarized
         self.tree.on_error = self.on_app_command_error
+        self.tree.interaction_check = self.answerable
 
     async def setup_hook(self) -> None:
         if self.engine is None:  # publishing commands: no database, no models
@@ -124,9 +127,21 @@ class HFBot(commands.AutoShardedBot):
         """Queue requests (two for /compare) on behalf of a member: all of them, or none."""
         return Answering.submit(lambda request: self.submit(request, user_id, asked_at), requests)
 
+    async def answerable(self, interaction: discord.Interaction) -> bool:
+        """A command that reaches the bot after its token expired (a backlog after an outage) is dropped:
+        nobody could see its answer."""
+        age = (discord.utils.utcnow() - interaction.created_at).total_seconds()
+        if age < INTERACTION_LIFETIME:
+            return True
+        log.warning("Dropped /%s from %.0f s ago: its token has expired", _name(interaction), age)
+        return False
+
     # --- one error handler for every command ---------------------------------------------
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(cause, discord.NotFound) and cause.code in DEAD_TOKEN:
+            log.warning("Discord no longer knows the interaction of /%s (answered too late?)", _name(interaction))
+            return
         if isinstance(cause, EngineError):
             reply = render_error(cause)
         elif isinstance(cause, app_commands.CommandOnCooldown):
@@ -153,17 +168,28 @@ class HFBot(commands.AutoShardedBot):
             reply = Reply("Not allowed", ["You can't use this command here."], tone="error")
         else:
             error_id = secrets.token_hex(4)
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error("Error %s in /%s for user %s", error_id, command, interaction.user.id, exc_info=cause)
+            log.error("Error %s in /%s for user %s", error_id, _name(interaction), interaction.user.id, exc_info=cause)
             reply = render_apology(error_id)
+        embed = to_embed(reply)
         try:
             if not interaction.response.is_done():
-                await interaction.response.send_message(embed=to_embed(reply), ephemeral=True)
-            elif interaction.extras.get("public"):
-                # Refusals are for the asker only: drop the public "thinking…" and answer privately.
-                await interaction.delete_original_response()
-                await interaction.followup.send(embed=to_embed(reply), ephemeral=True)
-            else:
-                await interaction.edit_original_response(content=None, embed=to_embed(reply))
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+                return
+            try:
+                if interaction.extras.get("public"):
+                    # Refusals are for the asker only: drop the public "thinking…" and answer privately.
+                    await interaction.delete_original_response()
+                    await interaction.followup.send(embed=embed, ephemeral=True)
+                else:
+                    await interaction.edit_original_response(content=None, embed=embed)
+            except discord.HTTPException as failed:
+                if failed.code in DEAD_TOKEN:
+                    raise
+                # Discord failed that call (its 5xx): a new private message may still get through.
+                await interaction.followup.send(embed=embed, ephemeral=True)
         except discord.HTTPException:
-            log.warning("Could not deliver an error message for /%s", interaction.command and interaction.command.name)
+            log.warning("Could not deliver an error message for /%s", _name(interaction))
+
+
+def _name(interaction: discord.Interaction) -> str:
+    return interaction.command.qualified_name if interaction.command else "?"

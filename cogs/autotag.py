@@ -20,7 +20,7 @@ from bot.engine.request import check_number
 from bot.moderation import AUTOTAG_OFF, auto_labels, message_text, render_autotag_log, render_watches, require_labels
 from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post, post_summaries, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
-from bot.storage import Tag
+from bot.storage import StoreBusy, Tag
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,9 @@ class AutoTag(ModerationCog):
             return
         try:  # committed before it is announced anywhere
             await self.store.add_tags(tags)
+        except StoreBusy:  # locked past the busy timeout: skipped like a full backlog, nothing announced
+            log.warning("Message %s was not auto-tagged: the database was busy", message.id)
+            return
         except Exception:
             log.exception("Could not store the auto-tags of message %s", message.id)
             return

@@ -40,6 +40,9 @@ THREAD_NAME_CHARS = 100  # Discord's limit
 IN_THREAD = "write in this thread to go on"
 IN_CHAIN = "reply to this answer to go on"
 MENTION = re.compile(r"<@!?\d+>")
+UNREADABLE = "Discord didn't let me read this conversation just now. Please send your message again in a moment."
+UNDELIVERED = "Discord didn't take my answer just now. Please send your message again in a moment."
+
 
 Turns = list[tuple[str, str]]
 
@@ -166,6 +169,9 @@ class Generation(commands.Cog):
         except discord.Forbidden as error:  # Read Message History taken away since the check
             await self.cannot_answer(message, self.lacking_to_answer(message.channel), error)
             return
+        except discord.DiscordServerError:  # Discord failed the read: say so rather than leave them waiting
+            await self._say(message, Reply("Please try again", [UNREADABLE], tone="busy"))
+            return
         except discord.HTTPException as error:
             log.info("Could not read the conversation before message %s: %s", message.id, error)
             return
@@ -194,10 +200,9 @@ class Generation(commands.Cog):
                 asked_at=message.created_at,
             )
         except (EngineError, StoreBusy) as error:
-            if posted:  # the answer being written becomes the refusal (an error is never read back as a turn)
-                await self._edit(posted[-1], refusal(error))
-            else:
-                await self._say(message, refusal(error))
+            await self._tell(message, posted, refusal(error))
+        except discord.DiscordServerError:  # Discord failed an edit of the answer: it must not stay "writing…"
+            await self._tell(message, posted, Reply("Please try again", [UNDELIVERED], tone="busy"))
         except discord.NotFound:  # the thread or the answer was deleted meanwhile: the job is cancelled, nobody to tell
             log.info("A chat answer in %s was deleted before it was finished", message.channel.id)
         except discord.Forbidden as error:  # a permission taken away meanwhile, or a locked thread
@@ -342,12 +347,16 @@ class Generation(commands.Cog):
         except (discord.NotFound, discord.Forbidden):
             return None
 
-    @staticmethod
-    async def _edit(answer: discord.Message, reply: Reply) -> None:
-        try:
-            await answer.edit(content=None, embed=to_embed(reply), view=None)
-        except discord.HTTPException:
-            log.warning("Could not show why chat answer %s failed", answer.id)
+    async def _tell(self, message: discord.Message, posted: list[discord.Message], reply: Reply) -> None:
+        """Why a member's chat message got no answer: in the answer begun for it (an error is never read back
+        as a turn), else in a reply."""
+        if posted:  # the message being written when it failed (a long answer's earlier ones stay)
+            try:
+                await posted[-1].edit(content=None, embed=to_embed(reply), view=None)
+                return
+            except discord.HTTPException:
+                log.warning("Could not show why chat answer %s failed", posted[-1].id)
+        await self._say(message, reply)
 
     @staticmethod
     async def _say(message: discord.Message, reply: Reply) -> None:

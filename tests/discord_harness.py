@@ -39,9 +39,10 @@ Things a test author must know (discord.py 2.7 behaviour, verified by the self-t
   callback arrives there as ``app_commands.CommandInvokeError`` (``.original``).
 * Default ``CommandTree.on_error`` / ``View.on_error`` / ``Client.on_error`` only *log*;
   tests do not fail by themselves.  Use ``harness.errors`` / ``assert_no_errors()``.
-* The 3-second initial-response deadline and the 15-minute token lifetime are not
-  enforced (Discord does that); ``InteractionResponded`` for a second response *is*
-  raised by discord.py itself.  The recorder answers a followup /
+* The 3-second initial-response deadline is not enforced (Discord does that); the
+  15-minute token lifetime is, from the interaction id's timestamp (``invoke_slash(age=)``
+  sends an old one): every call for it gets 404 like Discord's.  ``InteractionResponded``
+  for a second response *is* raised by discord.py itself.  The recorder answers a followup /
   ``edit_original_response`` sent before any initial response with 404 Unknown Webhook.
 * Without the ``message_content`` intent, guild messages that don't mention the bot
   arrive with empty content (the harness blanks them like Discord; message context menu
@@ -66,7 +67,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
@@ -99,6 +100,9 @@ MODAL = 9
 
 EPHEMERAL = 1 << 6  # MessageFlags.ephemeral
 LOADING = 1 << 7  # MessageFlags.loading ("Bot is thinking...")
+
+#: Seconds an interaction token can be used (Discord's limit).
+INTERACTION_LIFETIME = 15 * 60
 
 #: Default attachment size limit put into interaction payloads (10 MiB, Discord's default).
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
@@ -148,6 +152,11 @@ def next_snowflake() -> int:
 
 def _iso_now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _age(snowflake: int) -> float:
+    """Seconds since the snowflake was made."""
+    return (datetime.now(timezone.utc) - discord.utils.snowflake_time(snowflake)).total_seconds()
 
 
 def _snowflake_of(value: Any) -> int:
@@ -595,6 +604,8 @@ class Recorder:
         body, recorded = self._decode(payload, multipart, files)
         token = route.webhook_token or ""
         state = self._interactions.get(token)
+        if state is not None and _age(state.interaction_id) > INTERACTION_LIFETIME:
+            state = None  # an expired token: Discord knows it no more
         path = route.path
         rec = Record(
             kind="webhook",
@@ -627,7 +638,12 @@ class Recorder:
         else:
             rec.kind = f"{method} {path}"
             rec.unhandled = True
-        return await self._finish(rec, body, produce)
+        try:
+            return await self._finish(rec, body, produce)
+        except discord.NotFound as error:
+            if error.code == 10062:  # Discord gave up on this interaction: its token is dead from now on
+                self._interactions.pop(token, None)
+            raise
 
     def _interaction_callback(self, rec: Record, state: _InteractionState | None, files: list[RecordedFile]) -> JSON:
         if state is None:
@@ -1405,6 +1421,12 @@ class FakeDiscord:
     def _is_work(task: asyncio.Task[Any]) -> bool:
         return task.get_name().startswith(_WORK_TASK_PREFIXES)
 
+    def take_work(self) -> list[asyncio.Task[Any]]:
+        """The work tasks started since the last call (or settle): right after a ``wait=False``
+        dispatch, that dispatch's own, so a caller can wait for many requests one by one."""
+        fresh, self._created_tasks = self._created_tasks, []
+        return [t for t in fresh if self._is_work(t)]
+
     async def settle(self, timeout: float | None = None) -> None:
         """Wait until every work task created since the last settle has finished.
 
@@ -1419,8 +1441,7 @@ class FakeDiscord:
         watched: list[asyncio.Task[Any]] = []
         while True:
             await asyncio.sleep(0)
-            fresh, self._created_tasks = self._created_tasks, []
-            watched.extend(t for t in fresh if t is not current and self._is_work(t))
+            watched.extend(t for t in self.take_work() if t is not current)
             pending = [t for t in watched if not t.done()]
             if not pending:
                 await asyncio.sleep(0)
@@ -1509,15 +1530,18 @@ class FakeDiscord:
         permissions: int | discord.Permissions | None,
         channel_id: int | None,
         message: JSON | None = None,
+        age: float = 0.0,
     ) -> JSON:
-        """A guild interaction from ``user_id`` (default: ``tester``) in ``channel_id`` (default: ``#general``)."""
+        """A guild interaction from ``user_id`` (default: ``tester``) in ``channel_id`` (default: ``#general``),
+        made ``age`` seconds ago."""
         uid = user_id or self.user_id
         if uid not in self.recorder.users:
             self.add_member(uid)
         user = self.recorder.users[uid]
         if uid not in self.recorder.members:
             self._register_member(uid, user)
-        iid = next_snowflake()
+        asked = datetime.now(timezone.utc) - timedelta(seconds=age)
+        iid = discord.utils.time_snowflake(asked) if age else next_snowflake()
         perms = permissions if permissions is not None else self.member_permissions(uid)
         perm_value = perms.value if isinstance(perms, discord.Permissions) else int(perms)
         cid = channel_id or self.channel_id
@@ -1726,6 +1750,7 @@ class FakeDiscord:
         validate: bool = True,
         wait: bool = True,
         timeout: float | None = None,
+        age: float = 0.0,
     ) -> discord.Interaction:
         """Invoke a slash command (``"cmd"``, ``"group sub"``, ``"group subgroup sub"``).
 
@@ -1736,11 +1761,14 @@ class FakeDiscord:
         does *before* sending an interaction (min/max, lengths, choices, required options,
         default_permissions) raise :class:`DiscordValidationError`; discord.py does not
         repeat them locally.  Returns the real ``discord.Interaction`` after all work
-        finished (``wait=True``).
+        finished (``wait=True``).  ``age``: seconds since the member asked (past 15 minutes
+        the token is expired).
         """
         perms = self._effective_permissions(user_id, permissions)
         data = self._slash_data(name, options, validate=validate, permissions=perms)
-        payload = self._interaction_payload(2, data, user_id=user_id, permissions=permissions, channel_id=channel_id)
+        payload = self._interaction_payload(
+            2, data, user_id=user_id, permissions=permissions, channel_id=channel_id, age=age
+        )
         return await self.dispatch_interaction(payload, wait=wait, timeout=timeout)
 
     async def invoke_autocomplete(

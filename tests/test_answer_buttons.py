@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
+import sqlite3
 from typing import Any
 
 import pytest_asyncio
@@ -15,6 +17,7 @@ from bot.client import HFBot
 from bot.engine.errors import WorkerCrashed
 from bot.engine.request import failure
 from bot.specs.generation import MAX_RETURN_SEQUENCES, GenerationRequest, GenerationResult
+from bot.storage import Storage
 
 from .discord_harness import EPHEMERAL, FakeDiscord
 from .test_commands_discord import WAIT, engine, gate, make_bot, settings, wrap_outcomes  # noqa: F401 - fixtures
@@ -195,3 +198,27 @@ async def test_a_failed_regenerate_puts_the_answer_back(env, engine, monkeypatch
     assert await bot.store.answers.get(message_id) == stored
     told = h.recorder.last("followup")
     assert told.ephemeral and "The model restarted" in told.text()  # the member who pressed is told, privately
+
+
+async def test_an_answer_finished_while_the_database_is_locked_is_shown_without_its_buttons(settings, engine, tmp_path):
+    """Another process holds the database's write lock when a /generate answer is finished: the member still
+    gets the answer (its buttons need it saved, so it comes without them), not "busy" in its place."""
+    database = tmp_path / "bot.sqlite3"
+    bot = HFBot(dataclasses.replace(settings, database_path=database), engine)
+    bot.store = Storage(database, busy_timeout=0.2)
+    h = await FakeDiscord.create(bot)
+    try:
+        locker = sqlite3.connect(database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            await h.invoke_slash("generate", {"prompt": "Once upon a time", "max_new_tokens": 3, "temperature": 0.0})
+        finally:
+            locker.execute("COMMIT")
+            locker.close()
+        assert h.recorder.kinds()[-1] == "edit_original", h.recorder.kinds()  # the answer, not an error in its place
+        answer = answer_message(h)
+        assert answer["embeds"][0]["title"] == "Generation" and "Once upon a time" in answer["embeds"][0]["description"]
+        assert button_ids(answer) == []
+        h.assert_no_errors()
+    finally:
+        await h.close()

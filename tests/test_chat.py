@@ -404,6 +404,34 @@ async def test_a_chat_answer_that_fails_becomes_the_error(chat, engine, monkeypa
     assert requests[-1].history == (("user", "Hi"), ("assistant", first), ("user", "hello?"))
 
 
+@pytest.mark.parametrize("read", ["history", "fetch_message"])
+async def test_a_conversation_discord_fails_to_read_is_answered_with_why(chat, read):
+    """Discord fails reading the thread (its 5xx): the member is told to send the message again, not left
+    waiting for an answer that never comes."""
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    thread = h.recorder.last("start_thread").message_id
+    h.recorder.fail_next(read, 503, 0, "Service Unavailable")
+    message = await h.dispatch_message(f"<@{h.bot_id}> What is my name?", channel_id=thread)
+    told = answer_of(h, message.id)["embeds"][0]
+    assert told["title"] == "Please try again" and "send your message again" in told["description"]
+    assert len(requests) == 1  # nothing ran on a conversation that could not be read
+    assert_no_pings(h)
+
+
+async def test_a_thread_answer_discord_fails_to_update_does_not_stay_writing(chat):
+    """Discord fails an edit of a streaming answer in a thread (its 5xx): the answer says what happened
+    instead of "writing…" for ever."""
+    bot, h, requests = chat
+    await h.invoke_slash("chat", {"message": "My name is Ada."})
+    thread = h.recorder.last("start_thread").message_id
+    h.recorder.fail_next("edit_message", 503, 0, "Service Unavailable")
+    message = await h.dispatch_message(f"<@{h.bot_id}> What is my name?", channel_id=thread)
+    told = answer_of(h, message.id)["embeds"][0]
+    assert told["title"] == "Please try again" and "send your message again" in told["description"]
+    assert_no_pings(h)
+
+
 async def test_a_conversation_keeps_the_model_it_was_started_with(chat, settings):
     bot, h, requests = chat
     default, other = settings.engine.allowed("generation")

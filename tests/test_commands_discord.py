@@ -946,6 +946,45 @@ async def test_unexpected_error_after_defer_is_apologised_for_privately(env, cap
     assert_no_pings(h)
 
 
+@pytest.mark.parametrize("private", [True, False])
+async def test_an_error_message_discord_fails_to_take_comes_as_a_new_private_message(env, private):
+    """Discord fails the answer and then the error message too (its 5xx, after discord.py's own retries):
+    the member still hears what happened, in a private follow-up, instead of "thinking…" for ever."""
+    bot, h = env
+    h.recorder.fail_next("edit_original", status=503, code=0, message="Service Unavailable")
+    h.recorder.fail_next("edit_original" if private else "delete_original", 503, 0, "Service Unavailable")
+    await h.invoke_slash("tokens", {"text": "hello", "private": private})
+    told = h.recorder.last("followup")
+    assert told is not None and told.error is None and told.ephemeral, h.recorder.kinds()
+    assert told.embeds[0]["title"] == "Sorry"
+
+
+async def test_an_interaction_discord_gave_up_on_is_let_go_quietly(env, engine, caplog):
+    """Discord answers 404 Unknown interaction when the first answer came too late (its 3 seconds): nobody
+    can be told any more, so the bot neither apologises on the dead token nor logs a traceback."""
+    bot, h = env
+    h.recorder.fail_next("response", 404, 10062, "Unknown interaction")
+    with caplog.at_level(logging.WARNING):
+        await h.invoke_slash("tokens", {"text": "hello"})
+    assert h.recorder.kinds() == ["response"]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert engine.status().queued == 0
+
+
+async def test_an_expired_interaction_runs_nothing(env, engine, caplog, monkeypatch):
+    """A command that reaches the bot after its token expired (a backlog after an outage): nothing runs,
+    nothing is logged as an error."""
+    bot, h = env
+    submitted: list[Any] = []
+    submit = engine.submit_job
+    monkeypatch.setattr(engine, "submit_job", lambda *a, **k: submitted.append(a) or submit(*a, **k))
+    with caplog.at_level(logging.WARNING):
+        await h.invoke_slash("sentiment", {"text": "I love it"}, age=16 * 60)
+    assert submitted == []
+    assert all(r.error is not None for r in h.recorder.records)  # Discord refused whatever was sent
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
 async def test_generate_cooldown_says_slow_down(env):
     bot, h = env
     for _ in range(3):  # @cooldown(3, 30 s) per user

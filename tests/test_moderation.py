@@ -15,6 +15,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -470,6 +471,28 @@ async def test_a_deleted_channel_is_no_longer_watched(env: Env) -> None:
     await env.h.settle()
     env.h.assert_no_errors()
     assert [w.channel_id for w in await env.store.watches(env.guild_id)] == [env.h.channel_id]
+
+
+async def test_autotag_skips_a_message_while_the_database_is_locked_without_a_traceback(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds the write lock: the message is skipped (nothing announced, so nothing lost),
+    with one warning line rather than an error's traceback; the next one is tagged."""
+    env = await start(busy_timeout=0.2)
+    await env.labels(("spam",))
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.5, "log_channel": log_channel})
+    other = sqlite3.connect(env.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with caplog.at_level(logging.WARNING):
+        await env.h.dispatch_message("buy cheap spam now", author_id=env.h.add_member())
+    other.execute("COMMIT")
+    other.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert any("busy" in r.getMessage() for r in caplog.records)
+    assert env.h.recorder.last("send_message") is None  # not announced: it was not saved
+    message = await env.h.dispatch_message("more cheap spam", author_id=env.h.add_member())
+    assert [t.message_id for t in await env.store.tags(env.guild_id)] == [message.id]
 
 
 async def test_autotag_enable_refusals(start: Start) -> None:

@@ -9,10 +9,6 @@ import dataclasses
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +28,11 @@ from bot.engine.openai_backend import DOWN, LOST
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
-from .conftest import child_env, offline_config, tiny_engine_config
+from .conftest import offline_config, tiny_engine_config
+from .openai_server import Server
 
 pytestmark = pytest.mark.scale
 TIMEOUT = 120
-STARTUP = 300  # importing torch + transformers and loading the model on 2 busy cores
 
 
 @pytest.fixture(scope="session")
@@ -45,40 +41,6 @@ def smollm_folder() -> Path:
     from bot.engine.registry import ModelRegistry
 
     return Path(ModelRegistry(offline_config()).source("generation")[0])
-
-
-class Server:
-    """`transformers serve` in a child process on a free loopback port."""
-
-    def __init__(self, model: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.model = str(model)
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        serve = Path(sys.executable).with_name("transformers")
-        self.process = subprocess.Popen(
-            [str(serve), "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-            env=child_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "transformers serve exited while starting"
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.5)
-        raise AssertionError("transformers serve did not start listening")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
-            self.process.kill()
-        self.process.wait(30)
 
 
 @pytest.fixture(scope="module")
