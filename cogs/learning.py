@@ -22,6 +22,7 @@ class LearnedLabels(ModerationCog):
     def __init__(self, bot: HFBot) -> None:
         super().__init__(bot)
         self.trainings: dict[int, asyncio.Task] = {}  # guild -> its background retraining, at most one each
+        self.changed: set[int] = set()  # guilds whose examples changed while their training ran: check again after
 
     async def cog_unload(self) -> None:
         for task in self.trainings.values():
@@ -31,7 +32,15 @@ class LearnedLabels(ModerationCog):
     async def on_examples_changed(self, guild_id: int) -> None:
         running = self.trainings.get(guild_id)
         if running is None or running.done():
-            self.trainings[guild_id] = asyncio.create_task(self._train_if_due(guild_id))
+            self.trainings[guild_id] = asyncio.create_task(self._train_while_changed(guild_id))
+        else:  # a training that read the examples before this change: not lost, checked when it ends
+            self.changed.add(guild_id)
+
+    async def _train_while_changed(self, guild_id: int) -> None:
+        await self._train_if_due(guild_id)
+        while guild_id in self.changed:
+            self.changed.discard(guild_id)
+            await self._train_if_due(guild_id)
 
     async def _train_if_due(self, guild_id: int) -> None:
         store, settings = self.store, self.bot.settings

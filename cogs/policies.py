@@ -62,7 +62,7 @@ from bot.policies import (
 from bot.policies import audit_reason as policy_reason
 from bot.reply import Reply
 from bot.specs.learned_labels import EvaluateLabelsRequest, LabelEvaluation, LabelMessageResult
-from bot.storage import EVERY_CHANNEL, Embedding, Policy, PolicyStore, Review, Scored, Watch
+from bot.storage import EVERY_CHANNEL, Embedding, Policy, PolicyStore, Review, Scored, StoreBusy, Watch
 from cogs.reviews import review_items
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,8 @@ class Policies(ModerationCog):
         try:
             await self.policies.add_scored(scored)
             policies = await self.policies.policies(message.guild.id)
-        except Exception:
-            log.exception("Could not keep the scores of message %s", message.id)
+        except StoreBusy:  # another process holds the database: this message goes unacted, the next is seen
+            log.warning("Policies skipped message %s: the database was busy", message.id)
             return
         decided = decide(policies, scored.scores, watch.channel_id)
         if decided is None:

@@ -482,12 +482,9 @@ async def test_autotag_skips_a_message_while_the_database_is_locked_without_a_tr
     await env.labels(("spam",))
     log_channel = env.h.add_channel("mod-log")
     await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.5, "log_channel": log_channel})
-    other = sqlite3.connect(env.db_path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    with caplog.at_level(logging.WARNING):
-        await env.h.dispatch_message("buy cheap spam now", author_id=env.h.add_member())
-    other.execute("COMMIT")
-    other.close()
+    async with env.backend.locked():  # another process holds the write lock
+        with caplog.at_level(logging.WARNING):
+            await env.h.dispatch_message("buy cheap spam now", author_id=env.h.add_member())
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert any("busy" in r.getMessage() for r in caplog.records)
     assert env.h.recorder.last("send_message") is None  # not announced: it was not saved
