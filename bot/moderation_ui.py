@@ -75,7 +75,8 @@ async def label_message(
 ) -> LabelMessageResult:
     """The server's labels for a text: its learned labels where its model fits, zero-shot for the rest."""
     model = await bot.store.moderation.label_model(guild_id)
-    request = label_request(text, config, model, embedding_model(bot))
+    encoder = await bot.store.moderation.encoder(guild_id)
+    request = label_request(text, config, model, embedding_model(bot), encoder)
     return await bot.engine.submit(request, user=user, background=background)
 
 

@@ -21,6 +21,7 @@ from .database import BUSY_TIMEOUT, Database, StoreBusy, StoreUnreachable
 from .guilds import GuildStore
 from .moderation import (
     Embedding,
+    FineTunedEncoder,
     GuildConfig,
     Label,
     LabelModel,
@@ -44,6 +45,7 @@ __all__ = [
     "GuildConfig",
     "GuildStore",
     "Label",
+    "FineTunedEncoder",
     "LabelModel",
     "ModerationStore",
     "EVERY_CHANNEL",
