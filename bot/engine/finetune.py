@@ -48,12 +48,17 @@ def new_adapter(model: torch.nn.Module, seed: int) -> list[torch.Tensor]:
 
 
 def adapted(model: torch.nn.Module, adapter: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The changed weights, W + SCALE * B @ A, by name (for functional_call)."""
+    """The weights to call the model with (functional_call): W + SCALE * B @ A for the targets. Under autograd
+    also copies of inference tensors (a model first loaded by an inference request holds them, and autograd
+    cannot save them for backward)."""
     params = dict(model.named_parameters())
     out = {}
+    if torch.is_grad_enabled():
+        tensors = {**params, **dict(model.named_buffers())}
+        out = {name: tensor.clone() for name, tensor in tensors.items() if tensor.is_inference()}
     for k, name in enumerate(target_names(model)):
         a, b = adapter[2 * k], adapter[2 * k + 1]
-        out[name] = params[name] + SCALE * (b @ a).to(params[name].dtype)
+        out[name] = out.get(name, params[name]) + SCALE * (b @ a).to(params[name].dtype)
     return out
 
 
