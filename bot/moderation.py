@@ -30,7 +30,7 @@ from .specs.learned_labels import (
     TrainedLabels,
 )
 from .specs.zero_shot import DEFAULT_TEMPLATE, MAX_LABEL_CHARS, MAX_LABELS
-from .storage import GuildConfig, Label, LabelModel, Review, Tag, Watch
+from .storage import FineTunedEncoder, GuildConfig, Label, LabelModel, Review, Tag, Watch
 
 MESSAGE_LINK = re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/channels/(\d+|@me)/(\d+)/(\d+)")
 CSV_COLUMNS = (
@@ -121,18 +121,31 @@ def label_prompt(label: Label) -> str:
 
 
 def label_request(
-    text: str, config: GuildConfig, model: LabelModel | None, embedding_model: str
+    text: str,
+    config: GuildConfig,
+    model: LabelModel | None,
+    embedding_model: str,
+    encoder: FineTunedEncoder | None = None,
 ) -> LabelMessageRequest:
     """The server's learned labels where its model fits the label set, zero-shot for the rest.
 
     For zero-shot, NLI models understand bare label names; a small embedding model (MiniLM) compares topics,
     so a label described by a typical message ("question: How do I change my settings?") is matched far
-    better, and the bare text ("{}") works better there than the NLI-style "This example is {}."."""
+    better, and the bare text ("{}") works better there than the NLI-style "This example is {}.".
+    The server's fine-tuned encoder and its head replace the linear head where it fits and did better on held-out
+    examples."""
     names = require_labels(config)
     head = model.head if model is not None and model.fits(config, embedding_model) else None
+    adapter = None
+    if encoder is not None and encoder.better and encoder.fits(config, embedding_model):
+        head, adapter = encoder.head, encoder.adapter
     if config.method == "nli":
-        return LabelMessageRequest(text, names, names, method="nli", hypothesis_template=DEFAULT_TEMPLATE, head=head)
-    return LabelMessageRequest(text, names, tuple(label_prompt(label) for label in config.labels), head=head)
+        return LabelMessageRequest(
+            text, names, names, method="nli", hypothesis_template=DEFAULT_TEMPLATE, head=head, encoder=adapter
+        )
+    return LabelMessageRequest(
+        text, names, tuple(label_prompt(label) for label in config.labels), head=head, encoder=adapter
+    )
 
 
 def label_key(name: str) -> str:
@@ -311,7 +324,12 @@ def skipped_notes(skipped: int) -> list[str]:
     ] * bool(skipped)
 
 
-def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, str]], min_examples: int) -> Reply:
+def render_report(
+    evaluation: LabelEvaluation,
+    identical: Sequence[tuple[str, str]],
+    min_examples: int,
+    fine_tuning: str | None = None,
+) -> Reply:
     e = evaluation
     width = max(len(label) for label in e.labels)
     lines = [
@@ -339,12 +357,28 @@ def render_report(evaluation: LabelEvaluation, identical: Sequence[tuple[str, st
         ),
         reverse=True,
     )[:3]
+    if fine_tuning is not None:
+        fields.append(("Fine-tuned encoder", fine_tuning))
     if confused:
         fields.append(("Most confused", "\n".join(f"**{t}** taken for **{p}**: {n}×" for n, t, p in confused)))
     fields.append(("Needs more examples", needs_more(e, min_examples)))
     lines += identical_notes(identical)
     lines += skipped_notes(e.skipped)
     return Reply("Learned labels report", lines, fields=fields, footer=e.model, tone="info")
+
+
+def render_fine_tuning(encoder: FineTunedEncoder | None, store_text: bool, fits: bool) -> str:
+    """Both encoders' accuracy on the same held-out examples, and which one labels messages."""
+    if not store_text:
+        return "Unavailable: it learns from the text of tagged messages, and this server does not store it."
+    if encoder is None or not fits:
+        return "Not trained (for these labels and this model) yet: /labelset finetune."
+    used = "in use" if encoder.better else "not used: the linear head did as well"
+    return (
+        f"fine-tuned **{100 * encoder.finetuned_accuracy:.0f}%** · linear head {100 * encoder.linear_accuracy:.0f}% "
+        f"on {encoder.evaluated} held-out examples · {used} · adapter {len(encoder.adapter) // 1024} KB, "
+        f"trained in {encoder.seconds:.0f} s"
+    )
 
 
 def needs_more(e: LabelEvaluation, min_examples: int) -> str:

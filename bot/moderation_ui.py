@@ -24,7 +24,7 @@ from .embeds import to_embed
 from .engine.request import Request
 from .moderation import known_label, label_request
 from .reply import Reply
-from .specs.learned_labels import LabelMessageResult
+from .specs.learned_labels import LabelMessageRequest, LabelMessageResult
 from .specs.zero_shot import EMBEDDING
 from .storage import GuildConfig, ModerationStore
 
@@ -74,9 +74,15 @@ async def label_message(
     bot: HFBot, text: str, guild_id: int, config: GuildConfig, *, user: str, background: bool = False
 ) -> LabelMessageResult:
     """The server's labels for a text: its learned labels where its model fits, zero-shot for the rest."""
-    model = await bot.store.moderation.label_model(guild_id)
-    request = label_request(text, config, model, embedding_model(bot))
+    request = await server_label_request(bot, text, guild_id, config)
     return await bot.engine.submit(request, user=user, background=background)
+
+
+async def server_label_request(bot: HFBot, text: str, guild_id: int, config: GuildConfig) -> LabelMessageRequest:
+    """The request that labels a text with what the server learned: its head, and its fine-tuned encoder."""
+    store = bot.store.moderation
+    model, encoder = await store.label_model(guild_id), await store.encoder(guild_id)
+    return label_request(text, config, model, embedding_model(bot), encoder)
 
 
 def examples_changed(bot: HFBot, guild_id: int) -> None:

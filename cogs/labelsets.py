@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from typing import Any
 
 import discord
@@ -13,13 +14,15 @@ from discord import app_commands
 
 from bot.client import HFBot
 from bot.embeds import to_embed
+from bot.engine import EngineError
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_choice, check_number
-from bot.learning import keep, prepare
+from bot.learning import FineTuning, finetune, keep, plan_finetune, prepare
 from bot.moderation import (
     identical_labels,
     known_label,
     label_prompt,
+    render_fine_tuning,
     render_labelset,
     render_report,
     render_trained,
@@ -33,6 +36,7 @@ from bot.moderation import (
 from bot.moderation_ui import (
     ModerationCog,
     answer,
+    embedding_model,
     examples_changed,
     label_names,
     moderator_group,
@@ -42,10 +46,21 @@ from bot.moderation_ui import (
 from bot.reply import clip
 from bot.specs.learned_labels import NONE_OF_THESE, EvaluateLabelsRequest, LabelEvaluation, TrainedLabels
 from bot.specs.zero_shot import MAX_LABEL_CHARS, METHODS
+from bot.storage import StoreBusy
+
+log = logging.getLogger(__name__)
 
 
 class LabelSets(ModerationCog):
     labelset = moderator_group("labelset", "Moderators: the labels this server tags messages with")
+
+    def __init__(self, bot: HFBot) -> None:
+        super().__init__(bot)
+        self.fine_tunings: dict[int, asyncio.Task] = {}  # guild -> its fine-tuning, at most one each
+
+    async def cog_unload(self) -> None:
+        for job in self.fine_tunings.values():
+            job.cancel()
 
     @labelset.command(name="add", description="Add a label, or change a label's emoji or description")
     @app_commands.describe(
@@ -142,6 +157,30 @@ class LabelSets(ModerationCog):
 
         await answer(interaction, training.request, show)
 
+    @labelset.command(
+        name="finetune", description="Fine-tune the sentence encoder on this server's tagged messages (background)"
+    )
+    @moderator_only
+    async def labelset_finetune(self, interaction: discord.Interaction) -> None:
+        guild_id = interaction.guild_id
+        running = self.fine_tunings.get(guild_id)
+        if running is not None and not running.done():
+            raise InvalidInput("Fine-tuning is already running for this server; /labelset report shows it when done.")
+        plan = await plan_finetune(self.store, guild_id, self.bot.settings.min_examples)  # what is missing, in words
+        self.fine_tunings[guild_id] = asyncio.create_task(self._finetune(guild_id, plan))
+        await interaction.response.send_message(
+            "Fine-tuning started in the background (a few minutes); /labelset report shows how it compares.",
+            ephemeral=True,
+        )
+
+    async def _finetune(self, guild_id: int, plan: FineTuning) -> None:
+        try:
+            await finetune(self.bot.engine, self.store, guild_id, plan)
+        except (EngineError, StoreBusy) as error:  # nothing kept: the moderator can start it again
+            log.warning("Fine-tuning for guild %s did not finish: %s", guild_id, error)
+        except Exception:
+            log.exception("Fine-tuning for guild %s failed", guild_id)
+
     @labelset.command(name="report", description="How well learned labels do on your own examples, against zero-shot")
     @moderator_only
     async def labelset_report(self, interaction: discord.Interaction) -> None:
@@ -164,9 +203,13 @@ class LabelSets(ModerationCog):
             min_examples,
         )
 
+        encoder = await self.store.encoder(interaction.guild_id)
+        fits = encoder is not None and encoder.fits(config, embedding_model(self.bot))
+        fine_tuning = render_fine_tuning(encoder, config.store_text, fits)
+
         async def show(evaluation: LabelEvaluation) -> dict[str, Any]:
             png = await asyncio.to_thread(report_chart, evaluation)  # matplotlib is CPU work: off the event loop
-            embed = to_embed(render_report(evaluation, identical_labels(pairs, config), min_examples))
+            embed = to_embed(render_report(evaluation, identical_labels(pairs, config), min_examples, fine_tuning))
             return {
                 "embed": embed.set_image(url="attachment://labels-report.png"),
                 "attachments": [discord.File(io.BytesIO(png), "labels-report.png")],

@@ -19,7 +19,6 @@ from bot.engine.errors import InvalidInput
 from bot.moderation import (
     label_by_key,
     label_key,
-    label_request,
     message_text,
     render_suggestion,
     render_tagged,
@@ -30,12 +29,12 @@ from bot.moderation_ui import (
     ModerationItem,
     Target,
     answer,
-    embedding_model,
     examples_changed,
     label_message,
     moderator_only,
     picked,
     react,
+    server_label_request,
     template,
 )
 from bot.reply import Reply, clip
@@ -77,8 +76,7 @@ class Tagging(ModerationCog):
     @moderator_only
     async def tag_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
         config = await self.store.config(interaction.guild_id)
-        model = await self.store.label_model(interaction.guild_id)
-        request = label_request(message_text(message.content), config, model, embedding_model(self.bot))
+        request = await server_label_request(self.bot, message_text(message.content), interaction.guild_id, config)
 
         async def show(result: LabelMessageResult) -> dict[str, Any]:
             self.remember(interaction.guild_id, message.id, Suggestion(result, message.content))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -960,6 +961,66 @@ async def test_labelset_train_and_report(start: Start, tiny_engine: Engine, tiny
     assert "`spam     ` 3 examples\n" in report and "`off-topic` 0 examples · zero-shot until 2" in report
     assert "**off-topic**: 0 of the 2 examples it needs to be learned" in report  # the label to tag next
     assert [type(e.original) for e in env.h.errors] == [InvalidInput]  # the report asked for before any example
+
+
+FINETUNE_TEXTS = {
+    "spam": ["free gift cards here", "buy cheap coins now", "click to win money", "get free skins", "visit my shop"],
+    "question": ["how do I join a team?", "what time is the event?", "is the server up?", "who runs this?", "why?"],
+}
+
+
+async def test_labelset_finetune_needs_text_then_compares_and_is_used_only_when_better(
+    start: Start, tiny_engine: Engine, tiny_models: dict[str, Path]
+) -> None:
+    env = await learning(start, tiny_engine, tiny_models, RETRAIN_EVERY="1000")
+    await env.labels(("spam",), ("question",))
+    await teach(env)  # store_text off: the examples keep their vectors, never their text
+    await env.slash("labelset finetune")
+    assert "this server does not store it" in env.h.recorder.last("response").text()
+    await env.slash("labelset report")
+    assert "Unavailable: it learns from the text of tagged messages" in env.h.recorder.last("edit_original").text()
+
+    await env.slash("labelset store_text", {"enabled": True})
+    for label, texts in FINETUNE_TEXTS.items():
+        for text in texts:
+            await suggest(env, text)
+            await click(env, "pick", [label])
+    await trainings_done(env)
+    await env.slash("labelset finetune")
+    assert "Fine-tuning started in the background" in env.h.recorder.last("response").text()
+    await asyncio.gather(*env.bot.get_cog("LabelSets").fine_tunings.values())
+    encoder, head = await env.store.encoder(env.guild_id), (await env.store.label_model(env.guild_id)).head
+    assert encoder is not None and encoder.evaluated == 2  # each label's 5th message with text was held out
+
+    await env.slash("labelset report")
+    report = env.h.recorder.last("edit_original").text()
+    assert re.search(
+        r"fine-tuned \*\*\d+%\*\* · linear head \d+% on 2 held-out examples · "
+        r"(in use|not used: the linear head did as well) · adapter \d+ KB, trained in \d+ s",
+        report,
+    ), report
+    assert re.search(r"learned labels \*\*\d+%\*\*", report)  # the linear head's cross-validated accuracy too
+
+    # Labels come from the fine-tuned encoder only while it is the better one (what the worker was sent).
+    sent: list[Any] = []
+    run = env.executor.run
+
+    async def recording(task: str, jobs: list[tuple[int, Any]], events: Any) -> None:
+        sent.extend(request for _, request in jobs)
+        await run(task, jobs, events)
+
+    env.executor.run = recording
+    for tuned, linear, label_set, used in (
+        (1.0, 0.5, encoder.label_set, True),
+        (0.5, 0.5, encoder.label_set, False),
+        (1.0, 0.5, ("other",), False),  # trained for other labels
+    ):
+        changed = dataclasses.replace(encoder, finetuned_accuracy=tuned, linear_accuracy=linear, label_set=label_set)
+        await env.store.save_encoder(env.guild_id, changed)
+        await suggest(env, "free gift cards here")
+        assert component(env, "tag")["label"] == "Tag as spam"
+        assert (sent[-1].encoder, sent[-1].head) == ((encoder.adapter, encoder.head) if used else (None, head))
+    assert [type(e.original) for e in env.h.errors] == [InvalidInput]  # fine-tuning asked for without stored text
 
 
 async def test_learning_bad_input_gets_clear_messages(

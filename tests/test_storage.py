@@ -24,6 +24,7 @@ from bot.storage import (
     EVERY_CHANNEL,
     MIGRATIONS,
     Embedding,
+    FineTunedEncoder,
     GuildConfig,
     Label,
     LabelModel,
@@ -177,6 +178,7 @@ async def test_purge_deletes_one_guild_only(store: Storage) -> None:
         "label_models": 0,
         "reviews": 0,
         "asks": 0,
+        "finetuned_encoders": 0,
         "system_prompts": 0,
         "answers": 0,
         "policies": 0,
@@ -196,6 +198,9 @@ async def fill_learning_data(store: Storage, guild: int) -> None:
     await store.moderation.reject(Rejection(guild, 10, 2, NONE_OF_THESE, 42, 1000.0), Embedding(VECTOR, "minilm"))
     await store.moderation.reject(Rejection(guild, 10, 3, "spam", 42, 1000.0, "not spam, honest"))
     await store.moderation.save_model(guild, LabelModel(HEAD, ("question", "spam"), 3, 1000.0, 1001.0))
+    await store.moderation.save_encoder(
+        guild, FineTunedEncoder(b"adapter", HEAD, ("question", "spam"), 0.9, 0.8, 2, 30.0, 1001.0)
+    )
     await store.moderation.add_review(
         Review(guild, 10, 4, 7, "spam", 0.4, "learned", 1000.0, None, Embedding(VECTOR, "minilm"))
     )
@@ -222,6 +227,7 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
         "label_models": 1,
         "reviews": 1,
         "asks": 1,
+        "finetuned_encoders": 1,
         "system_prompts": 1,
         "answers": 1,
         "policies": 1,
@@ -229,7 +235,7 @@ async def test_purge_leaves_nothing_of_the_guild(store: Storage, backend: Backen
     }
     # Every table with a guild_id column, whatever the migrations added.
     tables = [table for table, columns in (await backend.columns()).items() if "guild_id" in columns]
-    assert len(tables) == 12
+    assert len(tables) == 13
     for table in tables:
         guilds = {g for (g,) in await store.database.fetch(f"SELECT guild_id FROM {table}")}
         assert GUILD_A not in guilds and (table == "guild_settings" or GUILD_B in guilds), table

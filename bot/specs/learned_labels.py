@@ -65,6 +65,7 @@ class LabelMessageRequest(Request):
     method: str = "embedding"  # zero-shot method for labels the head doesn't cover
     hypothesis_template: str = "{}"
     head: LinearHead | None = None
+    encoder: bytes | None = None  # the server's fine-tuned adapter (FineTuned.adapter): the head reads its vectors
 
     def validate(self) -> None:
         check_text(self.text)
@@ -185,7 +186,83 @@ class LabelEvaluation:
     held_out: tuple[list[float] | None, ...] = ()
 
 
+@dataclass(frozen=True)
+class FineTuneRequest(Request):
+    """A few optimizer steps of contrastive fine-tuning (bot/engine/finetune.py) on examples with text: one
+    background unit. `state` is the previous unit's (b"": start); the bot sends units until `total_steps`."""
+
+    task = "finetune_labels"
+    worker = "bot.engine.tasks.learned_labels:FineTuneTask"
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]  # per text
+    state: bytes = b""
+    step: int = 0
+    steps: int = 4  # this unit's
+    seed: int = 0
+
+    def validate(self) -> None:
+        check_number(self.steps, "steps", 1, 64, integer=True)
+        if len(self.texts) != len(self.labels) or len(self.texts) > MAX_EXAMPLES:
+            raise InvalidInput(f"Fine-tuning takes one label per text, and at most {MAX_EXAMPLES} texts.")
+        if len(set(self.labels)) < 2:
+            raise InvalidInput("Fine-tuning needs examples of at least two labels.")
+
+    def model_role(self) -> str:
+        return EMBEDDING.name
+
+    def cost(self) -> int:
+        return 2 * 16 * 32  # a step's pairs, about 32 tokens each, forward and backward
+
+    def batch_key(self) -> tuple[Any, ...]:
+        return (self.task, id(self))
+
+
+@dataclass(frozen=True)
+class FineTuneProgress:
+    state: bytes
+    step: int
+    loss: float
+    model: str
+
+
+@dataclass(frozen=True)
+class CompareEncodersRequest(Request):
+    """The fine-tuned encoder against the frozen one, each with a linear head fitted on `train`'s examples and
+    scored on the others (held out from fine-tuning too); then the head on the adapter for every example."""
+
+    task = "compare_encoders"
+    worker = "bot.engine.tasks.learned_labels:CompareEncodersTask"
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    train: tuple[bool, ...]  # per text: the adapter and the heads were fitted on it
+    state: bytes
+
+    def validate(self) -> None:
+        if not len(self.texts) == len(self.labels) == len(self.train):
+            raise InvalidInput("Each text needs a label and a split.")
+
+    def model_role(self) -> str:
+        return EMBEDDING.name
+
+    def cost(self) -> int:
+        return sum(estimate_tokens(t) for t in self.texts) * 2 + 2
+
+    def batch_key(self) -> tuple[Any, ...]:
+        return (self.task, id(self))
+
+
+@dataclass(frozen=True)
+class FineTuned:
+    adapter: bytes  # float32 low-rank factors, the only per-server weights
+    head: LinearHead  # on the adapter's embeddings, fitted on every example
+    finetuned_accuracy: float  # top-1 on the held-out examples
+    linear_accuracy: float  # the frozen encoder's head on the same held-out examples
+    evaluated: int  # held-out examples
+
+
 # No commands of their own: the moderators' cogs ask and show them. They run on the embedding role.
 register(TaskSpec(LabelMessageRequest, LabelMessageResult))
 register(TaskSpec(TrainLabelsRequest, TrainedLabels))
 register(TaskSpec(EvaluateLabelsRequest, LabelEvaluation))
+register(TaskSpec(FineTuneRequest, FineTuneProgress))
+register(TaskSpec(CompareEncodersRequest, FineTuned))

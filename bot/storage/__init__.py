@@ -22,6 +22,7 @@ from .guilds import GuildStore
 from .moderation import (
     DAY,
     Embedding,
+    FineTunedEncoder,
     GuildConfig,
     Label,
     LabelModel,
@@ -46,6 +47,7 @@ __all__ = [
     "GuildConfig",
     "GuildStore",
     "Label",
+    "FineTunedEncoder",
     "LabelModel",
     "ModerationStore",
     "EVERY_CHANNEL",

@@ -68,6 +68,28 @@ class LabelModel:
 
 
 @dataclass(frozen=True)
+class FineTunedEncoder:
+    """A server's fine-tuned encoder: its adapter and head, and the held-out comparison that decides its use."""
+
+    adapter: bytes
+    head: LinearHead  # on the adapter's vectors; head.model is the base embedding model
+    label_set: tuple[str, ...]
+    finetuned_accuracy: float
+    linear_accuracy: float  # the frozen encoder's head, on the same held-out examples
+    evaluated: int
+    seconds: float  # training and comparison, in the background lane
+    trained_at: float
+
+    def fits(self, config: GuildConfig, embedding_model: str) -> bool:
+        return self.label_set == config.label_set and self.head.model == embedding_model
+
+    @property
+    def better(self) -> bool:
+        """Used for labelling only where it beat the frozen encoder's head on the held-out examples."""
+        return self.finetuned_accuracy > self.linear_accuracy
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A moderator's answer that a message is not `label` ("Not this"), or none of the labels (label '')."""
 
@@ -122,6 +144,20 @@ _TAG_FIELDS = ("guild_id", "channel_id", "message_id", "author_id", "label", "sc
 _TAG_COLUMNS = ", ".join((*_TAG_FIELDS, "created_at", "text"))
 _REVIEW_FIELDS = ("guild_id", "channel_id", "message_id", "author_id", "label", "score", "method", "created_at")
 _REVIEW_COLUMNS = ", ".join((*_REVIEW_FIELDS, "text", "vector", "vector_model"))
+_ENCODER_FIELDS = (
+    "embedding_model",
+    "label_set",
+    "adapter",
+    "classes",
+    "dim",
+    "weights",
+    "bias",
+    "finetuned_accuracy",
+    "linear_accuracy",
+    "evaluated",
+    "seconds",
+    "trained_at",
+)
 _MODEL_FIELDS = (
     "embedding_model",
     "label_set",
@@ -151,6 +187,7 @@ class ModerationStore:
         "label_models",
         "reviews",
         "asks",
+        "finetuned_encoders",
     )
 
     def __init__(self, database: Database) -> None:
@@ -460,6 +497,37 @@ class ModerationStore:
         model, label_set, classes, dim, weights, bias, examples, until, trained_at = rows[0]
         head = LinearHead(tuple(json.loads(classes)), weights, bias, dim, model)
         return LabelModel(head, tuple(json.loads(label_set)), examples, until, trained_at)
+
+    async def save_encoder(self, guild_id: int, encoder: FineTunedEncoder) -> None:
+        head = encoder.head
+        await self.database.execute(
+            upsert("finetuned_encoders", ("guild_id", *_ENCODER_FIELDS), ("guild_id",)),
+            (
+                guild_id,
+                head.model,
+                json.dumps(encoder.label_set),
+                encoder.adapter,
+                json.dumps(head.classes),
+                head.dim,
+                head.weights,
+                head.bias,
+                encoder.finetuned_accuracy,
+                encoder.linear_accuracy,
+                encoder.evaluated,
+                encoder.seconds,
+                encoder.trained_at,
+            ),
+        )
+
+    async def encoder(self, guild_id: int) -> FineTunedEncoder | None:
+        rows = await self.database.fetch(
+            f"SELECT {', '.join(_ENCODER_FIELDS)} FROM finetuned_encoders WHERE guild_id = ?", (guild_id,)
+        )
+        if not rows:
+            return None
+        model, label_set, adapter, classes, dim, weights, bias, tuned, linear, evaluated, seconds, at = rows[0]
+        head = LinearHead(tuple(json.loads(classes)), weights, bias, dim, model)
+        return FineTunedEncoder(adapter, head, tuple(json.loads(label_set)), tuned, linear, evaluated, seconds, at)
 
     # --- the review queue ------------------------------------------------------------------
     async def add_review(self, review: Review) -> bool:

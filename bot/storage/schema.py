@@ -174,4 +174,22 @@ MIGRATIONS: list[tuple[Statement, ...]] = [
             PRIMARY KEY (guild_id, message_id))""",
         "CREATE INDEX asks_by_time ON asks (guild_id, asked_at)",
     ),
+    (
+        # A server's fine-tuned encoder (/labelset finetune): a low-rank adapter of the embedding model, the head on
+        # its vectors, and how both encoders did on the same held-out examples (it is used only where it did better).
+        """CREATE TABLE finetuned_encoders (
+            guild_id {bigint} PRIMARY KEY,
+            embedding_model TEXT NOT NULL,
+            label_set TEXT NOT NULL,
+            adapter {blob} NOT NULL,
+            classes TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            weights {blob} NOT NULL,
+            bias {blob} NOT NULL,
+            finetuned_accuracy {real} NOT NULL,
+            linear_accuracy {real} NOT NULL,
+            evaluated INTEGER NOT NULL,
+            seconds {real} NOT NULL,
+            trained_at {real} NOT NULL)""",
+    ),
 ]

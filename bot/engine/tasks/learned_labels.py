@@ -19,8 +19,12 @@ import torch
 from ...specs.learned_labels import (
     LEARNED,
     NONE_OF_THESE,
+    CompareEncodersRequest,
     EvaluateLabelsRequest,
     Example,
+    FineTuned,
+    FineTuneProgress,
+    FineTuneRequest,
     LabelEvaluation,
     LabelMessageRequest,
     LabelMessageResult,
@@ -29,7 +33,9 @@ from ...specs.learned_labels import (
     TrainLabelsRequest,
 )
 from ...specs.zero_shot import EMBEDDING
+from .. import finetune
 from ..embeddings import Embedder
+from ..errors import InvalidInput
 from .base import Emit, Task
 from .zero_shot import ZeroShotTask
 
@@ -165,13 +171,13 @@ class LabelMessageTask(Task):
         requests = [
             r
             if r.head is None or (r.head.model, r.head.dim) == (model, vectors.shape[1])
-            else dataclasses.replace(r, head=None)
+            else dataclasses.replace(r, head=None, encoder=None)
             for r in requests
         ]
         zero_shot = self._zero_shot(requests, vectors)
         results = []
         for r, vector, zs in zip(requests, vectors, zero_shot):
-            head_row = head_probabilities(r.head, vector[None])[0] if r.head is not None else None
+            head_row = head_probabilities(r.head, self._head_vector(r, vector)[None])[0] if r.head is not None else None
             scores, methods = combine(r.labels, r.head, head_row, zs, r.method)
             order = sorted(range(len(scores)), key=lambda i: -scores[i])
             results.append(
@@ -186,6 +192,14 @@ class LabelMessageTask(Task):
                 )
             )
         return results
+
+    def _head_vector(self, request: LabelMessageRequest, vector: torch.Tensor) -> torch.Tensor:
+        """What the head reads: the message through the server's fine-tuned adapter where it has one; the
+        zero-shot part and the kept vector stay the base model's, which examples and prompts share."""
+        if request.encoder is None:
+            return vector
+        adapter = finetune.adapter_from_bytes(request.encoder, self.embedder.loaded.model)
+        return finetune.embed_all(self.embedder.loaded, [request.text], adapter)[0]
 
     def _zero_shot(self, requests: list[LabelMessageRequest], vectors: torch.Tensor) -> list[list[float] | None]:
         """Zero-shot scores in each request's label order (None where every label is learned, but with the
@@ -299,6 +313,52 @@ class EvaluateLabelsTask(_ExamplesTask):
             skipped=skipped,
             model=model,
             held_out=tuple(next(rows) if usable_example(e, model) else None for e in r.examples),
+        )
+
+
+class FineTuneTask(_ExamplesTask):
+    def forward(self, loaded: None, requests: list[FineTuneRequest], emit: Emit) -> list[FineTuneProgress]:
+        model = self.embedder.loaded
+        out = []
+        for r in requests:
+            try:
+                state = finetune.state_from_bytes(r.state, model.model) if r.state else None
+            except ValueError:
+                raise InvalidInput("The embedding model changed during fine-tuning: start it again.") from None
+            trainer = finetune.Trainer(model, state or finetune.Trainer.initial(model, r.seed), r.step)
+            for _ in range(r.steps):
+                loss = trainer.train_step(r.texts, r.labels, r.seed)
+            out.append(FineTuneProgress(finetune.adapter_bytes(trainer.state()), trainer.step, loss, model.model_id))
+        return out
+
+
+class CompareEncodersTask(_ExamplesTask):
+    def forward(self, loaded: None, requests: list[CompareEncodersRequest], emit: Emit) -> list[FineTuned]:
+        return [self.compare(r) for r in requests]
+
+    def compare(self, r: CompareEncodersRequest) -> FineTuned:
+        model = self.embedder.loaded
+        try:
+            state = finetune.state_from_bytes(r.state, model.model)
+        except ValueError:
+            raise InvalidInput("The embedding model changed during fine-tuning: start it again.") from None
+        adapter = state[: len(state) // 3]
+        classes = list(dict.fromkeys(r.labels))
+        examples = [Example(label, True) for label in r.labels]
+        fitted = [i for i, train_on in enumerate(r.train) if train_on]
+        held = [i for i, train_on in enumerate(r.train) if not train_on]
+        truth = [classes.index(r.labels[i]) for i in held]
+
+        def held_out_accuracy(vectors: torch.Tensor) -> float:
+            head, *_ = train(classes, [examples[i] for i in fitted], vectors[fitted], 1, model.model_id)
+            predicted = head_probabilities(head, vectors[held]).argmax(-1).tolist() if head is not None else []
+            return accuracy(truth, [classes.index(head.classes[p]) for p in predicted]) or 0.0
+
+        base = finetune.embed_all(model, r.texts, None)
+        tuned = finetune.embed_all(model, r.texts, adapter)
+        head, *_ = train(classes, examples, tuned, 1, model.model_id)
+        return FineTuned(
+            finetune.adapter_bytes(adapter), head, held_out_accuracy(tuned), held_out_accuracy(base), len(held)
         )
 
 
