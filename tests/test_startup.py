@@ -196,6 +196,7 @@ WORKER_SIDE = (
     "bot.engine.tasks",
     "bot.engine.registry",
     "bot.engine.embeddings",
+    "bot.engine.finetune",
     "bot.engine.passes",
     "bot.engine.turns",
 )
