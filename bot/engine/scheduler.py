@@ -30,12 +30,14 @@ from typing import Any, Protocol
 from .config import ModelInfo
 from .errors import FAILED, Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
+from .passes import MAX_PADDING, PassShape
 from .request import Failure, Request
 
 log = logging.getLogger(__name__)
 
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
+SIMILAR_TOKENS = 8  # rows this many tokens apart count as the same length (similar_length)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class ExecutorInfo:
     stalls: int = 0  # restarts because the worker stopped making progress (killed by the watchdog)
     models: tuple[ModelInfo, ...] = ()  # the models in memory, most recently used first
     generation_batching: str = ""
-    forward_rows: int = 64  # rows one classification forward pass takes
+    passes: PassShape = PassShape(64, 8192)  # how big one classification forward pass is on the device
     # Classification units at the executor at once: one per process that runs them (a worker,
     # or each Ray replica), so the queue, and so fairness, stays here.
     classify_window: int = 1
@@ -81,6 +83,13 @@ class Executor(Protocol):
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None: ...
 
     def cancel(self, job_id: int) -> None: ...
+
+
+def similar_length(request: Request, other: Request) -> bool:
+    """Whether one request's rows are about as long as the other's (one pass pads little with both; a few
+    tokens more or less always are: the estimate is rough, and a pass's fixed cost outweighs them)."""
+    mine, theirs = request.cost() / request.rows(), other.cost() / other.rows()
+    return max(mine, theirs) <= (1 + MAX_PADDING) * min(mine, theirs) + SIMILAR_TOKENS
 
 
 def plural(count: int, noun: str) -> str:
@@ -338,9 +347,12 @@ class Scheduler:
         key = head.request.batch_key()
         unit: list[Job] = []
         tokens = rows = 0
-        max_rows = min(self.max_batch_size, self.executor.info.forward_rows)
-        # While several people are around, a pass takes one job per user: a pass cannot be
-        # interrupted, so a newcomer then waits for one row of someone's flood, not for a full pass.
+        passes = self.executor.info.passes
+        max_rows = min(self.max_batch_size, passes.rows)
+        max_tokens = min(self.max_batch_tokens, passes.tokens)  # a pass sized by tokens: short texts fill more rows
+        # While several people are around, a pass takes one job per user, of about the head's length: a pass
+        # cannot be interrupted, so a newcomer then waits for one row of someone's flood, not for a full pass,
+        # and a short request's pass is not stretched by someone's long one (padded to it, or run beside it).
         one_round = self._present_users() > 1
         for lane in self.lanes.values():  # interactive first; background fills what is left
             served: list[str] = []
@@ -353,7 +365,9 @@ class Scheduler:
                         continue
                     # The first job always runs, even over the budget alone.
                     if unit and (
-                        tokens + job.request.cost() > self.max_batch_tokens or rows + job.request.rows() > max_rows
+                        tokens + job.request.cost() > max_tokens
+                        or rows + job.request.rows() > max_rows
+                        or (one_round and not similar_length(job.request, head.request))
                     ):
                         continue
                     lane.remove(job)

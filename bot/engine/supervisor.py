@@ -222,7 +222,7 @@ class WorkerProcess:
             self.info.models, self.info.dtypes = message.models, message.dtypes
         elif isinstance(message, WorkerReady):
             self.info.pid, self.info.device, self.info.dtypes = message.pid, message.device, message.dtypes
-            self.info.generation_batching, self.info.forward_rows = message.generation_batching, message.forward_rows
+            self.info.generation_batching, self.info.passes = message.generation_batching, message.passes
             self.info.state = "running"
             self._ready.set()
         elif isinstance(message, (Chunk, JobDone)):
