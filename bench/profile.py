@@ -80,7 +80,13 @@ def ceiling(task: str, texts: list[Any], path: Path, dtype: str, torch_profile: 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             bench.ceiling(pipe, texts)
         top = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
-    return {"rps": len(texts) / result.seconds, "rows_per_forward": result.rows_per_forward, "ops": top}
+    by_rows = {rows: round(len(texts) / seconds, 1) for rows, seconds in result.seconds_by_rows.items()}
+    return {
+        "rps": len(texts) / result.seconds,
+        "rows_per_forward": result.rows_per_forward,
+        "by_rows": by_rows,
+        "ops": top,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,16 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     bench = CLASSIFIERS[args.task]
     inputs = bench.inputs(SEEDS[args.task], args.requests)
     requests = [bench.request(x) for x in inputs]
-    load = os.getloadavg()[0]
-    engine = asyncio.run(engine_breakdown(args.task, requests, paths, args.rows, args.tokens))
     from bot.engine.registry import resolve_dtype
 
     dtype = str(resolve_dtype("auto", torch.device("cpu"), decoder=False)).removeprefix("torch.")
+    load = os.getloadavg()[0]
+    # The ceiling before and after the engine: how far they differ is the machine's noise meanwhile.
+    before = ceiling(args.task, inputs, paths[args.task], dtype, torch_profile=False)
+    engine = asyncio.run(engine_breakdown(args.task, requests, paths, args.rows, args.tokens))
     bare = ceiling(args.task, inputs, paths[args.task], dtype, args.torch_profile)
     load = max(load, os.getloadavg()[0])
     n = args.requests
     print(f"{args.task}: {n} requests, {dtype}, {torch.get_num_threads()} threads, load average up to {load:.1f}")
-    print(f"ceiling {bare['rps']:.1f} req/s ({1000 / bare['rps']:.2f} ms/request, {bare['rows_per_forward']} rows)")
+    print(
+        f"ceiling {bare['rps']:.1f} req/s ({1000 / bare['rps']:.2f} ms/request; req/s by rows per pass: "
+        f"{bare['by_rows']} after the engine, {before['by_rows']} before)"
+    )
     print(
         f"engine  {engine['rps']:.1f} req/s ({1000 / engine['rps']:.2f} ms/request; {engine['units']} units of "
         f"{engine['rows_per_unit']:.1f} requests; pass shape {engine['pass_shape']}): "
