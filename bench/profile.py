@@ -52,6 +52,7 @@ async def engine_breakdown(task: str, requests: list[Any], paths: dict[str, Path
         shape = engine.executor.info.passes
     units = [b for b in worker.batches if b.phases is not None]
     units[0].phases["wait"] = 0.0  # the first unit waited for the run to start, not for the worker
+    passes = sum(u.phases.get("forward passes", 0) for u in units)
     seconds = {name: sum(u.phases.get(name, 0.0) for u in units) for name in PHASES[:-1]}
     seconds["other"] = sum(u.worker_seconds for u in units) - sum(seconds.values()) + seconds["wait"]
     return {
@@ -59,6 +60,7 @@ async def engine_breakdown(task: str, requests: list[Any], paths: dict[str, Path
         "rps": len(requests) / wall,
         "units": len(units),
         "rows_per_unit": sum(u.size for u in units) / len(units),
+        "rows_per_pass": sum(u.size for u in units) / passes if passes else None,
         "pass_shape": f"{shape.rows} rows, {shape.tokens} tokens, widths x{shape.pad_multiple}",
         "phase_seconds": seconds,
     }
@@ -127,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"engine  {engine['rps']:.1f} req/s ({1000 / engine['rps']:.2f} ms/request; {engine['units']} units of "
-        f"{engine['rows_per_unit']:.1f} requests; pass shape {engine['pass_shape']}): "
+        f"{engine['rows_per_unit']:.1f} requests, {engine['rows_per_pass']:.1f} a forward pass; "
+        f"pass shape {engine['pass_shape']}): "
         f"{engine['rps'] / bare['rps']:.2f}x the ceiling"
     )
     print("phase        ms/request  share")

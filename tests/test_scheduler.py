@@ -533,18 +533,32 @@ async def test_the_devices_pass_tokens_cap_a_unit(make_scheduler):
 
 async def test_with_others_present_a_long_request_stays_out_of_a_short_ones_pass(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=20)
-    _, call = await start_blocker(scheduler, executor, user="heavy")
-    heavy = [scheduler.submit(sent(text), user="heavy") for text in ("l" * 240, "s" * 40, "l" * 240)]
+    _, call = await start_blocker(scheduler, executor)
     light = scheduler.submit(sent("a short one"), user="light")
+    heavy = [scheduler.submit(sent("l" * 240), user="heavy") for _ in range(2)]
     call.finish()
-    first = await executor.next_call()
-    assert first.requests == [heavy[0].request]  # heavy's turn (round-robin), alone: light's row is far shorter
-    first.finish()
-    second = await executor.next_call()
-    # Light's pass takes heavy's next row only because it is about as short; the long one waits.
-    assert second.requests == [light.request, heavy[1].request]
+    # Light's pass does not wait for heavy's long row: that row runs in the next pass.
+    assert (await executor.next_call()).requests == [light.request]
+    executor.calls[-1].finish()
+    assert (await executor.next_call()).requests == [heavy[0].request]
     executor.run_freely()
     for job in [*heavy, light]:
+        assert await outcome(job) == ("done", job.request)
+
+
+async def test_with_others_present_a_pass_takes_the_lengths_nearest_its_heads(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=20)
+    executor.info.passes = PassShape(rows=32, tokens=70)
+    _, call = await start_blocker(scheduler, executor)
+    costs = [20, 50, 22, 18, 40, 21]  # SentimentRequest.cost() = len(text) // 4 + 2
+    jobs = [scheduler.submit(sent("x" * (4 * (cost - 2))), user=f"u{i}") for i, cost in enumerate(costs)]
+    assert [job.request.cost() for job in jobs] == costs
+    call.finish()
+    # The head (20 tokens), then the nearest lengths while 70 tokens hold them: 21 and 22, not 18;
+    # 50 and 40 would stretch the pass.
+    assert (await executor.next_call()).requests == [jobs[0].request, jobs[5].request, jobs[2].request]
+    executor.run_freely()
+    for job in jobs:
         assert await outcome(job) == ("done", job.request)
 
 

@@ -31,14 +31,15 @@ class PassShape:
 def pass_shape(device_type: str, bf16: bool = False, rows: int = 0, tokens: int = 0) -> PassShape:
     """The pass shape for a device (`rows`/`tokens` override it when set).
 
-    - A CPU's matrix products reach their speed at a few hundred tokens a pass (bench/profile.py:
-      per-token time falls until ~256 tokens, then stays flat), and every padded token costs as much
-      as a real one: short texts fill up to 32 rows, long ones fewer. Lengths are rounded only where
+    - A CPU's matrix products gain from wide passes too (bench/profile.py: the ceiling's 32-row passes
+      ran 1.2-2.4x its 8-row ones on 2 cores, float32), but every padded token costs as much as a real
+      one, and a pass cannot be interrupted (about a second at 1024 tokens on 2 cores in float32): short
+      texts fill up to 32 rows, long ones fewer. Lengths are rounded only where
       oneDNN builds a bf16 kernel per shape (`bf16`: encoders run in it); in float32 rounding is pure waste.
     - A GPU wants wide passes (its time barely grows with rows until it is full) and widths that are
       multiples of 8 (tensor-core tiles, fewer distinct kernels)."""
     if device_type == "cpu":
-        shape = PassShape(32, 512, 16 if bf16 else 1)
+        shape = PassShape(32, 1024, 16 if bf16 else 1)
     else:
         shape = PassShape(64, FORWARD_TOKENS, 8)
     return PassShape(rows or shape.rows, tokens or shape.tokens, shape.pad_multiple)
@@ -91,6 +92,7 @@ def padded_forward(
             batch = {name: tensor.to(loaded.device) for name, tensor in batch.items()}
         with profiling.phase("forward"):
             rows = run(batch)
+        profiling.add("forward passes", 1)
         for index, row in zip(chunk, rows):
             outputs[index] = row
     return outputs

@@ -1,6 +1,6 @@
 """Where a worker's time goes, per unit: phase timers the tasks' shared code marks (tokenize, collate,
-forward, postprocess), read by bench/profile.py. Off by default (EngineConfig.profile_passes): a
-phase then costs one check and a shared no-op context."""
+forward, postprocess; and a count of forward passes), read by bench/profile.py. Off by default
+(EngineConfig.profile_passes): a phase then costs one check and a shared no-op context."""
 
 from __future__ import annotations
 

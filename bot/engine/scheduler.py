@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
-SIMILAR_TOKENS = 8  # rows this many tokens apart count as the same length (similar_length)
+SIMILAR_TOKENS = 8  # a row this many tokens longer than the head's still joins its pass (much_longer)
 
 
 @dataclass
@@ -85,11 +85,24 @@ class Executor(Protocol):
     def cancel(self, job_id: int) -> None: ...
 
 
-def similar_length(request: Request, other: Request) -> bool:
-    """Whether one request's rows are about as long as the other's (one pass pads little with both; a few
-    tokens more or less always are: the estimate is rough, and a pass's fixed cost outweighs them)."""
-    mine, theirs = request.cost() / request.rows(), other.cost() / other.rows()
-    return max(mine, theirs) <= (1 + MAX_PADDING) * min(mine, theirs) + SIMILAR_TOKENS
+def row_tokens(request: Request) -> float:
+    """Estimated tokens of each of a request's rows."""
+    return request.cost() / request.rows()
+
+
+def much_longer(request: Request, head: Request) -> bool:
+    """Whether a request's rows would stretch the head's pass: longer than padding allows (a few tokens
+    more always pass: the estimate is rough, and a pass's fixed cost outweighs them)."""
+    return row_tokens(request) > (1 + MAX_PADDING) * row_tokens(head) + SIMILAR_TOKENS
+
+
+def length_gap(request: Request, head: Request) -> float:
+    return abs(row_tokens(request) - row_tokens(head))
+
+
+def first(queue: deque[Job], key: tuple[Any, ...]) -> Job | None:
+    """A user's first job that may share a pass with the batch key's."""
+    return next((job for job in queue if job.request.batch_key() == key), None)
 
 
 def plural(count: int, noun: str) -> str:
@@ -350,25 +363,23 @@ class Scheduler:
         passes = self.executor.info.passes
         max_rows = min(self.max_batch_size, passes.rows)
         max_tokens = min(self.max_batch_tokens, passes.tokens)  # a pass sized by tokens: short texts fill more rows
-        # While several people are around, a pass takes one job per user, of about the head's length: a pass
-        # cannot be interrupted, so a newcomer then waits for one row of someone's flood, not for a full pass,
-        # and a short request's pass is not stretched by someone's long one (padded to it, or run beside it).
+        # While several people are around, a pass takes one job per user: a pass cannot be interrupted, so a
+        # newcomer then waits for one row of someone's flood, not for a full pass. None much longer than the
+        # head's (a short request's pass is not stretched by someone's long one), the nearest lengths first
+        # (one pass of about one length: little padding, and as many rows as the budget holds).
         one_round = self._present_users() > 1
         for lane in self.lanes.values():  # interactive first; background fills what is left
             served: list[str] = []
             progress = True
             while progress and rows < max_rows and not (one_round and served):
                 progress = False
-                for user, queue in list(lane.users.items()):  # one job per user per round
-                    job = next((j for j in queue if j.request.batch_key() == key), None)
-                    if job is None:
-                        continue
+                firsts = [(user, job) for user, queue in lane.users.items() if (job := first(queue, key))]
+                if one_round:
+                    firsts = [(user, job) for user, job in firsts if not much_longer(job.request, head.request)]
+                    firsts.sort(key=lambda item: (item[1] is not head, length_gap(item[1].request, head.request)))
+                for user, job in firsts:  # one job per user per round
                     # The first job always runs, even over the budget alone.
-                    if unit and (
-                        tokens + job.request.cost() > max_tokens
-                        or rows + job.request.rows() > max_rows
-                        or (one_round and not similar_length(job.request, head.request))
-                    ):
+                    if unit and (tokens + job.request.cost() > max_tokens or rows + job.request.rows() > max_rows):
                         continue
                     lane.remove(job)
                     unit.append(job)
