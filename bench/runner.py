@@ -28,7 +28,7 @@ from bot.specs.sentiment import SentimentRequest, SentimentResult
 from bot.specs.summarization import SummarizationRequest
 from bot.specs.zero_shot import DEFAULT_TEMPLATE, ZeroShotRequest, ZeroShotResult
 
-from . import baselines, workload
+from . import baselines, flops, workload
 from .load import (
     CpuProbe,
     LagProbe,
@@ -40,7 +40,7 @@ from .load import (
     single_thread_server,
     static_batching_server,
 )
-from .models import SHAPES, build_models, engine_config, generation_folder
+from .models import SHAPES, bench_device, build_models, engine_config, generation_folder
 
 log = logging.getLogger("bench")
 
@@ -118,18 +118,21 @@ SEEDS = {
 @dataclass(frozen=True)
 class Classifier:
     """How one classification-style task is benchmarked: its inputs, the engine's request for one, the
-    naive loop, the ceiling, and the token lengths of the rows the worker runs for a request."""
+    naive loop, the ceiling, and the rows (tokenized sequences) the worker runs for a request."""
 
     inputs: Callable[[int, int], list[Any]]  # (seed, n) -> texts, or (question, context) pairs
     request: Callable[[Any], Any]
     result: type
     naive: Callable[[Path], tuple[Callable[[Any], Any], Any]]  # folder -> (one call, what the ceiling runs)
     ceiling: Callable[[Any, list[Any]], baselines.Ceiling]
-    lengths: Callable[[Any, Any], list[int]]  # (tokenizer, request)
+    rows: Callable[[Any, Any], list[Any]]  # (tokenizer, request) -> its sequences' encodings
+
+    def lengths(self, tokenizer: Any, request: Any) -> list[int]:
+        return [len(row["input_ids"]) for row in self.rows(tokenizer, request)]
 
 
-def _one_text(tokenizer: Any, text: str) -> list[int]:
-    return [len(tokenizer(text, truncation=True, max_length=512)["input_ids"])]
+def _one_text(tokenizer: Any, text: str) -> list[Any]:
+    return [tokenizer(text, truncation=True, max_length=512)]
 
 
 CLASSIFIERS = {
@@ -139,7 +142,7 @@ CLASSIFIERS = {
         SentimentResult,
         baselines.naive_sentiment,
         baselines.ceiling_sentiment,
-        lambda tok, r: [n for t in r.texts for n in _one_text(tok, t)],
+        lambda tok, r: [row for t in r.texts for row in _one_text(tok, t)],
     ),
     "zero_shot": Classifier(
         workload.texts,
@@ -147,9 +150,7 @@ CLASSIFIERS = {
         ZeroShotResult,
         lambda path: baselines.naive_zero_shot(path, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE),
         lambda pipe, xs: baselines.ceiling_zero_shot(pipe, xs, workload.ZERO_SHOT_LABELS, DEFAULT_TEMPLATE),
-        lambda tok, r: [
-            len(tok(r.text, h, truncation="only_first", max_length=512)["input_ids"]) for h in r.hypotheses()
-        ],
+        lambda tok, r: [tok(r.text, h, truncation="only_first", max_length=512) for h in r.hypotheses()],
     ),
     "fill_mask": Classifier(
         workload.masked_texts,
@@ -173,7 +174,7 @@ CLASSIFIERS = {
         QuestionAnsweringResult,
         baselines.naive_question_answering,
         baselines.ceiling_question_answering,
-        lambda tok, r: [len(tok(r.question, r.context, truncation="only_second", max_length=384)["input_ids"])],
+        lambda tok, r: [tok(r.question, r.context, truncation="only_second", max_length=384)],
     ),
 }
 
@@ -243,7 +244,7 @@ class Bench:
         self._last_lag = lag.samples
         if saturated:
             self.lag_saturated += lag.samples
-        batches = batch_summary(self.worker.batches[first:], cpu.wall, lengths)
+        batches = batch_summary(self.worker.batches[first:], cpu.wall, lengths, self.worker.info.passes)
         log.info(
             "  %-26s %7.2f /s  p50 %7.0f ms  p99 %7.0f ms  batches %s  loop lag p99 %.1f ms  cpu %s",
             name,
@@ -291,12 +292,20 @@ class Bench:
         await self.engine.start()
         await self._warm_engine()
         log.info("engine ready and warm in %.1fs", time.perf_counter() - t)
+        self.peaks: dict[str, float] = {}
+        self._measure_peaks()
 
         tasks: dict[str, Any] = {}
         try:
             for task in CLASSIFIERS:
                 await self._quiet(task)
                 tasks[task] = await self._guarded(task, self._classify(task, paths[task]))
+            self._measure_peaks()  # again: the best of two, so a moment of sharing does not lower the peak
+            for measured in tasks.values():
+                peak = self.peaks.get(measured.get("engine_dtype"))
+                if peak and "engine_gflops" in measured:
+                    measured["engine_mfu"] = _r(measured["engine_gflops"] / peak, 3)
+                    measured["ceiling_mfu"] = _r(measured["ceiling_gflops"] / peak, 3)
             await self._quiet("generation")
             tasks["generation"] = await self._guarded("generation", self._generation())
             await self._quiet("mixed")
@@ -317,6 +326,7 @@ class Bench:
             "fairness": fairness,
             "mixed": mixed,
             "incidents": incidents,
+            "gemm_peak_gflops": self.peaks,
             "loop_lag_phases": self.lag_phases,
             "cpu_cores_by_phase": self.cpu,
             "waited_for_quiet_s": self.waited,
@@ -338,11 +348,12 @@ class Bench:
             "profile": self.p.name,
             "profile_settings": asdict(self.p),
             "models": SHAPES,
-            "device": "cpu",
+            "device": bench_device(),
             "torch_threads": self.threads,
             "machine": {
                 "cpu_cores": os.cpu_count(),
                 "cpu": _cpu_name(),
+                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 "memory_gib": _mem_gib(),
                 "platform": platform.platform(),
             },
@@ -354,6 +365,15 @@ class Bench:
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "runtime_s": round(time.perf_counter() - started, 1),
         }
+
+    def _measure_peaks(self) -> None:
+        """The GEMM peak at each dtype the classifiers run in, on the same thread count (the worker idle);
+        the best measured in the run is kept."""
+        dtypes = self.engine.status().dtypes
+        for dtype in sorted({dtypes[task] for task in CLASSIFIERS if task in dtypes}):
+            gflops = round(flops.gemm_peak(getattr(torch, dtype), bench_device()) / 1e9, 1)
+            self.peaks[dtype] = max(gflops, self.peaks.get(dtype, 0.0))
+        log.info("GEMM peak, GFLOP/s: %s", self.peaks)
 
     async def _guarded(self, name: str, coro) -> Any:
         try:
@@ -433,6 +453,10 @@ class Bench:
             f"{task}: naive @{offered:.1f}/s", lambda: open_loop(lambda i: serve(texts[i]), offsets)
         )
         tokenizer = pipe.tokenizer
+        # Model FLOPs of each request, from its real token counts (no padding).
+        rows = [[dict(row) for row in bench.rows(tokenizer, r)] for r in requests]
+        flop_model = flops.FlopModel(pipe.model, [row for request_rows in rows for row in request_rows])
+        flops_per_request = sum(flop_model(len(row["input_ids"])) for r in rows for row in r) / n
         call = pipe = serve = None  # freed before the engine phase
         gc.collect()
 
@@ -488,6 +512,11 @@ class Bench:
             result |= {"engine_batches_saturated": same_batches, "engine_rps_is_lower_bound": False}
             runs = (same,)
         engine_rps = sat.rate
+        result |= {
+            "gflop_per_request": _r(flops_per_request / 1e9, 3),
+            "engine_gflops": _r(flops_per_request * engine_rps / 1e9, 1),
+            "ceiling_gflops": _r(flops_per_request * ceiling_rps / 1e9, 1),
+        }
         return {
             "engine_dtype": dtype,
             "ceiling_dtype": dtype,

@@ -108,6 +108,7 @@ def tiny_engine_config(
         "cache_dir": cache_dir or tiny_models["gpt2"].parent / "cache",
         # Wide passes, so the batching tests can put every request of a test into one unit.
         "forward_rows": 32,
+        "forward_tokens": 8192,
     }
     settings.update(overrides)
     return EngineConfig(models=models, **settings)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from bot.engine import (
     Scheduler,
     WorkerCrashed,
 )
+from bot.engine.passes import PassShape
 from bot.engine.request import Failure
 from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
 from bot.specs.fill_mask import FillMaskRequest
@@ -74,7 +75,7 @@ class FakeExecutor:
     """Holds each unit until `finish()` (or answers at once once `hold` is False)."""
 
     def __init__(self) -> None:
-        self.info = ExecutorInfo(state="running", forward_rows=64)
+        self.info = ExecutorInfo(state="running", passes=PassShape(64, 8192))
         self.calls: list[Call] = []
         self.cancelled: list[int] = []
         self.hold = True
@@ -498,14 +499,14 @@ async def test_deadline_stops_a_running_generation(make_scheduler):
 
 
 async def test_token_budget_caps_a_batch_but_a_lone_request_always_runs(make_scheduler):
-    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_tokens=100)
+    scheduler, executor, _ = make_scheduler(max_per_user=10, max_batch_tokens=110)
     _, call = await start_blocker(scheduler, executor)
     # SentimentRequest.cost() = len(text) // 4 + 2
     big_a = scheduler.submit(sent("x" * 232), user="a")  # 60
-    big_b = scheduler.submit(sent("y" * 232), user="b")  # 60: would make 120 > 100
-    small_c = scheduler.submit(sent("z" * 112), user="c")  # 30: fits next to big_a
+    big_b = scheduler.submit(sent("y" * 232), user="b")  # 60: would make 120 > 110
+    small_c = scheduler.submit(sent("z" * 184), user="c")  # 48: fits next to big_a (and is about as long)
     huge = scheduler.submit(sent("h" * 1992), user="d")  # 500: over budget alone
-    assert [j.request.cost() for j in (big_a, big_b, small_c, huge)] == [60, 60, 30, 500]
+    assert [j.request.cost() for j in (big_a, big_b, small_c, huge)] == [60, 60, 48, 500]
 
     call.finish()
     executor.run_freely()
@@ -513,6 +514,52 @@ async def test_token_budget_caps_a_batch_but_a_lone_request_always_runs(make_sch
         assert await outcome(job) == ("done", job.request)
     batches = [call.requests for call in executor.calls[1:]]
     assert batches == [[big_a.request, small_c.request], [big_b.request], [huge.request]]
+
+
+async def test_the_devices_pass_tokens_cap_a_unit(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=20)
+    executor.info.passes = PassShape(rows=32, tokens=100)  # e.g. a CPU: passes sized by tokens, not rows
+    _, call = await start_blocker(scheduler, executor)
+    short = [scheduler.submit(sent("s" * 32), user="u") for i in range(10)]  # 10 tokens each
+    long = [scheduler.submit(sent("l" * 192), user="u") for i in range(3)]  # 50 tokens each
+    clock.advance(ACTIVE_SECONDS)  # the blocker's user is gone: u is alone
+    call.finish()
+    executor.run_freely()
+    for job in [*short, *long]:
+        await outcome(job)
+    # Short texts fill 10 rows, long ones 2, under the same 100 tokens.
+    assert [len(call.requests) for call in executor.calls[1:]] == [10, 2, 1]
+
+
+async def test_with_others_present_a_long_request_stays_out_of_a_short_ones_pass(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=20)
+    _, call = await start_blocker(scheduler, executor)
+    light = scheduler.submit(sent("a short one"), user="light")
+    heavy = [scheduler.submit(sent("l" * 240), user="heavy") for _ in range(2)]
+    call.finish()
+    # Light's pass does not wait for heavy's long row: that row runs in the next pass.
+    assert (await executor.next_call()).requests == [light.request]
+    executor.calls[-1].finish()
+    assert (await executor.next_call()).requests == [heavy[0].request]
+    executor.run_freely()
+    for job in [*heavy, light]:
+        assert await outcome(job) == ("done", job.request)
+
+
+async def test_with_others_present_a_pass_takes_the_lengths_nearest_its_heads(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=20)
+    executor.info.passes = PassShape(rows=32, tokens=70)
+    _, call = await start_blocker(scheduler, executor)
+    costs = [20, 50, 22, 18, 40, 21]  # SentimentRequest.cost() = len(text) // 4 + 2
+    jobs = [scheduler.submit(sent("x" * (4 * (cost - 2))), user=f"u{i}") for i, cost in enumerate(costs)]
+    assert [job.request.cost() for job in jobs] == costs
+    call.finish()
+    # The head (20 tokens), then the nearest lengths while 70 tokens hold them: 21 and 22, not 18;
+    # 50 and 40 would stretch the pass.
+    assert (await executor.next_call()).requests == [jobs[0].request, jobs[5].request, jobs[2].request]
+    executor.run_freely()
+    for job in jobs:
+        assert await outcome(job) == ("done", job.request)
 
 
 async def test_max_batch_size_caps_a_pass(make_scheduler):

@@ -56,7 +56,9 @@ class EngineConfig:
     max_background: int = 256  # waiting background (auto-tagging) requests
     max_batch_tokens: int = 8192  # estimated tokens in one batch
     max_batch_size: int = 32  # rows decoding at once; a forward pass of classification takes at most this many
-    forward_rows: int = 0  # rows in one classification forward pass; 0: by device (8 on a CPU, 64 on a GPU)
+    forward_rows: int = 0  # rows in one classification forward pass; 0: by device (passes.pass_shape)
+    forward_tokens: int = 0  # tokens the scheduler puts in one classification pass; 0: by device
+    profile_passes: bool = False  # time each unit's phases in the worker (bench/profile.py; profiling.py)
     generation_batching: str = "auto"  # auto | continuous | static (see tasks/generation.py)
     stall_timeout: float = 120.0  # seconds without progress before the worker is restarted (the upper bound)
     torch_threads: int = 0  # 0: torch's default (one per core)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ModelInfo
+from .passes import PassShape
 from .request import Request
 
 # --- parent -> worker ------------------------------------------------------------------------
@@ -58,7 +59,7 @@ class WorkerReady:
     device: str
     dtypes: dict[str, str]  # role -> dtype the role's model runs in
     generation_batching: str  # "continuous" or "static": what new generation requests get
-    forward_rows: int  # rows one classification forward pass takes on this device
+    passes: PassShape  # how big one classification forward pass is on this device
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class UnitDone:
 
     unit_id: int
     seconds: float
+    phases: dict[str, float] | None = None  # seconds per phase (wait, tokenize, ...) with profile_passes on
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class Replica:
             "device": str(self.registry.device),
             "dtypes": self.registry.dtypes(),
             "generation_batching": self.registry.config.streaming_batching(),
-            "forward_rows": self.registry.forward_rows,
+            "passes": self.registry.passes,
         }
 
     async def run(self, task: str, jobs: list[tuple[int, Request]]) -> AsyncIterator[Event]:
@@ -144,7 +144,7 @@ class RayExecutor:
         description = await self._handle.describe.remote()
         self.info.device = f"ray: {self.config.ray_replicas} replicas on {description['device']}"
         self.info.dtypes, self.info.generation_batching = description["dtypes"], description["generation_batching"]
-        self.info.forward_rows = description["forward_rows"]
+        self.info.passes = description["passes"]
         self.info.state = "running"
 
     def _connect(self) -> None:

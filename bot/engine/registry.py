@@ -31,6 +31,7 @@ from transformers import (
 
 from .config import EngineConfig, ModelInfo, list_setting_name, setting_name
 from .errors import ModelUnavailable, ResourceExhausted
+from .passes import PassShape, pass_shape
 from .turns import DeviceTurns
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     config: PretrainedConfig
     load_seconds: float
-    forward_rows: int  # rows in one classification forward pass
+    passes: PassShape  # how big one classification forward pass is
     megabytes: float  # weights and buffers in memory
     roles: set[str] = field(default_factory=set)  # the roles it has answered for
 
@@ -70,12 +71,6 @@ class ModelHolder(Protocol):
 
     def release(self, loaded: LoadedModel) -> None:
         """Drop what was built on this model (e.g. KV caches); it is being evicted."""
-
-
-def default_forward_rows(device: torch.device) -> int:
-    """Rows per forward pass. A CPU gains little from wide batches and pays for their
-    padding (measured in bench/: 8-row chunks beat 32-row ones); a GPU wants them wide."""
-    return 8 if device.type == "cpu" else 64
 
 
 def estimate_megabytes(model_class: type, config: PretrainedConfig, dtype: torch.dtype) -> float:
@@ -156,7 +151,8 @@ class ModelRegistry:
     def __init__(self, config: EngineConfig, turns: DeviceTurns | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
-        self.forward_rows = config.forward_rows or default_forward_rows(self.device)
+        encoders_in_bf16 = resolve_dtype(config.dtype, self.device, decoder=False) == torch.bfloat16
+        self.passes = pass_shape(self.device.type, encoders_in_bf16, config.forward_rows, config.forward_tokens)
         self.turns = turns
         self.holders: list[ModelHolder] = []
         self.loading: str | None = None  # the model being loaded right now (the watchdog allows for it)
@@ -276,7 +272,7 @@ class ModelRegistry:
             megabytes,
             seconds,
         )
-        return LoadedModel(model_id, model, tokenizer, config, seconds, self.forward_rows, megabytes)
+        return LoadedModel(model_id, model, tokenizer, config, seconds, self.passes, megabytes)
 
     def _make_room(self, model_id: str, needed: float) -> None:
         """Evict the least recently used idle models until `needed` MB more fit the budget."""

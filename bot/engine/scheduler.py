@@ -30,12 +30,14 @@ from typing import Any, Protocol
 from .config import ModelInfo
 from .errors import FAILED, Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
+from .passes import MAX_PADDING, PassShape
 from .request import Failure, Request
 
 log = logging.getLogger(__name__)
 
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
+SIMILAR_TOKENS = 8  # a row this many tokens longer than the head's still joins its pass (much_longer)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class ExecutorInfo:
     stalls: int = 0  # restarts because the worker stopped making progress (killed by the watchdog)
     models: tuple[ModelInfo, ...] = ()  # the models in memory, most recently used first
     generation_batching: str = ""
-    forward_rows: int = 64  # rows one classification forward pass takes
+    passes: PassShape = PassShape(64, 8192)  # how big one classification forward pass is on the device
     # Classification units at the executor at once: one per process that runs them (a worker,
     # or each Ray replica), so the queue, and so fairness, stays here.
     classify_window: int = 1
@@ -81,6 +83,26 @@ class Executor(Protocol):
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None: ...
 
     def cancel(self, job_id: int) -> None: ...
+
+
+def row_tokens(request: Request) -> float:
+    """Estimated tokens of each of a request's rows."""
+    return request.cost() / request.rows()
+
+
+def much_longer(request: Request, head: Request) -> bool:
+    """Whether a request's rows would stretch the head's pass: longer than padding allows (a few tokens
+    more always pass: the estimate is rough, and a pass's fixed cost outweighs them)."""
+    return row_tokens(request) > (1 + MAX_PADDING) * row_tokens(head) + SIMILAR_TOKENS
+
+
+def length_gap(request: Request, head: Request) -> float:
+    return abs(row_tokens(request) - row_tokens(head))
+
+
+def first(queue: deque[Job], key: tuple[Any, ...]) -> Job | None:
+    """A user's first job that may share a pass with the batch key's."""
+    return next((job for job in queue if job.request.batch_key() == key), None)
 
 
 def plural(count: int, noun: str) -> str:
@@ -338,23 +360,26 @@ class Scheduler:
         key = head.request.batch_key()
         unit: list[Job] = []
         tokens = rows = 0
-        max_rows = min(self.max_batch_size, self.executor.info.forward_rows)
-        # While several people are around, a pass takes one job per user: a pass cannot be
-        # interrupted, so a newcomer then waits for one row of someone's flood, not for a full pass.
+        passes = self.executor.info.passes
+        max_rows = min(self.max_batch_size, passes.rows)
+        max_tokens = min(self.max_batch_tokens, passes.tokens)  # a pass sized by tokens: short texts fill more rows
+        # While several people are around, a pass takes one job per user: a pass cannot be interrupted, so a
+        # newcomer then waits for one row of someone's flood, not for a full pass. None much longer than the
+        # head's (a short request's pass is not stretched by someone's long one), the nearest lengths first
+        # (one pass of about one length: little padding, and as many rows as the budget holds).
         one_round = self._present_users() > 1
         for lane in self.lanes.values():  # interactive first; background fills what is left
             served: list[str] = []
             progress = True
             while progress and rows < max_rows and not (one_round and served):
                 progress = False
-                for user, queue in list(lane.users.items()):  # one job per user per round
-                    job = next((j for j in queue if j.request.batch_key() == key), None)
-                    if job is None:
-                        continue
+                firsts = [(user, job) for user, queue in lane.users.items() if (job := first(queue, key))]
+                if one_round:
+                    firsts = [(user, job) for user, job in firsts if not much_longer(job.request, head.request)]
+                    firsts.sort(key=lambda item: (item[1] is not head, length_gap(item[1].request, head.request)))
+                for user, job in firsts:  # one job per user per round
                     # The first job always runs, even over the budget alone.
-                    if unit and (
-                        tokens + job.request.cost() > self.max_batch_tokens or rows + job.request.rows() > max_rows
-                    ):
+                    if unit and (tokens + job.request.cost() > max_tokens or rows + job.request.rows() > max_rows):
                         continue
                     lane.remove(job)
                     unit.append(job)

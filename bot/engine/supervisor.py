@@ -238,7 +238,7 @@ class WorkerProcess:
             self._start_failure = message.reason
         elif isinstance(message, WorkerReady):
             self.info.pid, self.info.device, self.info.dtypes = message.pid, message.device, message.dtypes
-            self.info.generation_batching, self.info.forward_rows = message.generation_batching, message.forward_rows
+            self.info.generation_batching, self.info.passes = message.generation_batching, message.passes
             self.info.state = "running"
             self._ready.set()
         elif isinstance(message, (Chunk, JobDone)):

@@ -18,6 +18,7 @@ from collections import deque
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from . import profiling
 from .config import EngineConfig, ModelInfo
 from .errors import FAILED, EngineError, ResourceExhausted
 from .messages import (
@@ -57,6 +58,8 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
+    if config.profile_passes:
+        profiling.enable()
     try:
         worker = Worker(conn, config)
     except Exception as error:  # a setting it can't use (DEVICE): the parent tells the operator
@@ -95,6 +98,7 @@ class Worker:
         self.started: dict[int, float] = {}  # unit -> when it started
         self.lock = threading.Lock()  # streaming and started are touched by the decoding threads too
         self.reported_models: tuple[ModelInfo, ...] = ()
+        self.idle_since = time.perf_counter()  # when the last classification unit ended (profiling)
 
     def serve(self) -> None:
         self.outbox.send(
@@ -103,7 +107,7 @@ class Worker:
                 device=str(self.registry.device),
                 dtypes=self.registry.dtypes(),
                 generation_batching=self.registry.config.streaming_batching(),
-                forward_rows=self.registry.forward_rows,
+                passes=self.registry.passes,
             )
         )
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
@@ -145,13 +149,15 @@ class Worker:
             self.started[unit.unit_id] = time.perf_counter()
         self.outbox.send(UnitStarted(unit.unit_id))
 
-    def _finish_unit(self, unit_id: int) -> None:
+    def _finish_unit(self, unit_id: int, phases: dict[str, float] | None = None) -> None:
         with self.lock:
             started = self.started.pop(unit_id, None)
         if started is not None:
-            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started))
+            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started, phases))
 
     def _run_unit(self, unit: RunUnit) -> None:
+        # The device idled from the last unit's end until this one came (none when it waited here).
+        profiling.add("wait", max(0.0, self.started.get(unit.unit_id, self.idle_since) - self.idle_since))
         jobs = [(job_id, request) for job_id, request in unit.jobs if job_id not in self.cancelled]
         self.cancelled.difference_update(job_id for job_id, _ in unit.jobs)
         if jobs:
@@ -163,9 +169,11 @@ class Worker:
             task = self.tasks.get(jobs[0][1])  # the task and the model are part of the batch key
             outcomes = run_batch(task, [request for _, request in jobs], emit)
             self._report_models()
-            for job_id, outcome in zip(ids, outcomes):
-                self.outbox.send(JobDone(job_id, outcome))
-        self._finish_unit(unit.unit_id)
+            with profiling.phase("messages"):
+                for job_id, outcome in zip(ids, outcomes):
+                    self.outbox.send(JobDone(job_id, outcome))
+        self._finish_unit(unit.unit_id, profiling.take())
+        self.idle_since = time.perf_counter()
 
     # --- the streaming tasks' sink (called from decoding threads) ----------------------------
     def chunk(self, job_id: int, sequence: int, text: str) -> None:

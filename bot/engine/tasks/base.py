@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from .. import profiling
 from ..request import Request
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ class Task(ABC):
             loaded = self.load(requests)
             inputs = self.preprocess(loaded, requests)
             outputs = self.forward(loaded, inputs, emit)
-            return self.postprocess(loaded, outputs, requests)
+            with profiling.phase("postprocess"):
+                return self.postprocess(loaded, outputs, requests)
 
     def load(self, requests: list[Request]) -> LoadedModel | None:
         """The pass's model, looked up once (its role and choice are part of the batch key)."""

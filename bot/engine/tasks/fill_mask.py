@@ -16,7 +16,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 
 from ...specs.fill_mask import CAUSAL, MASK_PATTERN, ROLE, FillCandidate, FillMaskRequest, FillMaskResult, fill_in
 from ..errors import InvalidInput, ModelUnavailable
-from ..passes import MAX_LENGTH, padded_forward
+from ..passes import MAX_LENGTH, encode, padded_forward
 from ..registry import LoadedModel
 from ..request import PipelineDetails, failure
 from .base import Emit, Task
@@ -58,7 +58,7 @@ class FillMaskTask(Task):
         if is_causal(loaded):
             return [causal_fill(loaded, text) for text in texts]
         tokenizer = loaded.tokenizer
-        encoded = [tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
+        encoded = encode(loaded, texts, truncation=True, max_length=MAX_LENGTH)
 
         def mask_logits(batch: dict[str, torch.Tensor]) -> list[torch.Tensor | None]:
             logits = loaded.model(**batch).logits

@@ -14,7 +14,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, Pretrain
 
 from ...specs.sentiment import ROLE, PipelineDetails, SentenceSentiment, SentimentRequest, SentimentResult
 from ..embeddings import SIMILARITY_SCALE, Embedder
-from ..passes import MAX_LENGTH, padded_forward
+from ..passes import MAX_LENGTH, encode, padded_forward
 from ..registry import LoadedModel
 from .base import Emit, Task
 
@@ -47,7 +47,7 @@ class SentimentTask(Task):
                 @ self.embedder.label_embeddings(list(EMBEDDING_LABELS.values())).T
                 * SIMILARITY_SCALE
             )
-        encoded = [loaded.tokenizer(t, truncation=True, max_length=MAX_LENGTH)["input_ids"] for t in texts]
+        encoded = encode(loaded, texts, truncation=True, max_length=MAX_LENGTH)
         rows = padded_forward(loaded, encoded, lambda batch: loaded.model(**batch).logits.float().cpu())
         return torch.stack(rows)
 

@@ -16,7 +16,7 @@ from ...specs.zero_shot import EMBEDDING, NLI, ZeroShotRequest, ZeroShotResult
 from ..embeddings import MAX_LENGTH as EMBEDDING_MAX_LENGTH
 from ..embeddings import SIMILARITY_SCALE, Embedder
 from ..errors import ModelUnavailable
-from ..passes import MAX_LENGTH, padded_forward
+from ..passes import MAX_LENGTH, encode, padded_forward
 from ..registry import LoadedModel
 from ..request import PipelineDetails
 from .base import Emit, Task
@@ -49,8 +49,8 @@ class ZeroShotTask(Task):
         return [(r.text, h) for r in requests for h in r.hypotheses()]
 
     def forward(self, loaded: LoadedModel, pairs: list[tuple[str, str]], emit: Emit) -> torch.Tensor:
-        tokenizer = loaded.tokenizer
-        encoded = [tokenizer(t, h, truncation="only_first", max_length=MAX_LENGTH)["input_ids"] for t, h in pairs]
+        texts, hypotheses = zip(*pairs)
+        encoded = encode(loaded, texts, hypotheses, truncation="only_first", max_length=MAX_LENGTH)
         entail, contra = label_id(loaded.config, "entail"), label_id(loaded.config, "contradict")
         # Keep only the two logits the scores need: [contradiction, entailment].
         rows = padded_forward(
