@@ -27,6 +27,7 @@ from bot.engine import (
 )
 from bot.engine.passes import PassShape
 from bot.engine.request import Failure
+from bot.engine.preemption import Preempted
 from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
 from bot.specs.fill_mask import FillMaskRequest
 from bot.specs.generation import GenerationRequest
@@ -78,6 +79,7 @@ class FakeExecutor:
         self.info = ExecutorInfo(state="running", passes=PassShape(64, 8192))
         self.calls: list[Call] = []
         self.cancelled: list[int] = []
+        self.preempted: list[int] = []
         self.hold = True
         self._started: asyncio.Queue[Call] = asyncio.Queue()
 
@@ -90,6 +92,13 @@ class FakeExecutor:
         for call in self.calls:  # as the worker does: a cancelled job's unit ends at the next step
             if job_id in call.job_ids and len(call.job_ids) == 1:
                 call.released.set()
+
+    def preempt(self, job_id: int) -> None:
+        """As the worker does where info.preemptible: the running unit stops at its next layer, unreported."""
+        self.preempted.append(job_id)
+        for call in self.calls:
+            if job_id in call.job_ids and not call.released.is_set():
+                call.finish(error=Preempted())
 
     async def run(self, task: str, jobs: list, events: JobEvents) -> None:
         call = Call(task, [job_id for job_id, _ in jobs], [request for _, request in jobs], events)
@@ -288,6 +297,67 @@ async def test_round_robin_serves_the_late_user_before_most_of_the_flood(make_sc
     assert len(order) == 21 and all(len(c.requests) == 1 for c in executor.calls)
     assert order.index(late.request) == 1
     assert order[:1] + order[2:] == [j.request for j in flood]  # A's own order is kept
+
+
+async def test_a_newcomer_cuts_a_floods_pass_short_and_runs_alone_first(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
+    executor.info.preemptible = True
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(10)]
+    first = await executor.next_call()
+    assert first.requests == [j.request for j in flood[:4]]  # A alone: a full pass
+    newcomer = scheduler.submit(sent("b"), user="B")
+    assert executor.preempted == [flood[0].id]
+    assert (await executor.next_call()).requests == [newcomer.request]  # alone: none of A's rows
+    assert all(job.state is JobState.QUEUED for job in flood[:4])  # back in the queue, unrun
+    executor.calls[-1].finish()
+    assert await outcome(newcomer) == ("done", newcomer.request)
+    again = await executor.next_call()
+    assert again.requests[0] is flood[0].request  # A's order is kept
+    # A pass is given up once at most: a second newcomer waits for this one.
+    scheduler.submit(sent("c"), user="C")
+    assert executor.preempted == [flood[0].id]
+    executor.run_freely()
+    for job in flood:
+        assert await outcome(job) == ("done", job.request)
+    assert scheduler.metrics.preempted == {"sentiment": 1}
+
+
+async def test_no_pass_is_cut_short_for_someone_already_waiting(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
+    executor.info.preemptible = True
+    a = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(6)]
+    await executor.next_call()
+    scheduler.submit(sent("b0"), user="B")
+    scheduler.submit(sent("b1"), user="B")  # B already has a request in flight: no second cut
+    assert executor.preempted == [a[0].id]
+    executor.run_freely()
+    assert await outcome(a[-1]) == ("done", a[-1].request)
+
+
+async def test_a_pass_shared_by_several_users_is_not_cut_short(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=100, max_batch_size=4)
+    executor.info.preemptible = True
+    _, call = await start_blocker(scheduler, executor)  # its user has nothing more waiting: not a flood
+    clock.advance(ACTIVE_SECONDS / 2)
+    shared = [scheduler.submit(sent(f"x{i}"), user=user) for i, user in enumerate("DDEE")]
+    call.finish()
+    running = await executor.next_call()
+    assert {job.user for job in shared if job.request in running.requests} == {"D", "E"}
+    scheduler.submit(sent("f"), user="F")  # nobody's flood: F waits for the pass in progress
+    assert executor.preempted == []
+    executor.run_freely()
+    for job in shared:
+        assert await outcome(job) == ("done", job.request)
+
+
+async def test_without_preemption_at_the_executor_nothing_is_cut_short(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(5)]
+    await executor.next_call()
+    scheduler.submit(sent("b"), user="B")
+    assert executor.preempted == []
+    executor.run_freely()
+    assert await outcome(flood[-1]) == ("done", flood[-1].request)
 
 
 async def test_background_runs_only_when_no_interactive_work_waits(make_scheduler):

@@ -8,7 +8,9 @@ import asyncio
 import dataclasses
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import pytest_asyncio
@@ -16,6 +18,7 @@ import torch
 
 from bot.engine import Cancelled, Engine, WorkerCrashed, WorkerStalled
 from bot.engine.errors import ModelUnavailable
+from bot.engine.preemption import Preempted, PreemptSignal
 from bot.engine.request import Failure, Request
 from bot.engine.supervisor import WorkerProcess
 from bot.engine.tasks.base import Task
@@ -155,6 +158,41 @@ async def test_cancel_stops_a_running_generation_and_frees_its_rows(tiny_engine)
     assert again.new_tokens == [3]
 
 
+async def test_a_newcomer_cuts_a_floods_running_pass_short_at_the_real_worker(tiny_models):
+    config = tiny_engine_config(tiny_models, max_per_user=100, max_batch_size=4)
+    async with Engine(config) as engine:
+        warm = SentimentRequest(("warm up",))
+        expected = await asyncio.wait_for(engine.submit(warm, user="w"), TIMEOUT)
+        assert engine.executor.info.preemptible
+        pid = engine.executor.info.pid
+        # The worker is stopped, so A's pass is still at its first layer when B arrives.
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            flood = [engine.submit_job(SentimentRequest((f"flood {i}",)), user="A") for i in range(6)]
+            async def sent() -> None:
+                while flood[0].id not in engine.executor._job_units:  # A's first pass is on its way to the worker
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(sent(), TIMEOUT)
+            newcomer = engine.submit_job(warm, user="B")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        finished: list[str] = []
+
+        async def record(job, who: str):
+            result = await asyncio.wait_for(job.result(), TIMEOUT)
+            finished.append(who)
+            return result
+
+        results = await asyncio.gather(record(newcomer, "B"), *(record(job, "A") for job in flood))
+        assert engine.metrics.preempted == {"sentiment": 1}
+        assert finished[0] == "B"  # it did not wait for A's pass
+        assert results[0] == expected
+        alone = [await engine.submit(job.request, user="C") for job in flood]
+        assert results[1:] == alone  # the given-up pass ran again, whole and right
+        assert engine.status().worker_restarts == 0
+
+
 async def test_a_hung_worker_is_detected_and_replaced(tiny_models):
     config = tiny_engine_config(tiny_models, stall_timeout=3.0)
     async with Engine(config) as engine:
@@ -249,6 +287,28 @@ class OomTask(Task):
 
     def postprocess(self, loaded, requests, _):
         return [f"ok {r.text}" for r in requests]
+
+
+def test_a_pass_is_given_up_only_in_the_thread_running_the_named_unit(tiny_models):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["sentiment"]).eval()
+    shared = SimpleNamespace(value=0)
+    signal_ = PreemptSignal(shared)
+    signal_.install(model)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    reference = model(input_ids=ids).logits
+    with signal_.running(7):
+        assert torch.equal(model(input_ids=ids).logits, reference)  # nothing named yet
+        shared.value = 6
+        assert torch.equal(model(input_ids=ids).logits, reference)  # another unit named
+        shared.value = 7
+        with pytest.raises(Preempted):
+            model(input_ids=ids)
+        # A decoding thread sharing the model is never stopped by it.
+        elsewhere = ThreadPoolExecutor(1).submit(lambda: model(input_ids=ids).logits).result()
+        assert torch.equal(elsewhere, reference)
+    assert torch.equal(model(input_ids=ids).logits, reference)  # the unit is over
 
 
 def test_run_batch_splits_on_out_of_memory():

@@ -60,6 +60,7 @@ class WorkerReady:
     dtypes: dict[str, str]  # role -> dtype the role's model runs in
     generation_batching: str  # "continuous" or "static": what new generation requests get
     passes: PassShape  # how big one classification forward pass is on this device
+    preemptible: bool = False  # a classification unit can be given up between two layers (preemption.py)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class UnitDone:
     unit_id: int
     seconds: float
     phases: dict[str, float] | None = None  # seconds per phase (wait, tokenize, ...) with profile_passes on
+    preempted: bool = False  # given up for a newcomer: no job of it was reported, all go back to the queue
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class Metrics:
         self.failed: Counter[str] = Counter()
         self.shed: Counter[str] = Counter()  # refused (Busy) or dropped (deadline), by reason
         self.generated_tokens: Counter[str] = Counter()  # tokens written by answered streaming requests
+        self.preempted: Counter[str] = Counter()  # classification passes given up for a newcomer, by task
         self._per_request: dict[str, float] = {}
         # Cumulative, for the exporter (registry=None: the engine's exporter collects them, see prometheus.py).
         self.wait_histogram = Histogram(
@@ -95,6 +96,9 @@ class Metrics:
         (self.served if ok else self.failed)[task] += 1
         if generated_tokens:
             self.generated_tokens[task] += generated_tokens
+
+    def record_preempted(self, task: str) -> None:
+        self.preempted[task] += 1
 
     def record_shed(self, reason: str) -> None:
         self.shed[reason] += 1

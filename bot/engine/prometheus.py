@@ -73,6 +73,14 @@ class EngineCollector(Collector):
         for task, count in sorted(tokens.items()):
             written.add_metric([task], count)
         yield written
+        given_up = CounterMetricFamily(
+            "hfbot_passes_preempted",
+            "Classification passes given up between two layers so a newcomer did not wait for someone's flood.",
+            labels=["task"],
+        )
+        for task, count in sorted(dict(metrics.preempted).items()):
+            given_up.add_metric([task], count)
+        yield given_up
         for histogram in (metrics.wait_histogram, metrics.compute_histogram, metrics.rows_histogram):
             yield from histogram.collect()
 

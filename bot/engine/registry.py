@@ -32,6 +32,7 @@ from transformers import (
 from .config import EngineConfig, ModelInfo, list_setting_name, setting_name
 from .errors import ModelUnavailable, ResourceExhausted
 from .passes import PassShape, pass_shape
+from .preemption import PreemptSignal
 from .turns import DeviceTurns
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class ModelRegistry:
         self.passes = pass_shape(self.device.type, encoders_in_bf16, config.forward_rows, config.forward_tokens)
         self.turns = turns
         self.holders: list[ModelHolder] = []
+        self.preempt: PreemptSignal | None = None  # set by the worker: checked before each layer of every model
         self.loading: str | None = None  # the model being loaded right now (the watchdog allows for it)
         self.evictions = 0
         self._lock = threading.Lock()
@@ -262,6 +264,8 @@ class ModelRegistry:
             return tokenizer, model.eval()
 
         tokenizer, model = self._guard(role, model_id, load)
+        if self.preempt is not None:
+            self.preempt.install(model)
         seconds = time.perf_counter() - started
         megabytes = model.get_memory_footprint() / 2**20
         log.info(

@@ -12,6 +12,8 @@ one step at a time.
   one by one as long as rows are free, and decode alongside each other; so a request
   that arrives while others run waits for about one step, not for a whole batch.
 - Cancel and deadlines reach running generations: they stop at the next step.
+- A newcomer does not wait for someone's flood: where the executor can (`preemptible`), the pass of a
+  user who has more waiting is given up between two layers and the newcomer's request runs first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .config import ModelInfo
 from .errors import FAILED, Busy, Cancelled, DeadlineExceeded, EngineError, from_wire
 from .metrics import Metrics
 from .passes import MAX_PADDING, PassShape
+from .preemption import Preempted
 from .request import Failure, Request
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class ExecutorInfo:
     # Classification units at the executor at once: one per process that runs them (a worker,
     # or each Ray replica), so the queue, and so fairness, stays here.
     classify_window: int = 1
+    preemptible: bool = False  # a running classification unit can be given up (Executor.preempt)
 
     @property
     def alive(self) -> bool:
@@ -83,6 +87,10 @@ class Executor(Protocol):
     async def run(self, task: str, jobs: list[tuple[int, Request]], events: JobEvents) -> None: ...
 
     def cancel(self, job_id: int) -> None: ...
+
+    def preempt(self, job_id: int) -> None:
+        """Give up the running classification unit holding this job, if it is still running: `run` then
+        raises Preempted, with none of its jobs reported. Called only where `info.preemptible`."""
 
 
 def row_tokens(request: Request) -> float:
@@ -137,6 +145,8 @@ class Job:
     state: JobState = JobState.QUEUED
     started_at: float | None = None  # the scheduler's clock, when its unit went to the executor
     finished_at: float | None = None
+    preempted: bool = False  # its pass was given up once for a newcomer; not again
+    preempting: bool = False  # it cut a flood's pass short: it runs next, in a pass of its own
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future(), repr=False)
     _chunks: asyncio.Queue = field(default_factory=asyncio.Queue, repr=False)
 
@@ -192,6 +202,11 @@ class Lane:
         self.users.setdefault(job.user, deque()).append(job)
         self.size += 1
 
+    def push_front(self, job: Job) -> None:
+        """A job back from a given-up pass: first again in its user's queue."""
+        self.users.setdefault(job.user, deque()).appendleft(job)
+        self.size += 1
+
     def remove(self, job: Job) -> bool:
         queue = self.users.get(job.user)
         if queue is None or job not in queue:
@@ -236,6 +251,7 @@ class Scheduler:
         self.lanes = {priority: Lane() for priority in Priority}
         self.in_flight: dict[str, int] = {}  # interactive jobs queued or running, per user
         self.running: dict[int, Job] = {}  # job id -> job, at the executor
+        self._passes: list[list[Job]] = []  # the classification units at the executor
         self._classifying = 0  # classification units at the executor
         self._decoding_rows = 0  # generation rows at the executor
         self._last_served: dict[str, float] = {}  # user -> when a unit of theirs last went to the executor
@@ -275,8 +291,32 @@ class Scheduler:
         now = self.clock()
         job = Job(next(self._ids), request, user, priority, None if timeout is None else now + timeout, now, self)
         lane.push(job)
+        if self.executor.info.preemptible:
+            self._preempt_for(job)
         self._wakeup.set()
         return job
+
+    def _preempt_for(self, job: Job) -> None:
+        """Give up a running pass that is all one other user's backlog (they have more waiting), so the
+        newcomer's request does not wait for it. Each pass is given up at most once, and only for someone
+        with nothing else in flight: the work lost is at most the part of one pass per newcomer."""
+        if job.priority is not Priority.INTERACTIVE or job.request.streams or self.in_flight.get(job.user) != 1:
+            return
+        lane = self.lanes[Priority.INTERACTIVE]
+        for unit in self._passes:
+            owners = {queued.user for queued in unit}
+            if (
+                len(owners) == 1
+                and job.user not in owners
+                and lane.users.get(unit[0].user)
+                and all(queued.priority is Priority.INTERACTIVE and not queued.preempted for queued in unit)
+            ):
+                for queued in unit:
+                    queued.preempted = True
+                job.preempting = True
+                lane.users.move_to_end(job.user, last=False)  # first in the round-robin order
+                self.executor.preempt(unit[0].id)
+                return
 
     async def run(self, request: Request, **kwargs: Any) -> Any:
         return await self.submit(request, **kwargs).result()
@@ -353,10 +393,12 @@ class Scheduler:
         head = self._head()
         if head is None:
             return []
-        if head.request.streams:
+        if head.request.streams or head.preempting:
+            # One request decodes alongside the others; one that cut a flood's pass short pays for its own only.
+            head.preempting = False
             self.lanes[head.priority].remove(head)
             self.lanes[head.priority].served([head.user])
-            return [head]  # one request decodes alongside the others
+            return [head]
         key = head.request.batch_key()
         unit: list[Job] = []
         tokens = rows = 0
@@ -442,6 +484,7 @@ class Scheduler:
             self._decoding_rows += rows
         else:
             self._classifying += 1
+            self._passes.append(unit)
         self.metrics.record_unit(task, len(unit), rows)
         for job in unit:
             if job.priority is Priority.INTERACTIVE:
@@ -458,8 +501,11 @@ class Scheduler:
         rows = sum(job.request.rows() for job in unit)
         streams = unit[0].request.streams
         error: EngineError | None = None
+        preempted = False
         try:
             await self.executor.run(task, [(job.id, job.request) for job in unit], self)
+        except Preempted:
+            preempted = True
         except EngineError as failed:
             error = failed
         except Exception:  # a bug here must not leave requests waiting forever
@@ -470,7 +516,15 @@ class Scheduler:
                 self._decoding_rows -= rows
             else:
                 self._classifying -= 1
+                self._passes.remove(unit)
             self._wakeup.set()
+        if preempted:
+            self.metrics.record_preempted(task)
+            for job in reversed(unit):  # back to the front of their queue, in their order
+                if self.running.pop(job.id, None) is job:
+                    job.state, job.started_at = JobState.QUEUED, None
+                    self.lanes[job.priority].push_front(job)
+            return
         # A unit's pass is shared by its jobs; a generation's steps by the rows decoding with it.
         self.metrics.record_compute(
             task, self.clock() - started, len(unit) if not streams else self._decoding_rows + rows

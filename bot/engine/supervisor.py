@@ -39,6 +39,7 @@ from .messages import (
     WorkerFailed,
     WorkerReady,
 )
+from .preemption import Preempted
 from .request import Request
 from .scheduler import ExecutorInfo, JobEvents
 from .worker import worker_main
@@ -98,6 +99,7 @@ class WorkerProcess:
         self._closing = False
         self._process: Any = None
         self._conn: Connection | None = None
+        self._preempt: Any = None  # shared with the worker: the unit id it should give up (preemption.py)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._units: dict[int, _Unit] = {}
         self._job_units: dict[int, int] = {}
@@ -145,6 +147,11 @@ class WorkerProcess:
             finally:
                 self._forget(unit_id)
 
+    def preempt(self, job_id: int) -> None:
+        """Give up the unit holding `job_id` between two layers; its `run` then raises Preempted."""
+        if (unit_id := self._job_units.get(job_id)) is not None and self._preempt is not None:
+            self._preempt.value = unit_id
+
     def cancel(self, job_id: int) -> None:
         if job_id in self._job_units and self._ready.is_set():
             try:
@@ -188,8 +195,9 @@ class WorkerProcess:
     def _spawn(self) -> None:
         context = mp.get_context("spawn")  # CUDA cannot be used in a forked child
         parent_end, child_end = context.Pipe()
+        self._preempt = context.Value("q", 0, lock=False)  # one writer (this loop), one reader
         process = context.Process(
-            target=worker_main, args=(child_end, self.config), name="inference-worker", daemon=True
+            target=worker_main, args=(child_end, self.config, self._preempt), name="inference-worker", daemon=True
         )
         process.start()
         child_end.close()  # so the parent sees EOF when the child dies
@@ -239,6 +247,7 @@ class WorkerProcess:
         elif isinstance(message, WorkerReady):
             self.info.pid, self.info.device, self.info.dtypes = message.pid, message.device, message.dtypes
             self.info.generation_batching, self.info.passes = message.generation_batching, message.passes
+            self.info.preemptible = message.preemptible
             self.info.state = "running"
             self._ready.set()
         elif isinstance(message, (Chunk, JobDone)):
@@ -257,7 +266,10 @@ class WorkerProcess:
                 unit.started = True
             elif not unit.future.done():
                 self._failures_in_a_row = 0
-                unit.future.set_result(message.seconds)
+                if message.preempted:
+                    unit.future.set_exception(Preempted())
+                else:
+                    unit.future.set_result(message.seconds)
 
     def _on_exit(self, generation: int, exitcode: int | None) -> None:
         if generation != self._generation or self._closing:

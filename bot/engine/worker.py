@@ -10,6 +10,7 @@ parent twice a second how long the current step has been running, for its watchd
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ from .messages import (
     WorkerFailed,
     WorkerReady,
 )
+from .preemption import Preempted, PreemptSignal
 from .request import Request, failure
 
 if TYPE_CHECKING:  # the parent imports this module for worker_main; torch loads in the child only
@@ -43,8 +45,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 0.5
 
 
-def worker_main(conn: Connection, config: EngineConfig) -> None:
-    """The child process's entry point."""
+def worker_main(conn: Connection, config: EngineConfig, preempt: Any = None) -> None:
+    """The child process's entry point. `preempt`: the shared integer the parent names a unit to give up in."""
     if config.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)-8s worker: %(message)s")
@@ -61,7 +63,7 @@ def worker_main(conn: Connection, config: EngineConfig) -> None:
     if config.profile_passes:
         profiling.enable()
     try:
-        worker = Worker(conn, config)
+        worker = Worker(conn, config, preempt)
     except Exception as error:  # a setting it can't use (DEVICE): the parent tells the operator
         log.error("The worker can't start: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
         conn.send(WorkerFailed(str(error) or type(error).__name__))
@@ -82,7 +84,7 @@ class Outbox:
 
 
 class Worker:
-    def __init__(self, conn: Connection, config: EngineConfig) -> None:
+    def __init__(self, conn: Connection, config: EngineConfig, preempt: Any = None) -> None:
         from .registry import ModelRegistry
         from .tasks import TaskSet
         from .turns import DeviceTurns
@@ -91,6 +93,7 @@ class Worker:
         self.outbox = Outbox(conn)
         self.turns = DeviceTurns()
         self.registry = ModelRegistry(config, self.turns)
+        self.preempt = self.registry.preempt = PreemptSignal(preempt) if preempt is not None else None
         self.tasks = TaskSet(self.registry)
         self.waiting: deque[RunUnit] = deque()  # classification units, one forward pass each
         self.cancelled: set[int] = set()  # jobs cancelled before their unit ran
@@ -108,6 +111,7 @@ class Worker:
                 dtypes=self.registry.dtypes(),
                 generation_batching=self.registry.config.streaming_batching(),
                 passes=self.registry.passes,
+                preemptible=self.preempt is not None,
             )
         )
         threading.Thread(target=self._heartbeat, daemon=True, name="heartbeat").start()
@@ -149,11 +153,11 @@ class Worker:
             self.started[unit.unit_id] = time.perf_counter()
         self.outbox.send(UnitStarted(unit.unit_id))
 
-    def _finish_unit(self, unit_id: int, phases: dict[str, float] | None = None) -> None:
+    def _finish_unit(self, unit_id: int, phases: dict[str, float] | None = None, preempted: bool = False) -> None:
         with self.lock:
             started = self.started.pop(unit_id, None)
         if started is not None:
-            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started, phases))
+            self.outbox.send(UnitDone(unit_id, time.perf_counter() - started, phases, preempted))
 
     def _run_unit(self, unit: RunUnit) -> None:
         # The device idled from the last unit's end until this one came (none when it waited here).
@@ -167,7 +171,13 @@ class Worker:
                 self.outbox.send(Chunk(ids[index], sequence, text))
 
             task = self.tasks.get(jobs[0][1])  # the task and the model are part of the batch key
-            outcomes = run_batch(task, [request for _, request in jobs], emit)
+            try:
+                with self.preempt.running(unit.unit_id) if self.preempt else contextlib.nullcontext():
+                    outcomes = run_batch(task, [request for _, request in jobs], emit)
+            except Preempted:  # given up for a newcomer: its jobs go back to the queue, unrun
+                self._finish_unit(unit.unit_id, profiling.take(), preempted=True)
+                self.idle_since = time.perf_counter()
+                return
             self._report_models()
             with profiling.phase("messages"):
                 for job_id, outcome in zip(ids, outcomes):
@@ -224,6 +234,8 @@ def run_batch(task: Task, requests: list[Request], emit: Emit) -> list[Any]:
 
     try:
         return task.run(requests, emit)
+    except Preempted:
+        raise  # not a failure: the unit runs again later
     except EngineError as error:
         return [failure(error)] * len(requests)
     except torch.OutOfMemoryError:
