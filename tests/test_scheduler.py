@@ -322,6 +322,21 @@ async def test_a_newcomer_cuts_a_floods_pass_short_and_runs_alone_first(make_sch
     assert scheduler.metrics.preempted == {"sentiment": 1}
 
 
+async def test_with_preemption_a_backlog_takes_a_quarter_pass_while_others_are_present(make_scheduler):
+    scheduler, executor, clock = make_scheduler(max_per_user=100, max_batch_size=8)
+    executor.info.preemptible = True
+    flood = [scheduler.submit(sent(f"a{i}"), user="A") for i in range(12)]
+    assert (await executor.next_call()).requests == [j.request for j in flood[:8]]  # alone: a full pass
+    light = scheduler.submit(sent("b"), user="B")  # cuts it short, runs alone
+    assert (await executor.next_call()).requests == [light.request]
+    executor.calls[-1].finish()
+    # B was just served and may be back: A's backlog goes on in quarter passes, which B could cut short.
+    assert (await executor.next_call()).requests == [j.request for j in flood[:2]]
+    executor.run_freely()
+    for job in [*flood, light]:
+        assert await outcome(job) == ("done", job.request)
+
+
 async def test_no_pass_is_cut_short_for_someone_already_waiting(make_scheduler):
     scheduler, executor, _ = make_scheduler(max_per_user=100, max_batch_size=4)
     executor.info.preemptible = True
