@@ -5,9 +5,10 @@ Discord side."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -172,15 +173,17 @@ class _Window:
 
 class AlertLimiter:
     """At most `per_window` log entries per watched channel per `window` seconds; the rest are counted and
-    summarized once the window is over (a raid posts one summary instead of a flood)."""
+    summarized once the window is over (a raid posts one summary instead of a flood). `sleep` waits in
+    `clock`'s seconds: the summary's timer (cogs/autotag.py) sleeps through it."""
 
     def __init__(
         self,
         per_window: int = ALERTS_PER_WINDOW,
         window: float = ALERT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        self.per_window, self.window, self.clock = per_window, window, clock
+        self.per_window, self.window, self.clock, self.sleep = per_window, window, clock, sleep
         self.windows: dict[int, _Window] = {}
 
     def admit(self, channel_id: int, what: str) -> bool:
@@ -201,13 +204,19 @@ class AlertLimiter:
         window.held[what] += 1
         return False
 
-    def due(self) -> list[tuple[int, Counter[str]]]:
-        """The summaries of windows that are over, each once: (channel, entries held back by kind)."""
+    def ends_in(self, channel_id: int) -> float:
+        """Seconds until the window of `channel_id` is over (0 when it is, or there is none)."""
+        current = self.windows.get(channel_id)
+        return 0.0 if current is None else max(0.0, current.start + self.window - self.clock())
+
+    def due(self, channels: Collection[int] | None = None) -> list[tuple[int, Counter[str]]]:
+        """The summaries of windows that are over (of `channels`, default all), each once: (channel, entries
+        held back by kind)."""
         now = self.clock()
         out = [
             (channel_id, window.held)
             for channel_id, window in self.windows.items()
-            if window.held and now - window.start >= self.window
+            if window.held and now - window.start >= self.window and (channels is None or channel_id in channels)
         ]
         for channel_id, _ in out:
             self.windows[channel_id] = _Window(now)

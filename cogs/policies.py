@@ -30,7 +30,7 @@ from bot.moderation import (
     timeout_duration,
     training_examples,
 )
-from bot.moderation_log import log_view, post
+from bot.moderation_log import admit, log_view, post
 from bot.moderation_ui import (
     ModerationCog,
     ModerationItem,
@@ -211,7 +211,7 @@ class Policies(ModerationCog):
         if decided is None:
             return
         policy, score = decided
-        posting = self.bot.log_limiter.admit(watch.channel_id, f"{policy.label} → {policy.action}")
+        posting = admit(self.bot, message.guild, watch.channel_id, f"{policy.label} → {policy.action}")
         if policy.action == "alert" and not posting:
             return  # a raid: the alert is counted in the log's summary, not queued
         done, buttons = await self.act(policy, score, message)

@@ -7,6 +7,7 @@ taught to answer cross-validation as well: each example's held-out scores are it
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -227,6 +228,41 @@ async def test_reviews_are_capped_in_a_raid_too(start: Start) -> None:
     [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
     assert "Review this auto-tag" in entry.text() and await env.store.review(env.guild_id, second.id) is None
     assert env.bot.log_limiter.windows[env.h.channel_id].held == {"reviews": 1}
+
+
+async def test_a_raid_summary_is_posted_when_the_window_ends_though_the_channel_goes_quiet(start: Start) -> None:
+    env = await start()
+    await env.labels(("spam",), ("question",))
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.5, "log_channel": log_channel})
+    now, slept, window_over = [0.0], [], asyncio.Event()
+
+    async def sleep(seconds: float) -> None:  # the limiter's clock moves when the test lets the window end
+        slept.append(seconds)
+        await window_over.wait()
+        now[0] += seconds
+
+    env.bot.log_limiter = AlertLimiter(per_window=1, clock=lambda: now[0], sleep=sleep)
+    for i in range(3):
+        now[0] = 10.0 * i
+        await env.h.dispatch_message(f"spam now {i}", author_id=env.h.add_member())
+
+    def entries() -> list[str]:
+        return [r.text() for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+
+    timers = env.bot.get_cog("AutoTag").summaries
+    assert len(entries()) == 1 and list(timers) == [env.h.channel_id]  # one timer for the channel's two held
+    await asyncio.sleep(0)
+    assert slept == [50.0]  # held at 10 s: the window of 60 s started at 0 ends in 50
+    window_over.set()
+    await timers[env.h.channel_id]
+    [_, summary] = entries()
+    assert "2 more log entries about" in summary and "auto-tags ×2" in summary
+    await asyncio.sleep(0)
+    assert env.bot.log_limiter.due() == [] and timers[env.h.channel_id].done()
+    await env.h.dispatch_message("spam again", author_id=env.h.add_member())  # a new window: posted, no summary
+    assert len(entries()) == 3 and sum("more log entries" in entry for entry in entries()) == 1
+    env.h.assert_no_errors()
 
 
 async def test_scores_are_kept_without_text_and_purged_with_the_server(start: Start) -> None:
