@@ -14,19 +14,40 @@ from typing import Any
 import discord
 import pytest
 
-from bot.policies import AlertLimiter, calibrate, decide, held_out_points, replay
-from bot.specs.learned_labels import EvaluateLabelsRequest, Example, LabelEvaluation, LabelMessageRequest
+from bot.policies import AlertLimiter, calibrate, decide, evaluation, held_out_points, replay
+from bot.specs.learned_labels import (
+    EvaluateLabelsRequest,
+    Example,
+    LabelEvaluation,
+    LabelMessageRequest,
+    TrainedLabels,
+    TrainLabelsRequest,
+)
 from bot.storage import EVERY_CHANNEL, Policy, Scored, Tag
 
-from .test_moderation import MEMBER, MOD, Env, KeywordExecutor, Start, actions, click, start  # noqa: F401 (a fixture)
+from .test_moderation import (  # noqa: F401 (start: a fixture)
+    MEMBER,
+    MOD,
+    Env,
+    KeywordExecutor,
+    Start,
+    actions,
+    click,
+    start,
+    suggest,
+    trainings_done,
+)
 
 POWERS = discord.Permissions(view_channel=True, send_messages=True, manage_messages=True, moderate_members=True)
 
 
 class CalibratingExecutor(KeywordExecutor):
-    """KeywordExecutor that also cross-validates: an example's held-out scores are its keyword scores."""
+    """KeywordExecutor that also cross-validates: an example's held-out scores are its keyword scores; a training
+    learns nothing (keywords have no head), as the background retraining after an answer asks."""
 
     def label(self, r: Any) -> Any:
+        if isinstance(r, TrainLabelsRequest):
+            return TrainedLabels(None, {}, 0, 0, 0.0, "keywords")
         if not isinstance(r, EvaluateLabelsRequest):
             return super().label(r)
         held_out = []
@@ -262,6 +283,53 @@ async def test_a_raid_summary_is_posted_when_the_window_ends_though_the_channel_
     assert env.bot.log_limiter.due() == [] and timers[env.h.channel_id].done()
     await env.h.dispatch_message("spam again", author_id=env.h.add_member())  # a new window: posted, no summary
     assert len(entries()) == 3 and sum("more log entries" in entry for entry in entries()) == 1
+    env.h.assert_no_errors()
+
+
+async def test_a_retraining_moves_the_threshold_and_pauses_a_policy_it_cannot_keep(start: Start) -> None:
+    env = await with_examples(start)
+    log_channel = env.h.add_channel("mod-log")
+    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.95, "log_channel": log_channel})
+    await env.slash("policy set", {"label": "spam", "precision": 80, "action": "alert"})
+    [before] = await env.bot.store.policies.policies(env.guild_id)
+    assert before.threshold == pytest.approx(5 / 6) and before.paused is None
+
+    def notices() -> list[str]:
+        sent = [r.text() for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
+        return [text for text in sent if "Policies recalibrated" in text]
+
+    async def answer(label: str, *texts: str) -> Policy:
+        """Moderators tag messages (each answer retrains in the background); the policy after the retrainings."""
+        for text in texts:
+            await suggest(env, text)
+            await click(env, "pick", [label])
+        await trainings_done(env)
+        [policy] = await env.bot.store.policies.policies(env.guild_id)
+        return policy
+
+    # Spam without the word: scored 0.5, right. 80% is now kept lower, at 0.5: more recall, told once.
+    moved = await answer("spam", "free nitro 1", "free nitro 2", "free nitro 3")
+    pairs, request = evaluation(
+        await env.store.examples(env.guild_id), await env.store.config(env.guild_id), env.bot.settings.min_examples
+    )
+    result = CalibratingExecutor().label(request)
+    expected = calibrate(held_out_points(pairs, result.held_out, result.labels, "spam"), 0.8)
+    assert (moved.threshold, moved.precision, moved.recall) == (expected.threshold, expected.precision, 1.0)
+    assert moved.threshold == pytest.approx(0.5) and moved.precision == pytest.approx(0.9) and moved.paused is None
+    assert moved.action == "alert" and moved.target_precision == 0.8 and moved.set_at == before.set_at
+    [notice] = notices()
+    assert "**spam** in every watched channel → alert in the review queue from score **0.50** (was 0.83)" in notice
+    assert "(asked 80%)" in notice  # the precision of the retraining that first moved it: after 1 to 3 answers
+
+    # Questions that say "spam": false flags at 0.83. No threshold is right 80% of the time any more.
+    paused = await answer("question", *(f"is spam allowed here {i}" for i in range(4)))
+    assert paused.paused and "no threshold was right 80%" in paused.paused and paused.threshold == moved.threshold
+    assert len(notices()) == 2 and "is **paused: log only** (it would alert in the review queue)" in notices()[1]
+    await env.slash("policy list")
+    assert "paused, log only" in env.said()
+    await env.h.dispatch_message("spam now", author_id=env.h.add_member())  # 0.83: a paused alert only logs
+    acted = [r.text() for r in env.h.recorder.of_kind("send_message") if "Policy acted" in r.text()]
+    assert len(acted) == 1 and "Logged only." in acted[0] and "Alerted" not in acted[0]
     env.h.assert_no_errors()
 
 
