@@ -120,9 +120,8 @@ def recalibrated(policy: Policy, calibration: Calibration | str) -> Policy:
 
 def notable(before: Policy, after: Policy) -> bool:
     """Whether moderators are told of a recalibration: paused or resumed, or the threshold moved NOTABLE_SHIFT."""
-    return (before.paused is None) != (after.paused is None) or abs(after.threshold - before.threshold) >= (
-        NOTABLE_SHIFT - 1e-9
-    )
+    moved = round(abs(after.threshold - before.threshold), 6)  # 0.83 - 0.78 is 0.04999… in floats
+    return (before.paused is None) != (after.paused is None) or moved >= NOTABLE_SHIFT
 
 
 def acting(policy: Policy) -> Policy:
