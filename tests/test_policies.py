@@ -14,7 +14,17 @@ from typing import Any
 import discord
 import pytest
 
-from bot.policies import AlertLimiter, calibrate, decide, evaluation, held_out_points, replay
+from bot.policies import (
+    AlertLimiter,
+    Calibration,
+    calibrate,
+    decide,
+    evaluation,
+    held_out_points,
+    notable,
+    recalibrated,
+    replay,
+)
 from bot.specs.learned_labels import (
     EvaluateLabelsRequest,
     Example,
@@ -105,6 +115,17 @@ def test_the_strongest_matching_policy_acts_and_a_channel_policy_wins() -> None:
     scored = [Scored(1, 9, 9, m, 5, {"spam": s, "rude": 0.0}, 0.0) for m, s in ((1, 0.9), (2, 0.7), (3, 0.81))]
     [(_, deleted), (_, logged), (_, alerted)] = replay(policies, scored)
     assert [m.message_id for m, _ in deleted] == [1, 3] and logged == [] and alerted == []
+
+
+def test_a_recalibrated_policy_pauses_where_its_precision_fails_and_only_logs_then() -> None:
+    before = policy("spam", "delete", 0.83)
+    paused = recalibrated(before, "no threshold was right 90% of the time")
+    assert paused.threshold == 0.83 and paused.action == "delete" and notable(before, paused)
+    assert decide([paused], {"spam": 0.9}, watched_id=9)[0].action == "log"  # it still logs what it would do
+    resumed = recalibrated(paused, Calibration(0.80, 0.92, 0.7, 10, 9))
+    assert resumed.paused is None and resumed.threshold == 0.80 and notable(paused, resumed)
+    assert notable(before, recalibrated(before, Calibration(0.78, 0.9, 0.8, 9, 9)))  # moved 0.05
+    assert not notable(before, recalibrated(before, Calibration(0.79, 0.9, 0.8, 9, 9)))
 
 
 def test_alerts_are_capped_per_channel_and_summarized_once_the_window_is_over() -> None:
