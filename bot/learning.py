@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .engine import Engine
 from .engine.errors import InvalidInput
 from .moderation import identical_labels, training_examples
+from .policies import calibrate, evaluation, held_out_points, recalibrated
 from .settings import Settings
 from .specs.learned_labels import (
     NONE_OF_THESE,
@@ -21,7 +22,7 @@ from .specs.learned_labels import (
     TrainLabelsRequest,
 )
 from .specs.zero_shot import EMBEDDING
-from .storage import FineTunedEncoder, GuildConfig, LabelModel, ModerationStore
+from .storage import FineTunedEncoder, GuildConfig, LabelModel, ModerationStore, Policy, PolicyStore
 
 FINETUNE_STEPS = 48  # optimizer steps of 16 pairs (bench/finetune.py measures accuracy and time)
 STEPS_PER_UNIT = 2  # a background unit: an interactive request waits for at most this many steps
@@ -62,6 +63,29 @@ async def keep(store: ModerationStore, training: Training, trained: TrainedLabel
     if trained.head is not None:
         model = LabelModel(trained.head, training.config.label_set, trained.used, training.until, time.time())
         await store.save_model(training.guild_id, model)
+
+
+async def recalibrate(
+    engine: Engine, store: ModerationStore, policies: PolicyStore, guild_id: int, min_examples: int
+) -> list[tuple[Policy, Policy]]:
+    """After a retraining, each policy's threshold derived again at its asked precision on the server's examples
+    now (bot/policies.py, as /policy set does); a policy whose precision can't be met is paused (log only) until a
+    retraining meets it again. The policies changed, (before, after); a policy of a removed label is left as is."""
+    current = await policies.policies(guild_id)
+    if not current:
+        return []  # no cross-validation to pay for
+    config = await store.config(guild_id)
+    pairs, request = evaluation(await store.examples(guild_id), config, min_examples)
+    result = await engine.submit(request, user=f"guild:{guild_id}", background=True)
+    changed = []
+    for before in current:
+        if config.label(before.label) is None:
+            continue
+        points = held_out_points(pairs, result.held_out, result.labels, before.label)
+        after = recalibrated(before, calibrate(points, before.target_precision))
+        if after != before and await policies.recalibrate(before, after):
+            changed.append((before, after))
+    return changed
 
 
 async def due(store: ModerationStore, guild_id: int, settings: Settings) -> bool:

@@ -1,6 +1,6 @@
 """The moderators' feature without Discord: validation, label requests, learned labels' training
 data, and rendering of label sets, suggestions, tags, reviews, the stats and report charts (PNG)
-and the CSV export.
+and the tag exports (CSV, JSON Lines, Parquet).
 
 Replies are the command layer's `Reply`, so they are drawn like every other answer.
 Text uses Discord markup (<#channel>, <@user>, <t:time:R>) since only the cog shows it.
@@ -48,7 +48,11 @@ CSV_COLUMNS = (
 )
 # /tags export format:jsonl, one object a line, as Hugging Face `datasets` loads it (load_dataset("json", ...)).
 JSONL_COLUMNS = ("text", "label", "confirmed", "score", "method", "channel_id", "message_id", "time", "embedding_model")
-EXPORT_FORMATS = {"csv": "CSV (spreadsheets)", "jsonl": "JSON Lines (Hugging Face datasets, pandas)"}
+EXPORT_FORMATS = {
+    "csv": "CSV (spreadsheets)",
+    "jsonl": "JSON Lines (Hugging Face datasets, pandas)",
+    "parquet": "Parquet (Hugging Face datasets, pandas, typed columns)",
+}
 MAX_TIMEOUT = timedelta(days=28)  # Discord refuses longer timeouts
 TIMEOUTS = {
     "60 seconds": 60,
@@ -614,32 +618,59 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
-def tags_jsonl(tags: Sequence[tuple[Tag, str | None]]) -> bytes:
-    """(tag, the embedding model of its kept vector) as JSON Lines: `confirmed` is a moderator's tag (a training
-    example), not an auto-tag; `embedding_model` made the example's vector (auto-tags keep none)."""
-    return "".join(
-        json.dumps(
-            dict(
-                zip(
-                    JSONL_COLUMNS,
-                    (
-                        t.text,
-                        t.label,
-                        not t.auto,
-                        t.score,
-                        t.method,
-                        t.channel_id,
-                        t.message_id,
-                        _utc(t.created_at),
-                        model,
-                    ),
-                )
-            ),
-            ensure_ascii=False,
+def dataset_rows(tags: Sequence[tuple[Tag, str | None]]) -> list[dict[str, Any]]:
+    """(tag, the embedding model of its kept vector) as the rows of the JSON Lines and Parquet exports:
+    `confirmed` is a moderator's tag (a training example), not an auto-tag; `embedding_model` made the
+    example's vector (auto-tags keep none); `time` is UTC."""
+    return [
+        dict(
+            zip(
+                JSONL_COLUMNS,
+                (
+                    t.text,
+                    t.label,
+                    not t.auto,
+                    t.score,
+                    t.method,
+                    t.channel_id,
+                    t.message_id,
+                    datetime.fromtimestamp(t.created_at, timezone.utc).replace(microsecond=0),
+                    model,
+                ),
+            )
         )
-        + "\n"
         for t, model in tags
+    ]
+
+
+def tags_jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
+    """dataset_rows as JSON Lines, `time` in ISO 8601."""
+    return "".join(
+        json.dumps(row | {"time": row["time"].isoformat()}, ensure_ascii=False) + "\n" for row in rows
     ).encode()
+
+
+def tags_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
+    """dataset_rows as a Parquet file, with a fixed schema: an export of only auto-tags still types `text`."""
+    import pyarrow as pa  # heavy: imported by the export only
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("text", pa.string()),
+            ("label", pa.string()),
+            ("confirmed", pa.bool_()),
+            ("score", pa.float64()),
+            ("method", pa.string()),
+            ("channel_id", pa.int64()),
+            ("message_id", pa.int64()),
+            ("time", pa.timestamp("ms", tz="UTC")),  # Parquet has no seconds unit
+            ("embedding_model", pa.string()),
+        ]
+    )
+    out = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(list(rows), schema=schema), out)
+    return out.getvalue()
 
 
 def tags_csv(tags: Sequence[Tag]) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 
 import discord
 
@@ -29,10 +30,19 @@ async def post(channel: discord.abc.GuildChannel | None, entry: Reply, view: dis
             log.warning("Could not post to the auto-tag log channel %s: %s", channel.id, error)
 
 
-async def post_summaries(bot: HFBot, guild: discord.Guild) -> None:
-    """The summaries of the entries held back in each watched channel whose raid window is over
-    (bot.log_limiter), to that channel's log."""
-    for channel_id, held in bot.log_limiter.due():
+def admit(bot: HFBot, guild: discord.Guild, channel_id: int, what: str) -> bool:
+    """Whether a log entry about watched channel `channel_id` may be posted now (bot.log_limiter); when it is
+    held back in a raid, the `log_entries_held` event starts the summary's timer (cogs/autotag.py)."""
+    if bot.log_limiter.admit(channel_id, what):
+        return True
+    bot.dispatch("log_entries_held", guild, channel_id)
+    return False
+
+
+async def post_summaries(bot: HFBot, guild: discord.Guild, channels: Collection[int]) -> None:
+    """The summaries of the entries held back in these watched channels of `guild` whose raid window is over
+    (bot.log_limiter), each to its channel's log, once."""
+    for channel_id, held in bot.log_limiter.due(channels):
         watch = await bot.store.moderation.watch_of(guild.id, channel_id)
         await post(
             guild.get_channel(watch.log_channel_id) if watch and watch.log_channel_id else None,

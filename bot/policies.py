@@ -5,16 +5,17 @@ Discord side."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from .moderation import duration_name, jump_url
+from .moderation import duration_name, jump_url, label_prompt, training_examples
 from .reply import Reply, clip
-from .specs.learned_labels import Example
-from .storage import EVERY_CHANNEL, Policy, Scored
+from .specs.learned_labels import EvaluateLabelsRequest, Example
+from .storage import EVERY_CHANNEL, GuildConfig, Policy, Scored
 
 # Weakest first: when several labels' policies match one message, the strongest action is taken.
 ACTIONS = {
@@ -26,6 +27,7 @@ ACTIONS = {
 MIN_POSITIVES = 5  # a precision measured on fewer of a label's examples says too little
 ALERTS_PER_WINDOW = 5  # auto-tag log entries per watched channel per window; more are summarized (a raid)
 ALERT_WINDOW = 60.0  # seconds
+NOTABLE_SHIFT = 0.05  # a retraining that moves a threshold this much (or more) is told to the moderators
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,41 @@ def calibrate(points: Sequence[tuple[float, bool]], target_precision: float) -> 
     return best
 
 
+def evaluation(
+    pairs: Sequence[tuple[int, Example]], config: GuildConfig, min_examples: int
+) -> tuple[list[tuple[int, Example]], EvaluateLabelsRequest]:
+    """The cross-validation thresholds are derived from: the examples of the server's labels (and "None of
+    these"), one example per pair so that the evaluation's held_out lines up with the pairs returned."""
+    kept = [(m, e) for m, e in pairs if config.label(e.label) or not e.label]
+    request = EvaluateLabelsRequest(
+        tuple(label.name for label in config.labels),
+        tuple(label_prompt(label) for label in config.labels),
+        training_examples(kept, config),
+        min_examples,
+    )
+    return kept, request
+
+
+def recalibrated(policy: Policy, calibration: Calibration | str) -> Policy:
+    """The policy at its asked precision on new examples: its new threshold, or, where the precision can't be
+    met, its old one kept but paused (log only) with why."""
+    if isinstance(calibration, str):
+        return replace(policy, paused=calibration)
+    c = calibration
+    return replace(policy, threshold=c.threshold, precision=c.precision, recall=c.recall, paused=None)
+
+
+def notable(before: Policy, after: Policy) -> bool:
+    """Whether moderators are told of a recalibration: paused or resumed, or the threshold moved NOTABLE_SHIFT."""
+    moved = round(abs(after.threshold - before.threshold), 6)  # 0.83 - 0.78 is 0.04999… in floats
+    return (before.paused is None) != (after.paused is None) or moved >= NOTABLE_SHIFT
+
+
+def acting(policy: Policy) -> Policy:
+    """What the policy does now: a paused policy only logs."""
+    return replace(policy, action="log", timeout_seconds=None) if policy.paused else policy
+
+
 def policy_for(policies: Sequence[Policy], label: str, watched_id: int) -> Policy | None:
     """A channel's own policy for a label, else the server's."""
     matching = [p for p in policies if p.label.casefold() == label.casefold()]
@@ -100,12 +137,13 @@ def policy_for(policies: Sequence[Policy], label: str, watched_id: int) -> Polic
 
 
 def decide(policies: Sequence[Policy], scores: dict[str, float], watched_id: int) -> tuple[Policy, float] | None:
-    """The policy that acts on a message's scores: of those whose threshold a label reached, the strongest action
-    (then the higher score); None when none did."""
+    """The policy that acts on a message's scores (as it acts now: a paused one logs): of those whose threshold a
+    label reached, the strongest action (then the higher score); None when none did."""
+    acts = [acting(p) for p in policies]
     reached = [
         (policy, score)
         for label, score in scores.items()
-        if (policy := policy_for(policies, label, watched_id)) is not None and score >= policy.threshold
+        if (policy := policy_for(acts, label, watched_id)) is not None and score >= policy.threshold
     ]
     strength = list(ACTIONS)
     return max(reached, key=lambda pair: (strength.index(pair[0].action), pair[1]), default=None)
@@ -145,11 +183,12 @@ def where(policy: Policy) -> str:
 def describe(policy: Policy) -> str:
     """A policy in one line, as moderators set it."""
     p = policy
-    return (
+    line = (
         f"**{p.label}** in {where(p)} → {action_name(p)} from score **{p.threshold:.2f}** "
         f"(asked: right {100 * p.target_precision:.0f}% of the time; on your examples precision "
         f"{100 * p.precision:.0f}%, recall {100 * p.recall:.0f}%)"
     )
+    return line + (" — **paused, log only**: the asked precision can't be met on the new examples" if p.paused else "")
 
 
 def audit_reason(policy: Policy, score: float, message_id: int) -> str:
@@ -172,15 +211,17 @@ class _Window:
 
 class AlertLimiter:
     """At most `per_window` log entries per watched channel per `window` seconds; the rest are counted and
-    summarized once the window is over (a raid posts one summary instead of a flood)."""
+    summarized once the window is over (a raid posts one summary instead of a flood). `sleep` waits in
+    `clock`'s seconds: the summary's timer (cogs/autotag.py) sleeps through it."""
 
     def __init__(
         self,
         per_window: int = ALERTS_PER_WINDOW,
         window: float = ALERT_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        self.per_window, self.window, self.clock = per_window, window, clock
+        self.per_window, self.window, self.clock, self.sleep = per_window, window, clock, sleep
         self.windows: dict[int, _Window] = {}
 
     def admit(self, channel_id: int, what: str) -> bool:
@@ -201,13 +242,19 @@ class AlertLimiter:
         window.held[what] += 1
         return False
 
-    def due(self) -> list[tuple[int, Counter[str]]]:
-        """The summaries of windows that are over, each once: (channel, entries held back by kind)."""
+    def ends_in(self, channel_id: int) -> float:
+        """Seconds until the window of `channel_id` is over (0 when it is, or there is none)."""
+        current = self.windows.get(channel_id)
+        return 0.0 if current is None else max(0.0, current.start + self.window - self.clock())
+
+    def due(self, channels: Collection[int] | None = None) -> list[tuple[int, Counter[str]]]:
+        """The summaries of windows that are over (of `channels`, default all), each once: (channel, entries
+        held back by kind)."""
         now = self.clock()
         out = [
             (channel_id, window.held)
             for channel_id, window in self.windows.items()
-            if window.held and now - window.start >= self.window
+            if window.held and now - window.start >= self.window and (channels is None or channel_id in channels)
         ]
         for channel_id, _ in out:
             self.windows[channel_id] = _Window(now)
@@ -223,6 +270,32 @@ def render_policies(policies: Sequence[Policy], title: str = "Policies") -> Repl
         title,
         lines,
         footer="thresholds are derived from cross-validated precision on this server's examples",
+        tone="info",
+    )
+
+
+def render_recalibrated(changes: Sequence[tuple[Policy, Policy]]) -> Reply:
+    """The policies a retraining moved notably (before, after)."""
+    lines = []
+    for before, after in changes:
+        name = f"**{after.label}** in {where(after)}"
+        if after.paused:
+            lines.append(
+                f"{name} is **paused: log only** (it would {action_name(after)}): {after.paused}. "
+                "It acts again once a retraining meets the precision; or set it again with a lower one."
+            )
+        else:
+            again = "acts again: " if before.paused else ""
+            lines.append(
+                f"{name} → {again}{action_name(after)} from score **{after.threshold:.2f}** "
+                f"(was {before.threshold:.2f}); "
+                f"on your examples precision {100 * after.precision:.0f}% (asked {100 * after.target_precision:.0f}%), "
+                f"recall {100 * after.recall:.0f}%."
+            )
+    return Reply(
+        "Policies recalibrated",
+        lines,
+        footer="retrained on new examples: thresholds follow each policy's asked precision",
         tone="info",
     )
 

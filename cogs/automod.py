@@ -25,7 +25,7 @@ from bot.embeds import to_embed
 from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
 from bot.moderation import message_text
-from bot.moderation_log import log_view, post, watched_channel_id
+from bot.moderation_log import admit, log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
 from bot.storage import Embedding, Review
 from cogs.reviews import review_items
@@ -86,7 +86,7 @@ class AutoMod(ModerationCog):
             log.warning("Could not label AutoMod's message in guild %s: %s", guild.id, error)
             return
         channel = guild.get_channel_or_thread(execution.channel_id or 0)
-        if not self.bot.log_limiter.admit(watched_channel_id(channel) if channel else 0, "AutoMod reviews"):
+        if not admit(self.bot, guild, watched_channel_id(channel) if channel else 0, "AutoMod reviews"):
             return  # a raid: counted in the log's summary, not queued
         # A blocked message was never posted: it has no id, so the review gets one of its time.
         message_id = execution.message_id or discord.utils.time_snowflake(discord.utils.utcnow())

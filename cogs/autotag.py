@@ -6,6 +6,7 @@ scored message goes to the calibrated policies (cogs/policies.py) as the `autota
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -18,7 +19,7 @@ from bot.engine import Busy, EngineError
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_number
 from bot.moderation import AUTOTAG_OFF, auto_labels, message_text, render_autotag_log, render_watches, require_labels
-from bot.moderation_log import DeleteButton, TimeoutMenu, log_view, post, post_summaries, watched_channel_id
+from bot.moderation_log import DeleteButton, TimeoutMenu, admit, log_view, post, post_summaries, watched_channel_id
 from bot.moderation_ui import ModerationCog, Target, label_message, moderator_group, moderator_only, send
 from bot.storage import StoreBusy, Tag
 
@@ -28,11 +29,36 @@ log = logging.getLogger(__name__)
 class AutoTag(ModerationCog):
     autotag = moderator_group("autotag", "Moderators: tag new messages in chosen channels automatically")
 
+    def __init__(self, bot: HFBot) -> None:
+        super().__init__(bot)
+        self.summaries: dict[int, asyncio.Task] = {}  # watched channel -> the timer of its raid summary, one each
+
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(DeleteButton, TimeoutMenu)  # under every log entry, also after a restart
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(DeleteButton, TimeoutMenu)
+        for task in self.summaries.values():
+            task.cancel()
+
+    @commands.Cog.listener()
+    async def on_log_entries_held(self, guild: discord.Guild, channel_id: int) -> None:
+        """A raid held back a log entry (bot/moderation_log.py admit): its summary is posted when the window
+        ends, even if the channel then goes quiet."""
+        running = self.summaries.get(channel_id)
+        if running is None or running.done():
+            self.summaries[channel_id] = asyncio.create_task(
+                self._summarize_when_over(guild, channel_id), name=f"raid-summary-{channel_id}"
+            )
+
+    async def _summarize_when_over(self, guild: discord.Guild, channel_id: int) -> None:
+        limiter = self.bot.log_limiter
+        try:
+            while (left := limiter.ends_in(channel_id)) > 0:
+                await limiter.sleep(left)
+            await post_summaries(self.bot, guild, [channel_id])
+        except Exception:  # a task's error would be lost: log it
+            log.exception("Could not post the raid summary of channel %s", channel_id)
 
     async def show_watches(self, interaction: discord.Interaction) -> None:
         config = await self.store.config(interaction.guild_id)
@@ -119,7 +145,8 @@ class AutoTag(ModerationCog):
             return
         threshold = config.threshold if watch.threshold is None else watch.threshold
         log_channel = message.guild.get_channel(watch.log_channel_id) if watch.log_channel_id else None
-        await post_summaries(self.bot, message.guild)  # of raids whose minute is over, before anything new
+        # A raid's summary whose minute is over goes out before anything new (if its timer has not run yet).
+        await post_summaries(self.bot, message.guild, [watch.channel_id])
         self.bot.dispatch("autotag_scored", message, result, watch, log_channel)  # calibrated policies
         text = message.content if config.store_text else None
         tags = [
@@ -150,7 +177,7 @@ class AutoTag(ModerationCog):
             log.exception("Could not store the auto-tags of message %s", message.id)
             return
         target = Target(message.channel.id, message.id, message.author.id)
-        if self.bot.log_limiter.admit(watch.channel_id, "auto-tags"):
+        if admit(self.bot, message.guild, watch.channel_id, "auto-tags"):
             await post(log_channel, render_autotag_log(tags, message.content), log_view(target))
 
     @commands.Cog.listener()

@@ -24,13 +24,11 @@ from bot.moderation import (
     TIMEOUTS,
     audit_reason,
     known_label,
-    label_prompt,
     require_labels,
     score_of,
     timeout_duration,
-    training_examples,
 )
-from bot.moderation_log import log_view, post
+from bot.moderation_log import admit, log_view, post
 from bot.moderation_ui import (
     ModerationCog,
     ModerationItem,
@@ -51,6 +49,7 @@ from bot.policies import (
     asks_moderators,
     calibrate,
     decide,
+    evaluation,
     held_out_points,
     render_acted,
     render_dry_run,
@@ -61,7 +60,7 @@ from bot.policies import (
 )
 from bot.policies import audit_reason as policy_reason
 from bot.reply import Reply
-from bot.specs.learned_labels import EvaluateLabelsRequest, LabelEvaluation, LabelMessageResult
+from bot.specs.learned_labels import LabelEvaluation, LabelMessageResult
 from bot.storage import EVERY_CHANNEL, Embedding, Policy, PolicyStore, Review, Scored, StoreBusy, Watch
 from cogs.reviews import review_items
 
@@ -121,15 +120,8 @@ class Policies(ModerationCog):
         lacking = missing(NEEDS.get(action, discord.Permissions.none()), interaction.guild.me.guild_permissions)
         if lacking.value:
             raise InvalidInput(f"To {ACTIONS[action]} I need the {', '.join(names(lacking))} permission first.")
-        pairs = [
-            (m, e) for m, e in await self.store.examples(interaction.guild_id) if config.label(e.label) or not e.label
-        ]
-        request = EvaluateLabelsRequest(
-            tuple(label.name for label in config.labels),
-            tuple(label_prompt(label) for label in config.labels),
-            training_examples(pairs, config),  # one example per pair: held_out lines up with pairs
-            self.bot.settings.min_examples,
-        )
+        examples = await self.store.examples(interaction.guild_id)
+        pairs, request = evaluation(examples, config, self.bot.settings.min_examples)
 
         async def show(evaluation: LabelEvaluation) -> dict[str, Any]:
             points = held_out_points(pairs, evaluation.held_out, evaluation.labels, name)
@@ -211,7 +203,7 @@ class Policies(ModerationCog):
         if decided is None:
             return
         policy, score = decided
-        posting = self.bot.log_limiter.admit(watch.channel_id, f"{policy.label} → {policy.action}")
+        posting = admit(self.bot, message.guild, watch.channel_id, f"{policy.label} → {policy.action}")
         if policy.action == "alert" and not posting:
             return  # a raid: the alert is counted in the log's summary, not queued
         done, buttons = await self.act(policy, score, message)

@@ -16,7 +16,7 @@ from bot.client import HFBot
 from bot.embeds import to_embed
 from bot.engine.errors import InvalidInput
 from bot.moderation import in_review_queue, render_review, render_review_answer
-from bot.moderation_log import log_view, post, watched_channel_id
+from bot.moderation_log import admit, log_view, post, watched_channel_id
 from bot.moderation_ui import ModerationCog, ModerationItem, Target, examples_changed, picked, react, template
 from bot.policies import asks_moderators, decide
 from bot.reply import Reply, clip
@@ -73,7 +73,7 @@ class Reviews(ModerationCog):
         decided = decide(policies, dict(zip(result.labels, result.scores)), watched_id)
         if decided is not None and asks_moderators(decided[0]):
             return  # a policy acts on it, and its log entry asks the moderators instead (cogs/policies.py)
-        if not self.bot.log_limiter.admit(watched_id, "reviews"):
+        if not admit(self.bot, message.guild, watched_id, "reviews"):
             return  # a raid: counted in the log's summary, not queued
         review = Review(
             message.guild.id,

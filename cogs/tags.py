@@ -1,4 +1,4 @@
-"""Reading the tags (/tags recent, stats as a bar chart, export as CSV or JSON Lines, undo) and a server's data
+"""Reading the tags (/tags recent, stats as a bar chart, export as CSV, JSON Lines or Parquet, undo) and a server's data
 as a whole: /moderation purge for its admins, and everything deleted when the bot leaves the server."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.engine.request import check_number
 from bot.moderation import (
     EXPORT_FORMATS,
     PURGE_PROMPT,
+    dataset_rows,
     known_label,
     parse_message_ref,
     render_purged,
@@ -29,6 +30,7 @@ from bot.moderation import (
     stats_chart,
     tags_csv,
     tags_jsonl,
+    tags_parquet,
 )
 from bot.moderation_ui import ADMIN, ModerationCog, admin_only, label_names, moderator_group, moderator_only, send
 from bot.reply import Reply
@@ -80,7 +82,7 @@ class Tags(ModerationCog):
             embed=embed, attachments=[discord.File(io.BytesIO(png), "tag-stats.png")]
         )
 
-    @tags.command(name="export", description="Download this server's tags as CSV or JSON Lines")
+    @tags.command(name="export", description="Download this server's tags as CSV, JSON Lines or Parquet")
     @app_commands.describe(days="Only the last days (default: everything)", format="The file's format (default: CSV)")
     @app_commands.choices(format=[app_commands.Choice(name=name, value=key) for key, name in EXPORT_FORMATS.items()])
     @moderator_only
@@ -100,7 +102,12 @@ class Tags(ModerationCog):
         if not (await self.store.config(interaction.guild_id)).store_text:
             # Texts kept while store_text was on leave the server only while it is on.
             found = [(dataclasses.replace(tag, text=None), model) for tag, model in found]
-        data = tags_jsonl(found) if format == "jsonl" else tags_csv([tag for tag, _ in found])
+        if format == "csv":
+            data = tags_csv([tag for tag, _ in found])
+        elif format == "jsonl":
+            data = tags_jsonl(dataset_rows(found))
+        else:  # pyarrow's writer is CPU work: off the event loop
+            data = await asyncio.to_thread(tags_parquet, dataset_rows(found))
         if len(data) > interaction.filesize_limit:
             raise InvalidInput(
                 f"The export is {len(data) / 1e6:.1f} MB, over Discord's {interaction.filesize_limit / 1e6:.0f} MB "

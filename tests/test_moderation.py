@@ -702,6 +702,44 @@ async def test_tags_export_jsonl_loads_as_a_dataset(env: Env) -> None:
     assert [r["text"] for r in csv.DictReader(io.StringIO(csv_export.data.decode("utf-8-sig")))] == [""] * 4
 
 
+async def test_tags_export_parquet_has_the_jsonl_columns_typed(env: Env) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    await env.slash("labelset store_text", {"enabled": True})
+    await seed_tags(env, ("spam", 1.5, "free nitro ✨"))
+    await env.store.add_tags(
+        [Tag(env.guild_id, env.h.channel_id, 1002, 7, "spam", 0.91, "learned", env.h.bot_id, True, time.time())]
+    )
+    await env.store.add_tags(
+        [Tag(env.guild_id, env.h.channel_id, 1003, 7, "question", None, "embedding", 5, False, time.time(), "hi?")],
+        Embedding(VECTOR, "minilm"),
+    )
+    await env.slash("tags export", {"format": "parquet"})
+    [export] = env.h.recorder.files("response")
+    assert export.filename == f"tags-{env.guild_id}.parquet" and "3 tags." in env.h.recorder.last("response").text()
+    table = pq.read_table(io.BytesIO(export.data))
+    assert table.column_names == list(JSONL_COLUMNS)
+    types = dict(zip(table.column_names, table.schema.types))
+    assert types["confirmed"] == pa.bool_() and types["score"] == pa.float64() and types["channel_id"] == pa.int64()
+    assert types["time"] == pa.timestamp("ms", tz="UTC") and types["text"] == pa.string()
+    rows = table.to_pylist()
+    assert [(r["text"], r["label"], r["confirmed"], r["score"], r["embedding_model"]) for r in rows] == [
+        ("free nitro ✨", "spam", True, 0.8, None),
+        (None, "spam", False, 0.91, None),  # an auto-tag keeps no text and no vector
+        ("hi?", "question", True, None, "minilm"),
+    ]
+    assert rows[0]["channel_id"] == env.h.channel_id and rows[1]["message_id"] == 1002
+    assert abs(rows[2]["time"].timestamp() - time.time()) < 60 and rows[2]["time"].tzinfo is not None
+    await env.slash("labelset store_text", {"enabled": False})  # the same rule as JSON Lines: no text leaves
+    await env.slash("tags export", {"format": "parquet"})
+    off = pq.read_table(io.BytesIO(env.h.recorder.files("response")[1].data))
+    assert off.column("text").to_pylist() == [None] * 3 and off.schema.field("text").type == pa.string()
+    await env.slash("tags export", {"format": "xlsx"}, validate=False)
+    assert "Pick a format from the list: csv, jsonl, parquet" in env.said()
+    env.h.app_command_errors.clear()
+
+
 async def test_tags_undo_by_id_and_bad_references(env: Env) -> None:
     await seed_tags(env, ("spam", 0), ("question", 0))
     await env.slash("tags undo", {"message": "1000"})

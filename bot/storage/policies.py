@@ -26,6 +26,7 @@ class Policy:
     recall: float
     set_by: int
     set_at: float
+    paused: str | None = None  # why it only logs for now: its precision can't be met on the new examples
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ _POLICY_FIELDS = (
     "recall_at",
     "set_by",
     "set_at",
+    "paused",
 )
 _SCORED_FIELDS = ("guild_id", "watched_id", "channel_id", "message_id", "author_id", "scores", "created_at")
 
@@ -80,8 +82,20 @@ class PolicyStore:
                 p.recall,
                 p.set_by,
                 p.set_at,
+                p.paused,
             ),
         )
+
+    async def recalibrate(self, before: Policy, after: Policy) -> bool:
+        """Replace `before`'s threshold, precision, recall and pause by `after`'s, unless a moderator set or
+        removed the policy meanwhile (its set_at changed): their choice wins. Whether it was updated."""
+        a = after
+        updated = await self.database.execute(
+            "UPDATE policies SET threshold = ?, precision_at = ?, recall_at = ?, paused = ? "
+            "WHERE guild_id = ? AND label = ? AND channel_id = ? AND set_at = ?",
+            (a.threshold, a.precision, a.recall, a.paused, a.guild_id, before.label, before.channel_id, before.set_at),
+        )
+        return updated > 0
 
     async def remove_policy(self, guild_id: int, label: str, channel_id: int) -> bool:
         removed = await self.database.execute(
