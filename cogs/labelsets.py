@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
@@ -14,7 +15,7 @@ from discord import app_commands
 
 from bot.client import HFBot
 from bot.embeds import to_embed
-from bot.engine import EngineError
+from bot.engine import EngineError, Request
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_choice, check_number
 from bot.learning import (
@@ -201,10 +202,11 @@ class LabelSets(ModerationCog):
         fine_tuning = render_fine_tuning(encoder, config.store_text, fits)
 
         async def show(evaluation: LabelEvaluation) -> dict[str, Any]:
-            user = f"guild:{guild_id}"
-            curve = await learning_curve(
-                lambda r: self.bot.engine.submit(r, user=user), config, pairs, await self.store.asked_messages(guild_id)
-            )
+            def submit(request: Request) -> Awaitable[Any]:  # the moderator's, as the report's request
+                return self.bot.submit(request, interaction.user.id, interaction.created_at).result()
+
+            asked = await self.store.asked_messages(guild_id)
+            curve = await learning_curve(submit, config, pairs, asked)
             png = await asyncio.to_thread(report_chart, evaluation)  # matplotlib is CPU work: off the event loop
             embed = to_embed(
                 render_report(
