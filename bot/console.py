@@ -24,7 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from . import compare
+from . import compare, moderation_view
 from .answering import Answering
 from .commands import (
     PRIVATE,
@@ -56,8 +56,9 @@ KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false"}
 
 
 def declarations() -> dict[str, tuple[Option, ...]]:
-    """Every command the console runs, with its options: the tasks', /compare and /status."""
-    return {**{name: c.options for name, c in commands().items()}, "compare": compare.options(), "status": ()}
+    """Every command the console runs, with its options: the tasks', /compare, /status and the moderation view's."""
+    tasks = {name: c.options for name, c in commands().items()}
+    return {**tasks, "compare": compare.options(), "status": (), **moderation_view.OPTIONS}
 
 
 def help_text() -> str:
@@ -153,6 +154,9 @@ class ConsoleApp:
         self.rich = Console(file=out, highlight=False, soft_wrap=True)
         self.parser = CommandLine()
         self.conversation: list[tuple[str, str]] = []  # /chat's turns so far, oldest first; /new empties it
+        self.moderation = moderation_view.ModerationView(
+            settings, lambda request: engine.submit(request, user=CONSOLE_USER, timeout=settings.request_timeout)
+        )
 
     async def run_line(self, line: str, number: int) -> dict[str, Any] | None:
         """Run one input line; in JSON mode return the object to print."""
@@ -175,6 +179,9 @@ class ConsoleApp:
                 answers = await compare.comparison_answers(answering, ConsoleScreen(self))
                 data = {"answers": [compared(model, outcome, seconds) for model, outcome, seconds in answers]}
                 self.show(compare.render_comparison(options["task"], options["text"], answers))
+            elif command in moderation_view.OPTIONS:
+                reply, data = await self.moderation.run(command, options)
+                self.show(reply)
             else:
                 if command != "continue":
                     request = build_request(command, options, self.settings, **self.context(command))
@@ -304,7 +311,10 @@ async def run_console(settings: Settings, *, json_mode: bool = False, stdin: Tex
         settings = quiet(settings)
     async with Engine(settings.engine) as engine:
         app = ConsoleApp(settings, engine, json_mode=json_mode)
-        if interactive:
-            await app.run_interactive()
-        else:
-            await app.run_stream(stdin)
+        try:
+            if interactive:
+                await app.run_interactive()
+            else:
+                await app.run_stream(stdin)
+        finally:
+            await app.moderation.close()

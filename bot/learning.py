@@ -5,19 +5,23 @@ and the background retraining (cogs/learning.py) both train through here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from .engine import Engine
+from .engine import Engine, Request
 from .engine.errors import InvalidInput
-from .moderation import identical_labels, training_examples
+from .moderation import identical_labels, label_prompt, require_labels, training_examples
 from .policies import calibrate, evaluation, held_out_points, recalibrated
+from .reply import bar
 from .settings import Settings
 from .specs.learned_labels import (
     NONE_OF_THESE,
     CompareEncodersRequest,
+    EvaluateLabelsRequest,
     Example,
     FineTuneRequest,
+    LabelEvaluation,
     TrainedLabels,
     TrainLabelsRequest,
 )
@@ -183,3 +187,134 @@ def finetune_examples(rows: Sequence[tuple[str, str]], min_examples: int) -> tup
         )
     kept = [(text, label) for text, label in rows if label in learnable]
     return tuple(text for text, _ in kept), tuple(label for _, label in kept)
+
+
+# --- the report and the learning curve ---------------------------------------------------------
+
+CURVE_FOLDS = 5  # as the report's cross-validation; fewer where a point has fewer examples per label
+CURVE_START = 2  # the fewest examples per label a cross-validated head can be measured on (one held out)
+TOO_FEW_FOR_CURVE = (
+    f"too few examples for a learning curve: it needs two labels with at least {CURVE_START} tagged messages each"
+)
+
+
+def report_request(
+    config: GuildConfig, pairs: Sequence[tuple[int, Example]], min_examples: int
+) -> EvaluateLabelsRequest:
+    """/labelset report's cross-validation of learned labels against zero-shot; InvalidInput says what is missing."""
+    if len(require_labels(config)) < 2:
+        raise InvalidInput("The report compares labels with each other: add at least two labels with /labelset add.")
+    examples = training_examples(pairs, config)
+    if not any(e.positive and e.label != NONE_OF_THESE for e in examples):
+        raise InvalidInput(
+            "There are no examples yet. Tag messages with “Tag message” (or answer reviews), then ask again."
+        )
+    return EvaluateLabelsRequest(
+        tuple(label.name for label in config.labels),
+        tuple(label_prompt(label) for label in config.labels),
+        examples,
+        min_examples,
+    )
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    per_label: int  # each label's newest examples, this many
+    labels: int  # the labels that have that many (the others sit this point out)
+    accuracy: float | None  # the linear head's top-1, cross-validated on these examples
+    zero_shot: float | None  # zero-shot's top-1 on the same examples
+    evaluated: int  # examples scored (those without a vector of the model nor text are skipped)
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    points: tuple[CurvePoint, ...]  # empty: too few examples
+    examples: int  # moderators' tags of the label set
+    from_questions: int  # of them, answers to "Help me learn" questions still on record (the last 24 hours)
+
+
+def curve_sizes(counts: Sequence[int]) -> list[int]:
+    """Examples per label: 2, 4, 8, … while at least two labels have that many, then the most two labels have."""
+    most = sorted(counts)[-2] if len(counts) >= 2 else 0
+    sizes = []
+    size = CURVE_START
+    while size <= most:
+        sizes.append(size)
+        size *= 2
+    if sizes and sizes[-1] != most:
+        sizes.append(most)
+    return sizes
+
+
+def curve_requests(
+    config: GuildConfig, pairs: Sequence[tuple[int, Example]]
+) -> list[tuple[int, EvaluateLabelsRequest]]:
+    """One cross-validation per point of the curve, on each label's newest examples (as /labelset report
+    evaluates, with a head wherever a label has an example to train on)."""
+    by_label: dict[str, list[Example]] = {}
+    for e in training_examples(pairs, config):  # newest first, as stored
+        if e.positive and e.label != NONE_OF_THESE:
+            by_label.setdefault(e.label, []).append(e)
+    prompts = {label.name: label_prompt(label) for label in config.labels}
+    requests = []
+    for size in curve_sizes([len(examples) for examples in by_label.values()]):
+        names = tuple(name for name in prompts if len(by_label.get(name, ())) >= size)
+        requests.append(
+            (
+                size,
+                EvaluateLabelsRequest(
+                    names,
+                    tuple(prompts[name] for name in names),
+                    tuple(e for name in names for e in by_label[name][:size]),
+                    1,
+                    min(CURVE_FOLDS, size),
+                ),
+            )
+        )
+    return requests
+
+
+async def learning_curve(
+    submit: Callable[[Request], Awaitable[Any]],
+    config: GuildConfig,
+    pairs: Sequence[tuple[int, Example]],
+    asked: set[int],
+) -> LearningCurve:
+    """Accuracy at increasing examples per label; `submit` runs a request on the engine, `asked` are the
+    messages "Help me learn" asked about (ModerationStore.asked_messages)."""
+    points = []
+    for size, request in curve_requests(config, pairs):  # one at a time: a member's queue holds few requests
+        evaluation: LabelEvaluation = await submit(request)
+        points.append(
+            CurvePoint(
+                size,
+                len(request.labels),
+                evaluation.learned_accuracy,
+                evaluation.zero_shot_accuracy,
+                evaluation.evaluated,
+            )
+        )
+    names = {label.name.casefold() for label in config.labels}
+    tagged = [(m, e) for m, e in pairs if e.positive and e.label.casefold() in names]
+    return LearningCurve(tuple(points), len(tagged), sum(m in asked for m, _ in tagged))
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def render_curve(curve: LearningCurve) -> str:
+    """The curve as a few lines (a field of /labelset report; the console's /learning)."""
+    if not curve.points:
+        return TOO_FEW_FOR_CURVE[0].upper() + TOO_FEW_FOR_CURVE[1:] + "."
+    width = len(str(curve.points[-1].per_label))
+    most = max(point.labels for point in curve.points)
+    lines = [
+        f"`{str(p.per_label).rjust(width)} per label {bar(p.accuracy or 0.0)}` **{percent(p.accuracy)}**"
+        f" · zero-shot {percent(p.zero_shot)}" + (f" · {p.labels} labels" if p.labels < most else "")
+        for p in curve.points
+    ]
+    lines.append(
+        f"{curve.from_questions} of {curve.examples} examples answer “Help me learn” questions of the last 24 hours."
+    )
+    return "\n".join(lines)

@@ -333,7 +333,9 @@ def render_report(
     identical: Sequence[tuple[str, str]],
     min_examples: int,
     fine_tuning: str | None = None,
+    curve: str | None = None,
 ) -> Reply:
+    """`curve`: bot.learning.render_curve's lines."""
     e = evaluation
     width = max(len(label) for label in e.labels)
     lines = [
@@ -361,6 +363,8 @@ def render_report(
         ),
         reverse=True,
     )[:3]
+    if curve is not None:
+        fields.append(("Learning curve: accuracy by examples per label (cross-validated)", curve))
     if fine_tuning is not None:
         fields.append(("Fine-tuned encoder", fine_tuning))
     if confused:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
@@ -14,21 +15,28 @@ from discord import app_commands
 
 from bot.client import HFBot
 from bot.embeds import to_embed
-from bot.engine import EngineError
+from bot.engine import EngineError, Request
 from bot.engine.errors import InvalidInput
 from bot.engine.request import check_choice, check_number
-from bot.learning import FineTuning, finetune, keep, plan_finetune, prepare
+from bot.learning import (
+    FineTuning,
+    finetune,
+    keep,
+    learning_curve,
+    plan_finetune,
+    prepare,
+    render_curve,
+    report_request,
+)
 from bot.moderation import (
     identical_labels,
     known_label,
-    label_prompt,
     render_fine_tuning,
     render_labelset,
     render_report,
     render_trained,
     report_chart,
     require_labels,
-    training_examples,
     validate_description,
     validate_emoji,
     validate_label,
@@ -44,7 +52,7 @@ from bot.moderation_ui import (
     send,
 )
 from bot.reply import clip
-from bot.specs.learned_labels import NONE_OF_THESE, EvaluateLabelsRequest, LabelEvaluation, TrainedLabels
+from bot.specs.learned_labels import LabelEvaluation, TrainedLabels
 from bot.specs.zero_shot import MAX_LABEL_CHARS, METHODS
 from bot.storage import StoreBusy
 
@@ -184,32 +192,27 @@ class LabelSets(ModerationCog):
     @labelset.command(name="report", description="How well learned labels do on your own examples, against zero-shot")
     @moderator_only
     async def labelset_report(self, interaction: discord.Interaction) -> None:
-        config = await self.store.config(interaction.guild_id)
-        if len(require_labels(config)) < 2:
-            raise InvalidInput(
-                "The report compares labels with each other: add at least two labels with /labelset add."
-            )
-        pairs = await self.store.examples(interaction.guild_id)
-        examples = training_examples(pairs, config)
-        if not any(e.positive and e.label != NONE_OF_THESE for e in examples):
-            raise InvalidInput(
-                "There are no examples yet. Tag messages with “Tag message” (or answer reviews), then ask again."
-            )
+        guild_id = interaction.guild_id
+        config, pairs = await self.store.config(guild_id), await self.store.examples(guild_id)
         min_examples = self.bot.settings.min_examples
-        request = EvaluateLabelsRequest(
-            tuple(label.name for label in config.labels),
-            tuple(label_prompt(label) for label in config.labels),
-            examples,
-            min_examples,
-        )
+        request = report_request(config, pairs, min_examples)  # what is missing, in words
 
-        encoder = await self.store.encoder(interaction.guild_id)
+        encoder = await self.store.encoder(guild_id)
         fits = encoder is not None and encoder.fits(config, embedding_model(self.bot))
         fine_tuning = render_fine_tuning(encoder, config.store_text, fits)
 
         async def show(evaluation: LabelEvaluation) -> dict[str, Any]:
+            def submit(request: Request) -> Awaitable[Any]:  # the moderator's, as the report's request
+                return self.bot.submit(request, interaction.user.id, interaction.created_at).result()
+
+            asked = await self.store.asked_messages(guild_id)
+            curve = await learning_curve(submit, config, pairs, asked)
             png = await asyncio.to_thread(report_chart, evaluation)  # matplotlib is CPU work: off the event loop
-            embed = to_embed(render_report(evaluation, identical_labels(pairs, config), min_examples, fine_tuning))
+            embed = to_embed(
+                render_report(
+                    evaluation, identical_labels(pairs, config), min_examples, fine_tuning, render_curve(curve)
+                )
+            )
             return {
                 "embed": embed.set_image(url="attachment://labels-report.png"),
                 "attachments": [discord.File(io.BytesIO(png), "labels-report.png")],

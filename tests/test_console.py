@@ -7,11 +7,15 @@ operator's environment or `.env` cannot change what is tested.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import itertools
 import json
 import os
 import pty
+import random
 import select
+import struct
 import subprocess
 import sys
 import time
@@ -25,6 +29,8 @@ from bot.engine import InvalidInput
 from bot.settings import Settings
 from bot.specs import roles
 from bot.specs.generation import GenerationResult, Sampling
+from bot.specs.learned_labels import LabelMessageRequest
+from bot.storage import Embedding, Policy, Storage, Tag
 
 from .conftest import bot_settings, child_env
 from .test_commands_discord import bot_env
@@ -197,6 +203,16 @@ def runs(tiny_models, tmp_path_factory):
         ),  # short answers: a few turns fit the tiny Llama's 512 positions
         "".join(line + "\n" for line in CONVERSATION),
         data / "chat",
+    )
+    moderation = data / "moderation"
+    embedding = json.loads((tiny_models["embedding"] / "config.json").read_text())["hidden_size"]
+    asyncio.run(fill_database(moderation / "bot.sqlite3", str(tiny_models["embedding"]), embedding, quiet=False))
+    runs.start(
+        "moderation",
+        ["console", "--json"],
+        console_env(tiny_models, moderation),
+        "/policies\n/learning\n",
+        moderation,
     )
     runs.start(
         "bad setting",
@@ -443,3 +459,116 @@ def test_the_interactive_console_keeps_logs_out_of_the_conversation(tiny_models,
     assert "Sentiment" in screen and "Hugging Face bot console" in screen, screen[-3000:]
     assert " INFO " not in screen and "INFO" not in screen.replace("info", ""), screen[-3000:]
     assert "it/s]" not in screen and "Loading weights" not in screen, screen[-3000:]
+
+
+# --------------------------------------------------------------------------------------------- moderation view
+
+GUILD, QUIET_GUILD = 1001, 1002
+PER_LABEL = {"spam": 9, "question": 6, "off-topic": 3}  # curve points 2 (three labels), 4 and 6 (two)
+
+
+async def fill_database(target: Path | str, model: str, dim: int, quiet: bool = True) -> None:
+    """GUILD: three labels whose kept vectors are separable (each near its own axis), a "Help me learn" question
+    answered, and a policy; QUIET_GUILD (unless not `quiet`): a label and nothing else. Written through the bot's
+    storage API."""
+    async with Storage(target) as storage:
+        await fill_guilds(storage, model, dim, quiet)
+
+
+async def fill_guilds(storage: Storage, model: str, dim: int, quiet: bool) -> None:
+    store, rng = storage.moderation, random.Random(0)
+    for label in [*PER_LABEL, "unused"]:
+        await store.add_label(GUILD, label, None, None)
+    if quiet:
+        await store.add_label(QUIET_GUILD, "spam", None, None)
+    message = itertools.count(1)
+    for axis, (label, n) in enumerate(PER_LABEL.items()):
+        for _ in range(n):
+            vector = [rng.gauss(0, 0.05) for _ in range(dim)]
+            vector[axis] += 1.0
+            m = next(message)
+            tag = Tag(GUILD, 10, m, 20 + m, label, None, "embedding", 5, False, time.time() + m, None)
+            await store.add_tags([tag], Embedding(struct.pack(f"{dim}f", *vector), model))
+    assert await store.claim_ask(GUILD, 1, 21, time.time(), 5)  # message 1 (spam) was asked about
+    await storage.policies.set_policy(Policy(GUILD, "spam", 0, "delete", None, 0.9, 0.71, 0.95, 0.6, 5, time.time()))
+
+
+async def test_the_moderation_view_shows_policies_and_the_learning_curve(tiny_engine, tiny_models, tmp_path, backend):
+    """/policies and /learning on the database the bot writes (an SQLite file, and PostgreSQL), in --json and as
+    text: the curve is measured on the server's own examples, and every refusal is one clear line."""
+    probe = await tiny_engine.submit(LabelMessageRequest("hi", ("a", "b"), ("a", "b")), user="test")
+    assert probe.model == str(tiny_models["embedding"])  # the model the entry-point run's vectors are kept for
+    await fill_database(backend.target, probe.model, len(probe.vector) // 4)
+    settings = Settings.from_env(bot_env(tiny_models, str(tmp_path), DATABASE_URL=backend.url))
+    out = io.StringIO()
+    app = ConsoleApp(settings, tiny_engine, out=out, json_mode=True)
+    lines = [
+        "/policies",
+        f"/policies server: {GUILD}",
+        f"/learning server: {GUILD}",
+        "/learning server: 77",
+        f"/learning server: {QUIET_GUILD}",
+        f"/policies server: {QUIET_GUILD}",
+        "/policies server: many",
+    ]
+    try:
+        done = [await app.run_line(line, number) for number, line in enumerate(lines, 1)]
+    finally:
+        await app.moderation.close()
+    both, policies, learning, unknown, quiet, no_policies, bad = done
+    assert out.getvalue() == ""  # --json: the caller prints the objects
+
+    assert [p["label"] for p in policies["result"]["policies"]] == ["spam"], policies
+    assert policies["result"]["policies"][0]["threshold"] == 0.71 and policies["result"]["server"] == GUILD
+
+    curve = learning["result"]["curve"]
+    points = [(p["per_label"], p["labels"], p["evaluated"]) for p in curve["points"]]
+    assert points == [(2, 3, 6), (4, 2, 8), (6, 2, 12)], curve
+    assert curve["points"][-1]["accuracy"] == 1.0  # separable: every held-out example is right
+    assert (curve["examples"], curve["from_questions"]) == (18, 1)
+    report = learning["result"]["report"]
+    assert report["counts"] == [9, 6, 3, 0] and report["evaluated"] == 18 and "held_out" not in report
+
+    for outcome, message in [
+        (both, f"The database has 2 servers: name one with server: ({GUILD}, {QUIET_GUILD})."),
+        (unknown, f"The database has no server 77. Servers there: {GUILD}, {QUIET_GUILD}."),
+        (quiet, "The report compares labels with each other: add at least two labels"),
+        (no_policies, f"Server {QUIET_GUILD} has no policies"),
+        (bad, "server must be a whole number, not 'many'."),
+    ]:
+        assert not outcome["ok"] and outcome["error"]["kind"] == "invalid_input", outcome
+        assert outcome["error"]["message"].startswith(message) and "\n" not in outcome["error"]["message"]
+
+    text = ConsoleApp(settings, tiny_engine, out=(shown := io.StringIO()))  # the panels, as on a terminal
+    try:
+        assert (await text.run_line(f"/learning server: {GUILD}", 1))["ok"]
+        assert (await text.run_line(f"/policies server: {GUILD}", 2))["ok"]
+    finally:
+        await text.moderation.close()
+    screen = squash(shown.getvalue())
+    assert squash("Learned labels report, server 1001") in screen and squash("6 per label") in screen, screen
+    assert squash("1 of 18 examples answer “Help me learn” questions") in screen
+    assert squash("spam in every watched channel → delete the message from score 0.71") in screen
+
+
+def test_the_console_picks_the_databases_only_server(runs):
+    """Through the entry point: with one server in the database, /policies and /learning need no server: option."""
+    done = runs.get("moderation")
+    assert done.returncode == 0, done.stderr[-3000:]
+    policies, learning = [json.loads(line) for line in done.stdout.splitlines()]
+    assert policies["ok"] and learning["ok"], done.stdout
+    assert policies["result"]["server"] == learning["result"]["server"] == GUILD
+    assert [p["label"] for p in policies["result"]["policies"]] == ["spam"]
+    points = learning["result"]["curve"]["points"]
+    assert [p["per_label"] for p in points] == [2, 4, 6] and points[-1]["accuracy"] == 1.0
+
+
+async def test_the_moderation_view_without_a_database_says_so(tiny_engine, tiny_models, tmp_path):
+    settings = Settings.from_env(bot_env(tiny_models, str(tmp_path)))
+    app = ConsoleApp(settings, tiny_engine, out=io.StringIO(), json_mode=True)
+    outcome = await app.run_line("/policies", 1)
+    assert outcome["error"] == {
+        "kind": "invalid_input",
+        "message": f"There is no database at {tmp_path}/bot.sqlite3: the bot has stored nothing yet (DATABASE_PATH).",
+    }
+    assert not (tmp_path / "bot.sqlite3").exists()  # looking did not create one

@@ -998,6 +998,13 @@ async def test_labelset_train_and_report(start: Start, tiny_engine: Engine, tiny
     assert re.search(r"learned labels \*\*\d+%\*\* · zero-shot \d+% \(6 examples\)", report)
     assert "`spam     ` 3 examples\n" in report and "`off-topic` 0 examples · zero-shot until 2" in report
     assert "**off-topic**: 0 of the 2 examples it needs to be learned" in report  # the label to tag next
+    # The learning curve: 2, then all 3 examples of spam and question (off-topic has none: it sits out).
+    [curve] = [field for field in shown.embeds[0]["fields"] if field["name"].startswith("Learning curve")]
+    assert re.fullmatch(
+        r"`2 per label [█░]{10}` \*\*\d+%\*\* · zero-shot \d+%\n`3 per label [█░]{10}` \*\*\d+%\*\* · zero-shot \d+%\n"
+        r"0 of 6 examples answer “Help me learn” questions of the last 24 hours\.",
+        curve["value"],
+    ), curve["value"]
     assert [type(e.original) for e in env.h.errors] == [InvalidInput]  # the report asked for before any example
 
 

@@ -26,8 +26,8 @@ from bot.engine import (
     WorkerCrashed,
 )
 from bot.engine.passes import PassShape
-from bot.engine.request import Failure
 from bot.engine.preemption import Preempted
+from bot.engine.request import Failure
 from bot.engine.scheduler import ACTIVE_SECONDS, ExecutorInfo, JobEvents, JobState
 from bot.specs.fill_mask import FillMaskRequest
 from bot.specs.generation import GenerationRequest

@@ -169,6 +169,7 @@ async def test_a_newcomer_cuts_a_floods_running_pass_short_at_the_real_worker(ti
         os.kill(pid, signal.SIGSTOP)
         try:
             flood = [engine.submit_job(SentimentRequest((f"flood {i}",)), user="A") for i in range(6)]
+
             async def sent() -> None:
                 while flood[0].id not in engine.executor._job_units:  # A's first pass is on its way to the worker
                     await asyncio.sleep(0.01)

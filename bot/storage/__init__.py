@@ -112,6 +112,14 @@ class Storage:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def guild_ids(self) -> list[int]:
+        """The servers with labels, tags or policies, in id order (the console's moderation view picks from them)."""
+        rows = await self.database.fetch(
+            "SELECT guild_id FROM labels UNION SELECT guild_id FROM tags UNION SELECT guild_id FROM policies "
+            "ORDER BY guild_id"
+        )
+        return [guild_id for (guild_id,) in rows]
+
     async def purge(self, guild_id: int) -> dict[str, int]:
         """Delete everything stored for a guild, in one transaction; returns rows deleted per table."""
         tables = (*self.moderation.TABLES, *self.policies.TABLES, *self.guilds.TABLES, *self.answers.TABLES)

@@ -630,6 +630,11 @@ class ModerationStore:
                 > 0
             )
 
+    async def asked_messages(self, guild_id: int) -> set[int]:
+        """The messages "Help me learn" asked about that are still on record: the last 24 hours' (and the newest)."""
+        rows = await self.database.fetch("SELECT message_id FROM asks WHERE guild_id = ?", (guild_id,))
+        return {message_id for (message_id,) in rows}
+
     async def asked_since(self, guild_id: int, since: float) -> int:
         rows = await self.database.fetch(
             "SELECT COUNT(*) FROM asks WHERE guild_id = ? AND asked_at > ?", (guild_id, since)
