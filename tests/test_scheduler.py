@@ -647,6 +647,24 @@ async def test_with_others_present_a_pass_takes_the_lengths_nearest_its_heads(ma
         assert await outcome(job) == ("done", job.request)
 
 
+async def test_with_others_present_a_pass_takes_each_users_nearest_length_while_it_pads_little(make_scheduler):
+    scheduler, executor, _ = make_scheduler(max_per_user=20)
+    _, call = await start_blocker(scheduler, executor)
+
+    def costing(cost: int) -> SentimentRequest:
+        return sent("x" * (4 * (cost - 2)))
+
+    head = scheduler.submit(costing(40), user="a")
+    b = [scheduler.submit(costing(cost), user="b") for cost in (10, 38)]
+    c = scheduler.submit(costing(20), user="c")
+    call.finish()
+    # b's second request is nearer the head's length than its first; c's would pad the pass by a third.
+    assert (await executor.next_call()).requests == [head.request, b[1].request]
+    executor.run_freely()
+    for job in [head, *b, c]:
+        assert await outcome(job) == ("done", job.request)
+
+
 async def test_max_batch_size_caps_a_pass(make_scheduler):
     scheduler, executor, clock = make_scheduler(max_per_user=10, max_batch_size=3)
     _, call = await start_blocker(scheduler, executor)

@@ -60,7 +60,7 @@ class WorkerReady:
     dtypes: dict[str, str]  # role -> dtype the role's model runs in
     generation_batching: str  # "continuous" or "static": what new generation requests get
     passes: PassShape  # how big one classification forward pass is on this device
-    preemptible: bool = False  # a classification unit can be given up between two layers (preemption.py)
+    preemptible: bool = False  # a classification unit can be given up mid-pass (preemption.py)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Cutting a classification pass short, on the worker's side.
 
-A forward pass cannot be paused, but it can be abandoned between two layers: the parent writes the
-id of the unit to give up into a shared integer, and a hook before each layer of every model checks it
-while that unit runs. The unit's requests then go back to the queue unrun (the scheduler decides when:
-see Scheduler._preempt_for). Only the thread running the unit checks; decoding threads never do.
+A forward pass cannot be paused, but it can be abandoned between two matrix products: the parent writes
+the id of the unit to give up into a shared integer, and a hook before each product of every classifying
+model's blocks checks it while that unit runs (decoders get none: generation is never given up). The
+unit's requests then go back to the queue unrun (the scheduler decides when: see Scheduler._preempt_for).
+Only the thread running the unit checks; decoding threads never do.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ class PreemptSignal:
             raise Preempted
 
     def install(self, model: Any) -> None:
-        """A check before every layer of every stack of layers in `model` (the transformer blocks): a
-        pass is then given up within one layer's time, whatever the architecture."""
+        """A check before every matrix product of every block in `model`'s stacks of layers (the transformer
+        blocks): a pass is then given up within one product's time, whatever the architecture."""
         import torch
 
         for module in model.modules():
             if isinstance(module, torch.nn.ModuleList):
-                for layer in module:
-                    layer.register_forward_pre_hook(self.check)
+                for block in module:
+                    for part in block.modules():
+                        if isinstance(part, torch.nn.Linear):
+                            part.register_forward_pre_hook(self.check)

@@ -75,7 +75,7 @@ class EngineCollector(Collector):
         yield written
         given_up = CounterMetricFamily(
             "hfbot_passes_preempted",
-            "Classification passes given up between two layers so a newcomer did not wait for someone's flood.",
+            "Classification passes given up mid-pass so a newcomer did not wait for someone's flood.",
             labels=["task"],
         )
         for task, count in sorted(dict(metrics.preempted).items()):

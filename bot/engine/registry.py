@@ -264,7 +264,7 @@ class ModelRegistry:
             return tokenizer, model.eval()
 
         tokenizer, model = self._guard(role, model_id, load)
-        if self.preempt is not None:
+        if self.preempt is not None and not decoder:
             self.preempt.install(model)
         seconds = time.perf_counter() - started
         megabytes = model.get_memory_footprint() / 2**20

@@ -13,7 +13,7 @@ one step at a time.
   that arrives while others run waits for about one step, not for a whole batch.
 - Cancel and deadlines reach running generations: they stop at the next step.
 - A newcomer does not wait for someone's flood: where the executor can (`preemptible`), the pass of a
-  user who has more waiting is given up between two layers and the newcomer's request runs first.
+  user who has more waiting is given up mid-pass and the newcomer's request runs first.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see next_unit)
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
 SIMILAR_TOKENS = 8  # a row this many tokens longer than the head's still joins its pass (much_longer)
+# Estimated padding a shared pass may reach; tighter than the worker's MAX_PADDING, as estimates are rough
+# (bench.profile, sentiment on 2 cores: 8-10% more requests a second than passes filled to the budget).
+UNIT_PADDING = 0.15
+ESTIMATE_SLACK = 2  # tokens a row's estimate may be off by (4 characters a token, rounded)
 
 
 @dataclass
@@ -108,9 +112,20 @@ def length_gap(request: Request, head: Request) -> float:
     return abs(row_tokens(request) - row_tokens(head))
 
 
-def first(queue: deque[Job], key: tuple[Any, ...]) -> Job | None:
-    """A user's first job that may share a pass with the batch key's."""
-    return next((job for job in queue if job.request.batch_key() == key), None)
+def candidate(queue: deque[Job], head: Job, by_length: bool) -> Job | None:
+    """A user's job that may share the head's pass: their first, or (`by_length`) the one nearest the head's
+    length (a user's requests are independent, and a pass of one length pads little)."""
+    key = head.request.batch_key()
+    jobs = (job for job in queue if job.request.batch_key() == key)
+    if not by_length:
+        return next(jobs, None)
+    return min(jobs, key=lambda job: length_gap(job.request, head.request), default=None)
+
+
+def padded_over(rows: int, widest: float, tokens: float) -> bool:
+    """Whether a pass of `rows` rows padded to `widest` tokens would pad more than UNIT_PADDING of `tokens`
+    (with a little slack per row: short texts' estimates are too coarse to tell a token or two apart)."""
+    return rows * (widest + ESTIMATE_SLACK) > (1 + UNIT_PADDING) * (tokens + rows * ESTIMATE_SLACK)
 
 
 def plural(count: int, noun: str) -> str:
@@ -399,9 +414,9 @@ class Scheduler:
             self.lanes[head.priority].remove(head)
             self.lanes[head.priority].served([head.user])
             return [head]
-        key = head.request.batch_key()
         unit: list[Job] = []
         tokens = rows = 0
+        widest = 0.0
         passes = self.executor.info.passes
         max_rows = min(self.max_batch_size, passes.rows)
         max_tokens = min(self.max_batch_tokens, passes.tokens)  # a pass sized by tokens: short texts fill more rows
@@ -409,8 +424,8 @@ class Scheduler:
         # someone's flood, not a full pass; a pass that only one user's backlog fills takes up to a quarter of
         # a full pass of theirs where the executor can give it up for a newcomer (bench: the flood ran 20% faster
         # in 8-row passes than in 1-row ones on 2 CPU cores, the newcomer as fast). None much longer than the
-        # head's (a short request's pass is not stretched by someone's long one), the nearest lengths first
-        # (one pass of about one length: little padding, and as many rows as the budget holds).
+        # head's (a short request's pass is not stretched by someone's long one), each user's request nearest
+        # the head's length, the nearest first, while the pass pads little (one pass of about one length).
         one_round = self._present_users() > 1
         backlog_rows = max(1, max_rows // 4) if self.executor.info.preemptible else 1
 
@@ -422,18 +437,26 @@ class Scheduler:
             progress = True
             while progress and rows < max_rows and not round_over(served):
                 progress = False
-                firsts = [(user, job) for user, queue in lane.users.items() if (job := first(queue, key))]
+                firsts = [
+                    (user, job) for user, queue in lane.users.items() if (job := candidate(queue, head, one_round))
+                ]
                 if one_round:
                     firsts = [(user, job) for user, job in firsts if not much_longer(job.request, head.request)]
                     firsts.sort(key=lambda item: (item[1] is not head, length_gap(item[1].request, head.request)))
                 for user, job in firsts:  # one job per user per round
                     # The first job always runs, even over the budget alone.
-                    if unit and (tokens + job.request.cost() > max_tokens or rows + job.request.rows() > max_rows):
+                    cost, width = job.request.cost(), max(widest, row_tokens(job.request))
+                    if unit and (
+                        tokens + cost > max_tokens
+                        or rows + job.request.rows() > max_rows
+                        or (one_round and padded_over(rows + job.request.rows(), width, tokens + cost))
+                    ):
                         continue
                     lane.remove(job)
                     unit.append(job)
-                    tokens += job.request.cost()
+                    tokens += cost
                     rows += job.request.rows()
+                    widest = width
                     served.append(user)
                     progress = True
             lane.served(list(dict.fromkeys(served)))

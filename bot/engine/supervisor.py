@@ -148,7 +148,7 @@ class WorkerProcess:
                 self._forget(unit_id)
 
     def preempt(self, job_id: int) -> None:
-        """Give up the unit holding `job_id` between two layers; its `run` then raises Preempted."""
+        """Give up the unit holding `job_id` mid-pass; its `run` then raises Preempted."""
         if (unit_id := self._job_units.get(job_id)) is not None and self._preempt is not None:
             self._preempt.value = unit_id
 
