@@ -219,7 +219,8 @@ def _analysis(result: dict[str, Any]) -> list[str]:
                 f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
                 f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
                 f"{t['engine_over_ceiling']:.2f}x of that ceiling "
-                "(one forward pass per step, sorted only within a step)."
+                "(each pass formed from what is queued when it starts: every user's request nearest one length, "
+                "while the pass pads little)."
             )
     g = tasks.get("generation") or {}
     if g.get("engine_rps") and g.get("static_rps"):
@@ -244,9 +245,11 @@ def _analysis(result: dict[str, Any]) -> list[str]:
     if f.get("light_user_p99_ms"):
         notes.append(
             f"Fairness: the light user's p99 {_f(f['light_user_p99_ms'], 0)} ms in the flood "
-            f"vs {_f(f['light_user_idle_p99_ms'], 0)} ms idle: its request joins the next forward pass (round-robin), "
-            "so it waits for about the pass in progress "
-            f"(flood passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests)."
+            f"vs {_f(f['light_user_idle_p99_ms'], 0)} ms idle: each of its requests cut the flood's pass in progress "
+            f"short ({f.get('passes_preempted', 0)} passes given up for {f.get('light_requests')} requests) and ran "
+            "alone first; the flood's own passes took up to a quarter of a full pass while the light user was "
+            f"around (its passes averaged {_f((f.get('engine_batches') or {}).get('mean_batch_size'))} requests, "
+            "the light user's included)."
         )
     return notes
 
@@ -393,7 +396,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "behind a FIFO lock).",
         f"- **Ceiling:** the same request set pre-tokenized (tokenizing not timed), sorted by length, run as batched "
         f"forward passes in this process (no queue, no IPC) at the engine's dtype for the role; the best of "
-        f"{baselines_rows()} rows per forward (per-task numbers in the JSON: `ceiling.rps_by_rows_per_forward`). "
+        f"{baselines_rows()} rows per forward (per-task numbers in the JSON: `ceiling.rps_by_rows_per_forward`), "
+        "measured before the naive loop and again right after the engine; the ceiling is the mean of the two "
+        "(both in the JSON: `ceiling.rps_before`, `ceiling.rps_after`). "
         "The naive loop runs the pipeline's default float32, as a user runs it.",
         f"- **Open-loop load (classification tasks):** Poisson arrivals at {p.get('naive_load')}x the naive rate "
         f"(calibrated from >= 3 sequential calls over ~{p.get('calibration_seconds')} s); latency counted from the "

@@ -186,8 +186,8 @@ async def test_a_newcomer_cuts_a_floods_running_pass_short_at_the_real_worker(ti
             return result
 
         results = await asyncio.gather(record(newcomer, "B"), *(record(job, "A") for job in flood))
-        assert engine.metrics.preempted == {"sentiment": 1}
-        assert finished[0] == "B"  # it did not wait for A's pass
+        assert engine.metrics.preempted == {"sentiment": 1}, engine.metrics.preempted
+        assert finished[0] == "B", finished  # it did not wait for A's pass
         assert results[0] == expected
         alone = [await engine.submit(job.request, user="C") for job in flood]
         assert results[1:] == alone  # the given-up pass ran again, whole and right
