@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.engine import Busy, Engine
+from bot.engine.prometheus import EngineCollector
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
@@ -104,6 +105,16 @@ async def test_the_engine_serves_its_metrics_while_requests_run(tiny_models):
     assert value(samples, "process_resident_memory_bytes") > 0  # the bot process's own, from prometheus_client
     with pytest.raises(ConnectionRefusedError):  # closing the engine stopped the server
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+async def test_the_readme_lists_every_metric_the_engine_exports(tiny_engine):
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("## Metrics (Prometheus)") :]
+    families = list(EngineCollector(tiny_engine).collect())
+    assert len(families) > 10
+    for family in families:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"| `{name}` |" in table, f"{name} is not in the README's metrics table"
 
 
 async def test_no_metrics_port_serves_nothing(tiny_engine):

@@ -31,8 +31,8 @@ SAME = 1e-6
 
 
 async def run_together(engine, requests: list[Request]) -> list[Any]:
-    """Submit all at once (one user each) so they share one forward pass (classification) or
-    decode side by side (generation); results or errors, in order."""
+    """Submit all at once (one user each; of about one length, or the padding cap splits the pass) so they
+    share one forward pass (classification) or decode side by side (generation); results or errors, in order."""
     before = len(engine.metrics.batch_sizes[requests[0].task])
     jobs = [engine.submit_job(request, user=f"batch-user-{i}") for i, request in enumerate(requests)]
     outcomes = await asyncio.wait_for(asyncio.gather(*(job.result() for job in jobs), return_exceptions=True), TIMEOUT)
@@ -104,7 +104,7 @@ async def test_zero_shot_nli_batch_with_different_label_counts_is_regrouped(tiny
         ZeroShotRequest("Parliament voted on the budget today.", ("sports", "politics", "finance")),
         ZeroShotRequest("I cooked ramen for dinner.", ("food", "travel", "music", "health", "science")),
         ZeroShotRequest("The new phone keeps crashing.", ("technology", "weather", "sports"), multi_label=True),
-        ZeroShotRequest("Short.", ("a",), hypothesis_template="This text is about {}."),
+        ZeroShotRequest("A short one on letters.", ("a",), hypothesis_template="This text is about {}."),
     ]
     batched = await run_together(tiny_engine, requests)
     for request, result in zip(requests, batched):
@@ -120,7 +120,7 @@ async def test_zero_shot_embedding_method(tiny_engine, tiny_models):
     requests = [
         ZeroShotRequest("The match went to penalties.", labels, method="embedding"),
         ZeroShotRequest("I cooked ramen for dinner.", labels, method="embedding", multi_label=True),
-        ZeroShotRequest("Hello there.", ("greeting", "question"), method="embedding"),
+        ZeroShotRequest("Hello there, how are you?", ("greeting", "question"), method="embedding"),
     ]
     batched = await run_together(tiny_engine, requests)
     single, multi, other = batched
