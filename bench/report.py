@@ -218,8 +218,9 @@ def _analysis(result: dict[str, Any]) -> list[str]:
             notes.append(
                 f"`{name}`: the ceiling ({t.get('ceiling_dtype')}, length-sorted batches, no queue) is "
                 f"{t['ceiling_rps'] / t['naive_rps']:.2f}x the naive float32 pipeline; the engine reaches "
-                f"{t['engine_over_ceiling']:.2f}x of that ceiling "
-                "(each pass formed from what is queued when it starts: every user's request nearest one length, "
+                f"{t['engine_over_ceiling']:.2f}x of that ceiling in overload "
+                f"({_f(t.get('engine_at_offered_rps'))} req/s at the naive loop's schedule, ramp included; "
+                "each pass formed from what is queued when it starts: every user's request nearest one length, "
                 "while the pass pads little)."
             )
     g = tasks.get("generation") or {}
@@ -404,10 +405,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"(calibrated from >= 3 sequential calls over ~{p.get('calibration_seconds')} s); latency counted from the "
         "SCHEDULED arrival. The naive loop and the engine get the same schedule, so their latency columns compare "
         "directly (a queue forms in front of whichever cannot keep up, and its p50/p99 then grow with the request "
-        "count). Throughput = completed requests / (last completion − first arrival), which is the capacity only "
-        "when the offered rate exceeds it; so when the engine kept up with that schedule it is run again alone on a "
-        f"faster one (max({p.get('saturate')}x the ceiling rate, 2x the first rate)) and `engine_rps` comes from "
-        "that run (`engine_kept_up_with_offered`, `saturation_*` in the JSON).",
+        "count). Throughput = completed requests / (last completion − first arrival). The engine's capacity "
+        f"(`engine_rps`) comes from a second run of the same requests in overload, Poisson arrivals at "
+        f"max({p.get('saturate')}x the ceiling rate, 2x the first rate), so a queue of passes' worth of work forms "
+        "in the first second, as the ceiling has every request at once; at the first schedule the queue must "
+        "first build up, which in a run of a few seconds lowers the rate by the ramp (that rate is "
+        "`engine_at_offered_rps` in the JSON; `saturation_*` are the overload run's).",
         f"- **Simulated users:** open-loop requests come from {64} user ids (seeded). "
         f"Generation: {p.get('gen_requests')} requests from {p.get('gen_users')} users, Poisson arrivals at "
         f"{p.get('gen_rate')}/s (faster than any server here, so each serves at its capacity), the same schedule "
