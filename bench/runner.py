@@ -391,6 +391,7 @@ class Bench:
             NerRequest("Ada Lovelace worked with Charles Babbage in London."),
             QuestionAnsweringRequest("Who worked in London?", "Ada Lovelace worked with Charles Babbage in London."),
             GenerationRequest(prompt="Once upon a time", max_new_tokens=4, temperature=0.0),
+            SummarizationRequest("Ada Lovelace worked with Charles Babbage in London.", max_new_tokens=4),
         ]
         for request in samples:
             for _ in range(2):  # the first call loads the model
