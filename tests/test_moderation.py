@@ -670,9 +670,8 @@ async def test_tags_export_csv(env: Env) -> None:
     assert recent.data.decode("utf-8-sig").count("\n") == 3  # header + one row spanning two lines
 
 
-async def test_tags_export_jsonl_loads_as_a_dataset(env: Env) -> None:
-    await env.slash("labelset store_text", {"enabled": True})
-    await seed_tags(env, ("spam", 1.5, "free nitro"), ("question", 0, 'how do "I"\nreset? ✨'))
+async def add_auto_and_embedded_tags(env: Env) -> None:
+    """An auto-tag (no text, no vector) and a moderator's tag kept with its text and vector."""
     await env.store.add_tags(
         [Tag(env.guild_id, env.h.channel_id, 1002, 7, "spam", 0.91, "learned", env.h.bot_id, True, time.time())]
     )
@@ -680,6 +679,12 @@ async def test_tags_export_jsonl_loads_as_a_dataset(env: Env) -> None:
         [Tag(env.guild_id, env.h.channel_id, 1003, 7, "question", None, "embedding", 5, False, time.time(), "hi?")],
         Embedding(VECTOR, "minilm"),
     )
+
+
+async def test_tags_export_jsonl_loads_as_a_dataset(env: Env) -> None:
+    await env.slash("labelset store_text", {"enabled": True})
+    await seed_tags(env, ("spam", 1.5, "free nitro"), ("question", 0, 'how do "I"\nreset? ✨'))
+    await add_auto_and_embedded_tags(env)
     await env.slash("tags export", {"format": "jsonl"})
     [export] = env.h.recorder.files("response")
     assert export.filename == f"tags-{env.guild_id}.jsonl" and "4 tags." in env.h.recorder.last("response").text()
@@ -708,13 +713,7 @@ async def test_tags_export_parquet_has_the_jsonl_columns_typed(env: Env) -> None
 
     await env.slash("labelset store_text", {"enabled": True})
     await seed_tags(env, ("spam", 1.5, "free nitro ✨"))
-    await env.store.add_tags(
-        [Tag(env.guild_id, env.h.channel_id, 1002, 7, "spam", 0.91, "learned", env.h.bot_id, True, time.time())]
-    )
-    await env.store.add_tags(
-        [Tag(env.guild_id, env.h.channel_id, 1003, 7, "question", None, "embedding", 5, False, time.time(), "hi?")],
-        Embedding(VECTOR, "minilm"),
-    )
+    await add_auto_and_embedded_tags(env)
     await env.slash("tags export", {"format": "parquet"})
     [export] = env.h.recorder.files("response")
     assert export.filename == f"tags-{env.guild_id}.parquet" and "3 tags." in env.h.recorder.last("response").text()

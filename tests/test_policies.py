@@ -249,11 +249,17 @@ async def test_delete_and_alert_policies_and_a_raid_summarized(start: Start) -> 
     env.h.assert_no_errors()
 
 
-async def test_a_message_both_alerted_and_unsure_is_reviewed_once(start: Start) -> None:
+async def with_spam_alerts(start: Start) -> tuple[Env, int]:
+    """A server with examples, auto-tagging its channel into a log channel, and an alert policy for spam."""
     env = await with_examples(start)
     log_channel = env.h.add_channel("mod-log")
     await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.95, "log_channel": log_channel})
     await env.slash("policy set", {"label": "spam", "precision": 80, "action": "alert"})
+    return env, log_channel
+
+
+async def test_a_message_both_alerted_and_unsure_is_reviewed_once(start: Start) -> None:
+    env, log_channel = await with_spam_alerts(start)
     message = await env.h.dispatch_message("spam now", author_id=env.h.add_member())  # 0.83: unsure and alerted
     [entry] = [r for r in env.h.recorder.of_kind("send_message") if r.channel_id == log_channel]
     assert "confirm" in str(entry.components) and (await env.store.review(env.guild_id, message.id)).label == "spam"
@@ -308,10 +314,7 @@ async def test_a_raid_summary_is_posted_when_the_window_ends_though_the_channel_
 
 
 async def test_a_retraining_moves_the_threshold_and_pauses_a_policy_it_cannot_keep(start: Start) -> None:
-    env = await with_examples(start)
-    log_channel = env.h.add_channel("mod-log")
-    await env.slash("autotag enable", {"channel": env.h.channel_id, "threshold": 0.95, "log_channel": log_channel})
-    await env.slash("policy set", {"label": "spam", "precision": 80, "action": "alert"})
+    env, log_channel = await with_spam_alerts(start)
     [before] = await env.bot.store.policies.policies(env.guild_id)
     assert before.threshold == pytest.approx(5 / 6) and before.paused is None
 

@@ -422,10 +422,10 @@ class Scheduler:
         max_tokens = min(self.max_batch_tokens, passes.tokens)  # a pass sized by tokens: short texts fill more rows
         # While several people are around, a pass takes one job per user, so a newcomer waits for one row of
         # someone's flood, not a full pass; a pass that only one user's backlog fills takes up to a quarter of
-        # a full pass of theirs where the executor can give it up for a newcomer (bench: the flood ran 20% faster
-        # in 8-row passes than in 1-row ones on 2 CPU cores, the newcomer as fast). None much longer than the
-        # head's (a short request's pass is not stretched by someone's long one), each user's request nearest
-        # the head's length, the nearest first, while the pass pads little (one pass of about one length).
+        # a full pass of theirs where the executor can give it up for a newcomer (bench: the flood ran about
+        # 20% faster in 8-row passes than in 1-row ones on 2 CPU cores, the newcomer as fast). None much
+        # longer than the head's (a short request's pass is not stretched by someone's long one), each
+        # user's request nearest the head's length, the nearest first, while the pass pads little.
         one_round = self._present_users() > 1
         backlog_rows = max(1, max_rows // 4) if self.executor.info.preemptible else 1
 
