@@ -24,7 +24,9 @@ from bot.engine import (
     ModelUnavailable,
     WorkerCrashed,
 )
+from bot.engine.backends import RoutingExecutor
 from bot.engine.openai_backend import DOWN, LOST
+from bot.engine.scheduler import ExecutorInfo
 from bot.specs.generation import GenerationRequest
 from bot.specs.sentiment import SentimentRequest
 
@@ -197,3 +199,20 @@ async def test_slash_generate_streams_from_the_server(engine, tiny_models, tmp_p
         await h.close()
     assert embed["title"] == "Chat" and embed["color"] == discord.Colour.blurple().value
     assert "SmolLM2" in embed["footer"]["text"]  # the server's model
+
+
+class PreemptRecorder:
+    def __init__(self) -> None:
+        self.info = ExecutorInfo(state="running", preemptible=True)
+        self.preempted: list[int] = []
+
+    def preempt(self, job_id: int) -> None:
+        self.preempted.append(job_id)
+
+
+def test_routing_gives_up_passes_at_the_executor_that_classifies():
+    default, other = PreemptRecorder(), PreemptRecorder()
+    routing = RoutingExecutor(default, other)
+    assert routing.info.preemptible
+    routing.preempt(7)
+    assert default.preempted == [7] and other.preempted == []

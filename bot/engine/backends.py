@@ -44,6 +44,9 @@ class RoutingExecutor:
         self.default.cancel(job_id)
         self.other.cancel(job_id)
 
+    def preempt(self, job_id: int) -> None:
+        self.default.preempt(job_id)  # only classification passes are given up, and they run there
+
 
 def make_executor(config: EngineConfig) -> Executor:
     executor: Executor
