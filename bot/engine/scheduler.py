@@ -42,7 +42,7 @@ ACTIVE_SECONDS = 2.0  # a user served this recently still counts as present (see
 TICK = 0.5  # seconds between deadline checks while nothing else wakes the scheduler
 SIMILAR_TOKENS = 8  # a row this many tokens longer than the head's still joins its pass (much_longer)
 # Estimated padding a shared pass may reach; tighter than the worker's MAX_PADDING, as estimates are rough
-# (bench.profile, sentiment on 2 cores: 8-10% more requests a second than passes filled to the budget).
+# (bench.profile, sentiment on 2 cores: about 10% more requests a second than passes filled to the budget).
 UNIT_PADDING = 0.15
 ESTIMATE_SLACK = 2  # tokens a row's estimate may be off by (4 characters a token, rounded)
 
